@@ -1,0 +1,193 @@
+//! `ModelConfig`: a Hugging Face Llama `config.json` plus the studio's own fields.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+
+/// How a checkpoint was trained with respect to positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainedPositions {
+    /// Rotary embeddings in every layer (ordinary Llama).
+    #[default]
+    Rope,
+    /// No positional embedding at all: DroPE after recalibration, or NoPE from scratch.
+    None,
+}
+
+/// Model hyper-parameters. Field names follow Hugging Face's `LlamaConfig`, so a
+/// `config.json` written by other Llama tooling parses here and ours parses there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Width of the residual stream.
+    pub hidden_size: usize,
+    /// Number of transformer blocks.
+    pub num_hidden_layers: usize,
+    /// Number of query heads.
+    pub num_attention_heads: usize,
+    /// Number of key/value heads (grouped-query attention); defaults to the query heads.
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Hidden width of the SwiGLU MLP.
+    pub intermediate_size: usize,
+    /// Vocabulary size (rows of the embedding matrix).
+    pub vocab_size: usize,
+    /// RMSNorm epsilon.
+    #[serde(default = "default_rms_norm_eps")]
+    pub rms_norm_eps: f64,
+    /// RoPE base `b`.
+    #[serde(default = "default_rope_theta")]
+    pub rope_theta: f64,
+    /// Whether `lm_head` shares the embedding matrix.
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// The training context length `L`.
+    pub max_position_embeddings: usize,
+    /// Per-head width; defaults to `hidden_size / num_attention_heads`.
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    /// Studio field: whether the model was trained with RoPE or with no positions.
+    #[serde(default)]
+    pub position_embedding: TrainedPositions,
+    /// Studio field: the fitted DroPE logit-scale coefficient `c` in `beta(s) = 1 + c ln s`.
+    #[serde(default)]
+    pub drope_c: Option<f64>,
+}
+
+fn default_rms_norm_eps() -> f64 {
+    1e-6
+}
+
+fn default_rope_theta() -> f64 {
+    10_000.0
+}
+
+impl ModelConfig {
+    /// Parses and validates a `config.json`.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let config: ModelConfig =
+            serde_json::from_slice(bytes).map_err(|e| EngineError::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Serialises to pretty JSON (what the trainer writes).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks that the dimensions are consistent with each other.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |msg: String| Err(EngineError::Config(msg));
+        for (name, value) in [
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("vocab_size", self.vocab_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ] {
+            if value == 0 {
+                return fail(format!("{name} must be positive"));
+            }
+        }
+        let kv = self.kv_heads();
+        if kv == 0 || self.num_attention_heads % kv != 0 {
+            return fail(format!(
+                "num_attention_heads ({}) must be a multiple of num_key_value_heads ({kv})",
+                self.num_attention_heads
+            ));
+        }
+        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
+            return fail(format!(
+                "hidden_size ({}) is not divisible by num_attention_heads ({})",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        let head_dim = self.head_dim();
+        if head_dim < 4 || head_dim % 2 != 0 {
+            return fail(format!("head_dim ({head_dim}) must be even and at least 4"));
+        }
+        if !(self.rope_theta > 1.0 && self.rope_theta.is_finite()) {
+            return fail(format!("rope_theta ({}) must be > 1", self.rope_theta));
+        }
+        if !(self.rms_norm_eps > 0.0 && self.rms_norm_eps.is_finite()) {
+            return fail(format!("rms_norm_eps ({}) must be > 0", self.rms_norm_eps));
+        }
+        if let Some(c) = self.drope_c {
+            if !c.is_finite() {
+                return fail("drope_c must be a finite number".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of key/value heads.
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    /// Per-head width `D`.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// The training length `L`.
+    pub fn training_length(&self) -> usize {
+        self.max_position_embeddings
+    }
+
+    /// Number of parameters stored in the checkpoint.
+    pub fn parameter_count(&self) -> usize {
+        let (h, d) = (self.hidden_size, self.head_dim());
+        let attention = h * d * (2 * self.num_attention_heads + 2 * self.kv_heads());
+        let mlp = 3 * h * self.intermediate_size;
+        let per_layer = attention + mlp + 2 * h;
+        let head = if self.tie_word_embeddings {
+            0
+        } else {
+            self.vocab_size * h
+        };
+        self.vocab_size * h + self.num_hidden_layers * per_layer + h + head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LLAMA_JSON: &str = r#"{
+        "architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "vocab_size": 300, "max_position_embeddings": 64, "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0, "tie_word_embeddings": true, "torch_dtype": "float32"
+    }"#;
+
+    #[test]
+    fn parses_hugging_face_llama_config() {
+        let c = ModelConfig::from_json(LLAMA_JSON.as_bytes()).unwrap();
+        assert_eq!(c.head_dim(), 16);
+        assert_eq!(c.kv_heads(), 2);
+        assert_eq!(c.training_length(), 64);
+        assert_eq!(c.position_embedding, TrainedPositions::Rope);
+        assert_eq!(c.drope_c, None);
+        let again = ModelConfig::from_json(c.to_json().as_bytes()).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn rejects_inconsistent_heads() {
+        let bad = LLAMA_JSON.replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3");
+        let err = ModelConfig::from_json(bad.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("multiple"), "{err}");
+    }
+
+    #[test]
+    fn rejects_missing_fields_and_garbage() {
+        assert!(ModelConfig::from_json(b"{}").is_err());
+        assert!(ModelConfig::from_json(b"not json").is_err());
+        let zero = LLAMA_JSON.replace("\"vocab_size\": 300", "\"vocab_size\": 0");
+        assert!(ModelConfig::from_json(zero.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,125 @@
+//! The CPU backend: candle-core tensors on the CPU, the reference implementation.
+
+mod transformer;
+
+pub use transformer::{
+    cross_entropy, rms_norm, softmax_last_dim, token_tensor, ForwardSettings, LayerCache,
+    RotaryTables, Transformer,
+};
+
+use candle_core::Device;
+
+use crate::analysis::{head_stats, HeadStats};
+use crate::backend::{Backend, ForwardInput, ForwardOutput};
+use crate::config::ModelConfig;
+use crate::error::{EngineError, Result};
+use crate::weights::ModelWeights;
+
+/// A model loaded for the CPU path.
+pub struct CpuBackend {
+    config: ModelConfig,
+    weights: ModelWeights,
+}
+
+impl CpuBackend {
+    /// Loads `config.json` and `model.safetensors` bytes.
+    pub fn load(config_json: &[u8], safetensors: &[u8]) -> Result<Self> {
+        let config = ModelConfig::from_json(config_json)?;
+        let weights = ModelWeights::from_safetensors(&config, safetensors)?;
+        Ok(CpuBackend { config, weights })
+    }
+
+    /// Wraps weights already in memory.
+    pub fn from_weights(config: ModelConfig, weights: ModelWeights) -> Result<Self> {
+        config.validate()?;
+        Ok(CpuBackend { config, weights })
+    }
+
+    /// The model's weights.
+    pub fn weights(&self) -> &ModelWeights {
+        &self.weights
+    }
+}
+
+impl Backend for CpuBackend {
+    type Cache = Vec<LayerCache>;
+
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn name(&self) -> &'static str {
+        "CPU"
+    }
+
+    fn new_cache(&self) -> Self::Cache {
+        vec![LayerCache::default(); self.config.num_hidden_layers]
+    }
+
+    fn cache_len(&self, cache: &Self::Cache) -> usize {
+        cache.first().map_or(0, LayerCache::len)
+    }
+
+    fn forward(&self, cache: &mut Self::Cache, input: ForwardInput<'_>) -> Result<ForwardOutput> {
+        let new = input.tokens.len();
+        if new == 0 {
+            return Ok(ForwardOutput::default());
+        }
+        let cached = self.cache_len(cache);
+        let heads = self.config.num_attention_heads;
+        let layers = self.config.num_hidden_layers;
+        for &(layer, head) in &input.capture.heads {
+            if layer >= layers || head >= heads {
+                return Err(EngineError::Input(format!(
+                    "attention capture asks for layer {layer} head {head}; the model has {layers} layers of {heads} heads"
+                )));
+            }
+        }
+        let device = Device::Cpu;
+        let rotary = match &input.scheme.frequencies {
+            Some(freqs) => Some(RotaryTables::new(
+                freqs,
+                input.position_offset + cached,
+                new,
+                &device,
+            )?),
+            None => None,
+        };
+        let settings = ForwardSettings {
+            rotary: rotary.as_ref(),
+            logit_scale: input.scheme.logit_scale,
+        };
+        let total = cached + new;
+        let mut head_stats_out = vec![vec![HeadStats::default(); layers * heads]; new];
+        let mut attention = vec![vec![Vec::new(); input.capture.heads.len()]; new];
+        let tokens = token_tensor(input.tokens, &device)?;
+        let logits = Transformer::new(&self.config, &self.weights).forward(
+            &tokens,
+            &settings,
+            Some(cache),
+            |layer, probs| {
+                // probs: [1, heads, new, total], row-major.
+                let flat = probs.flatten_all()?.to_vec1::<f32>()?;
+                let row = |head: usize, t: usize| &flat[(head * new + t) * total..][..total];
+                for t in 0..new {
+                    let query = cached + t;
+                    for head in 0..heads {
+                        head_stats_out[t][layer * heads + head] =
+                            head_stats(row(head, t), query, input.capture.span.as_ref());
+                    }
+                    for (c, &(l, head)) in input.capture.heads.iter().enumerate() {
+                        if l == layer {
+                            attention[t][c] = row(head, t)[..=query].to_vec();
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        Ok(ForwardOutput {
+            logits: logits.flatten_all()?.to_vec1::<f32>()?,
+            attention,
+            head_stats: head_stats_out,
+        })
+    }
+}

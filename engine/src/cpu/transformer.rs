@@ -1,0 +1,260 @@
+//! The Llama forward pass on candle tensors. Written with plain, differentiable ops
+//! (no fused rope / rms_norm / softmax, which have no backward in candle 0.11) so the
+//! trainer trains exactly this code, and the CPU backend runs it for inference.
+
+use candle_core::{DType, Device, Tensor, D};
+
+use crate::config::ModelConfig;
+use crate::error::Result;
+use crate::weights::{LayerWeights, ModelWeights};
+
+/// Cos/sin tables for a run of consecutive positions: `[T, D/2]` each.
+pub struct RotaryTables {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl RotaryTables {
+    /// Tables for positions `first .. first + len` at the given per-pair frequencies.
+    /// Angles are computed in f64 so long positions keep their precision.
+    pub fn new(frequencies: &[f64], first: usize, len: usize, device: &Device) -> Result<Self> {
+        let half = frequencies.len();
+        let mut cos = Vec::with_capacity(len * half);
+        let mut sin = Vec::with_capacity(len * half);
+        for p in first..first + len {
+            for f in frequencies {
+                let angle = p as f64 * f;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        Ok(RotaryTables {
+            cos: Tensor::from_vec(cos, (len, half), device)?,
+            sin: Tensor::from_vec(sin, (len, half), device)?,
+        })
+    }
+
+    /// Rotates `x` of shape `[B, heads, T, D]`: pair `d` is dims `(d, d + D/2)`.
+    pub fn rotate(&self, x: &Tensor) -> Result<Tensor> {
+        let half = x.dim(D::Minus1)? / 2;
+        let x1 = x.narrow(D::Minus1, 0, half)?;
+        let x2 = x.narrow(D::Minus1, half, half)?;
+        let first = (x1.broadcast_mul(&self.cos)? - x2.broadcast_mul(&self.sin)?)?;
+        let second = (x2.broadcast_mul(&self.cos)? + x1.broadcast_mul(&self.sin)?)?;
+        Ok(Tensor::cat(&[first, second], D::Minus1)?)
+    }
+}
+
+/// Keys and values of one layer for the tokens seen so far: `[B, kv_heads, T, D]`.
+#[derive(Debug, Clone, Default)]
+pub struct LayerCache {
+    /// Rotated keys.
+    pub keys: Option<Tensor>,
+    /// Values.
+    pub values: Option<Tensor>,
+}
+
+impl LayerCache {
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.keys.as_ref().and_then(|k| k.dim(2).ok()).unwrap_or(0)
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn append(&mut self, keys: Tensor, values: Tensor) -> Result<(Tensor, Tensor)> {
+        let joined = |old: &Option<Tensor>, new: Tensor| -> Result<Tensor> {
+            Ok(match old {
+                Some(old) => Tensor::cat(&[old, &new], 2)?,
+                None => new,
+            })
+        };
+        let keys = joined(&self.keys, keys)?;
+        let values = joined(&self.values, values)?;
+        self.keys = Some(keys.clone());
+        self.values = Some(values.clone());
+        Ok((keys, values))
+    }
+}
+
+/// Settings of one forward call.
+pub struct ForwardSettings<'a> {
+    /// Rotation for the new positions, or `None` for no positional embedding.
+    pub rotary: Option<&'a RotaryTables>,
+    /// Multiplier of every attention logit (YaRN temperature, DroPE beta).
+    pub logit_scale: f64,
+}
+
+/// RMSNorm: `x / sqrt(mean(x^2) + eps) * weight`.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = x.broadcast_div(&(mean_square + eps)?.sqrt()?)?;
+    Ok(normed.broadcast_mul(weight)?)
+}
+
+/// Softmax over the last dimension (max subtracted for stability; the max is a
+/// constant for the gradient, which leaves softmax's value and gradient unchanged).
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let exp = x.broadcast_sub(&max)?.exp()?;
+    Ok(exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)?)
+}
+
+/// `x @ w^T` for `x: [B, T, in]`, `w: [out, in]`.
+fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (b, t, i) = x.dims3()?;
+    let out = x.reshape((b * t, i))?.matmul(&w.t()?)?;
+    Ok(out.reshape((b, t, w.dim(0)?))?)
+}
+
+/// Causal mask for `new` queries after `cached` keys: `[new, cached + new]`, 0 where a
+/// query may look, -inf where the key lies in its future.
+fn causal_mask(cached: usize, new: usize, device: &Device) -> Result<Tensor> {
+    let total = cached + new;
+    let mask: Vec<f32> = (0..new)
+        .flat_map(|t| {
+            (0..total).map(move |j| {
+                if j > cached + t {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Ok(Tensor::from_vec(mask, (new, total), device)?)
+}
+
+/// The model as a function of its weights.
+pub struct Transformer<'w> {
+    config: &'w ModelConfig,
+    weights: &'w ModelWeights,
+}
+
+impl<'w> Transformer<'w> {
+    /// Wraps weights that match `config`.
+    pub fn new(config: &'w ModelConfig, weights: &'w ModelWeights) -> Self {
+        Transformer { config, weights }
+    }
+
+    /// Runs `tokens` (`[B, T]`, u32) after the `cache` contents (if any) and returns the
+    /// logits `[B, T, vocab]`. `observe(layer, probs)` sees each layer's attention
+    /// probabilities `[B, heads, T, cached + T]`.
+    pub fn forward(
+        &self,
+        tokens: &Tensor,
+        settings: &ForwardSettings<'_>,
+        mut cache: Option<&mut [LayerCache]>,
+        mut observe: impl FnMut(usize, &Tensor) -> Result<()>,
+    ) -> Result<Tensor> {
+        let (batch, len) = tokens.dims2()?;
+        let cached = cache
+            .as_ref()
+            .and_then(|c| c.first())
+            .map_or(0, |c| c.len());
+        let device = tokens.device();
+        let mask = causal_mask(cached, len, device)?;
+        let mut x = self
+            .weights
+            .embed_tokens
+            .index_select(&tokens.flatten_all()?, 0)?
+            .reshape((batch, len, self.config.hidden_size))?;
+        for (index, layer) in self.weights.layers.iter().enumerate() {
+            let layer_cache = cache.as_mut().map(|c| &mut c[index]);
+            let (attended, probs) = self.attention(&x, layer, settings, &mask, layer_cache)?;
+            observe(index, &probs)?;
+            x = (x + attended)?;
+            x = (&x + self.mlp(&x, layer)?)?;
+        }
+        let x = rms_norm(&x, &self.weights.norm, self.config.rms_norm_eps)?;
+        let head = self
+            .weights
+            .lm_head
+            .as_ref()
+            .unwrap_or(&self.weights.embed_tokens);
+        linear(&x, head)
+    }
+
+    fn attention(
+        &self,
+        x: &Tensor,
+        layer: &LayerWeights,
+        settings: &ForwardSettings<'_>,
+        mask: &Tensor,
+        cache: Option<&mut LayerCache>,
+    ) -> Result<(Tensor, Tensor)> {
+        let c = self.config;
+        let (batch, len, _) = x.dims3()?;
+        let (heads, kv_heads, head_dim) = (c.num_attention_heads, c.kv_heads(), c.head_dim());
+        let h = rms_norm(x, &layer.input_layernorm, c.rms_norm_eps)?;
+        let split_heads = |t: Tensor, n: usize| -> Result<Tensor> {
+            Ok(t.reshape((batch, len, n, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        let mut q = split_heads(linear(&h, &layer.q_proj)?, heads)?;
+        let mut k = split_heads(linear(&h, &layer.k_proj)?, kv_heads)?;
+        let v = split_heads(linear(&h, &layer.v_proj)?, kv_heads)?;
+        if let Some(rotary) = settings.rotary {
+            q = rotary.rotate(&q)?;
+            k = rotary.rotate(&k)?;
+        }
+        let (k, v) = match cache {
+            Some(cache) => cache.append(k, v)?,
+            None => (k, v),
+        };
+        let repeat = heads / kv_heads;
+        let (k, v) = (repeat_kv(k, repeat)?, repeat_kv(v, repeat)?);
+        let scale = settings.logit_scale / (head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+        let probs = softmax_last_dim(&scores)?;
+        let attended =
+            probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((batch, len, heads * head_dim))?;
+        Ok((linear(&attended, &layer.o_proj)?, probs))
+    }
+
+    fn mlp(&self, x: &Tensor, layer: &LayerWeights) -> Result<Tensor> {
+        let h = rms_norm(x, &layer.post_attention_layernorm, self.config.rms_norm_eps)?;
+        let gate = linear(&h, &layer.gate_proj)?.silu()?;
+        let up = linear(&h, &layer.up_proj)?;
+        linear(&(gate * up)?, &layer.down_proj)
+    }
+}
+
+/// Grouped-query attention: head `h` reads key/value head `h / repeat`.
+fn repeat_kv(x: Tensor, repeat: usize) -> Result<Tensor> {
+    if repeat == 1 {
+        return Ok(x);
+    }
+    let (b, kv, t, d) = x.dims4()?;
+    Ok(x.unsqueeze(2)?
+        .expand((b, kv, repeat, t, d))?
+        .reshape((b, kv * repeat, t, d))?)
+}
+
+/// Convenience: token ids as a `[1, T]` tensor.
+pub fn token_tensor(tokens: &[u32], device: &Device) -> Result<Tensor> {
+    Ok(Tensor::from_vec(
+        tokens.to_vec(),
+        (1, tokens.len()),
+        device,
+    )?)
+}
+
+/// Per-token cross-entropy of `logits: [B, T, V]` against `targets: [B, T]` (mean).
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let (b, t, v) = logits.dims3()?;
+    let logits = logits.reshape((b * t, v))?.to_dtype(DType::F32)?;
+    let max = logits.max_keepdim(D::Minus1)?.detach();
+    let shifted = logits.broadcast_sub(&max)?;
+    let log_sum = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    let log_probs = shifted.broadcast_sub(&log_sum)?;
+    let picked = log_probs.gather(&targets.reshape((b * t, 1))?, 1)?;
+    Ok(picked.neg()?.mean_all()?)
+}

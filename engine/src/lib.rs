@@ -1,0 +1,28 @@
+//! DroPE Studio's model runtime.
+//!
+//! Everything loads from bytes so the same code runs natively and in the browser:
+//! [`ModelConfig`] from `config.json`, [`ModelWeights`] from `model.safetensors`,
+//! [`TextTokenizer`] from `tokenizer.json`. A [`Backend`] runs the model (the CPU
+//! path, [`cpu::CpuBackend`], is the reference); a [`Session`] grows a prompt with a KV
+//! cache under a [`SchemeSpec`] and returns a [`Trace`] per extension.
+#![warn(missing_docs)]
+
+pub mod analysis;
+pub mod backend;
+pub mod config;
+pub mod cpu;
+pub mod error;
+pub mod init;
+pub mod position;
+pub mod session;
+pub mod tokenizer;
+pub mod weights;
+
+pub use analysis::{HeadStats, Prediction};
+pub use backend::{Backend, Capture, ForwardInput, ForwardOutput};
+pub use config::{ModelConfig, TrainedPositions};
+pub use error::{EngineError, Result};
+pub use position::{AppliedScheme, LogitScale, PositionScheme, ScaleFactor, SchemeSpec};
+pub use session::{AttentionRow, PositionTrace, Session, SessionOptions, Trace};
+pub use tokenizer::{TextTokenizer, TokenPiece};
+pub use weights::ModelWeights;

@@ -1,0 +1,497 @@
+//! Position schemes: RoPE, its inference-time scalings (PI, NTK-aware, YaRN), and none
+//! (DroPE / NoPE), each with a fixed or dynamic scale factor `s`, plus DroPE's logit
+//! scale `beta(s) = 1 + c ln s`.
+//!
+//! Formulas: ../shared/paper-notes.md ("Baselines ... exact formulas"), which follows
+//! Su et al. 2021 (RoPE), Chen et al. 2023 (PI), bloc97 2023 (NTK-aware), Peng et al.
+//! 2023 (YaRN) and Gelberg et al. 2025 (DroPE). Pair `d` of a head of width `D` is the
+//! pair of dimensions `(d, d + D/2)` (Hugging Face Llama's "rotate half" layout).
+
+use std::f64::consts::PI as PI_F64;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{EngineError, Result};
+
+/// YaRN's default ramp bounds (Peng et al. 2023, for Llama).
+pub const YARN_ALPHA: f64 = 1.0;
+/// See [`YARN_ALPHA`].
+pub const YARN_BETA: f64 = 32.0;
+
+/// Which rotation (if any) queries and keys receive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PositionScheme {
+    /// Plain rotary embeddings: pair `d` at position `m` turns by `m * theta_d`.
+    Rope,
+    /// Position interpolation: positions divided by `s`.
+    Pi,
+    /// NTK-aware scaling: base `b' = b * s^(D/(D-2))`.
+    Ntk,
+    /// YaRN: per-pair blend of PI and RoPE by the ramp `g(L / lambda_d)`, plus an
+    /// attention temperature `(0.1 ln s + 1)^2`.
+    Yarn {
+        /// Ramp start (pairs with fewer than `alpha` turns within `L` are interpolated).
+        alpha: f64,
+        /// Ramp end (pairs with more than `beta` turns within `L` are kept as RoPE).
+        beta: f64,
+    },
+    /// No rotation at all: DroPE after recalibration, or NoPE.
+    None,
+}
+
+/// The scale factor `s = L' / L`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ScaleFactor {
+    /// A fixed target ratio, chosen ahead of time.
+    Fixed(f64),
+    /// `s = max(1, current_length / L)`, re-evaluated as the prompt grows.
+    Dynamic,
+}
+
+/// Whether DroPE's logit scale `beta(s) = 1 + c ln s` multiplies the attention logits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LogitScale {
+    /// Attention logits are not rescaled.
+    Off,
+    /// Use the coefficient `c` fitted for the model (`drope_c` in its config).
+    Fitted,
+    /// Use this coefficient `c`.
+    Coefficient(f64),
+}
+
+/// A complete inference-time position setting: rotation, scale factor and logit scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SchemeSpec {
+    /// Rotation of queries and keys.
+    pub position: PositionScheme,
+    /// How `s` is chosen.
+    pub scale: ScaleFactor,
+    /// DroPE's softmax temperature.
+    pub logit_scale: LogitScale,
+}
+
+/// A scheme evaluated at one scale factor: what a backend needs to run attention.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedScheme {
+    /// The scale factor `s` this was evaluated at.
+    pub scale: f64,
+    /// Angular frequency per pair (`D/2` values), or `None` when nothing rotates.
+    pub frequencies: Option<Vec<f64>>,
+    /// Multiplier of every attention logit (YaRN temperature times DroPE beta).
+    pub logit_scale: f64,
+}
+
+/// RoPE's frequency per pair: `theta_d = b^(-2d/D)`.
+pub fn rope_frequencies(head_dim: usize, base: f64) -> Vec<f64> {
+    (0..head_dim / 2)
+        .map(|d| base.powf(-2.0 * d as f64 / head_dim as f64))
+        .collect()
+}
+
+/// YaRN's ramp `g(r)`: 0 below `alpha`, 1 above `beta`, linear in between.
+pub fn yarn_ramp(r: f64, alpha: f64, beta: f64) -> f64 {
+    if r < alpha {
+        0.0
+    } else if r > beta {
+        1.0
+    } else {
+        (r - alpha) / (beta - alpha)
+    }
+}
+
+/// YaRN's attention temperature as a multiplier of the logits: `(0.1 ln s + 1)^2`
+/// (YaRN scales both rotated q and k by `0.1 ln s + 1`).
+pub fn yarn_logit_scale(s: f64) -> f64 {
+    let t = 0.1 * s.max(1.0).ln() + 1.0;
+    t * t
+}
+
+/// DroPE's logit scale `beta(s) = 1 + c ln s`, and 1 for `s <= 1`.
+pub fn drope_beta(c: f64, s: f64) -> f64 {
+    if s <= 1.0 {
+        1.0
+    } else {
+        1.0 + c * s.ln()
+    }
+}
+
+impl ScaleFactor {
+    /// The scale factor for a context of `len` tokens and training length `L`.
+    pub fn at(self, len: usize, training_length: usize) -> f64 {
+        match self {
+            ScaleFactor::Fixed(s) => s,
+            ScaleFactor::Dynamic => (len as f64 / training_length.max(1) as f64).max(1.0),
+        }
+    }
+}
+
+impl PositionScheme {
+    /// Angular frequency per pair at scale `s`, or `None` for [`PositionScheme::None`].
+    pub fn frequencies(
+        self,
+        head_dim: usize,
+        base: f64,
+        training_length: usize,
+        s: f64,
+    ) -> Option<Vec<f64>> {
+        let theta = rope_frequencies(head_dim, base);
+        let d_total = head_dim as f64;
+        let scaled = match self {
+            PositionScheme::None => return None,
+            PositionScheme::Rope => theta,
+            PositionScheme::Pi => theta.iter().map(|t| t / s).collect(),
+            PositionScheme::Ntk => theta
+                .iter()
+                .enumerate()
+                .map(|(d, t)| t * s.powf(-2.0 * d as f64 / (d_total - 2.0)))
+                .collect(),
+            PositionScheme::Yarn { alpha, beta } => theta
+                .iter()
+                .map(|t| {
+                    let wavelength = 2.0 * PI_F64 / t;
+                    let g = yarn_ramp(training_length as f64 / wavelength, alpha, beta);
+                    (1.0 - g) * t / s + g * t
+                })
+                .collect(),
+        };
+        Some(scaled)
+    }
+
+    /// The scheme's own multiplier of the attention logits (YaRN's temperature).
+    pub fn logit_scale(self, s: f64) -> f64 {
+        match self {
+            PositionScheme::Yarn { .. } => yarn_logit_scale(s),
+            _ => 1.0,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            PositionScheme::Rope => "rope",
+            PositionScheme::Pi => "pi",
+            PositionScheme::Ntk => "ntk",
+            PositionScheme::Yarn { .. } => "yarn",
+            PositionScheme::None => "none",
+        }
+    }
+}
+
+impl SchemeSpec {
+    /// Plain RoPE, the training-time setting of a RoPE model.
+    pub const ROPE: SchemeSpec = SchemeSpec {
+        position: PositionScheme::Rope,
+        scale: ScaleFactor::Fixed(1.0),
+        logit_scale: LogitScale::Off,
+    };
+    /// No positions and no logit scale: DroPE without beta, or NoPE.
+    pub const NONE: SchemeSpec = SchemeSpec {
+        position: PositionScheme::None,
+        scale: ScaleFactor::Fixed(1.0),
+        logit_scale: LogitScale::Off,
+    };
+
+    /// Checks the parameters: `s >= 1` and finite, YaRN's `0 <= alpha < beta`.
+    pub fn validate(&self) -> Result<()> {
+        if let ScaleFactor::Fixed(s) = self.scale {
+            if !(s.is_finite() && s >= 1.0) {
+                return Err(EngineError::Scheme(format!(
+                    "scale factor s must be a number >= 1, got {s}"
+                )));
+            }
+        }
+        if let PositionScheme::Yarn { alpha, beta } = self.position {
+            if !(alpha.is_finite() && beta.is_finite() && 0.0 <= alpha && alpha < beta) {
+                return Err(EngineError::Scheme(format!(
+                    "YaRN needs 0 <= alpha < beta, got alpha = {alpha}, beta = {beta}"
+                )));
+            }
+        }
+        if let LogitScale::Coefficient(c) = self.logit_scale {
+            if !c.is_finite() {
+                return Err(EngineError::Scheme(format!(
+                    "beta coefficient c must be finite, got {c}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the applied scheme changes as the context grows (so caches go stale).
+    pub fn is_dynamic(&self) -> bool {
+        self.scale == ScaleFactor::Dynamic
+    }
+
+    /// Evaluates the scheme for a context of `len` tokens.
+    ///
+    /// `fitted_c` is the model's `drope_c`, used by [`LogitScale::Fitted`].
+    pub fn apply(
+        &self,
+        len: usize,
+        head_dim: usize,
+        base: f64,
+        training_length: usize,
+        fitted_c: Option<f64>,
+    ) -> Result<AppliedScheme> {
+        self.validate()?;
+        let s = self.scale.at(len, training_length);
+        let beta = match self.logit_scale {
+            LogitScale::Off => 1.0,
+            LogitScale::Coefficient(c) => drope_beta(c, s),
+            LogitScale::Fitted => {
+                let c = fitted_c.ok_or_else(|| {
+                    EngineError::Scheme(
+                        "this model has no fitted DroPE coefficient c (drope_c in config.json)"
+                            .into(),
+                    )
+                })?;
+                drope_beta(c, s)
+            }
+        };
+        Ok(AppliedScheme {
+            scale: s,
+            frequencies: self
+                .position
+                .frequencies(head_dim, base, training_length, s),
+            logit_scale: self.position.logit_scale(s) * beta,
+        })
+    }
+}
+
+/// Text form used in URLs and on the command line: `<scheme>[:<s>|:dyn][+beta[=<c>]]`,
+/// for example `rope`, `pi:4`, `ntk:dyn`, `yarn:8`, `none`, `none:dyn+beta`,
+/// `none:4+beta=0.412`. YaRN always uses alpha = 1, beta = 32 in this form.
+impl FromStr for SchemeSpec {
+    type Err = EngineError;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            EngineError::Scheme(format!(
+                "`{text}` is not a scheme ({why}); expected e.g. rope, pi:4, ntk:dyn, yarn:8, none:dyn+beta"
+            ))
+        };
+        let text_lower = text.trim().to_ascii_lowercase();
+        let (head, beta_part) = match text_lower.split_once('+') {
+            Some((head, tail)) => (head, Some(tail)),
+            None => (text_lower.as_str(), None),
+        };
+        let (name, scale_part) = match head.split_once(':') {
+            Some((name, scale)) => (name, Some(scale)),
+            None => (head, None),
+        };
+        let position = match name {
+            "rope" => PositionScheme::Rope,
+            "pi" => PositionScheme::Pi,
+            "ntk" => PositionScheme::Ntk,
+            "yarn" => PositionScheme::Yarn {
+                alpha: YARN_ALPHA,
+                beta: YARN_BETA,
+            },
+            "none" | "drope" | "nope" => PositionScheme::None,
+            _ => return Err(bad("unknown scheme name")),
+        };
+        let scale = match scale_part {
+            None => ScaleFactor::Fixed(1.0),
+            Some("dyn") | Some("dynamic") => ScaleFactor::Dynamic,
+            Some(number) => {
+                ScaleFactor::Fixed(number.parse().map_err(|_| bad("scale is not a number"))?)
+            }
+        };
+        let logit_scale = match beta_part {
+            None => LogitScale::Off,
+            Some("beta") => LogitScale::Fitted,
+            Some(other) => match other.strip_prefix("beta=") {
+                Some(c) => {
+                    LogitScale::Coefficient(c.parse().map_err(|_| bad("c is not a number"))?)
+                }
+                None => return Err(bad("expected +beta or +beta=<c>")),
+            },
+        };
+        let spec = SchemeSpec {
+            position,
+            scale,
+            logit_scale,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+impl fmt::Display for SchemeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.position.name())?;
+        match self.scale {
+            ScaleFactor::Dynamic => f.write_str(":dyn")?,
+            ScaleFactor::Fixed(s) if s != 1.0 => write!(f, ":{s}")?,
+            ScaleFactor::Fixed(_) => {}
+        }
+        match self.logit_scale {
+            LogitScale::Off => Ok(()),
+            LogitScale::Fitted => f.write_str("+beta"),
+            LogitScale::Coefficient(c) => write!(f, "+beta={c}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: usize = 8;
+    const BASE: f64 = 10_000.0;
+    const L: usize = 1024;
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-12 + 1e-9 * y.abs(), "{a:?} != {b:?}");
+        }
+    }
+
+    fn freqs(p: PositionScheme, s: f64) -> Vec<f64> {
+        p.frequencies(D, BASE, L, s).unwrap()
+    }
+
+    // theta_d = 10000^(-d/4) for D = 8: 1, 0.1, 0.01, 0.001.
+    #[test]
+    fn rope_is_the_base_frequencies_at_any_scale() {
+        close(&freqs(PositionScheme::Rope, 1.0), &[1.0, 0.1, 0.01, 0.001]);
+        close(&freqs(PositionScheme::Rope, 4.0), &[1.0, 0.1, 0.01, 0.001]);
+    }
+
+    #[test]
+    fn pi_divides_every_frequency_by_s() {
+        close(&freqs(PositionScheme::Pi, 2.0), &[0.5, 0.05, 0.005, 0.0005]);
+        close(
+            &freqs(PositionScheme::Pi, 4.0),
+            &[0.25, 0.025, 0.0025, 0.00025],
+        );
+    }
+
+    // theta'_d = theta_d * s^(-2d/(D-2)): d=1 -> 0.1 * 2^(-1/3), d=3 -> 0.001 / s.
+    #[test]
+    fn ntk_keeps_the_highest_and_divides_the_lowest_by_s() {
+        close(
+            &freqs(PositionScheme::Ntk, 2.0),
+            &[
+                1.0,
+                0.079_370_052_598_409_98,
+                0.006_299_605_249_474_366,
+                0.0005,
+            ],
+        );
+        close(
+            &freqs(PositionScheme::Ntk, 4.0),
+            &[
+                1.0,
+                0.062_996_052_494_743_66,
+                0.003_968_502_629_920_499,
+                0.00025,
+            ],
+        );
+    }
+
+    // r_d = L theta_d / 2pi = 162.97, 16.297, 1.6297, 0.16297; g = 1, 0.49347, 0.020314, 0.
+    #[test]
+    fn yarn_blends_by_the_ramp() {
+        let yarn = PositionScheme::Yarn {
+            alpha: 1.0,
+            beta: 32.0,
+        };
+        close(
+            &freqs(yarn, 2.0),
+            &[
+                1.0,
+                0.074_673_332_536_467_88,
+                0.005_101_572_035_042_098,
+                0.0005,
+            ],
+        );
+        close(
+            &freqs(yarn, 4.0),
+            &[
+                1.0,
+                0.062_009_998_804_701_816,
+                0.002_652_358_052_563_147_5,
+                0.00025,
+            ],
+        );
+    }
+
+    #[test]
+    fn yarn_ramp_edges() {
+        assert_eq!(yarn_ramp(0.5, 1.0, 32.0), 0.0);
+        assert_eq!(yarn_ramp(1.0, 1.0, 32.0), 0.0);
+        assert_eq!(yarn_ramp(32.0, 1.0, 32.0), 1.0);
+        assert_eq!(yarn_ramp(33.0, 1.0, 32.0), 1.0);
+        assert!((yarn_ramp(16.5, 1.0, 32.0) - 0.5).abs() < 1e-15);
+    }
+
+    #[test]
+    fn yarn_temperature_and_drope_beta() {
+        assert!((yarn_logit_scale(2.0) - 1.143_433_966_251_171).abs() < 1e-12);
+        assert!((yarn_logit_scale(4.0) - 1.296_476_992_780_706_3).abs() < 1e-12);
+        assert_eq!(yarn_logit_scale(1.0), 1.0);
+        assert_eq!(drope_beta(0.412, 1.0), 1.0);
+        assert_eq!(drope_beta(0.412, 0.5), 1.0);
+        assert!((drope_beta(0.412, 8.0) - 1.856_729_915_172_092_4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn none_has_no_rotation() {
+        assert!(PositionScheme::None.frequencies(D, BASE, L, 2.0).is_none());
+    }
+
+    #[test]
+    fn dynamic_scale_follows_length() {
+        assert_eq!(ScaleFactor::Dynamic.at(100, 256), 1.0);
+        assert_eq!(ScaleFactor::Dynamic.at(512, 256), 2.0);
+        assert_eq!(ScaleFactor::Fixed(4.0).at(10, 256), 4.0);
+    }
+
+    #[test]
+    fn apply_combines_yarn_temperature_and_beta() {
+        let spec: SchemeSpec = "yarn:4+beta=0.412".parse().unwrap();
+        let applied = spec.apply(10, D, BASE, L, None).unwrap();
+        let expected = yarn_logit_scale(4.0) * drope_beta(0.412, 4.0);
+        assert!((applied.logit_scale - expected).abs() < 1e-12);
+        let fitted: SchemeSpec = "none:dyn+beta".parse().unwrap();
+        assert!(
+            fitted.apply(4096, D, BASE, L, None).is_err(),
+            "no fitted c must be an error"
+        );
+        let a = fitted.apply(8 * L, D, BASE, L, Some(0.412)).unwrap();
+        assert_eq!(a.scale, 8.0);
+        assert!((a.logit_scale - 1.856_729_915_172_092_4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn text_form_round_trips_and_rejects_nonsense() {
+        for text in [
+            "rope",
+            "pi:4",
+            "ntk:dyn",
+            "yarn:8",
+            "none",
+            "none:dyn+beta",
+            "none:4+beta=0.412",
+        ] {
+            let spec: SchemeSpec = text.parse().unwrap();
+            assert_eq!(spec.to_string(), text);
+        }
+        for bad in [
+            "",
+            "alibi",
+            "pi:0.5",
+            "pi:abc",
+            "pi:NaN",
+            "none+gamma",
+            "none+beta=x",
+            "pi:inf",
+        ] {
+            assert!(
+                bad.parse::<SchemeSpec>().is_err(),
+                "{bad} should be rejected"
+            );
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! `Session`: a growing prompt with a KV cache. `extend` appends tokens and returns a
+//! [`Trace`] of the new positions.
+//!
+//! Dynamic scale factors: `s = max(1, T / L)` is evaluated at the length `T` the
+//! session has *after* an `extend`. Keys already in the cache were rotated (and every
+//! later layer's input was computed) with the old `s`, so when `s` changes the session
+//! discards the cache and recomputes all earlier tokens at the new `s` before running
+//! the new ones. Results therefore always equal one full forward at the current length;
+//! the price is a full forward whenever `s` changes, so dynamic schemes should grow in
+//! chunks rather than token by token. [`Trace::recomputed`] tells the caller that earlier
+//! positions' numbers would now differ.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{log_softmax, rank_of, top_k, HeadStats, Prediction};
+use crate::backend::{Backend, Capture, ForwardInput};
+use crate::error::{EngineError, Result};
+use crate::position::{AppliedScheme, SchemeSpec};
+
+/// How a session runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionOptions {
+    /// Position scheme applied at inference.
+    pub scheme: SchemeSpec,
+    /// Attention rows to record (and the span whose mass is measured).
+    pub capture: Capture,
+    /// Number of next-token predictions per position.
+    pub top_k: usize,
+    /// Longest prompt accepted, in tokens.
+    pub max_tokens: usize,
+    /// Tokens per backend call (bounds memory: attention scores are `chunk x T` per head).
+    pub chunk_size: usize,
+    /// Rotary position of the first token (0 normally; tests shift it).
+    pub position_offset: usize,
+}
+
+impl SessionOptions {
+    /// Defaults for a model with training length `L`: top 5 predictions, prompts up to 8L.
+    pub fn new(scheme: SchemeSpec, training_length: usize) -> Self {
+        SessionOptions {
+            scheme,
+            capture: Capture::default(),
+            top_k: 5,
+            max_tokens: 8 * training_length,
+            chunk_size: 256,
+            position_offset: 0,
+        }
+    }
+}
+
+/// One captured attention row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttentionRow {
+    /// Layer index.
+    pub layer: usize,
+    /// Query head index.
+    pub head: usize,
+    /// Weight on each key `0..=position`.
+    pub probs: Vec<f32>,
+}
+
+/// Everything recorded for one position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PositionTrace {
+    /// Sequence index.
+    pub position: usize,
+    /// The token at this position.
+    pub token: u32,
+    /// `-ln p(token | earlier tokens)`; `None` for the first token, which has no context.
+    pub nll: Option<f32>,
+    /// Rank of `token` among the predictions made at the previous position (0 = top).
+    pub rank: Option<u32>,
+    /// The model's top-k predictions for the *next* token.
+    pub predictions: Vec<Prediction>,
+    /// Statistics of every head, `layer * heads + head`.
+    pub heads: Vec<HeadStats>,
+    /// The captured attention rows, in the order of [`Capture::heads`].
+    pub attention: Vec<AttentionRow>,
+}
+
+/// The result of one [`Session::extend`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    /// Scale factor `s` the new positions were computed with.
+    pub scale: f64,
+    /// Attention logit multiplier used (YaRN temperature times DroPE beta).
+    pub logit_scale: f64,
+    /// Whether earlier positions were recomputed because a dynamic `s` changed.
+    pub recomputed: bool,
+    /// One entry per new token.
+    pub positions: Vec<PositionTrace>,
+}
+
+/// A prompt being grown through a model.
+pub struct Session<B: Backend> {
+    backend: Arc<B>,
+    options: SessionOptions,
+    cache: B::Cache,
+    tokens: Vec<u32>,
+    applied: Option<AppliedScheme>,
+    /// Log-probabilities predicted at the last position (for the next token's NLL).
+    next_log_probs: Option<Vec<f32>>,
+}
+
+impl<B: Backend> Session<B> {
+    /// Starts an empty session.
+    pub fn new(backend: Arc<B>, options: SessionOptions) -> Result<Self> {
+        options.scheme.validate()?;
+        if options.chunk_size == 0 {
+            return Err(EngineError::Input("chunk_size must be positive".into()));
+        }
+        let cache = backend.new_cache();
+        Ok(Session {
+            backend,
+            options,
+            cache,
+            tokens: Vec::new(),
+            applied: None,
+            next_log_probs: None,
+        })
+    }
+
+    /// Tokens seen so far.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Number of tokens seen so far.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Whether no token has been added.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The session's options.
+    pub fn options(&self) -> &SessionOptions {
+        &self.options
+    }
+
+    /// Marks the span whose attention mass [`HeadStats::span_mass`] measures from now on.
+    pub fn set_span(&mut self, span: Option<Range<usize>>) {
+        self.options.capture.span = span;
+    }
+
+    /// The model's top-k predictions after the last token (for greedy generation).
+    pub fn next_predictions(&self, k: usize) -> Vec<Prediction> {
+        self.next_log_probs
+            .as_deref()
+            .map(|lp| top_k(lp, k))
+            .unwrap_or_default()
+    }
+
+    /// Appends `tokens` and returns the trace of the new positions.
+    pub fn extend(&mut self, tokens: &[u32]) -> Result<Trace> {
+        let config = self.backend.config().clone();
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= config.vocab_size) {
+            return Err(EngineError::Input(format!(
+                "token id {bad} is outside the model's vocabulary of {}",
+                config.vocab_size
+            )));
+        }
+        let new_len = self.tokens.len() + tokens.len();
+        if new_len > self.options.max_tokens {
+            return Err(EngineError::Input(format!(
+                "the prompt would be {new_len} tokens; this session accepts at most {}",
+                self.options.max_tokens
+            )));
+        }
+        let applied = self.options.scheme.apply(
+            new_len,
+            config.head_dim(),
+            config.rope_theta,
+            config.training_length(),
+            config.drope_c,
+        )?;
+        let recomputed = !self.tokens.is_empty() && self.applied.as_ref() != Some(&applied);
+        if recomputed {
+            self.recompute(&applied)?;
+        }
+        let mut positions = Vec::with_capacity(tokens.len());
+        for chunk in tokens.chunks(self.options.chunk_size) {
+            let capture = self.options.capture.clone();
+            positions.extend(self.run_chunk(chunk, &applied, &capture)?);
+        }
+        let trace = Trace {
+            scale: applied.scale,
+            logit_scale: applied.logit_scale,
+            recomputed,
+            positions,
+        };
+        self.applied = Some(applied);
+        Ok(trace)
+    }
+
+    /// Rebuilds the cache for the tokens seen so far at a new scheme evaluation.
+    fn recompute(&mut self, applied: &AppliedScheme) -> Result<()> {
+        let old = std::mem::take(&mut self.tokens);
+        self.cache = self.backend.new_cache();
+        self.next_log_probs = None;
+        let no_capture = Capture {
+            heads: Vec::new(),
+            span: None,
+        };
+        for chunk in old.chunks(self.options.chunk_size) {
+            self.run_chunk(chunk, applied, &no_capture)?;
+        }
+        Ok(())
+    }
+
+    fn run_chunk(
+        &mut self,
+        chunk: &[u32],
+        applied: &AppliedScheme,
+        capture: &Capture,
+    ) -> Result<Vec<PositionTrace>> {
+        let vocab = self.backend.config().vocab_size;
+        let start = self.tokens.len();
+        let output = self.backend.forward(
+            &mut self.cache,
+            ForwardInput {
+                tokens: chunk,
+                position_offset: self.options.position_offset,
+                scheme: applied,
+                capture,
+            },
+        )?;
+        let mut attention = output.attention.into_iter();
+        let mut stats = output.head_stats.into_iter();
+        let mut traces = Vec::with_capacity(chunk.len());
+        for (t, &token) in chunk.iter().enumerate() {
+            let log_probs = log_softmax(&output.logits[t * vocab..(t + 1) * vocab]);
+            let (nll, rank) = match &self.next_log_probs {
+                Some(previous) => (
+                    Some(-previous[token as usize]),
+                    Some(rank_of(previous, token)),
+                ),
+                None => (None, None),
+            };
+            let rows = attention.next().unwrap_or_default();
+            traces.push(PositionTrace {
+                position: start + t,
+                token,
+                nll,
+                rank,
+                predictions: top_k(&log_probs, self.options.top_k),
+                heads: stats.next().unwrap_or_default(),
+                attention: capture
+                    .heads
+                    .iter()
+                    .zip(rows)
+                    .map(|(&(layer, head), probs)| AttentionRow { layer, head, probs })
+                    .collect(),
+            });
+            self.next_log_probs = Some(log_probs);
+        }
+        self.tokens.extend_from_slice(chunk);
+        Ok(traces)
+    }
+}
