@@ -71,9 +71,20 @@ impl ModelConfig {
         Ok(config)
     }
 
-    /// Serialises to pretty JSON (what the trainer writes).
+    /// Serialises to pretty JSON (what the trainer writes), with the keys Hugging Face
+    /// tooling expects of a Llama checkpoint and without null fields.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.retain(|_, v| !v.is_null());
+            map.insert("model_type".into(), "llama".into());
+            map.insert(
+                "architectures".into(),
+                serde_json::json!(["LlamaForCausalLM"]),
+            );
+            map.insert("hidden_act".into(), "silu".into());
+        }
+        serde_json::to_string_pretty(&value).unwrap_or_default()
     }
 
     /// Checks that the dimensions are consistent with each other.

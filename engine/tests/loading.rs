@@ -1,5 +1,7 @@
 //! Loading models from bytes: every storage type, and clear errors on bad files.
 
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::sync::Arc;
 
 use candle_core::DType;

@@ -2,6 +2,8 @@
 //! incremental = full forward, causality, RoPE's shift invariance, normalised attention,
 //! and the dynamic-scale recompute policy.
 
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::sync::Arc;
 
 use engine::cpu::CpuBackend;

@@ -1,1 +1,34 @@
-fn main() {}
+//! `trainer`: builds the studio's tokenizer and models and the manifest the page reads.
+//!
+//! ```text
+//! trainer tokenizer --corpus DIR --out public/models/tokenizer.json [--vocab 4096]
+//! trainer untrained --out public/models/untrained [--seed 1] [--vocab-from TOKENIZER]
+//! trainer manifest  --models public/models
+//! ```
+
+mod args;
+mod bpe;
+mod manifest;
+mod untrained;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let result = match argv.first().map(String::as_str) {
+        Some("tokenizer") => bpe::run(&argv[1..]),
+        Some("untrained") => untrained::run(&argv[1..]),
+        Some("manifest") => manifest::run(&argv[1..]),
+        _ => Err(
+            "usage: trainer <tokenizer|untrained|manifest> [options] (see trainer/src/main.rs)"
+                .into(),
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("trainer: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Every model listed in public/models/manifest.json loads, matches its recorded size and
+//! sha256, and runs a prompt past its training length.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use engine::cpu::CpuBackend;
+use engine::{SchemeSpec, Session, SessionOptions, TextTokenizer};
+use sha2::{Digest, Sha256};
+
+const PROSE: &str =
+    "Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy \
+    disposition, seemed to unite some of the best blessings of existence; and had lived nearly \
+    twenty-one years in the world with very little to distress or vex her. She was the youngest \
+    of the two daughters of a most affectionate, indulgent father; and had, in consequence of \
+    her sister's marriage, been mistress of his house from a very early period.";
+
+fn read_checked(models: &Path, file: &serde_json::Value) -> Vec<u8> {
+    let path = file["path"].as_str().unwrap();
+    let bytes = std::fs::read(models.join(path)).unwrap();
+    assert_eq!(
+        bytes.len() as u64,
+        file["bytes"].as_u64().unwrap(),
+        "{path}: size"
+    );
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(digest, file["sha256"].as_str().unwrap(), "{path}: sha256");
+    bytes
+}
+
+#[test]
+fn manifest_models_load_and_run_past_l() {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../public/models");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(models.join("manifest.json")).unwrap()).unwrap();
+    let entries = manifest["models"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    for entry in entries {
+        let files = &entry["files"];
+        let model = CpuBackend::load(
+            &read_checked(&models, &files["config"]),
+            &read_checked(&models, &files["weights"]),
+        )
+        .unwrap();
+        let tokenizer =
+            TextTokenizer::from_json(&read_checked(&models, &files["tokenizer"])).unwrap();
+        let l = entry["training_length"].as_u64().unwrap() as usize;
+        let ids: Vec<u32> = tokenizer
+            .encode(PROSE)
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert!(ids.len() > l, "the test prompt must pass L");
+        let mut session =
+            Session::new(Arc::new(model), SessionOptions::new(SchemeSpec::ROPE, l)).unwrap();
+        let trace = session.extend(&ids).unwrap();
+        let nlls: Vec<f32> = trace.positions.iter().filter_map(|p| p.nll).collect();
+        assert_eq!(nlls.len(), ids.len() - 1);
+        assert!(nlls.iter().all(|x| x.is_finite() && *x >= 0.0));
+        if entry["trained"] == false {
+            // Random weights predict close to uniformly: mean NLL near ln(vocab).
+            let mean = nlls.iter().sum::<f32>() / nlls.len() as f32;
+            let uniform = (tokenizer.vocab_size() as f32).ln();
+            assert!(
+                (mean - uniform).abs() < 0.5,
+                "untrained mean NLL {mean} vs ln V {uniform}"
+            );
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Trains the studio's byte-level BPE tokenizer: digits split one per token (so numbers,
+//! like the needles' magic numbers, are spelled digit by digit) and an end-of-text token
+//! that separates documents.
+
+use std::path::Path;
+
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
+use tokenizers::models::TrainerWrapper;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::{AddedToken, Tokenizer};
+
+use crate::args::Args;
+
+/// The token placed between documents.
+pub const END_OF_TEXT: &str = "<|endoftext|>";
+
+/// `trainer tokenizer --corpus DIR --out FILE [--vocab N]`
+pub fn run(argv: &[String]) -> Result<(), String> {
+    let args = Args::parse(argv, &["corpus", "out", "vocab"])?;
+    let corpus = Path::new(args.required("corpus")?);
+    let out = Path::new(args.required("out")?);
+    let vocab: usize = args.get_or("vocab", 4096)?;
+    let files = text_files(corpus)?;
+    let started = std::time::Instant::now();
+    let tokenizer = train(&files, vocab)?;
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    tokenizer.save(out, false).map_err(|e| e.to_string())?;
+    println!(
+        "tokenizer: {} tokens from {} files in {:.1} s -> {}",
+        tokenizer.get_vocab_size(true),
+        files.len(),
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// The `.txt` files of a corpus folder, sorted so training is deterministic.
+pub fn text_files(corpus: &Path) -> Result<Vec<String>, String> {
+    let entries = std::fs::read_dir(corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+    let mut files: Vec<String> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("{}: no .txt files", corpus.display()));
+    }
+    Ok(files)
+}
+
+/// Trains a byte-level BPE with `vocab` entries on `files`.
+pub fn train(files: &[String], vocab: usize) -> Result<Tokenizer, String> {
+    let pre_tokenizer = Sequence::new(vec![
+        PreTokenizerWrapper::Digits(Digits::new(true)),
+        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true)),
+    ]);
+    let mut tokenizer = Tokenizer::new(BPE::default());
+    tokenizer
+        .with_pre_tokenizer(Some(pre_tokenizer))
+        .with_decoder(Some(ByteLevelDecoder::default()));
+    let mut trainer = TrainerWrapper::BpeTrainer(
+        BpeTrainerBuilder::new()
+            .vocab_size(vocab)
+            .min_frequency(2)
+            .show_progress(false)
+            .special_tokens(vec![AddedToken::from(END_OF_TEXT, true)])
+            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+            .build(),
+    );
+    tokenizer
+        .train_from_files(&mut trainer, files.to_vec())
+        .map_err(|e| format!("tokenizer training failed: {e}"))?;
+    Ok(tokenizer)
+}

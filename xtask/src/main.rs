@@ -1,0 +1,118 @@
+//! `cargo xtask ...`: the project's build and test driver.
+//!
+//! Std only, so that it compiles in seconds on a fresh machine.
+//!
+//! ```text
+//! cargo xtask setup            install whatever is missing (idempotent)
+//! cargo xtask serve [ARGS..]   setup, then `trunk serve ARGS..`
+//! cargo xtask build [ARGS..]   setup, then `trunk build --release ARGS..` (into dist/)
+//! cargo xtask test [GROUPS..]  setup, then native, wasm (headless Chromium) and e2e tests
+//! cargo xtask static DIR [PORT]  serve a folder with the built-in static file server
+//! cargo xtask untrained        regenerate the tokenizer and the random-weight model
+//! ```
+
+mod server;
+mod setup;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+use util::{root, Result};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args]
+
+commands:
+  setup              install what is missing (rustup target, trunk, wasm-bindgen-cli,
+                     wasm-opt from npm binaryen, apt chromium/chromedriver/mesa, e2e node packages)
+  serve [ARGS..]     setup, then `trunk serve ARGS..` (studio at http://127.0.0.1:8080)
+  build [ARGS..]     setup, then `trunk build --release ARGS..` into dist/
+  test [GROUPS..]    setup, then every test; GROUPS (default: all) among
+                     native, wasm, e2e
+  static DIR [PORT]  serve DIR on 127.0.0.1:PORT (default 8080) with the built-in server
+  untrained          retrain public/models/tokenizer.json on tests/fixtures/corpus and
+                     regenerate the random-weight model public/models/untrained
+";
+
+fn main() -> ExitCode {
+    util::init_env();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((cmd, rest)) => (cmd.as_str(), rest.to_vec()),
+        None => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cmd {
+        "setup" => setup::run().map(|_| ()),
+        "serve" => serve(&rest),
+        "build" => build(&rest),
+        "test" => test::run(&rest),
+        "static" => static_serve(&rest),
+        "untrained" => untrained(),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nxtask {cmd}: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: &[String]) -> Result<()> {
+    setup::run()?;
+    let mut cmd = util::trunk();
+    cmd.arg("serve").args(args);
+    util::run(&mut cmd)
+}
+
+fn build(args: &[String]) -> Result<()> {
+    setup::run()?;
+    let mut cmd = util::trunk();
+    cmd.args(["build", "--release"]).args(args);
+    util::run(&mut cmd)
+}
+
+/// The placeholder model the page ships until trained checkpoints exist: a tokenizer
+/// trained on the test corpus excerpt and seeded random weights (deterministic).
+fn untrained() -> Result<()> {
+    let trainer = |args: &[&str]| {
+        util::run(
+            std::process::Command::new("cargo")
+                .args(["run", "--quiet", "--release", "-p", "trainer", "--"])
+                .args(args)
+                .current_dir(root()),
+        )
+    };
+    trainer(&[
+        "tokenizer",
+        "--corpus",
+        "tests/fixtures/corpus",
+        "--out",
+        "public/models/tokenizer.json",
+    ])?;
+    trainer(&["untrained", "--models", "public/models"])
+}
+
+fn static_serve(args: &[String]) -> Result<()> {
+    let dir = args
+        .first()
+        .map(|d| root().join(d))
+        .ok_or("usage: cargo xtask static DIR [PORT]")?;
+    let port: u16 = match args.get(1) {
+        Some(p) => p.parse().map_err(|_| format!("bad port `{p}`"))?,
+        None => 8080,
+    };
+    let server = server::StaticServer::start(&dir, port)?;
+    println!("serving {} at {}", dir.display(), server.url());
+    server.wait();
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! `cargo xtask test`: every test, in order, with a duration per step.
+//!
+//! 1. native:  `cargo test --workspace --exclude app` (the app is wasm-only)
+//! 2. wasm:    `cargo test --target wasm32-unknown-unknown -p engine` and `-p app`,
+//!    in headless Chromium through wasm-bindgen-test-runner + chromedriver
+//! 3. e2e:     `trunk build --release`, dist/ served by the built-in static server,
+//!    then `tests/e2e/studio.test.mjs` (playwright-core) with WebGPU, then without
+
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::server::StaticServer;
+use crate::setup::{self, E2E_DIR, WASM_TARGET};
+use crate::util::{self, root, secs, Result};
+
+const GROUPS: &[&str] = &["native", "wasm", "e2e"];
+/// Seconds wasm-bindgen-test-runner waits for a browser test binary (default 20 s is
+/// too short for numerical tests of unoptimised wasm on a 2-core CI machine).
+const WASM_TEST_TIMEOUT: &str = "600";
+/// Seconds chromedriver may take to start (default 5 s; a busy 2-core machine needs more).
+const DRIVER_TIMEOUT: &str = "60";
+
+enum Outcome {
+    Passed,
+    Failed(String),
+    Skipped(String),
+}
+
+struct Step {
+    name: String,
+    time: Duration,
+    outcome: Outcome,
+}
+
+#[derive(Default)]
+struct Report {
+    steps: Vec<Step>,
+}
+
+impl Report {
+    /// Runs one step with a header and its duration.
+    fn step(&mut self, name: &str, f: impl FnOnce() -> Result<()>) -> bool {
+        println!("\n======== {name}");
+        let start = Instant::now();
+        let result = f();
+        let time = start.elapsed();
+        let outcome = match result {
+            Ok(()) => {
+                println!("======== {name}: ok in {}", secs(time));
+                Outcome::Passed
+            }
+            Err(e) => {
+                println!("======== {name}: FAILED in {}: {e}", secs(time));
+                Outcome::Failed(e)
+            }
+        };
+        let ok = matches!(outcome, Outcome::Passed);
+        self.steps.push(Step {
+            name: name.to_owned(),
+            time,
+            outcome,
+        });
+        ok
+    }
+
+    fn skip(&mut self, name: &str, why: &str) {
+        println!("\n======== {name}: skipped ({why})");
+        self.steps.push(Step {
+            name: name.to_owned(),
+            time: Duration::ZERO,
+            outcome: Outcome::Skipped(why.to_owned()),
+        });
+    }
+
+    fn failed(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Failed(_)))
+            .count()
+    }
+
+    fn print(&self, total: Duration) {
+        let width = self
+            .steps
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(5);
+        println!("\n======== summary");
+        println!("  {:<width$}  {:<7}  {:>14}", "step", "result", "time");
+        for s in &self.steps {
+            let result = match &s.outcome {
+                Outcome::Passed => "ok",
+                Outcome::Failed(_) => "FAILED",
+                Outcome::Skipped(_) => "skipped",
+            };
+            println!("  {:<width$}  {:<7}  {:>14}", s.name, result, secs(s.time));
+        }
+        println!("  {:<width$}  {:<7}  {:>14}", "total", "", secs(total));
+        for s in &self.steps {
+            match &s.outcome {
+                Outcome::Failed(e) => println!("  {} failed: {e}", s.name),
+                Outcome::Skipped(why) => println!("  {} skipped: {why}", s.name),
+                Outcome::Passed => {}
+            }
+        }
+    }
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    for a in args {
+        if !GROUPS.contains(&a.as_str()) {
+            return Err(format!(
+                "unknown test group `{a}` (groups: {})",
+                GROUPS.join(", ")
+            ));
+        }
+    }
+    let want = |g: &str| args.is_empty() || args.iter().any(|a| a == g);
+    let start = Instant::now();
+    let mut report = Report::default();
+
+    if !report.step("setup", setup::run) {
+        report.print(start.elapsed());
+        return Err("setup failed".into());
+    }
+
+    if want("native") {
+        report.step("native: cargo test --workspace --exclude app", || {
+            util::run(
+                Command::new("cargo")
+                    .args(["test", "--workspace", "--exclude", "app", "--no-fail-fast"])
+                    .current_dir(root()),
+            )
+        });
+    }
+
+    if want("wasm") {
+        for krate in ["engine", "app"] {
+            report.step(
+                &format!("wasm: cargo test -p {krate} (headless Chromium)"),
+                || util::run(&mut wasm_test(krate)?),
+            );
+        }
+    }
+
+    if want("e2e") {
+        let built = report.step("e2e: trunk build --release", || {
+            util::run(util::trunk().args(["build", "--release"]))
+        });
+        let names = ["e2e: studio, WebGPU", "e2e: studio, no WebGPU (CPU)"];
+        if built {
+            match StaticServer::start(&root().join("dist"), 0) {
+                Ok(server) => {
+                    println!("serving dist/ at {}", server.url());
+                    for (name, webgpu) in names.iter().zip([true, false]) {
+                        report.step(name, || e2e(&server.url(), webgpu));
+                    }
+                }
+                Err(e) => {
+                    for name in names {
+                        report.step(name, || Err(e.clone()));
+                    }
+                }
+            }
+        } else {
+            for name in names {
+                report.skip(name, "trunk build failed");
+            }
+        }
+    }
+
+    report.print(start.elapsed());
+    match report.failed() {
+        0 => Ok(()),
+        n => Err(format!("{n} step(s) failed")),
+    }
+}
+
+fn chromedriver() -> Result<PathBuf> {
+    if let Some(p) = env::var_os("CHROMEDRIVER") {
+        return Ok(p.into());
+    }
+    let fixed = PathBuf::from("/usr/bin/chromedriver");
+    if fixed.is_file() {
+        return Ok(fixed);
+    }
+    util::which("chromedriver")
+        .ok_or_else(|| "chromedriver not found (apt-get install chromium-driver)".into())
+}
+
+/// `cargo test --target wasm32-unknown-unknown -p KRATE`: cargo's runner for wasm32
+/// (`.cargo/config.toml`) is wasm-bindgen-test-runner, which drives headless Chromium
+/// through chromedriver with the flags in the repository's `webdriver.json`
+/// (WebGPU on SwiftShader, no network).
+fn wasm_test(krate: &str) -> Result<Command> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["test", "--no-fail-fast", "--target", WASM_TARGET])
+        .args(["-p", krate])
+        .current_dir(root())
+        .env("CHROMEDRIVER", chromedriver()?)
+        // Read from the working directory otherwise, which cargo sets to the package's.
+        .env(
+            "WASM_BINDGEN_TEST_WEBDRIVER_JSON",
+            root().join("webdriver.json"),
+        );
+    for (var, default) in [
+        ("WASM_BINDGEN_TEST_TIMEOUT", WASM_TEST_TIMEOUT),
+        ("WASM_BINDGEN_TEST_DRIVER_TIMEOUT", DRIVER_TIMEOUT),
+    ] {
+        if env::var_os(var).is_none() {
+            cmd.env(var, default);
+        }
+    }
+    Ok(cmd)
+}
+
+fn e2e(url: &str, webgpu: bool) -> Result<()> {
+    let dir = root().join(E2E_DIR);
+    util::run(
+        Command::new("node")
+            .arg("studio.test.mjs")
+            .current_dir(&dir)
+            .env("STUDIO_URL", url)
+            .env("WEBGPU", if webgpu { "1" } else { "0" }),
+    )
+}
