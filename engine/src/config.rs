@@ -103,20 +103,20 @@ impl ModelConfig {
             }
         }
         let kv = self.kv_heads();
-        if kv == 0 || self.num_attention_heads % kv != 0 {
+        if kv == 0 || !self.num_attention_heads.is_multiple_of(kv) {
             return fail(format!(
                 "num_attention_heads ({}) must be a multiple of num_key_value_heads ({kv})",
                 self.num_attention_heads
             ));
         }
-        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
+        if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return fail(format!(
                 "hidden_size ({}) is not divisible by num_attention_heads ({})",
                 self.hidden_size, self.num_attention_heads
             ));
         }
         let head_dim = self.head_dim();
-        if head_dim < 4 || head_dim % 2 != 0 {
+        if head_dim < 4 || !head_dim.is_multiple_of(2) {
             return fail(format!("head_dim ({head_dim}) must be even and at least 4"));
         }
         if !(self.rope_theta > 1.0 && self.rope_theta.is_finite()) {

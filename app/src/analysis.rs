@@ -1,0 +1,342 @@
+//! Running a prompt and turning the engine's [`Trace`](engine::Trace) into the plain
+//! data the views draw. The views depend only on these types, so each can be mounted
+//! with synthetic data.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use engine::{
+    Capture, EngineError, Prediction, SchemeSpec, Session, SessionOptions, TextTokenizer,
+};
+
+use crate::error::AppError;
+use crate::model_store::LoadedModel;
+
+/// A candidate token with the probability the model gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guess {
+    /// The token decoded on its own.
+    pub text: String,
+    /// Its probability.
+    pub probability: f32,
+}
+
+/// One token of the prompt, as the token strip and the NLL chart show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenStat {
+    /// Sequence index.
+    pub position: usize,
+    /// Vocabulary id.
+    pub id: u32,
+    /// The text this token completes (see [`display_texts`]); empty for a token holding
+    /// only the first bytes of a multi-byte character.
+    pub text: String,
+    /// `-ln p(token | earlier tokens)` in nats; `None` for the first token.
+    pub nll: Option<f32>,
+    /// Rank of the token among the model's predictions (0 = its top guess).
+    pub rank: Option<u32>,
+    /// What the model predicted at this position before seeing the token (top k).
+    pub expected: Vec<Guess>,
+}
+
+/// A causal attention map of one head: `len x len`, row = query, column = key; the
+/// upper triangle (future keys) is zero.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionMap {
+    /// Number of tokens `T`.
+    pub len: usize,
+    /// Row-major weights, `T * T` values.
+    pub weights: Arc<[f32]>,
+}
+
+impl AttentionMap {
+    /// Builds the map from causal rows: row `q` holds the weights on keys `0..=q`
+    /// (extra values are ignored, missing ones stay zero).
+    pub fn from_rows<'a>(rows: impl ExactSizeIterator<Item = &'a [f32]>) -> AttentionMap {
+        let len = rows.len();
+        let mut weights = vec![0.0; len * len];
+        for (q, row) in rows.enumerate() {
+            let n = row.len().min(q + 1);
+            weights[q * len..q * len + n].copy_from_slice(&row[..n]);
+        }
+        AttentionMap {
+            len,
+            weights: weights.into(),
+        }
+    }
+
+    /// The weight query `q` puts on key `k`.
+    pub fn weight(&self, q: usize, k: usize) -> f32 {
+        if q < self.len && k < self.len {
+            self.weights[q * self.len + k]
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Everything one run of a prompt produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunResult {
+    /// The scheme the run used (text form).
+    pub scheme: String,
+    /// The model's training length `L`.
+    pub training_length: usize,
+    /// Vocabulary size `V` (a uniform guess costs `ln V` nats).
+    pub vocab_size: usize,
+    /// Number of layers.
+    pub layers: usize,
+    /// Query heads per layer.
+    pub heads: usize,
+    /// One entry per prompt token.
+    pub tokens: Vec<TokenStat>,
+    /// The model's top guesses for the token after the prompt.
+    pub next: Vec<Guess>,
+    /// Attention maps, index `layer * heads + head`.
+    pub attention: Vec<AttentionMap>,
+    /// Wall time of the forward pass, in milliseconds.
+    pub elapsed_ms: f64,
+}
+
+impl RunResult {
+    /// The attention map of one head.
+    pub fn attention_map(&self, layer: usize, head: usize) -> Option<AttentionMap> {
+        if layer < self.layers && head < self.heads {
+            self.attention.get(layer * self.heads + head).cloned()
+        } else {
+            None
+        }
+    }
+
+    /// `ln V`: the NLL of a uniform guess over the vocabulary.
+    pub fn uniform_nll(&self) -> f32 {
+        uniform_nll(self.vocab_size)
+    }
+}
+
+/// `ln V`: the NLL of a uniform guess over a vocabulary of `vocab_size` tokens.
+pub fn uniform_nll(vocab_size: usize) -> f32 {
+    (vocab_size.max(1) as f32).ln()
+}
+
+/// Mean NLL of the tokens at `positions` that have one, with their count.
+pub fn mean_nll(tokens: &[TokenStat], positions: Range<usize>) -> Option<(f32, usize)> {
+    let values: Vec<f32> = tokens
+        .iter()
+        .filter(|t| positions.contains(&t.position))
+        .filter_map(|t| t.nll)
+        .collect();
+    (!values.is_empty()).then(|| {
+        (
+            values.iter().sum::<f32>() / values.len() as f32,
+            values.len(),
+        )
+    })
+}
+
+/// The text each token contributes, for display. Byte-level BPE can split one
+/// character over several tokens, and the tokenizer's offsets then give each of them the
+/// whole character (an emoji over four tokens would show four times). Decoding
+/// incrementally instead gives each character to the token that completes its UTF-8
+/// bytes; the tokens before it get empty text. (A token that both completes a character
+/// and starts another waits with it: the texts still concatenate to the prompt.)
+pub fn display_texts(tokenizer: &TextTokenizer, ids: &[u32]) -> Result<Vec<String>, EngineError> {
+    let mut texts = Vec::with_capacity(ids.len());
+    let mut pending = 0; // first token whose bytes are not yet shown
+    for i in 0..ids.len() {
+        let text = tokenizer.decode(&ids[pending..=i])?;
+        // Lossy decoding ends in U+FFFD while a character is incomplete.
+        if text.ends_with('\u{FFFD}') && i + 1 < ids.len() {
+            texts.push(String::new());
+        } else {
+            texts.push(text);
+            pending = i + 1;
+        }
+    }
+    Ok(texts)
+}
+
+fn guesses(tokenizer: &TextTokenizer, predictions: &[Prediction]) -> Vec<Guess> {
+    predictions
+        .iter()
+        .map(|p| Guess {
+            text: tokenizer.token_text(p.token),
+            probability: p.probability,
+        })
+        .collect()
+}
+
+/// Tokenizes `prompt`, runs it through `model` under `scheme` (recording every head's
+/// attention, so switching the layer/head view needs no rerun), and collects the result.
+pub fn analyse(model: &LoadedModel, prompt: &str, scheme: &str) -> Result<RunResult, AppError> {
+    let scheme_spec: SchemeSpec = scheme.parse()?;
+    if prompt.trim().is_empty() {
+        return Err(AppError::Input(
+            "The prompt is empty: type or paste some text, then press Run.".into(),
+        ));
+    }
+    let pieces = model.tokenizer.encode(prompt)?;
+    if pieces.is_empty() {
+        return Err(AppError::Input(
+            "The prompt produced no tokens: type some text, then press Run.".into(),
+        ));
+    }
+    let (max_tokens, l) = (model.max_tokens(), model.training_length());
+    if pieces.len() > max_tokens {
+        return Err(AppError::Input(format!(
+            "The prompt is {} tokens; the studio runs at most {max_tokens} (8 x the training \
+             length L = {l}). Shorten the prompt.",
+            pieces.len()
+        )));
+    }
+    let config = model.config();
+    let (layers, heads) = (config.num_hidden_layers, config.num_attention_heads);
+    let mut options = SessionOptions::new(scheme_spec, l);
+    options.max_tokens = max_tokens;
+    options.capture = Capture {
+        heads: (0..layers)
+            .flat_map(|layer| (0..heads).map(move |head| (layer, head)))
+            .collect(),
+        span: None,
+    };
+    let ids: Vec<u32> = pieces.iter().map(|p| p.id).collect();
+    // Fall back to the offsets' text if a tokenizer's decoder does not round-trip the
+    // prompt (a normalizer, or a decoder that strips spaces).
+    let texts = match display_texts(&model.tokenizer, &ids) {
+        Ok(texts) if texts.concat() == prompt => texts,
+        _ => pieces.iter().map(|p| p.text.clone()).collect(),
+    };
+    let started = js_sys::Date::now();
+    let mut session = Session::new(Arc::clone(&model.backend), options)?;
+    let trace = session.extend(&ids)?;
+    let elapsed_ms = js_sys::Date::now() - started;
+
+    let positions = &trace.positions;
+    let tokens = positions
+        .iter()
+        .zip(texts)
+        .map(|(p, text)| TokenStat {
+            position: p.position,
+            id: p.token,
+            text,
+            nll: p.nll,
+            rank: p.rank,
+            expected: match p.position.checked_sub(1) {
+                Some(previous) => guesses(&model.tokenizer, &positions[previous].predictions),
+                None => Vec::new(),
+            },
+        })
+        .collect();
+    // Capture order is layer-major, matching `RunResult::attention`'s index.
+    let attention = (0..layers * heads)
+        .map(|c| {
+            AttentionMap::from_rows(
+                positions
+                    .iter()
+                    .map(|p| p.attention.get(c).map_or(&[][..], |row| &row.probs[..])),
+            )
+        })
+        .collect();
+    let next = positions
+        .last()
+        .map(|p| guesses(&model.tokenizer, &p.predictions))
+        .unwrap_or_default();
+    Ok(RunResult {
+        scheme: scheme_spec.to_string(),
+        training_length: l,
+        vocab_size: config.vocab_size,
+        layers,
+        heads,
+        tokens,
+        next,
+        attention,
+        elapsed_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn attention_map_from_causal_rows() {
+        let rows: Vec<Vec<f32>> = vec![vec![1.0], vec![0.25, 0.75], vec![0.1, 0.2, 0.7]];
+        let map = AttentionMap::from_rows(rows.iter().map(|r| &r[..]));
+        assert_eq!(map.len, 3);
+        assert_eq!(map.weight(1, 1), 0.75);
+        assert_eq!(map.weight(0, 2), 0.0);
+        assert_eq!(map.weight(9, 0), 0.0);
+        assert_eq!(&map.weights[6..9], &[0.1, 0.2, 0.7]);
+    }
+
+    /// A byte-level BPE tokenizer with the 256 byte symbols of GPT-2 and no merges, so
+    /// every UTF-8 byte is one token.
+    fn byte_tokenizer() -> TextTokenizer {
+        let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32)
+            .chain(0xA1..=0xAC)
+            .chain(0xAE..=0xFF)
+            .collect();
+        let mut symbols: Vec<u32> = printable.clone();
+        let mut extra = 0;
+        for b in 0..256u32 {
+            if !printable.contains(&b) {
+                printable.push(b);
+                symbols.push(256 + extra);
+                extra += 1;
+            }
+        }
+        let vocab: serde_json::Map<String, serde_json::Value> = printable
+            .iter()
+            .zip(&symbols)
+            .map(|(&byte, &symbol)| (char::from_u32(symbol).unwrap().to_string(), byte.into()))
+            .collect();
+        let byte_level = serde_json::json!({"type": "ByteLevel", "add_prefix_space": false,
+            "trim_offsets": true, "use_regex": true});
+        let json = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": null, "pre_tokenizer": byte_level, "post_processor": null,
+            "decoder": byte_level,
+            "model": {"type": "BPE", "dropout": null, "unk_token": null,
+                "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": []}
+        });
+        TextTokenizer::from_json(json.to_string().as_bytes()).unwrap()
+    }
+
+    #[wasm_bindgen_test]
+    fn multi_byte_characters_show_once() {
+        let tokenizer = byte_tokenizer();
+        let prompt = "a\u{1F600} \u{5E9}\u{5DC}b";
+        let ids: Vec<u32> = tokenizer
+            .encode(prompt)
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(ids.len(), 1 + 4 + 1 + 2 + 2 + 1);
+        let texts = display_texts(&tokenizer, &ids).unwrap();
+        assert_eq!(texts.concat(), prompt);
+        assert_eq!(texts[..6], ["a", "", "", "", "\u{1F600}", " "]);
+        assert_eq!(texts[6..], ["", "\u{5E9}", "", "\u{5DC}", "b"]);
+    }
+
+    #[wasm_bindgen_test]
+    fn mean_nll_skips_the_first_token() {
+        let tokens: Vec<TokenStat> = [None, Some(2.0), Some(4.0)]
+            .into_iter()
+            .enumerate()
+            .map(|(position, nll)| TokenStat {
+                position,
+                id: 0,
+                text: "a".into(),
+                nll,
+                rank: None,
+                expected: vec![],
+            })
+            .collect();
+        assert_eq!(mean_nll(&tokens, 0..3), Some((3.0, 2)));
+        assert_eq!(mean_nll(&tokens, 0..1), None);
+        assert!((uniform_nll(256) - 5.545).abs() < 1e-3);
+    }
+}

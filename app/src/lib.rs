@@ -1,0 +1,21 @@
+//! DroPE Studio's browser front end: fetches the models listed in
+//! `models/manifest.json`, runs prompts through the engine, and shows per-token NLL,
+//! NLL against position (with the training length `L` marked) and attention maps.
+//!
+//! Views live in [`views`] and take signals as props, so each mounts on its own (the
+//! component tests in `tests/` do exactly that); [`App`] wires them into the page.
+#![warn(missing_docs)]
+
+pub mod analysis;
+pub mod app;
+pub mod colormap;
+pub mod error;
+pub mod format;
+pub mod manifest;
+pub mod model_store;
+pub mod views;
+
+pub use app::App;
+
+#[cfg(test)]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
