@@ -4,12 +4,12 @@
 //! trainer tokenizer --corpus DIR --out public/models/tokenizer.json [--vocab 4096]
 //! trainer untrained --out public/models/untrained [--seed 1] [--vocab-from TOKENIZER]
 //! trainer manifest  --models public/models
+//! trainer train     --corpus DIR --tokenizer FILE --out runs/NAME --positions rope|none
+//!                   [--steps N] [--first-step K --init-from SNAPSHOT] [--batch 16]
+//!                   [--length 256] [--lr 1e-3] ... (see trainer/src/train.rs)
 //! ```
 
-mod args;
-mod bpe;
-mod manifest;
-mod untrained;
+use trainer::{bpe, manifest, train, untrained};
 
 use std::process::ExitCode;
 
@@ -19,8 +19,9 @@ fn main() -> ExitCode {
         Some("tokenizer") => bpe::run(&argv[1..]),
         Some("untrained") => untrained::run(&argv[1..]),
         Some("manifest") => manifest::run(&argv[1..]),
+        Some("train") => train::run(&argv[1..]),
         _ => Err(
-            "usage: trainer <tokenizer|untrained|manifest> [options] (see trainer/src/main.rs)"
+            "usage: trainer <tokenizer|untrained|manifest|train> [options] (see trainer/src/main.rs)"
                 .into(),
         ),
     };

@@ -1,0 +1,14 @@
+//! DroPE Studio's trainer: corpus and tokenizer, retrieval documents, training of the
+//! engine's own model code, export and the manifest. The binary (`src/main.rs`) is a thin
+//! command-line front.
+#![warn(missing_docs)]
+
+pub mod args;
+pub mod bpe;
+pub mod corpus;
+pub mod data;
+pub mod manifest;
+pub mod needles;
+pub mod optimizer;
+pub mod train;
+pub mod untrained;

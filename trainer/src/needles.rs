@@ -1,0 +1,230 @@
+//! Synthetic key-value retrieval documents ("needle in a haystack"): prose with one or
+//! more "The magic number for <key> is <7 digits>." sentences at chosen depths, then a
+//! question whose answer is one of the numbers. A share of training sequences are such
+//! documents (never longer than L), so the needle test at 2x..8x L measures length
+//! generalisation of a skill the model did learn, as in the paper's protocol.
+
+use std::ops::Range;
+
+use engine::init::SplitMix64;
+use engine::TextTokenizer;
+
+const ADJECTIVES: &[&str] = &[
+    "amber",
+    "silent",
+    "crimson",
+    "gentle",
+    "hollow",
+    "northern",
+    "silver",
+    "bitter",
+    "golden",
+    "restless",
+    "ancient",
+    "quiet",
+    "scarlet",
+    "wandering",
+    "frozen",
+    "distant",
+    "bright",
+    "hidden",
+    "iron",
+    "velvet",
+    "copper",
+    "lonely",
+    "emerald",
+    "swift",
+    "pale",
+];
+const NOUNS: &[&str] = &[
+    "harbour", "falcon", "lantern", "orchard", "river", "meadow", "tower", "compass", "willow",
+    "engine", "garden", "anchor", "mirror", "valley", "comet", "island", "forest", "bridge",
+    "candle", "mountain", "violin", "shadow", "kettle", "glacier", "window",
+];
+
+/// A retrieval document, as token ids.
+#[derive(Debug, Clone)]
+pub struct NeedleDocument {
+    /// Haystack, needles and question, ending right before the answer.
+    pub prompt: Vec<u32>,
+    /// The answer's tokens (a space and seven digits).
+    pub answer: Vec<u32>,
+    /// Token span of the needle the question asks about.
+    pub needle: Range<usize>,
+    /// The answer as text.
+    pub answer_text: String,
+}
+
+impl NeedleDocument {
+    /// Prompt followed by the answer and a full stop: what training sees.
+    pub fn full(&self, full_stop: &[u32]) -> Vec<u32> {
+        let mut all = self.prompt.clone();
+        all.extend_from_slice(&self.answer);
+        all.extend_from_slice(full_stop);
+        all
+    }
+}
+
+/// Builds retrieval documents with one tokenizer.
+pub struct NeedleMaker<'t> {
+    tokenizer: &'t TextTokenizer,
+    /// Tokens of ".", appended after the answer in training documents.
+    pub full_stop: Vec<u32>,
+}
+
+fn encode(tokenizer: &TextTokenizer, text: &str) -> Result<Vec<u32>, String> {
+    Ok(tokenizer
+        .encode(text)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|p| p.id)
+        .collect())
+}
+
+impl<'t> NeedleMaker<'t> {
+    /// A maker for `tokenizer`.
+    pub fn new(tokenizer: &'t TextTokenizer) -> Result<Self, String> {
+        Ok(NeedleMaker {
+            tokenizer,
+            full_stop: encode(tokenizer, ".")?,
+        })
+    }
+
+    /// A document of exactly `total` prompt tokens (plus the answer) with `needles` needles;
+    /// the question asks about the one at `depths[asked]` (depth 0 = start, 1 = end of the
+    /// haystack). `haystack` supplies prose and must be at least `total` tokens long.
+    pub fn make(
+        &self,
+        haystack: &[u32],
+        total: usize,
+        depths: &[f64],
+        asked: usize,
+        rng: &mut SplitMix64,
+    ) -> Result<NeedleDocument, String> {
+        let mut keys: Vec<String> = Vec::new();
+        while keys.len() < depths.len() {
+            let key = format!(
+                "{}-{}",
+                ADJECTIVES[(rng.next_u64() % ADJECTIVES.len() as u64) as usize],
+                NOUNS[(rng.next_u64() % NOUNS.len() as u64) as usize]
+            );
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        let numbers: Vec<String> = depths
+            .iter()
+            .map(|_| format!("{}", 1_000_000 + rng.next_u64() % 9_000_000))
+            .collect();
+        let needles: Vec<Vec<u32>> = keys
+            .iter()
+            .zip(&numbers)
+            .map(|(k, n)| {
+                encode(
+                    self.tokenizer,
+                    &format!(" The magic number for {k} is {n}."),
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let key = &keys[asked];
+        let question = encode(
+            self.tokenizer,
+            &format!(" What is the magic number for {key}? The magic number for {key} is"),
+        )?;
+        let answer = encode(self.tokenizer, &format!(" {}", numbers[asked]))?;
+        let fixed: usize = needles.iter().map(Vec::len).sum::<usize>() + question.len();
+        let hay_len = total.checked_sub(fixed).filter(|&n| n > 0).ok_or_else(|| {
+            format!("a needle document needs more than {fixed} tokens, got {total}")
+        })?;
+        if haystack.len() < hay_len {
+            return Err(format!(
+                "haystack of {} tokens is shorter than {hay_len}",
+                haystack.len()
+            ));
+        }
+        let hay = &haystack[..hay_len];
+        // Needles go in order of depth so their cut points are increasing.
+        let mut order: Vec<usize> = (0..depths.len()).collect();
+        order.sort_by(|&a, &b| depths[a].total_cmp(&depths[b]));
+        let mut prompt = Vec::with_capacity(total);
+        let mut cursor = 0;
+        let mut needle_span = 0..0;
+        for &i in &order {
+            let cut =
+                ((depths[i].clamp(0.0, 1.0) * hay_len as f64) as usize).clamp(cursor, hay_len);
+            prompt.extend_from_slice(&hay[cursor..cut]);
+            cursor = cut;
+            let start = prompt.len();
+            prompt.extend_from_slice(&needles[i]);
+            if i == asked {
+                needle_span = start..prompt.len();
+            }
+        }
+        prompt.extend_from_slice(&hay[cursor..]);
+        prompt.extend_from_slice(&question);
+        Ok(NeedleDocument {
+            prompt,
+            answer,
+            needle: needle_span,
+            answer_text: numbers[asked].clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokenizer() -> TextTokenizer {
+        TextTokenizer::from_json(include_bytes!("../../public/models/tokenizer.json")).unwrap()
+    }
+
+    #[test]
+    fn needle_documents_have_the_asked_length_and_a_findable_answer() {
+        let tok = tokenizer();
+        let maker = NeedleMaker::new(&tok).unwrap();
+        let prose: Vec<u32> = tok
+            .encode(&"The river ran slowly past the old mill, and the miller sang. ".repeat(60))
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        let mut rng = SplitMix64::new(3);
+        for (depths, asked) in [
+            (vec![0.0], 0),
+            (vec![0.5], 0),
+            (vec![1.0], 0),
+            (vec![0.9, 0.1, 0.4], 1),
+        ] {
+            let doc = maker.make(&prose, 300, &depths, asked, &mut rng).unwrap();
+            assert_eq!(doc.prompt.len(), 300);
+            assert_eq!(doc.answer_text.len(), 7);
+            assert_eq!(
+                tok.decode(&doc.answer).unwrap(),
+                format!(" {}", doc.answer_text)
+            );
+            let needle = tok.decode(&doc.prompt[doc.needle.clone()]).unwrap();
+            assert!(needle.starts_with(" The magic number for "), "{needle}");
+            assert!(
+                needle.ends_with(&format!(" is {}.", doc.answer_text)),
+                "{needle}"
+            );
+            let text = tok.decode(&doc.prompt).unwrap();
+            assert!(
+                text.contains(" What is the magic number for ") && text.ends_with(" is"),
+                "{text}"
+            );
+            // The needle sits at the requested depth (within the needles placed before it).
+            let depth = doc.needle.start as f64 / 300.0;
+            assert!(
+                (depth - depths[asked]).abs() < 0.35,
+                "depth {depth} vs {}",
+                depths[asked]
+            );
+        }
+        assert!(
+            maker.make(&prose, 20, &[0.5], 0, &mut rng).is_err(),
+            "too short for the needle and question"
+        );
+    }
+}

@@ -1,0 +1,420 @@
+//! `trainer train`: next-token training of the engine's own model code (the same
+//! `Transformer` the studio runs), with AdamW, warm-up + cosine, validation, resumable
+//! checkpoints and a JSON training log.
+//!
+//! The three models of the paper come from this one command:
+//! - RoPE: `--positions rope --steps N`
+//! - DroPE: `--positions none --init-from <rope run>/snapshot-<0.875N>.safetensors
+//!   --first-step 0.875N --steps N` (RoPE dropped from every layer, recalibrated at L)
+//! - NoPE: `--positions none --steps N`
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var};
+use engine::cpu::{cross_entropy, ForwardSettings, RotaryTables, Transformer};
+use engine::init::random_weights;
+use engine::{ModelConfig, ModelWeights, PositionScheme, TextTokenizer, TrainedPositions};
+use serde::{Deserialize, Serialize};
+
+use crate::args::Args;
+use crate::data::{eval_windows, BatchSampler, TokenStreams};
+use crate::needles::NeedleMaker;
+use crate::optimizer::{learning_rate, AdamW, AdamWConfig};
+
+/// The training log written to `train-log.json` (read by the studio's training view).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TrainLog {
+    /// Positional embedding during this run.
+    pub positions: String,
+    /// Step at which RoPE was dropped (DroPE runs), else `None`.
+    pub drop_step: Option<usize>,
+    /// Sequences per batch and tokens per sequence.
+    pub batch: usize,
+    /// Training length L.
+    pub length: usize,
+    /// `[step, train loss, learning rate, seconds since start]`.
+    pub train: Vec<[f64; 4]>,
+    /// `[step, validation loss]`.
+    pub validation: Vec<[f64; 2]>,
+    /// Training throughput of this run, tokens per second (last segment).
+    pub tokens_per_second: f64,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// The model shape from the command line.
+fn model_config(
+    args: &Args,
+    vocab: usize,
+    positions: TrainedPositions,
+) -> Result<ModelConfig, String> {
+    let hidden: usize = args.get_or("hidden", 192)?;
+    let heads: usize = args.get_or("heads", 6)?;
+    let config = ModelConfig {
+        hidden_size: hidden,
+        num_hidden_layers: args.get_or("layers", 4)?,
+        num_attention_heads: heads,
+        num_key_value_heads: Some(args.get_or("kv-heads", heads)?),
+        intermediate_size: args.get_or("intermediate", 512)?,
+        vocab_size: vocab,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10_000.0,
+        tie_word_embeddings: true,
+        max_position_embeddings: args.get_or("length", 256)?,
+        head_dim: None,
+        position_embedding: positions,
+        drope_c: None,
+    };
+    config.validate().map_err(err)?;
+    Ok(config)
+}
+
+/// Trainable variables named as in the safetensors file.
+fn variables(weights: &ModelWeights) -> Result<Vec<(String, Var)>, String> {
+    weights
+        .named_tensors()
+        .into_iter()
+        .map(|(name, t)| Ok((name, Var::from_tensor(t).map_err(err)?)))
+        .collect()
+}
+
+/// Weights that share storage with the variables, so gradients reach them.
+fn weights_of(config: &ModelConfig, vars: &[(String, Var)]) -> Result<ModelWeights, String> {
+    ModelWeights::from_layout(config, |name, _| {
+        vars.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_tensor().clone())
+            .ok_or_else(|| engine::EngineError::Weights(format!("no variable {name}")))
+    })
+    .map_err(err)
+}
+
+/// Mean loss of `tokens: [B, L+1]`-shaped windows under `weights`.
+pub fn mean_loss(
+    config: &ModelConfig,
+    weights: &ModelWeights,
+    rotary: Option<&RotaryTables>,
+    windows: &[&[u32]],
+    batch: usize,
+) -> Result<f64, String> {
+    let length = config.training_length();
+    let settings = ForwardSettings {
+        rotary,
+        logit_scale: 1.0,
+    };
+    let model = Transformer::new(config, weights);
+    let (mut total, mut count) = (0.0, 0usize);
+    for group in windows.chunks(batch.max(1)) {
+        let inputs: Vec<u32> = group
+            .iter()
+            .flat_map(|w| w[..length].iter().copied())
+            .collect();
+        let targets: Vec<u32> = group
+            .iter()
+            .flat_map(|w| w[1..=length].iter().copied())
+            .collect();
+        let shape = (group.len(), length);
+        let inputs = Tensor::from_vec(inputs, shape, &Device::Cpu).map_err(err)?;
+        let targets = Tensor::from_vec(targets, shape, &Device::Cpu).map_err(err)?;
+        let logits = model
+            .forward(&inputs, &settings, None, |_, _| Ok(()))
+            .map_err(err)?;
+        let loss = cross_entropy(&logits, &targets)
+            .map_err(err)?
+            .to_scalar::<f32>()
+            .map_err(err)?;
+        total += loss as f64 * group.len() as f64;
+        count += group.len();
+    }
+    Ok(total / count.max(1) as f64)
+}
+
+/// Rotary tables for training positions `0..L`, or `None` without positions.
+pub fn training_rotary(config: &ModelConfig) -> Result<Option<RotaryTables>, String> {
+    match config.position_embedding {
+        TrainedPositions::None => Ok(None),
+        TrainedPositions::Rope => {
+            let freqs = PositionScheme::Rope
+                .frequencies(
+                    config.head_dim(),
+                    config.rope_theta,
+                    config.training_length(),
+                    1.0,
+                )
+                .unwrap_or_default();
+            Ok(Some(
+                RotaryTables::new(&freqs, 0, config.training_length(), &Device::Cpu)
+                    .map_err(err)?,
+            ))
+        }
+    }
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(value).map_err(err)?;
+    std::fs::write(path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Saves weights and optimizer moments (`adam.m.<name>`, `adam.v.<name>`) to one file.
+fn save_state(path: &Path, vars: &[(String, Var)], optimizer: &AdamW) -> Result<(), String> {
+    let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    for (name, var) in vars {
+        tensors.push((name.clone(), var.as_tensor().clone()));
+        let (m, v) = &optimizer.moments[name];
+        tensors.push((format!("adam.m.{name}"), m.clone()));
+        tensors.push((format!("adam.v.{name}"), v.clone()));
+    }
+    let tmp = path.with_extension("tmp");
+    let bytes =
+        safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), None).map_err(err)?;
+    std::fs::write(&tmp, bytes).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Loads the tensors of a state or snapshot file by name.
+fn load_tensors(path: &Path) -> Result<std::collections::HashMap<String, Tensor>, String> {
+    candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[derive(Serialize, Deserialize)]
+struct RunState {
+    step: usize,
+    optimizer_steps: usize,
+}
+
+/// `trainer train ...` (see the module docs and `trainer/src/main.rs`).
+pub fn run(argv: &[String]) -> Result<(), String> {
+    let args = Args::parse(
+        argv,
+        &[
+            "corpus",
+            "tokenizer",
+            "out",
+            "positions",
+            "steps",
+            "first-step",
+            "init-from",
+            "batch",
+            "length",
+            "lr",
+            "warmup",
+            "min-lr",
+            "seed",
+            "needle-fraction",
+            "eval-every",
+            "eval-windows",
+            "snapshot-every",
+            "layers",
+            "hidden",
+            "heads",
+            "kv-heads",
+            "intermediate",
+            "log-every",
+        ],
+    )?;
+    let out = PathBuf::from(args.required("out")?);
+    std::fs::create_dir_all(&out).map_err(err)?;
+    let tokenizer_path = args.required("tokenizer")?;
+    let tokenizer = TextTokenizer::from_json(
+        &std::fs::read(tokenizer_path).map_err(|e| format!("{tokenizer_path}: {e}"))?,
+    )
+    .map_err(err)?;
+    let positions = match args.required("positions")? {
+        "rope" => TrainedPositions::Rope,
+        "none" => TrainedPositions::None,
+        other => return Err(format!("--positions must be rope or none, not {other}")),
+    };
+    let config = model_config(&args, tokenizer.vocab_size(), positions)?;
+    let total_steps: usize = args.get_or("steps", 1000)?;
+    let first_step: usize = args.get_or("first-step", 0)?;
+    let batch: usize = args.get_or("batch", 16)?;
+    let peak_lr: f64 = args.get_or("lr", 1e-3)?;
+    let warmup: usize = args.get_or("warmup", 70)?;
+    let min_lr: f64 = args.get_or("min-lr", 0.1)?;
+    let seed: u64 = args.get_or("seed", 1)?;
+    let eval_every: usize = args.get_or("eval-every", 100)?;
+    let snapshot_every: usize = args.get_or("snapshot-every", 100)?;
+    let log_every: usize = args.get_or("log-every", 10)?;
+    let length = config.training_length();
+
+    let started = Instant::now();
+    let streams = TokenStreams::load(Path::new(args.required("corpus")?), &tokenizer)?;
+    println!(
+        "data: {} train / {} validation / {} test tokens, tokenised in {:.1} s",
+        streams.train.len(),
+        streams.validation.len(),
+        streams.test.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let needles = NeedleMaker::new(&tokenizer)?;
+    let sampler = BatchSampler {
+        stream: &streams.train,
+        needles: &needles,
+        needle_fraction: args.get_or("needle-fraction", 0.15)?,
+        batch,
+        length,
+        seed,
+    };
+    let validation = eval_windows(
+        &streams.validation,
+        length,
+        args.get_or("eval-windows", 32)?,
+    );
+    if validation.is_empty() {
+        return Err("the validation split is shorter than one window".into());
+    }
+
+    // Start: resume this run, or initialise from another run's snapshot, or at random.
+    let state_path = out.join("state.safetensors");
+    let log_path = out.join("train-log.json");
+    let resumed = state_path.exists();
+    let initial = if resumed {
+        let tensors = load_tensors(&state_path)?;
+        ModelWeights::from_layout(&config, |name, _| {
+            tensors
+                .get(name)
+                .cloned()
+                .ok_or_else(|| engine::EngineError::Weights(format!("state lacks {name}")))
+        })
+        .map_err(err)?
+    } else if let Some(from) = args
+        .get_or::<String>("init-from", String::new())
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        let tensors = load_tensors(Path::new(&from))?;
+        ModelWeights::from_layout(&config, |name, _| {
+            tensors
+                .get(name)
+                .cloned()
+                .ok_or_else(|| engine::EngineError::Weights(format!("{from} lacks {name}")))
+        })
+        .map_err(err)?
+    } else {
+        random_weights(&config, seed, 0.02).map_err(err)?
+    };
+    let vars = variables(&initial)?;
+    let mut optimizer = AdamW::new(
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        },
+        &vars,
+    )
+    .map_err(err)?;
+    let mut step = first_step;
+    let mut log = TrainLog {
+        positions: format!("{positions:?}").to_lowercase(),
+        drop_step: (first_step > 0 && positions == TrainedPositions::None).then_some(first_step),
+        batch,
+        length,
+        ..Default::default()
+    };
+    if resumed {
+        let tensors = load_tensors(&state_path)?;
+        for (name, (m, v)) in optimizer.moments.iter_mut() {
+            *m = tensors
+                .get(&format!("adam.m.{name}"))
+                .cloned()
+                .ok_or("state lacks moments")?;
+            *v = tensors
+                .get(&format!("adam.v.{name}"))
+                .cloned()
+                .ok_or("state lacks moments")?;
+        }
+        let state: RunState = read_json(&out.join("state.json"))?;
+        step = state.step;
+        optimizer.steps = state.optimizer_steps;
+        log = read_json(&log_path)?;
+        println!("resumed {} at step {step}", out.display());
+    }
+    write_json(
+        &out.join("config.json"),
+        &serde_json::from_str::<serde_json::Value>(&config.to_json()).map_err(err)?,
+    )?;
+
+    let rotary = training_rotary(&config)?;
+    let settings = ForwardSettings {
+        rotary: rotary.as_ref(),
+        logit_scale: 1.0,
+    };
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
+    println!(
+        "training {} ({} parameters, positions {:?}, threads {threads}) steps {step}..{total_steps}, batch {batch} x {length}",
+        out.display(),
+        config.parameter_count(),
+        positions
+    );
+    let segment_start = Instant::now();
+    let segment_first = step;
+    let save = |step: usize, optimizer: &AdamW, log: &TrainLog| -> Result<(), String> {
+        save_state(&state_path, &vars, optimizer)?;
+        write_json(
+            &out.join("state.json"),
+            &RunState {
+                step,
+                optimizer_steps: optimizer.steps,
+            },
+        )?;
+        write_json(&log_path, log)
+    };
+    while step < total_steps {
+        let (inputs, targets) = sampler.batch(step, &Device::Cpu)?;
+        let weights = weights_of(&config, &vars)?;
+        let logits = Transformer::new(&config, &weights)
+            .forward(&inputs, &settings, None, |_, _| Ok(()))
+            .map_err(err)?;
+        let loss = cross_entropy(&logits, &targets).map_err(err)?;
+        let grads = loss.backward().map_err(err)?;
+        let lr = learning_rate(step, total_steps, warmup, peak_lr, min_lr);
+        optimizer.step(&vars, &grads, lr).map_err(err)?;
+        let loss = loss.to_scalar::<f32>().map_err(err)? as f64;
+        if !loss.is_finite() {
+            return Err(format!("loss became {loss} at step {step}; lower --lr"));
+        }
+        step += 1;
+        let elapsed = segment_start.elapsed().as_secs_f64();
+        log.tokens_per_second =
+            ((step - segment_first) * batch * length) as f64 / elapsed.max(1e-9);
+        if step.is_multiple_of(log_every) || step == total_steps {
+            log.train.push([step as f64, loss, lr, elapsed]);
+            println!(
+                "step {step:>6}  loss {loss:.4}  lr {lr:.2e}  {:.0} tok/s",
+                log.tokens_per_second
+            );
+        }
+        if step.is_multiple_of(eval_every) || step == total_steps {
+            let detached = weights_of(&config, &vars)?;
+            let val = mean_loss(&config, &detached, rotary.as_ref(), &validation, batch)?;
+            log.validation.push([step as f64, val]);
+            println!(
+                "step {step:>6}  validation loss {val:.4}  perplexity {:.2}",
+                val.exp()
+            );
+        }
+        if step.is_multiple_of(snapshot_every) || step == total_steps {
+            let weights = weights_of(&config, &vars)?;
+            let bytes = weights.to_safetensors(DType::F32).map_err(err)?;
+            std::fs::write(out.join(format!("snapshot-{step}.safetensors")), bytes).map_err(err)?;
+            save(step, &optimizer, &log)?;
+        }
+    }
+    save(step, &optimizer, &log)?;
+    println!(
+        "done: {} in {:.1} s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
