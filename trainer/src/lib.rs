@@ -7,6 +7,7 @@ pub mod args;
 pub mod bpe;
 pub mod corpus;
 pub mod data;
+pub mod export;
 pub mod manifest;
 pub mod needles;
 pub mod optimizer;

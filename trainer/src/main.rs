@@ -7,9 +7,11 @@
 //! trainer train     --corpus DIR --tokenizer FILE --out runs/NAME --positions rope|none
 //!                   [--steps N] [--first-step K --init-from SNAPSHOT] [--batch 16]
 //!                   [--length 256] [--lr 1e-3] ... (see trainer/src/train.rs)
+//! trainer export    --run runs/NAME --models public/models --name ID --corpus DIR
+//!                   [--label TEXT] [--description TEXT] [--log-from runs/ROPE]
 //! ```
 
-use trainer::{bpe, manifest, train, untrained};
+use trainer::{bpe, export, manifest, train, untrained};
 
 use std::process::ExitCode;
 
@@ -20,8 +22,9 @@ fn main() -> ExitCode {
         Some("untrained") => untrained::run(&argv[1..]),
         Some("manifest") => manifest::run(&argv[1..]),
         Some("train") => train::run(&argv[1..]),
+        Some("export") => export::run(&argv[1..]),
         _ => Err(
-            "usage: trainer <tokenizer|untrained|manifest|train> [options] (see trainer/src/main.rs)"
+            "usage: trainer <tokenizer|untrained|manifest|train|export> [options] (see trainer/src/main.rs)"
                 .into(),
         ),
     };

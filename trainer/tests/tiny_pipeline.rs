@@ -1,0 +1,180 @@
+//! The whole training path at toy size, fast enough for CI: corpus excerpt -> tokenizer
+//! -> RoPE -> DroPE (RoPE dropped at 87.5% of the steps) -> export -> the engine loads
+//! the exported files and reproduces the trainer's numbers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use engine::cpu::{CpuBackend, ForwardSettings, Transformer};
+use engine::{ModelConfig, SchemeSpec, Session, SessionOptions, TextTokenizer};
+use trainer::export::load_run;
+use trainer::train::training_rotary;
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn validation_losses(run: &Path) -> Vec<f64> {
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("train-log.json")).unwrap()).unwrap();
+    log["validation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[1].as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let corpus = root.join("tests/fixtures/corpus");
+    let work: PathBuf = std::env::temp_dir().join(format!("drope-tiny-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let models = work.join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let tokenizer_path = models.join("tokenizer.json");
+    trainer::bpe::run(&args(&[
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--out",
+        tokenizer_path.to_str().unwrap(),
+        "--vocab",
+        "512",
+    ]))
+    .unwrap();
+
+    let common = |out: &Path, extra: &[&str]| {
+        let mut a = args(&[
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--tokenizer",
+            tokenizer_path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--batch",
+            "4",
+            "--length",
+            "48",
+            "--layers",
+            "2",
+            "--hidden",
+            "32",
+            "--heads",
+            "4",
+            "--intermediate",
+            "64",
+            "--warmup",
+            "4",
+            "--lr",
+            "3e-3",
+            "--eval-every",
+            "8",
+            "--snapshot-every",
+            "8",
+            "--eval-windows",
+            "8",
+        ]);
+        a.extend(args(extra));
+        trainer::train::run(&a).unwrap();
+    };
+    let rope = work.join("rope");
+    common(&rope, &["--positions", "rope", "--steps", "64"]);
+    let losses = validation_losses(&rope);
+    assert!(
+        losses.last().unwrap() < &(losses[0] - 0.3),
+        "RoPE validation loss must fall: {losses:?}"
+    );
+
+    // DroPE: the RoPE snapshot at 87.5% (step 56), positions removed, trained to step 64.
+    let drope = work.join("drope");
+    let snapshot = rope.join("snapshot-56.safetensors");
+    common(
+        &drope,
+        &[
+            "--positions",
+            "none",
+            "--init-from",
+            snapshot.to_str().unwrap(),
+            "--first-step",
+            "56",
+            "--steps",
+            "64",
+        ],
+    );
+    assert!(validation_losses(&drope).iter().all(|l| l.is_finite()));
+
+    for (name, run) in [("rope", &rope), ("drope", &drope)] {
+        trainer::export::run(&args(&[
+            "--run",
+            run.to_str().unwrap(),
+            "--models",
+            models.to_str().unwrap(),
+            "--name",
+            name,
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--log-from",
+            rope.to_str().unwrap(),
+        ]))
+        .unwrap();
+        // The exported files load in the engine ...
+        let dir = models.join(name);
+        let backend = CpuBackend::load(
+            &std::fs::read(dir.join("config.json")).unwrap(),
+            &std::fs::read(dir.join("model.safetensors")).unwrap(),
+        )
+        .unwrap();
+        // ... and give the trainer's numbers: per-token NLL of one window, trainer forward
+        // (f32 snapshot) against an engine session (exported storage, possibly f16).
+        let (config, weights): (ModelConfig, _) = load_run(run).unwrap();
+        let tokenizer = TextTokenizer::from_json(&std::fs::read(&tokenizer_path).unwrap()).unwrap();
+        let text = std::fs::read_to_string(corpus.join("austen.txt")).unwrap();
+        let ids: Vec<u32> = tokenizer
+            .encode(&text[..2000])
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .take(48)
+            .collect();
+        let rotary = training_rotary(&config).unwrap();
+        let settings = ForwardSettings {
+            rotary: rotary.as_ref(),
+            logit_scale: 1.0,
+        };
+        let input = engine::cpu::token_tensor(&ids, &candle_core::Device::Cpu).unwrap();
+        let logits = Transformer::new(&config, &weights)
+            .forward(&input, &settings, None, |_, _| Ok(()))
+            .unwrap();
+        let logits: Vec<Vec<f32>> = logits.squeeze(0).unwrap().to_vec2().unwrap();
+        let scheme = if name == "rope" {
+            SchemeSpec::ROPE
+        } else {
+            SchemeSpec::NONE
+        };
+        let mut session = Session::new(Arc::new(backend), SessionOptions::new(scheme, 48)).unwrap();
+        let trace = session.extend(&ids).unwrap();
+        for (t, position) in trace.positions.iter().enumerate().skip(1) {
+            let expected = -engine::analysis::log_softmax(&logits[t - 1])[ids[t] as usize];
+            let got = position.nll.unwrap();
+            assert!(
+                (expected - got).abs() < 0.02 * (1.0 + expected),
+                "{name} position {t}: {expected} vs {got}"
+            );
+        }
+        let log: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("train-log.json")).unwrap()).unwrap();
+        if name == "drope" {
+            assert_eq!(log["drop_step"], 56);
+            let first_logged = log["train"][0][0].as_f64().unwrap();
+            assert!(
+                first_logged < 56.0,
+                "the DroPE log starts with the RoPE steps before the drop"
+            );
+        }
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(models.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["models"].as_array().unwrap().len(), 2);
+    let _ = std::fs::remove_dir_all(&work);
+}
