@@ -185,6 +185,18 @@ fn load_tensors(path: &Path) -> Result<std::collections::HashMap<String, Tensor>
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The model weights held in a state or snapshot file (other tensors are ignored).
+fn weights_from_file(config: &ModelConfig, path: &Path) -> Result<ModelWeights, String> {
+    let tensors = load_tensors(path)?;
+    ModelWeights::from_layout(config, |name, _| {
+        tensors
+            .get(name)
+            .cloned()
+            .ok_or_else(|| engine::EngineError::Weights(format!("{} lacks {name}", path.display())))
+    })
+    .map_err(err)
+}
+
 #[derive(Serialize, Deserialize)]
 struct RunState {
     step: usize,
@@ -277,28 +289,11 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     let state_path = out.join("state.safetensors");
     let log_path = out.join("train-log.json");
     let resumed = state_path.exists();
+    let init_from: String = args.get_or("init-from", String::new())?;
     let initial = if resumed {
-        let tensors = load_tensors(&state_path)?;
-        ModelWeights::from_layout(&config, |name, _| {
-            tensors
-                .get(name)
-                .cloned()
-                .ok_or_else(|| engine::EngineError::Weights(format!("state lacks {name}")))
-        })
-        .map_err(err)?
-    } else if let Some(from) = args
-        .get_or::<String>("init-from", String::new())
-        .ok()
-        .filter(|s| !s.is_empty())
-    {
-        let tensors = load_tensors(Path::new(&from))?;
-        ModelWeights::from_layout(&config, |name, _| {
-            tensors
-                .get(name)
-                .cloned()
-                .ok_or_else(|| engine::EngineError::Weights(format!("{from} lacks {name}")))
-        })
-        .map_err(err)?
+        weights_from_file(&config, &state_path)?
+    } else if !init_from.is_empty() {
+        weights_from_file(&config, Path::new(&init_from))?
     } else {
         random_weights(&config, seed, 0.02).map_err(err)?
     };
