@@ -24,17 +24,22 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     let corpus = Path::new(args.required("corpus")?);
     let out = Path::new(args.required("out")?);
     let vocab: usize = args.get_or("vocab", 4096)?;
-    let files = text_files(corpus)?;
     let started = std::time::Instant::now();
-    let tokenizer = train(&files, vocab)?;
+    // Training documents only: validation and test text must not shape the vocabulary.
+    let documents: Vec<String> = crate::corpus::load(corpus)?
+        .into_iter()
+        .filter(|d| d.split == crate::corpus::Split::Train)
+        .map(|d| d.text)
+        .collect();
+    let tokenizer = train(&documents, vocab)?;
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
     tokenizer.save(out, false).map_err(|e| e.to_string())?;
     println!(
-        "tokenizer: {} tokens from {} files in {:.1} s -> {}",
+        "tokenizer: {} tokens from {} training documents in {:.1} s -> {}",
         tokenizer.get_vocab_size(true),
-        files.len(),
+        documents.len(),
         started.elapsed().as_secs_f64(),
         out.display()
     );
@@ -56,8 +61,8 @@ pub fn text_files(corpus: &Path) -> Result<Vec<String>, String> {
     Ok(files)
 }
 
-/// Trains a byte-level BPE with `vocab` entries on `files`.
-pub fn train(files: &[String], vocab: usize) -> Result<Tokenizer, String> {
+/// Trains a byte-level BPE with `vocab` entries on `documents`.
+pub fn train(documents: &[String], vocab: usize) -> Result<Tokenizer, String> {
     let pre_tokenizer = Sequence::new(vec![
         PreTokenizerWrapper::Digits(Digits::new(true)),
         PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true)),
@@ -76,7 +81,7 @@ pub fn train(files: &[String], vocab: usize) -> Result<Tokenizer, String> {
             .build(),
     );
     tokenizer
-        .train_from_files(&mut trainer, files.to_vec())
+        .train(&mut trainer, documents.iter())
         .map_err(|e| format!("tokenizer training failed: {e}"))?;
     Ok(tokenizer)
 }
