@@ -8,7 +8,7 @@
 //! cargo xtask build [ARGS..]   setup, then `trunk build --release ARGS..` (into dist/)
 //! cargo xtask test [GROUPS..]  setup, then native, wasm (headless Chromium) and e2e tests
 //! cargo xtask static DIR [PORT]  serve a folder with the built-in static file server
-//! cargo xtask untrained        regenerate the tokenizer and the random-weight model
+//! cargo xtask untrained        regenerate the random-weight model
 //! ```
 
 mod server;
@@ -31,8 +31,8 @@ commands:
   test [GROUPS..]    setup, then every test; GROUPS (default: all) among
                      native, wasm, e2e
   static DIR [PORT]  serve DIR on 127.0.0.1:PORT (default 8080) with the built-in server
-  untrained          retrain public/models/tokenizer.json on tests/fixtures/corpus and
-                     regenerate the random-weight model public/models/untrained
+  untrained          regenerate the random-weight model public/models/untrained
+                     (with public/models/tokenizer.json)
 ";
 
 fn main() -> ExitCode {
@@ -81,25 +81,15 @@ fn build(args: &[String]) -> Result<()> {
     util::run(&mut cmd)
 }
 
-/// The placeholder model the page ships until trained checkpoints exist: a tokenizer
-/// trained on the test corpus excerpt and seeded random weights (deterministic).
+/// The placeholder model the page ships until trained checkpoints exist: seeded random
+/// weights (deterministic) over the shipped tokenizer.
 fn untrained() -> Result<()> {
-    let trainer = |args: &[&str]| {
-        util::run(
-            std::process::Command::new("cargo")
-                .args(["run", "--quiet", "--release", "-p", "trainer", "--"])
-                .args(args)
-                .current_dir(root()),
-        )
-    };
-    trainer(&[
-        "tokenizer",
-        "--corpus",
-        "tests/fixtures/corpus",
-        "--out",
-        "public/models/tokenizer.json",
-    ])?;
-    trainer(&["untrained", "--models", "public/models"])
+    util::run(
+        std::process::Command::new("cargo")
+            .args(["run", "--quiet", "--release", "-p", "trainer", "--"])
+            .args(["untrained", "--models", "public/models"])
+            .current_dir(root()),
+    )
 }
 
 fn static_serve(args: &[String]) -> Result<()> {
