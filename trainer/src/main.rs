@@ -9,9 +9,11 @@
 //!                   [--length 256] [--lr 1e-3] ... (see trainer/src/train.rs)
 //! trainer export    --run runs/NAME --models public/models --name ID --corpus DIR
 //!                   [--label TEXT] [--description TEXT] [--log-from runs/ROPE]
+//! trainer eval      --models public/models --corpus DIR --results public/results
+//!                   --report docs/RESULTS.md [--sequences 16] [--needle-trials 4]
 //! ```
 
-use trainer::{bpe, export, manifest, train, untrained};
+use trainer::{bpe, export, manifest, results, train, untrained};
 
 use std::process::ExitCode;
 
@@ -23,8 +25,9 @@ fn main() -> ExitCode {
         Some("manifest") => manifest::run(&argv[1..]),
         Some("train") => train::run(&argv[1..]),
         Some("export") => export::run(&argv[1..]),
+        Some("eval") => results::run(&argv[1..]),
         _ => Err(
-            "usage: trainer <tokenizer|untrained|manifest|train|export> [options] (see trainer/src/main.rs)"
+            "usage: trainer <tokenizer|untrained|manifest|train|export|eval> [options] (see trainer/src/main.rs)"
                 .into(),
         ),
     };

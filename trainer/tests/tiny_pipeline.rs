@@ -55,7 +55,7 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
             "--batch",
             "4",
             "--length",
-            "48",
+            "64",
             "--layers",
             "2",
             "--hidden",
@@ -135,7 +135,7 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
             .unwrap()
             .iter()
             .map(|p| p.id)
-            .take(48)
+            .take(64)
             .collect();
         let rotary = training_rotary(&config).unwrap();
         let settings = ForwardSettings {
@@ -152,7 +152,7 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
         } else {
             SchemeSpec::NONE
         };
-        let mut session = Session::new(Arc::new(backend), SessionOptions::new(scheme, 48)).unwrap();
+        let mut session = Session::new(Arc::new(backend), SessionOptions::new(scheme, 64)).unwrap();
         let trace = session.extend(&ids).unwrap();
         for (t, position) in trace.positions.iter().enumerate().skip(1) {
             let expected = -engine::analysis::log_softmax(&logits[t - 1])[ids[t] as usize];
@@ -173,6 +173,57 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
             );
         }
     }
+    // The evaluation runs end to end and writes what the studio and RESULTS.md need.
+    let results = work.join("results");
+    let report = work.join("RESULTS.md");
+    trainer::results::run(&args(&[
+        "--models",
+        models.to_str().unwrap(),
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--sequences",
+        "2",
+        "--fit-sequences",
+        "1",
+        "--needle-trials",
+        "1",
+        "--only",
+        "rope,drope",
+    ]))
+    .unwrap();
+    let read = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let perplexity = read(results.join("perplexity.json"));
+    let rows = perplexity["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 7 + 3, "7 RoPE schemes and 3 DroPE ones");
+    for row in rows {
+        let values = row["perplexity"].as_array().unwrap();
+        assert_eq!(values.len(), 4);
+        assert!(
+            values
+                .iter()
+                .all(|v| v.as_f64().unwrap().is_finite() && v.as_f64().unwrap() > 1.0),
+            "{row}"
+        );
+    }
+    let niah = read(results.join("niah.json"));
+    // At L = 64, 1x is below the needle test's 128-token minimum: 2x, 4x and 8x remain.
+    assert_eq!(niah["cells"].as_array().unwrap().len(), (4 + 2) * 3 * 5);
+    let c = read(models.join("drope/config.json"))["drope_c"]
+        .as_f64()
+        .expect("fitted c stored");
+    assert!((0.0..=1.0).contains(&c));
+    let markdown = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        markdown.contains("| rope | `yarn:dyn` |") && markdown.contains("## Claims"),
+        "{markdown}"
+    );
+
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(models.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["models"].as_array().unwrap().len(), 2);

@@ -9,6 +9,7 @@
 //! cargo xtask test [GROUPS..]  setup, then native, wasm (headless Chromium) and e2e tests
 //! cargo xtask static DIR [PORT]  serve a folder with the built-in static file server
 //! cargo xtask untrained        regenerate the random-weight model
+//! cargo xtask results [ARGS..] evaluate the shipped models: public/results + docs/RESULTS.md
 //! ```
 
 mod server;
@@ -33,6 +34,8 @@ commands:
   static DIR [PORT]  serve DIR on 127.0.0.1:PORT (default 8080) with the built-in server
   untrained          regenerate the random-weight model public/models/untrained
                      (with public/models/tokenizer.json)
+  results [ARGS..]   `trainer eval` on the shipped models and the corpus in $DROPE_CORPUS
+                     (default ../shared/corpus): public/results/*.json, docs/RESULTS.md
 ";
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         "test" => test::run(&rest),
         "static" => static_serve(&rest),
         "untrained" => untrained(),
+        "results" => results(&rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
@@ -88,6 +92,19 @@ fn untrained() -> Result<()> {
         std::process::Command::new("cargo")
             .args(["run", "--quiet", "--release", "-p", "trainer", "--"])
             .args(["untrained", "--models", "public/models"])
+            .current_dir(root()),
+    )
+}
+
+/// The paper's measurements on the shipped models (test split of the full corpus).
+fn results(args: &[String]) -> Result<()> {
+    let corpus = std::env::var("DROPE_CORPUS").unwrap_or_else(|_| "../shared/corpus".into());
+    util::run(
+        std::process::Command::new("cargo")
+            .args(["run", "--quiet", "--release", "-p", "trainer", "--", "eval"])
+            .args(["--models", "public/models", "--results", "public/results"])
+            .args(["--report", "docs/RESULTS.md", "--corpus", &corpus])
+            .args(args)
             .current_dir(root()),
     )
 }

@@ -1,0 +1,335 @@
+//! `trainer eval`: the paper's measurements on the exported models, on the test split.
+//!
+//! - Perplexity in windows 0-L, L-2L, 2L-4L, 4L-8L of 8L-token test sequences, for every
+//!   model/scheme pair. A fixed-`s` scheme runs each sequence once at `s = 8`; a dynamic
+//!   one runs the prefix ending at each window's end `bL` with `s = b`, i.e. the scale a
+//!   dynamic model would have reached there.
+//! - Needle in a haystack at 1x, 2x, 4x, 8x L and several depths: a test-split haystack,
+//!   one needle, greedy decoding of the answer, exact match. Schemes use `s = T / L`.
+//! - DroPE's `c` in `beta(s) = 1 + c ln s`, fitted on the *validation* split (`fit_c`).
+
+use candle_core::{Device, Tensor, D};
+use engine::cpu::{token_tensor, ForwardSettings, RotaryTables, Transformer};
+use engine::init::SplitMix64;
+use engine::{ModelConfig, ModelWeights, SchemeSpec};
+use serde::Serialize;
+
+use crate::needles::NeedleMaker;
+
+/// Window edges in multiples of L.
+pub const WINDOWS: [(usize, usize); 4] = [(0, 1), (1, 2), (2, 4), (4, 8)];
+
+/// A model under evaluation.
+pub struct EvalModel {
+    /// Manifest id ("rope", "drope", "nope").
+    pub id: String,
+    /// Its configuration.
+    pub config: ModelConfig,
+    /// Its weights.
+    pub weights: ModelWeights,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Per-position NLL of `tokens[1..]` given `tokens[..len]`, for a batch of equal-length
+/// sequences, under `scheme` evaluated at context length `len`.
+pub fn sequence_nll(
+    model: &EvalModel,
+    scheme: &SchemeSpec,
+    sequences: &[&[u32]],
+) -> Result<Vec<Vec<f32>>, String> {
+    let config = &model.config;
+    let len = sequences[0].len() - 1;
+    let applied = scheme
+        .apply(
+            len,
+            config.head_dim(),
+            config.rope_theta,
+            config.training_length(),
+            config.drope_c,
+        )
+        .map_err(err)?;
+    let rotary = match &applied.frequencies {
+        Some(f) => Some(RotaryTables::new(f, 0, len, &Device::Cpu).map_err(err)?),
+        None => None,
+    };
+    let settings = ForwardSettings {
+        rotary: rotary.as_ref(),
+        logit_scale: applied.logit_scale,
+    };
+    let inputs: Vec<u32> = sequences
+        .iter()
+        .flat_map(|s| s[..len].iter().copied())
+        .collect();
+    let targets: Vec<u32> = sequences
+        .iter()
+        .flat_map(|s| s[1..].iter().copied())
+        .collect();
+    let b = sequences.len();
+    let inputs = Tensor::from_vec(inputs, (b, len), &Device::Cpu).map_err(err)?;
+    let targets = Tensor::from_vec(targets, (b, len, 1), &Device::Cpu).map_err(err)?;
+    let logits = Transformer::new(config, &model.weights)
+        .forward(&inputs, &settings, None, |_, _| Ok(()))
+        .map_err(err)?;
+    let log_norm = logits.log_sum_exp(D::Minus1).map_err(err)?;
+    let picked = logits
+        .gather(&targets, D::Minus1)
+        .map_err(err)?
+        .squeeze(D::Minus1)
+        .map_err(err)?;
+    (log_norm - picked)
+        .map_err(err)?
+        .to_vec2::<f32>()
+        .map_err(err)
+}
+
+/// One row of the perplexity table.
+#[derive(Debug, Clone, Serialize)]
+pub struct PerplexityRow {
+    /// Model id.
+    pub model: String,
+    /// Scheme in text form.
+    pub scheme: String,
+    /// Mean NLL per window (nats).
+    pub nll: Vec<f64>,
+    /// `exp(nll)` per window.
+    pub perplexity: Vec<f64>,
+}
+
+/// Mean NLL per window of `sequences` (each `8L + 1` tokens) for one model and scheme.
+pub fn window_perplexity(
+    model: &EvalModel,
+    scheme: &SchemeSpec,
+    sequences: &[&[u32]],
+    batch: usize,
+) -> Result<PerplexityRow, String> {
+    let l = model.config.training_length();
+    let mut sums = [0f64; 4];
+    let mut counts = [0usize; 4];
+    for group in sequences.chunks(batch.max(1)) {
+        if scheme.is_dynamic() {
+            for (w, &(start, end)) in WINDOWS.iter().enumerate() {
+                let prefixes: Vec<&[u32]> = group.iter().map(|s| &s[..end * l + 1]).collect();
+                for row in sequence_nll(model, scheme, &prefixes)? {
+                    sums[w] += row[start * l..end * l]
+                        .iter()
+                        .map(|&x| x as f64)
+                        .sum::<f64>();
+                    counts[w] += (end - start) * l;
+                }
+            }
+        } else {
+            for row in sequence_nll(model, scheme, group)? {
+                for (w, &(start, end)) in WINDOWS.iter().enumerate() {
+                    sums[w] += row[start * l..end * l]
+                        .iter()
+                        .map(|&x| x as f64)
+                        .sum::<f64>();
+                    counts[w] += (end - start) * l;
+                }
+            }
+        }
+    }
+    let nll: Vec<f64> = sums
+        .iter()
+        .zip(counts)
+        .map(|(s, c)| s / c.max(1) as f64)
+        .collect();
+    Ok(PerplexityRow {
+        model: model.id.clone(),
+        scheme: scheme.to_string(),
+        perplexity: nll.iter().map(|x| x.exp()).collect(),
+        nll,
+    })
+}
+
+/// Mean NLL over whole sequences of `m L` tokens for m = 2, 4, 8, with DroPE's logit scale
+/// at coefficient `c` and `s = m`: the objective the paper minimises to fit `c`.
+pub fn beta_objective(
+    model: &EvalModel,
+    c: f64,
+    sequences: &[&[u32]],
+    batch: usize,
+) -> Result<f64, String> {
+    let l = model.config.training_length();
+    let mut total = 0.0;
+    for m in [2usize, 4, 8] {
+        let scheme: SchemeSpec = format!("none:{m}+beta={c}").parse().map_err(err)?;
+        let (mut sum, mut count) = (0.0, 0usize);
+        for group in sequences.chunks(batch.max(1)) {
+            let prefixes: Vec<&[u32]> = group.iter().map(|s| &s[..m * l + 1]).collect();
+            for row in sequence_nll(model, &scheme, &prefixes)? {
+                sum += row.iter().map(|&x| x as f64).sum::<f64>();
+                count += row.len();
+            }
+        }
+        total += sum / count as f64;
+    }
+    Ok(total / 3.0)
+}
+
+/// Fits `c` on validation sequences: a grid over [0, 1] in steps of 0.1, then a parabola
+/// through the best grid point and its neighbours. Returns `(c, objective at c, grid)`.
+pub fn fit_c(
+    model: &EvalModel,
+    sequences: &[&[u32]],
+    batch: usize,
+) -> Result<(f64, f64, Vec<(f64, f64)>), String> {
+    let mut grid = Vec::new();
+    for i in 0..=10 {
+        let c = i as f64 / 10.0;
+        grid.push((c, beta_objective(model, c, sequences, batch)?));
+    }
+    let best = (0..grid.len())
+        .min_by(|&a, &b| grid[a].1.total_cmp(&grid[b].1))
+        .unwrap_or(0);
+    let mut c = grid[best].0;
+    if best > 0 && best + 1 < grid.len() {
+        let ((x0, y0), (x1, y1), (x2, y2)) = (grid[best - 1], grid[best], grid[best + 1]);
+        let denom = (x0 - x1) * (x0 - x2) * (x1 - x2);
+        let a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / denom;
+        let b = (x2 * x2 * (y0 - y1) + x1 * x1 * (y2 - y0) + x0 * x0 * (y1 - y2)) / denom;
+        if a > 0.0 {
+            c = (-b / (2.0 * a)).clamp(x0, x2);
+        }
+    }
+    let value = beta_objective(model, c, sequences, batch)?;
+    let (c, value) = if value <= grid[best].1 {
+        (c, value)
+    } else {
+        grid[best]
+    };
+    Ok(((c * 1000.0).round() / 1000.0, value, grid))
+}
+
+/// Shortest context (tokens) the needle test is run at.
+pub const MIN_NEEDLE_CONTEXT: usize = 128;
+
+/// Accuracy of one cell of the needle grid.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeedleCell {
+    /// Model id.
+    pub model: String,
+    /// Scheme family in text form (its `s` is set per length).
+    pub scheme: String,
+    /// Context length in multiples of L.
+    pub length_multiple: usize,
+    /// Needle depth (0 = start of the haystack, 1 = end).
+    pub depth: f64,
+    /// Trials run.
+    pub trials: usize,
+    /// Exact matches.
+    pub correct: usize,
+}
+
+/// Greedy answer of `prompt` under `scheme` (`s` fixed for the whole prompt + answer).
+pub fn greedy_answer(
+    model: &EvalModel,
+    scheme: &SchemeSpec,
+    prompt: &[u32],
+    answer_len: usize,
+) -> Result<Vec<u32>, String> {
+    let config = &model.config;
+    let total = prompt.len() + answer_len;
+    let applied = scheme
+        .apply(
+            total,
+            config.head_dim(),
+            config.rope_theta,
+            config.training_length(),
+            config.drope_c,
+        )
+        .map_err(err)?;
+    let mut cache = vec![engine::cpu::LayerCache::default(); config.num_hidden_layers];
+    let transformer = Transformer::new(config, &model.weights);
+    let mut next: Vec<u32> = prompt.to_vec();
+    let mut position = 0;
+    let mut out = Vec::new();
+    while out.len() < answer_len {
+        let rotary = match &applied.frequencies {
+            Some(f) => Some(RotaryTables::new(f, position, next.len(), &Device::Cpu).map_err(err)?),
+            None => None,
+        };
+        let settings = ForwardSettings {
+            rotary: rotary.as_ref(),
+            logit_scale: applied.logit_scale,
+        };
+        let tokens = token_tensor(&next, &Device::Cpu).map_err(err)?;
+        let logits = transformer
+            .forward(&tokens, &settings, Some(&mut cache), |_, _| Ok(()))
+            .map_err(err)?;
+        let last = logits
+            .squeeze(0)
+            .map_err(err)?
+            .get(next.len() - 1)
+            .map_err(err)?;
+        let token = last
+            .argmax(D::Minus1)
+            .map_err(err)?
+            .to_scalar::<u32>()
+            .map_err(err)?;
+        position += next.len();
+        out.push(token);
+        next = vec![token];
+    }
+    Ok(out)
+}
+
+/// Runs `trials` needle documents per (length, depth) cell for one model and scheme
+/// family (`scheme_family` without a scale, e.g. "pi", "none+beta"), `s = multiple`.
+#[allow(clippy::too_many_arguments)]
+pub fn needle_grid(
+    model: &EvalModel,
+    scheme_family: &str,
+    maker: &NeedleMaker<'_>,
+    haystack: &[u32],
+    multiples: &[usize],
+    depths: &[f64],
+    trials: usize,
+    seed: u64,
+) -> Result<Vec<NeedleCell>, String> {
+    let l = model.config.training_length();
+    let mut cells = Vec::new();
+    // Below this, the needle and the question leave almost no haystack: not a real test.
+    for &m in multiples.iter().filter(|&&m| m * l >= MIN_NEEDLE_CONTEXT) {
+        let scheme_text = match scheme_family.split_once('+') {
+            Some((head, tail)) if m > 1 => format!("{head}:{m}+{tail}"),
+            None if m > 1 && scheme_family != "rope" && scheme_family != "none" => {
+                format!("{scheme_family}:{m}")
+            }
+            _ => scheme_family.to_string(),
+        };
+        let scheme: SchemeSpec = scheme_text.parse().map_err(err)?;
+        for &depth in depths {
+            // The same documents for every model and scheme: the generator depends on the cell only.
+            let mut rng = SplitMix64::new(seed ^ ((m as u64) << 32) ^ (depth * 1000.0) as u64);
+            let mut correct = 0;
+            for _ in 0..trials {
+                let total = m * l;
+                let start = (rng.next_u64() % (haystack.len() - total) as u64) as usize;
+                let doc = maker.make(
+                    &haystack[start..start + total],
+                    total - 8,
+                    &[depth],
+                    0,
+                    &mut rng,
+                )?;
+                let answer = greedy_answer(model, &scheme, &doc.prompt, doc.answer.len())?;
+                if answer == doc.answer {
+                    correct += 1;
+                }
+            }
+            cells.push(NeedleCell {
+                model: model.id.clone(),
+                scheme: scheme_family.to_string(),
+                length_multiple: m,
+                depth,
+                trials,
+                correct,
+            });
+        }
+    }
+    Ok(cells)
+}
