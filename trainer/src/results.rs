@@ -112,7 +112,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             .chunks_exact(8 * l + 1)
             .take(n_fit)
             .collect();
-        let (c, objective, grid) = fit_c(&model, &val, batch)?;
+        let fit = fit_c(&model, &val, batch)?;
+        let (c, objective, grid) = (fit.c, fit.objective, fit.grid);
         println!(
             "fitted c = {c} (mean NLL at 2L/4L/8L {objective:.4}) in {:.0} s",
             started.elapsed().as_secs_f64()
