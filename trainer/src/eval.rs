@@ -170,13 +170,23 @@ pub fn beta_objective(
     Ok(total / 3.0)
 }
 
+/// The result of [`fit_c`].
+pub struct CoefficientFit {
+    /// The fitted `c` (rounded to 3 decimals).
+    pub c: f64,
+    /// The objective (mean NLL) at `c`.
+    pub objective: f64,
+    /// `(c, objective)` at every grid point.
+    pub grid: Vec<(f64, f64)>,
+}
+
 /// Fits `c` on validation sequences: a grid over [0, 1] in steps of 0.1, then a parabola
-/// through the best grid point and its neighbours. Returns `(c, objective at c, grid)`.
+/// through the best grid point and its neighbours.
 pub fn fit_c(
     model: &EvalModel,
     sequences: &[&[u32]],
     batch: usize,
-) -> Result<(f64, f64, Vec<(f64, f64)>), String> {
+) -> Result<CoefficientFit, String> {
     let mut grid = Vec::new();
     for i in 0..=10 {
         let c = i as f64 / 10.0;
@@ -196,12 +206,16 @@ pub fn fit_c(
         }
     }
     let value = beta_objective(model, c, sequences, batch)?;
-    let (c, value) = if value <= grid[best].1 {
+    let (c, objective) = if value <= grid[best].1 {
         (c, value)
     } else {
         grid[best]
     };
-    Ok(((c * 1000.0).round() / 1000.0, value, grid))
+    Ok(CoefficientFit {
+        c: (c * 1000.0).round() / 1000.0,
+        objective,
+        grid,
+    })
 }
 
 /// Shortest context (tokens) the needle test is run at.
