@@ -9,9 +9,11 @@
 //! cargo xtask test [GROUPS..]  setup, then native, wasm (headless Chromium) and e2e tests
 //! cargo xtask static DIR [PORT]  serve a folder with the built-in static file server
 //! cargo xtask untrained        regenerate the random-weight model
+//! cargo xtask models [--steps N]  train and export the RoPE, DroPE and NoPE models
 //! cargo xtask results [ARGS..] evaluate the shipped models: public/results + docs/RESULTS.md
 //! ```
 
+mod models;
 mod server;
 mod setup;
 mod test;
@@ -34,6 +36,9 @@ commands:
   static DIR [PORT]  serve DIR on 127.0.0.1:PORT (default 8080) with the built-in server
   untrained          regenerate the random-weight model public/models/untrained
                      (with public/models/tokenizer.json)
+  models [--steps N] [--corpus DIR]
+                     train RoPE, DroPE (drop at 7N/8) and NoPE for N steps (default 800;
+                     resumable, hours on 2 cores: run with nohup) and export them
   results [ARGS..]   `trainer eval` on the shipped models and the corpus in $DROPE_CORPUS
                      (default ../shared/corpus): public/results/*.json, docs/RESULTS.md
 ";
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
         "static" => static_serve(&rest),
         "untrained" => untrained(),
         "results" => results(&rest),
+        "models" => models::run(&rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
