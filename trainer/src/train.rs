@@ -231,6 +231,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             "kv-heads",
             "intermediate",
             "log-every",
+            "stop-at",
         ],
     )?;
     let out = PathBuf::from(args.required("out")?);
@@ -256,6 +257,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     let eval_every: usize = args.get_or("eval-every", 100)?;
     let snapshot_every: usize = args.get_or("snapshot-every", 100)?;
     let log_every: usize = args.get_or("log-every", 10)?;
+    // Stop early (state saved) without changing the schedule: for time-boxed sessions.
+    let stop_at: usize = args.get_or("stop-at", total_steps)?;
     let length = config.training_length();
 
     let started = Instant::now();
@@ -364,7 +367,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         )?;
         write_json(&log_path, log)
     };
-    while step < total_steps {
+    while step < total_steps.min(stop_at) {
         let (inputs, targets) = sampler.batch(step, &Device::Cpu)?;
         let weights = weights_of(&config, &vars)?;
         let logits = Transformer::new(&config, &weights)
