@@ -109,8 +109,7 @@ impl BatchSampler<'_> {
 
     /// Inputs and targets of batch `step`, each `[batch, length]`.
     pub fn batch(&self, step: usize, device: &Device) -> Result<(Tensor, Tensor), String> {
-        let mut rng =
-            SplitMix64::new(self.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = SplitMix64::for_stream(self.seed, step as u64);
         let mut inputs = Vec::with_capacity(self.batch * self.length);
         let mut targets = Vec::with_capacity(self.batch * self.length);
         for _ in 0..self.batch {

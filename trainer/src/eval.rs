@@ -318,7 +318,8 @@ pub fn needle_grid(
         let scheme: SchemeSpec = scheme_text.parse().map_err(err)?;
         for &depth in depths {
             // The same documents for every model and scheme: the generator depends on the cell only.
-            let mut rng = SplitMix64::new(seed ^ ((m as u64) << 32) ^ (depth * 1000.0) as u64);
+            let mut rng =
+                SplitMix64::for_stream(seed, ((m as u64) << 32) | (depth * 1000.0) as u64);
             let mut correct = 0;
             for _ in 0..trials {
                 let total = m * l;
