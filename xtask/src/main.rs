@@ -37,7 +37,7 @@ commands:
   untrained          regenerate the random-weight model public/models/untrained
                      (with public/models/tokenizer.json)
   models [--steps N] [--corpus DIR]
-                     train RoPE, DroPE (drop at 7N/8) and NoPE for N steps (default 800;
+                     train RoPE, DroPE (drop at 7N/8) and NoPE for N steps (default 2448 = 10M tokens;
                      resumable, hours on 2 cores: run with nohup) and export them
   results [ARGS..]   `trainer eval` on the shipped models and the corpus in $DROPE_CORPUS
                      (default ../shared/corpus): public/results/*.json, docs/RESULTS.md

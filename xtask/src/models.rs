@@ -32,7 +32,7 @@ fn trainer(args: &[&str]) -> Result<()> {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let mut steps: usize = 800;
+    let mut steps: usize = 2448;
     let mut corpus = "../shared/corpus".to_string();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
