@@ -118,18 +118,27 @@ pub fn output(cmd: &mut Command) -> Option<String> {
 
 /// `12.3 s`, or `4 min 05.2 s` past a minute.
 pub fn secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 60.0 {
-        format!("{s:.1} s")
+    // Round to tenths first, so 239.96 s prints as "4 min 00.0 s", not "3 min 60.0 s".
+    let tenths = (d.as_secs_f64() * 10.0).round() as u64;
+    if tenths < 600 {
+        format!("{}.{} s", tenths / 10, tenths % 10)
     } else {
-        let m = (s / 60.0).floor();
-        format!("{m:.0} min {:04.1} s", s - m * 60.0)
+        let (m, rest) = (tenths / 600, tenths % 600);
+        format!("{m} min {:02}.{} s", rest / 10, rest % 10)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_round_before_splitting_minutes() {
+        assert_eq!(secs(Duration::from_millis(239_960)), "4 min 00.0 s");
+        assert_eq!(secs(Duration::from_millis(59_960)), "1 min 00.0 s");
+        assert_eq!(secs(Duration::from_millis(1_240)), "1.2 s");
+        assert_eq!(secs(Duration::from_millis(125_500)), "2 min 05.5 s");
+    }
 
     #[test]
     fn formats_durations() {
