@@ -180,7 +180,7 @@ pub struct CoefficientFit {
     pub grid: Vec<(f64, f64)>,
 }
 
-/// Fits `c` on validation sequences: a grid over [0, 1] in steps of 0.1, then a parabola
+/// Fits `c` on validation sequences: a grid over [-0.3, 1] in steps of 0.1, then a parabola
 /// through the best grid point and its neighbours.
 pub fn fit_c(
     model: &EvalModel,
@@ -188,7 +188,8 @@ pub fn fit_c(
     batch: usize,
 ) -> Result<CoefficientFit, String> {
     let mut grid = Vec::new();
-    for i in 0..=10 {
+    // Negative c (softer attention at length) is allowed: the data decides the sign.
+    for i in -3..=10 {
         let c = i as f64 / 10.0;
         grid.push((c, beta_objective(model, c, sequences, batch)?));
     }
