@@ -8,7 +8,7 @@
 //               0: without it, so the studio must fall back to its CPU backend
 //   CHROMIUM    browser binary (default /usr/bin/chromium)
 //   TIMEOUT_S   budget for the whole test (default 120)
-//   PROMPT      prompt typed into the studio (default: prose well past L = 64 tokens)
+//   PROMPT      prompt typed into the studio (default: prose well past L = 256 tokens)
 //
 // The studio's DOM contract (data-testid):
 //   model-ready     present once the models are loaded
@@ -30,15 +30,19 @@ const url = process.env.STUDIO_URL;
 const webgpu = (process.env.WEBGPU ?? '1') !== '0';
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const timeoutMs = Number(process.env.TIMEOUT_S || 120) * 1000;
-const prompt =
-  process.env.PROMPT ||
+const paragraph =
   'Once upon a time, in a small village by the sea, there lived an old fisherman ' +
     'who told stories about the stars. Every evening the children gathered around ' +
     'him to listen, and every evening he began with the same words. The sea was grey ' +
     'and the wind was cold, but the fire in his small house was always warm, and the ' +
     'children brought bread and apples from their mothers. He spoke of a ship that ' +
     'sailed beyond the edge of the world, of a lighthouse whose keeper never slept, ' +
-    'and of a girl who learned the names of every star before she was nine years old.';
+    'and of a girl who learned the names of every star before she was nine years old. ' +
+    'Years later, when the old man was gone, the girl kept his house and told the same ' +
+    'stories to the children of the children who had listened to him, beginning every ' +
+    'evening with the same words, while the sea was grey and the wind was cold.';
+// Three times over: past L for the trained models (L = 256 tokens) as well as the untrained one.
+const promptText = process.env.PROMPT || [paragraph, paragraph, paragraph].join(' ');
 const label = webgpu ? 'webgpu' : 'cpu';
 const screenshots = join(here, 'screenshots');
 
@@ -129,7 +133,7 @@ try {
   );
   const tReady = since();
 
-  await step(`filling ${sel.prompt}`, () => page.fill(sel.prompt, prompt, { timeout: left() }));
+  await step(`filling ${sel.prompt}`, () => page.fill(sel.prompt, promptText, { timeout: left() }));
   await step(`clicking ${sel.run}`, () => page.click(sel.run, { timeout: left() }));
 
   await step(`waiting for ${sel.chart} with a first point`, () =>

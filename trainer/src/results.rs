@@ -197,7 +197,12 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     )
     .map_err(err)?;
 
-    let markdown = report_markdown(
+    let budgets = ids
+        .iter()
+        .filter_map(|id| training_budget(models, id))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut markdown = report_markdown(
         l,
         &rows,
         &cells,
@@ -205,6 +210,13 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         n_sequences.min(sequences_used),
         trials,
     );
+    if !budgets.is_empty() {
+        let table = format!(
+            "## Training budget\n\n| model | steps | tokens | of which without RoPE after the drop | final validation perplexity |\n|---|---|---|---|---|\n{budgets}\n\n"
+        );
+        let at = markdown.find("## Perplexity").unwrap_or(0);
+        markdown.insert_str(at, &table);
+    }
     std::fs::write(report, markdown).map_err(err)?;
     println!(
         "eval done in {:.0} s -> {} and {}",
@@ -213,6 +225,23 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         report.display()
     );
     Ok(())
+}
+
+/// One table row from a model's `train-log.json`: steps, tokens, recalibration tokens.
+fn training_budget(models: &Path, id: &str) -> Option<String> {
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(models.join(id).join("train-log.json")).ok()?)
+            .ok()?;
+    let steps = log["train"].as_array()?.last()?[0].as_f64()? as u64;
+    let per_step = log["batch"].as_u64()? * log["length"].as_u64()?;
+    let recalibration = log["drop_step"].as_u64().map_or("-".to_string(), |d| {
+        format!("{:.2}M", ((steps - d) * per_step) as f64 / 1e6)
+    });
+    let validation = log["validation"].as_array()?.last()?[1].as_f64()?.exp();
+    Some(format!(
+        "| {id} | {steps} | {:.2}M | {recalibration} | {validation:.2} |",
+        (steps * per_step) as f64 / 1e6
+    ))
 }
 
 fn find<'a>(rows: &'a [PerplexityRow], model: &str, scheme: &str) -> Option<&'a PerplexityRow> {
