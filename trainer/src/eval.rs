@@ -51,10 +51,7 @@ pub fn sequence_nll(
             config.drope_c,
         )
         .map_err(err)?;
-    let rotary = match &applied.frequencies {
-        Some(f) => Some(RotaryTables::new(f, 0, len, &Device::Cpu).map_err(err)?),
-        None => None,
-    };
+    let rotary = RotaryTables::for_scheme(&applied, 0, len, &Device::Cpu).map_err(err)?;
     let settings = ForwardSettings {
         rotary: rotary.as_ref(),
         logit_scale: applied.logit_scale,
@@ -263,10 +260,8 @@ pub fn greedy_answer(
     let mut position = 0;
     let mut out = Vec::new();
     while out.len() < answer_len {
-        let rotary = match &applied.frequencies {
-            Some(f) => Some(RotaryTables::new(f, position, next.len(), &Device::Cpu).map_err(err)?),
-            None => None,
-        };
+        let rotary =
+            RotaryTables::for_scheme(&applied, position, next.len(), &Device::Cpu).map_err(err)?;
         let settings = ForwardSettings {
             rotary: rotary.as_ref(),
             logit_scale: applied.logit_scale,

@@ -76,15 +76,8 @@ impl Backend for CpuBackend {
             }
         }
         let device = Device::Cpu;
-        let rotary = match &input.scheme.frequencies {
-            Some(freqs) => Some(RotaryTables::new(
-                freqs,
-                input.position_offset + cached,
-                new,
-                &device,
-            )?),
-            None => None,
-        };
+        let rotary =
+            RotaryTables::for_scheme(input.scheme, input.position_offset + cached, new, &device)?;
         let settings = ForwardSettings {
             rotary: rotary.as_ref(),
             logit_scale: input.scheme.logit_scale,

@@ -6,6 +6,7 @@ use candle_core::{DType, Device, Tensor, D};
 
 use crate::config::ModelConfig;
 use crate::error::Result;
+use crate::position::AppliedScheme;
 use crate::weights::{LayerWeights, ModelWeights};
 
 /// Cos/sin tables for a run of consecutive positions: `[T, D/2]` each.
@@ -32,6 +33,20 @@ impl RotaryTables {
             cos: Tensor::from_vec(cos, (len, half), device)?,
             sin: Tensor::from_vec(sin, (len, half), device)?,
         })
+    }
+
+    /// Tables for an applied scheme, or `None` when the scheme does not rotate.
+    pub fn for_scheme(
+        scheme: &AppliedScheme,
+        first: usize,
+        len: usize,
+        device: &Device,
+    ) -> Result<Option<Self>> {
+        scheme
+            .frequencies
+            .as_deref()
+            .map(|freqs| RotaryTables::new(freqs, first, len, device))
+            .transpose()
     }
 
     /// Rotates `x` of shape `[B, heads, T, D]`: pair `d` is dims `(d, d + D/2)`.
