@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use engine::{
-    Capture, EngineError, Prediction, SchemeSpec, Session, SessionOptions, TextTokenizer,
+    Backend, Capture, EngineError, Prediction, SchemeSpec, Session, SessionOptions, TextTokenizer,
 };
 
 use crate::error::AppError;
@@ -96,6 +96,8 @@ pub struct RunResult {
     pub attention: Vec<AttentionMap>,
     /// Wall time of the forward pass, in milliseconds.
     pub elapsed_ms: f64,
+    /// The backend that ran it ("WebGPU" or "CPU").
+    pub backend: &'static str,
 }
 
 impl RunResult {
@@ -168,7 +170,13 @@ fn guesses(tokenizer: &TextTokenizer, predictions: &[Prediction]) -> Vec<Guess> 
 
 /// Tokenizes `prompt`, runs it through `model` under `scheme` (recording every head's
 /// attention, so switching the layer/head view needs no rerun), and collects the result.
-pub fn analyse(model: &LoadedModel, prompt: &str, scheme: &str) -> Result<RunResult, AppError> {
+/// Async because a backend's forward pass is (a GPU answers later, and the page stays
+/// responsive meanwhile); on the CPU backend the future completes without yielding.
+pub async fn analyse(
+    model: &LoadedModel,
+    prompt: &str,
+    scheme: &str,
+) -> Result<RunResult, AppError> {
     let scheme_spec: SchemeSpec = scheme.parse()?;
     if prompt.trim().is_empty() {
         return Err(AppError::Input(
@@ -208,7 +216,7 @@ pub fn analyse(model: &LoadedModel, prompt: &str, scheme: &str) -> Result<RunRes
     };
     let started = js_sys::Date::now();
     let mut session = Session::new(Arc::clone(&model.backend), options)?;
-    let trace = session.extend(&ids)?;
+    let trace = session.extend(&ids).await?;
     let elapsed_ms = js_sys::Date::now() - started;
 
     let positions = &trace.positions;
@@ -251,6 +259,7 @@ pub fn analyse(model: &LoadedModel, prompt: &str, scheme: &str) -> Result<RunRes
         next,
         attention,
         elapsed_ms,
+        backend: model.backend.name(),
     })
 }
 

@@ -1,22 +1,26 @@
 //! The studio page: pick a model (downloaded with a progress bar), type a prompt, run
 //! it, and read per-token surprise, NLL against position, and one head's attention.
+//! Models run on WebGPU when the browser has an adapter, else on the CPU; the backend
+//! box switches the current model between them, and a GPU failure moves it to the CPU.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use engine::{Backend, TrainedPositions};
-use gloo::timers::callback::Timeout;
-use js_sys::{Function, Promise, Reflect};
+use engine::gpu::GpuContext;
+use engine::{EngineError, TrainedPositions};
+use js_sys::Promise;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::KeyboardEvent;
 
 use crate::analysis::{analyse, uniform_nll, RunResult};
+use crate::error::AppError;
 use crate::format::{bytes_of, percent, quoted, thousands};
 use crate::manifest::{fetch_manifest, Manifest, ModelEntry};
-use crate::model_store::{load_model, DownloadProgress, LoadedModel};
+use crate::model_store::{download_model, open_gpu, DownloadProgress, GpuStatus, LoadedModel};
 use crate::views::{AttentionHeatmap, HeatScale, NllChart, TokenStrip};
 
 /// The prompt the page opens with: plain English prose of about 150 tokens, so a model
@@ -41,36 +45,58 @@ const SCHEME_PRESETS: &[(&str, &str)] = &[
     ("none:dyn+beta", "DroPE with its fitted logit scale"),
 ];
 
-/// Whether the browser offers a WebGPU adapter (`navigator.gpu.requestAdapter()`
-/// resolves to one). The CPU backend runs either way; the page says what WebGPU could add.
-pub async fn webgpu_adapter_available() -> bool {
-    let Some(window) = web_sys::window() else {
-        return false;
-    };
-    let gpu = Reflect::get(&window.navigator(), &JsValue::from_str("gpu")).unwrap_or_default();
-    if gpu.is_undefined() || gpu.is_null() {
-        return false;
+/// The backend line: "WebGPU · <adapter>" when the model runs on the GPU, else "CPU"
+/// and why (`gpu` is `None` while the page is still opening the WebGPU device;
+/// `failure` is a WebGPU error that moved the page to the CPU).
+pub fn backend_label(on_gpu: bool, gpu: Option<&GpuStatus>, failure: Option<&str>) -> String {
+    if let (true, Some(GpuStatus::Ready { adapter, .. })) = (on_gpu, gpu) {
+        return format!("WebGPU \u{b7} {adapter}");
     }
-    let request = Reflect::get(&gpu, &JsValue::from_str("requestAdapter"))
-        .ok()
-        .and_then(|f| f.dyn_into::<Function>().ok());
-    let Some(Ok(promise)) = request.map(|f| f.call0(&gpu)) else {
-        return false;
+    let why = match (gpu, failure) {
+        (_, Some(reason)) => format!("WebGPU failed: {reason}"),
+        (Some(GpuStatus::Failed(reason)), None) => format!("WebGPU failed: {reason}"),
+        (Some(GpuStatus::NoAdapter), None) => "no WebGPU adapter in this browser".to_string(),
+        (Some(GpuStatus::Ready { .. }), None) => "chosen; WebGPU is available".to_string(),
+        (None, None) => "looking for WebGPU\u{2026}".to_string(),
     };
-    match JsFuture::from(Promise::resolve(&promise)).await {
-        Ok(adapter) => !adapter.is_null() && !adapter.is_undefined(),
-        Err(_) => false,
+    format!("CPU ({why})")
+}
+
+/// The notice shown when WebGPU failed and the page moved to the CPU.
+pub fn fallback_notice(reason: &str) -> String {
+    format!(
+        "WebGPU failed ({reason}), so the studio now runs on the CPU path. \
+         Choose WebGPU under Backend to try the GPU again."
+    )
+}
+
+/// Builds a model with `load` on the GPU of `context`, or on the CPU when `context` is
+/// `None` or the GPU refuses the model; in that case the GPU's reason comes back too.
+fn load_on(
+    context: Option<Rc<GpuContext>>,
+    load: impl Fn(Option<Rc<GpuContext>>) -> Result<LoadedModel, AppError>,
+) -> (Result<Rc<LoadedModel>, AppError>, Option<String>) {
+    let on_gpu = context.is_some();
+    match load(context) {
+        Err(AppError::Engine(EngineError::Gpu(reason))) if on_gpu => {
+            (load(None).map(Rc::new), Some(reason))
+        }
+        outcome => (outcome.map(Rc::new), None),
     }
 }
 
-/// The backend line: the backend's name and whether WebGPU could be used
-/// (`None` while that is still being checked).
-pub fn backend_label(name: &str, webgpu: Option<bool>) -> String {
-    match webgpu {
-        Some(true) => format!("{name} (WebGPU adapter found, not yet used)"),
-        Some(false) => format!("{name} (no WebGPU adapter in this browser)"),
-        None => name.to_string(),
-    }
+/// Resolves after `ms` milliseconds, letting the browser paint meanwhile.
+async fn pause(ms: i32) {
+    let promise = Promise::new(&mut |resolve, _| {
+        let scheduled = web_sys::window().and_then(|w| {
+            w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms)
+                .ok()
+        });
+        if scheduled.is_none() {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
 }
 
 fn model_facts(model: &LoadedModel) -> String {
@@ -94,20 +120,30 @@ fn model_facts(model: &LoadedModel) -> String {
 pub fn App() -> impl IntoView {
     let manifest = RwSignal::new(None::<Manifest>);
     let selected_id = RwSignal::new(None::<String>);
-    let loaded = RwSignal::new(None::<Arc<LoadedModel>>);
+    // Local (non-Send) storage: a model may hold wgpu handles, which are not `Send`
+    // in a browser.
+    let loaded = RwSignal::new_local(None::<Rc<LoadedModel>>);
     let progress = RwSignal::new(None::<DownloadProgress>);
     let error = RwSignal::new(None::<String>);
     let prompt = RwSignal::new(DEFAULT_PROMPT.to_string());
     let scheme = RwSignal::new(String::from("rope"));
     let result = RwSignal::new(None::<Arc<RunResult>>);
     let running = RwSignal::new(false);
+    // Set by `run`; the run loop runs again while it is set, so a request made while
+    // a run is in progress (new model, new backend, new scheme) is not lost.
+    let rerun = StoredValue::new(false);
     let layer = RwSignal::new(0usize);
     let head = RwSignal::new(0usize);
     let log_scale = RwSignal::new(false);
-    // Models already downloaded this visit, so switching back is instant.
-    let cache = StoredValue::new(HashMap::<String, Arc<LoadedModel>>::new());
-    let webgpu = RwSignal::new(None::<bool>);
-    spawn_local(async move { webgpu.set(Some(webgpu_adapter_available().await)) });
+    // Models already downloaded this visit (on the device they last ran on), so
+    // switching back is instant.
+    let cache = StoredValue::new_local(HashMap::<String, Rc<LoadedModel>>::new());
+    // The WebGPU device, opened once; `None` while that is in progress.
+    let gpu = LocalResource::new(open_gpu);
+    // Whether models should run on WebGPU (when there is a device): the backend box.
+    let use_gpu = RwSignal::new(true);
+    // Why WebGPU was abandoned for the CPU, shown until the user picks WebGPU again.
+    let gpu_failure = RwSignal::new(None::<String>);
 
     let selected_entry = Memo::new(move |_| {
         let id = selected_id.get()?;
@@ -125,38 +161,112 @@ pub fn App() -> impl IntoView {
         }
     });
 
+    // The GPU device models should go to now (`None`: the CPU).
+    let wanted_context = move || {
+        if use_gpu.get_untracked() {
+            gpu.get_untracked().and_then(|status| status.context())
+        } else {
+            None
+        }
+    };
+    // WebGPU failed: the page stays on the CPU until the user picks WebGPU again.
+    let fall_back_to_cpu = move |reason: String| {
+        use_gpu.set(false);
+        gpu_failure.set(Some(reason));
+    };
+    let is_current = move |model: &Rc<LoadedModel>| {
+        loaded.with_untracked(|m| m.as_ref().is_some_and(|m| Rc::ptr_eq(m, model)))
+    };
+    // Makes `model` the page's model, and remembers it for this visit.
+    let show = move |model: Rc<LoadedModel>| {
+        cache.update_value(|c| {
+            c.insert(model.entry.id.clone(), Rc::clone(&model));
+        });
+        loaded.set(Some(model));
+    };
+    // `model` on the device the page wants: itself, or re-created from its bytes.
+    let on_wanted_device = move |model: Rc<LoadedModel>| {
+        let context = wanted_context();
+        if model.on_gpu() == context.is_some() {
+            return Ok(model);
+        }
+        let (outcome, failure) = load_on(context, |c| model.on_device(c));
+        if let Some(reason) = failure {
+            fall_back_to_cpu(reason);
+        }
+        outcome
+    };
+
     let run = move || {
-        let Some(model) = loaded.get_untracked() else {
-            return;
-        };
-        if running.get_untracked() {
+        rerun.set_value(true);
+        if running.get_untracked() || loaded.with_untracked(Option::is_none) {
             return;
         }
         running.set(true);
-        // The forward pass runs synchronously on this thread; wait a frame first so the
-        // browser paints the "running" state before it blocks.
-        Timeout::new(20, move || {
+        spawn_local(async move {
+            while rerun.get_value() {
+                rerun.set_value(false);
+                // Let the browser paint the "running" state first: the CPU backend's
+                // forward pass does not yield until it is done.
+                pause(20).await;
+                let Some(mut model) = loaded.get_untracked() else {
+                    break;
+                };
+                let (text, scheme) = (prompt.get_untracked(), scheme.get_untracked());
+                let mut outcome = analyse(&model, &text, &scheme).await;
+                // Drop the result if another model or backend was chosen meanwhile
+                // (that choice asked for a new run).
+                if !is_current(&model) {
+                    continue;
+                }
+                if let Err(AppError::Engine(EngineError::Gpu(reason))) = &outcome {
+                    // The GPU failed mid-run: move this model to the CPU and run again.
+                    let reason = reason.clone();
+                    match model.on_device(None) {
+                        Ok(on_cpu) => {
+                            fall_back_to_cpu(reason);
+                            model = Rc::new(on_cpu);
+                            show(Rc::clone(&model));
+                            outcome = analyse(&model, &text, &scheme).await;
+                        }
+                        Err(e) => outcome = Err(e),
+                    }
+                }
+                match outcome {
+                    Ok(r) => {
+                        error.set(None);
+                        result.set(Some(Arc::new(r)));
+                    }
+                    Err(e) => {
+                        error.set(Some(e.to_string()));
+                        result.set(None);
+                    }
+                }
+            }
             running.set(false);
-            let outcome = analyse(&model, &prompt.get_untracked(), &scheme.get_untracked());
-            // Drop the result if another model was selected meanwhile.
-            if !loaded.with_untracked(|m| m.as_ref().is_some_and(|m| Arc::ptr_eq(m, &model))) {
-                return;
-            }
-            match outcome {
-                Ok(r) => {
-                    error.set(None);
-                    result.set(Some(Arc::new(r)));
-                }
-                Err(e) => {
-                    error.set(Some(e.to_string()));
-                    result.set(None);
-                }
-            }
-        })
-        .forget();
+        });
     };
 
-    // Load the selected model (from the cache or the network).
+    // The backend box: move the current model to the chosen device and run again.
+    let choose_backend = move |want_gpu: bool| {
+        use_gpu.set(want_gpu);
+        if want_gpu {
+            gpu_failure.set(None);
+        }
+        let Some(model) = loaded.get_untracked() else {
+            return;
+        };
+        match on_wanted_device(Rc::clone(&model)) {
+            Ok(moved) if Rc::ptr_eq(&moved, &model) => {}
+            Ok(moved) => {
+                show(moved);
+                run();
+            }
+            Err(e) => error.set(Some(e.to_string())),
+        }
+    };
+
+    // Load the selected model (from the cache or the network) onto the wanted device.
     Effect::new(move |_| {
         let Some(entry) = selected_entry.get() else {
             return;
@@ -165,10 +275,13 @@ pub fn App() -> impl IntoView {
         result.set(None);
         error.set(None);
         if let Some(model) = cache.with_value(|c| c.get(&entry.id).cloned()) {
-            loaded.set(Some(model));
+            match on_wanted_device(model) {
+                Ok(model) => show(model),
+                Err(e) => error.set(Some(format!("Could not load {}: {e}", entry.label))),
+            }
             return;
         }
-        let is_current = move |entry: &ModelEntry| {
+        let is_selected = move |entry: &ModelEntry| {
             selected_id.with_untracked(|id| id.as_deref() == Some(entry.id.as_str()))
         };
         progress.set(Some(DownloadProgress {
@@ -176,32 +289,47 @@ pub fn App() -> impl IntoView {
             total: entry.total_bytes(),
         }));
         spawn_local(async move {
-            let outcome = load_model(&entry, |p| {
-                if is_current(&entry) {
+            let downloaded = download_model(&entry, |p| {
+                if is_selected(&entry) {
                     progress.set(Some(p));
                 }
             })
-            .await
-            .map(Arc::new);
-            if let Ok(model) = &outcome {
-                cache.update_value(|c| {
-                    c.insert(entry.id.clone(), Arc::clone(model));
-                });
-            }
-            if !is_current(&entry) {
-                return; // the user picked another model meanwhile
+            .await;
+            // Models go onto the GPU, so wait until the page knows whether it has one
+            // (long settled by the time a download ends).
+            gpu.await;
+            let outcome = downloaded.and_then(|download| {
+                let (outcome, failure) = load_on(wanted_context(), |c| download.load(c));
+                if let Some(reason) = failure {
+                    fall_back_to_cpu(reason);
+                }
+                outcome
+            });
+            if !is_selected(&entry) {
+                // The user picked another model meanwhile: keep this one for later.
+                if let Ok(model) = outcome {
+                    cache.update_value(|c| {
+                        c.insert(entry.id.clone(), model);
+                    });
+                }
+                return;
             }
             progress.set(None);
             match outcome {
-                Ok(model) => loaded.set(Some(model)),
+                Ok(model) => show(model),
                 Err(e) => error.set(Some(format!("Could not load {}: {e}", entry.label))),
             }
         });
     });
 
-    // A freshly loaded model: use its own scheme, keep the head in range, and run the prompt.
+    // A newly selected model (not the same model on another device): use its own
+    // scheme, keep the head in range, and run the prompt.
+    let loaded_id = Memo::new(move |_| loaded.with(|m| m.as_ref().map(|m| m.entry.id.clone())));
     Effect::new(move |_| {
-        let Some(model) = loaded.get() else {
+        if loaded_id.get().is_none() {
+            return;
+        }
+        let Some(model) = loaded.get_untracked() else {
             return;
         };
         let config = model.config();
@@ -279,9 +407,19 @@ pub fn App() -> impl IntoView {
         }
     };
 
+    let has_gpu = move || gpu.with(|s| matches!(s, Some(GpuStatus::Ready { .. })));
+    // The current model's device, else the page's choice.
+    let shows_gpu = move || {
+        loaded.with(|m| match m {
+            Some(m) => m.on_gpu(),
+            None => use_gpu.get() && has_gpu(),
+        })
+    };
     let backend = move || {
-        let name = loaded.with(|m| m.as_ref().map_or("CPU", |m| m.backend.name()));
-        backend_label(name, webgpu.get())
+        let on_gpu = shows_gpu();
+        gpu.with(|status| {
+            gpu_failure.with(|failure| backend_label(on_gpu, status.as_ref(), failure.as_deref()))
+        })
     };
 
     let tokens = Signal::derive(move || {
@@ -320,10 +458,11 @@ pub fn App() -> impl IntoView {
         result.with(|r| {
             let r = r.as_ref()?;
             Some(format!(
-                "{} tokens, scheme {}, {} ms. The model's guesses for the next token: {}",
+                "{} tokens, scheme {}, {} ms on {}. The model's guesses for the next token: {}",
                 r.tokens.len(),
                 r.scheme,
                 r.elapsed_ms.round(),
+                r.backend,
                 r.next
                     .iter()
                     .map(|g| format!("{} ({})", quoted(&g.text), percent(g.probability)))
@@ -369,8 +508,25 @@ pub fn App() -> impl IntoView {
                         </span>
                     })}
                     {status}
-                    <span class="backend">"Backend: " <span data-testid="backend">{backend}</span></span>
+                    <span class="backend">
+                        <label title="Where the model runs: WebGPU (this browser's GPU) or the CPU path (the reference). Switching re-runs the prompt.">
+                            "Backend "
+                            <select
+                                data-testid="backend-select"
+                                on:change=move |ev| choose_backend(event_target_value(&ev) == "webgpu")
+                                prop:disabled=move || loaded.with(Option::is_none) || running.get()
+                            >
+                                <option value="webgpu" prop:selected=shows_gpu prop:disabled=move || !has_gpu()>"WebGPU"</option>
+                                <option value="cpu" prop:selected=move || !shows_gpu()>"CPU"</option>
+                            </select>
+                        </label>
+                        " "
+                        <span data-testid="backend">{backend}</span>
+                    </span>
                 </div>
+                {move || gpu_failure.get().map(|reason| view! {
+                    <p class="notice" data-testid="backend-notice" role="status">{fallback_notice(&reason)}</p>
+                })}
                 {move || loaded.get().map(|m| view! {
                     <p class="model-facts">{model_facts(&m)}</p>
                 })}
@@ -421,7 +577,13 @@ pub fn App() -> impl IntoView {
                     {prompt_hint}
                 </div>
                 {move || error.get().map(|e| view! { <p class="error" data-testid="error" role="alert">{e}</p> })}
-                <p class="run-summary">{run_summary}</p>
+                <p
+                    class="run-summary"
+                    data-testid="run-summary"
+                    data-backend=move || result.with(|r| r.as_ref().map(|r| r.backend))
+                >
+                    {run_summary}
+                </p>
             </section>
 
             <section class="panel">
@@ -464,5 +626,32 @@ pub fn App() -> impl IntoView {
                 <AttentionHeatmap map=attention labels=labels scale=heat_scale />
             </section>
         </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn backend_label_says_why_the_cpu_runs() {
+        let label = |gpu: Option<GpuStatus>, failure: Option<&str>| {
+            backend_label(false, gpu.as_ref(), failure)
+        };
+        assert_eq!(
+            label(Some(GpuStatus::NoAdapter), None),
+            "CPU (no WebGPU adapter in this browser)"
+        );
+        assert_eq!(
+            label(Some(GpuStatus::Failed("device refused".into())), None),
+            "CPU (WebGPU failed: device refused)"
+        );
+        assert_eq!(
+            label(Some(GpuStatus::NoAdapter), Some("device lost")),
+            "CPU (WebGPU failed: device lost)"
+        );
+        assert!(label(None, None).starts_with("CPU (looking for WebGPU"));
+        assert!(fallback_notice("device lost").contains("WebGPU failed (device lost)"));
     }
 }

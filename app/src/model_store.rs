@@ -1,25 +1,121 @@
-//! A model ready to run: its manifest entry, the backend holding its weights, and its
-//! tokenizer; and the download that produces one.
+//! A model ready to run: its manifest entry, the backend holding its weights (on the
+//! GPU or the CPU), and its tokenizer; the download that produces one; and the WebGPU
+//! device the page shares between models.
 
+use std::rc::Rc;
 use std::sync::Arc;
 
-use engine::cpu::CpuBackend;
-use engine::{Backend, ModelConfig, TextTokenizer, TrainedPositions};
+use engine::device::DeviceBackend;
+use engine::gpu::GpuContext;
+use engine::{Backend, EngineError, ModelConfig, TextTokenizer, TrainedPositions};
+use js_sys::{Function, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 
 use crate::error::AppError;
 use crate::manifest::{fetch_bytes, FileEntry, ModelEntry};
 
-/// A downloaded and parsed model.
+/// What the browser offers for running models on the GPU, found once at startup.
+#[derive(Clone)]
+pub enum GpuStatus {
+    /// A WebGPU device, shared by every model loaded onto it, and its adapter's name.
+    Ready {
+        /// The device.
+        context: Rc<GpuContext>,
+        /// The adapter, for display.
+        adapter: String,
+    },
+    /// No `navigator.gpu`, or it offers no adapter.
+    NoAdapter,
+    /// An adapter exists but the device could not be opened; the reason.
+    Failed(String),
+}
+
+impl GpuStatus {
+    /// The device, if there is one.
+    pub fn context(&self) -> Option<Rc<GpuContext>> {
+        match self {
+            GpuStatus::Ready { context, .. } => Some(Rc::clone(context)),
+            GpuStatus::NoAdapter | GpuStatus::Failed(_) => None,
+        }
+    }
+}
+
+/// Asks `navigator.gpu` for an adapter: `None` when there is none, else what the
+/// browser tells about it (`GPUAdapterInfo`'s vendor, architecture, device and
+/// description; often empty). Checked before asking wgpu, so that "this browser has
+/// no WebGPU" is told apart from "WebGPU failed", and wgpu never starts without
+/// `navigator.gpu`.
+pub async fn browser_adapter() -> Option<String> {
+    let get = |object: &JsValue, key: &str| Reflect::get(object, &JsValue::from_str(key)).ok();
+    let gpu = get(&web_sys::window()?.navigator(), "gpu")?;
+    if gpu.is_undefined() || gpu.is_null() {
+        return None;
+    }
+    let request = get(&gpu, "requestAdapter")?.dyn_into::<Function>().ok()?;
+    let promise = request.call0(&gpu).ok()?;
+    let adapter = JsFuture::from(Promise::resolve(&promise)).await.ok()?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return None;
+    }
+    let info = get(&adapter, "info").unwrap_or_default();
+    let words: Vec<String> = ["vendor", "architecture", "device", "description"]
+        .iter()
+        .filter_map(|key| get(&info, key)?.as_string())
+        .filter(|word| !word.is_empty())
+        .collect();
+    Some(words.join(" "))
+}
+
+/// Opens the WebGPU device if the browser has an adapter.
+pub async fn open_gpu() -> GpuStatus {
+    let Some(browser_name) = browser_adapter().await else {
+        return GpuStatus::NoAdapter;
+    };
+    match GpuContext::new().await {
+        Ok(context) => {
+            // In a browser wgpu's adapter name is empty (the string is then just
+            // " (BrowserWebGpu)"): prefer what the page itself learnt.
+            let adapter = context.adapter.trim();
+            let adapter = if adapter.starts_with('(') && !browser_name.is_empty() {
+                browser_name
+            } else {
+                adapter.to_string()
+            };
+            GpuStatus::Ready {
+                context: Rc::new(context),
+                adapter,
+            }
+        }
+        Err(EngineError::Gpu(reason)) => GpuStatus::Failed(reason),
+        Err(e) => GpuStatus::Failed(e.to_string()),
+    }
+}
+
+/// A downloaded and parsed model on one device.
 pub struct LoadedModel {
     /// What the manifest says about it.
     pub entry: ModelEntry,
-    /// The weights on the CPU backend (shared with every session).
-    pub backend: Arc<CpuBackend>,
+    /// The weights on the GPU or the CPU (shared with every session).
+    pub backend: Arc<DeviceBackend>,
     /// The tokenizer the model was trained with.
     pub tokenizer: Arc<TextTokenizer>,
+    /// The files it was built from, to re-create it on the other device.
+    download: Rc<DownloadedModel>,
 }
 
 impl LoadedModel {
+    /// The same model re-created on the GPU (`Some`) or the CPU (`None`) from the
+    /// downloaded bytes.
+    pub fn on_device(&self, gpu: Option<Rc<GpuContext>>) -> Result<Self, AppError> {
+        self.download.load(gpu)
+    }
+
+    /// Whether the model runs on WebGPU.
+    pub fn on_gpu(&self) -> bool {
+        matches!(*self.backend, DeviceBackend::Gpu(_))
+    }
+
     /// The model's `config.json`.
     pub fn config(&self) -> &ModelConfig {
         self.backend.config()
@@ -53,12 +149,42 @@ pub struct DownloadProgress {
     pub total: u64,
 }
 
-/// Downloads, verifies and parses a model's three files, reporting progress over all
-/// of them.
-pub async fn load_model(
+/// A model's files, downloaded and verified, with its tokenizer parsed: kept for the
+/// visit so the model can move between devices without downloading again.
+pub struct DownloadedModel {
+    /// The manifest entry.
+    pub entry: ModelEntry,
+    /// The parsed tokenizer.
+    pub tokenizer: Arc<TextTokenizer>,
+    /// `config.json`.
+    config: Vec<u8>,
+    /// `model.safetensors`.
+    weights: Vec<u8>,
+}
+
+impl DownloadedModel {
+    /// Builds the model on the GPU when `gpu` is given, else on the CPU.
+    pub fn load(self: &Rc<Self>, gpu: Option<Rc<GpuContext>>) -> Result<LoadedModel, AppError> {
+        let backend = DeviceBackend::load(gpu, &self.config, &self.weights)?;
+        // `Session` takes an `Arc`; the page is single-threaded, so the backend's wgpu
+        // handles (not `Send` in a browser) never cross threads.
+        #[allow(clippy::arc_with_non_send_sync)]
+        let backend = Arc::new(backend);
+        Ok(LoadedModel {
+            entry: self.entry.clone(),
+            backend,
+            tokenizer: Arc::clone(&self.tokenizer),
+            download: Rc::clone(self),
+        })
+    }
+}
+
+/// Downloads and verifies a model's three files, reporting progress over all of them,
+/// and parses the tokenizer.
+pub async fn download_model(
     entry: &ModelEntry,
     on_progress: impl Fn(DownloadProgress),
-) -> Result<LoadedModel, AppError> {
+) -> Result<Rc<DownloadedModel>, AppError> {
     let total = entry.total_bytes();
     let mut done = 0u64;
     let mut download = |file: FileEntry| {
@@ -80,11 +206,11 @@ pub async fn load_model(
     let config = download(entry.files.config.clone()).await?;
     let tokenizer = download(entry.files.tokenizer.clone()).await?;
     let weights = download(entry.files.weights.clone()).await?;
-    let backend = CpuBackend::load(&config, &weights)?;
     let tokenizer = TextTokenizer::from_json(&tokenizer)?;
-    Ok(LoadedModel {
+    Ok(Rc::new(DownloadedModel {
         entry: entry.clone(),
-        backend: Arc::new(backend),
         tokenizer: Arc::new(tokenizer),
-    })
+        config,
+        weights,
+    }))
 }

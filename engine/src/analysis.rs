@@ -5,6 +5,8 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::RowSummary;
+
 /// A candidate next token and its probability.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
@@ -27,13 +29,8 @@ pub struct HeadStats {
 
 /// Numerically stable log-softmax of one row of logits.
 pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits.iter().map(|&x| ((x - max) as f64).exp()).sum();
-    let log_sum = max as f64 + sum.ln();
-    logits
-        .iter()
-        .map(|&x| (x as f64 - log_sum) as f32)
-        .collect()
+    let log_sum = log_norm(logits);
+    logits.iter().map(|&x| x - log_sum).collect()
 }
 
 /// 0-based rank of `token` among `log_probs` (0 = the model's top choice).
@@ -42,7 +39,8 @@ pub fn rank_of(log_probs: &[f32], token: u32) -> u32 {
     log_probs.iter().filter(|&&x| x > target).count() as u32
 }
 
-/// The `k` most probable tokens, most probable first (ties broken by lower id).
+/// The `k` most probable tokens, most probable first (ties broken by lower id), from
+/// log-probabilities (or logits: `probability` is then `exp(logit)`, unnormalised).
 pub fn top_k(log_probs: &[f32], k: usize) -> Vec<Prediction> {
     let mut ids: Vec<u32> = (0..log_probs.len() as u32).collect();
     let k = k.min(ids.len());
@@ -63,6 +61,26 @@ pub fn top_k(log_probs: &[f32], k: usize) -> Vec<Prediction> {
             probability: log_probs[token as usize].exp(),
         })
         .collect()
+}
+
+/// `ln sum exp(logits)`, computed stably in f64.
+pub fn log_norm(logits: &[f32]) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&x| ((x - max) as f64).exp()).sum();
+    (max as f64 + sum.ln()) as f32
+}
+
+/// Reduces one row of logits to a [`RowSummary`]: what every backend returns per
+/// position. `next` is the token that follows, when it is known.
+pub fn summarize_row(logits: &[f32], top: usize, next: Option<u32>) -> RowSummary {
+    RowSummary {
+        log_norm: log_norm(logits),
+        top: top_k(logits, top)
+            .into_iter()
+            .map(|p| (p.token, logits[p.token as usize]))
+            .collect(),
+        next: next.map(|token| (logits[token as usize], rank_of(logits, token))),
+    }
 }
 
 /// Statistics of the attention row of the query at sequence index `query`

@@ -1,12 +1,18 @@
 //! The seam between "what the model computes" and "on which device": a [`Backend`]
 //! runs a chunk of tokens through the model, appending to its KV cache. The CPU path
-//! (candle) is the reference; other backends are tested against it.
+//! (candle) is the reference; the WebGPU path is tested against it.
+//!
+//! `forward` is async because a GPU's results come back asynchronously (in a browser the
+//! page must yield while the GPU works); the CPU path's future is ready at once.
+//! A backend returns what the views need, not whole logit rows: per position the
+//! normaliser, the top-k and the score of the token that follows it, so a GPU reads back
+//! kilobytes instead of `T x vocab` floats.
 
 use std::ops::Range;
 
 use crate::analysis::HeadStats;
 use crate::config::ModelConfig;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::position::AppliedScheme;
 
 /// What to record besides logits.
@@ -29,13 +35,34 @@ pub struct ForwardInput<'a> {
     pub scheme: &'a AppliedScheme,
     /// Attention rows and span to record.
     pub capture: &'a Capture,
+    /// Number of top predictions to return per position.
+    pub top_k: usize,
+    /// Also return every position's full logits (conformance tests; costly on a GPU).
+    pub return_logits: bool,
+}
+
+/// The next-token distribution at one position, reduced to what the views need.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowSummary {
+    /// `ln sum_v exp(logit_v)`: a token's log-probability is its logit minus this.
+    pub log_norm: f32,
+    /// The `top_k` highest `(token, logit)` pairs, best first, ties to the lower id.
+    pub top: Vec<(u32, f32)>,
+    /// For the token that follows in the same chunk: its logit and its rank (the number
+    /// of tokens with a strictly higher logit). `None` for the chunk's last position.
+    pub next: Option<(f32, u32)>,
 }
 
 /// What a backend returns for a chunk of `k` new tokens.
 #[derive(Debug, Clone, Default)]
 pub struct ForwardOutput {
-    /// Logits, `k * vocab` values, row-major.
-    pub logits: Vec<f32>,
+    /// One summary per new token.
+    pub rows: Vec<RowSummary>,
+    /// The last new token's logits (`vocab` values): they score the next chunk's first
+    /// token and give the predictions for greedy generation.
+    pub last_logits: Vec<f32>,
+    /// All `k * vocab` logits, row-major, only when [`ForwardInput::return_logits`].
+    pub logits: Option<Vec<f32>>,
     /// `attention[t][c]`: the row of captured head `c` for new token `t`
     /// (length = its sequence index + 1).
     pub attention: Vec<Vec<Vec<f32>>>,
@@ -56,6 +83,27 @@ pub trait Backend {
     /// Number of tokens held in `cache`.
     fn cache_len(&self, cache: &Self::Cache) -> usize;
     /// Runs `input.tokens` after the cached ones, appends their keys and values to
-    /// `cache`, and returns their logits, captured attention and head statistics.
-    fn forward(&self, cache: &mut Self::Cache, input: ForwardInput<'_>) -> Result<ForwardOutput>;
+    /// `cache`, and returns their row summaries, captured attention and head statistics.
+    /// On error the cache may hold part of the chunk: start a new cache.
+    #[allow(async_fn_in_trait)] // single-threaded callers (browser, tests); no Send bound wanted
+    async fn forward(
+        &self,
+        cache: &mut Self::Cache,
+        input: ForwardInput<'_>,
+    ) -> Result<ForwardOutput>;
+}
+
+/// Rejects a capture request for a layer or head the model does not have.
+pub fn check_capture(capture: &Capture, config: &ModelConfig) -> Result<()> {
+    let (layers, heads) = (config.num_hidden_layers, config.num_attention_heads);
+    match capture
+        .heads
+        .iter()
+        .find(|&&(layer, head)| layer >= layers || head >= heads)
+    {
+        Some((layer, head)) => Err(EngineError::Input(format!(
+            "attention capture asks for layer {layer} head {head}; the model has {layers} layers of {heads} heads"
+        ))),
+        None => Ok(()),
+    }
 }

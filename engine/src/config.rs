@@ -52,6 +52,10 @@ pub struct ModelConfig {
     /// Studio field: the fitted DroPE logit-scale coefficient `c` in `beta(s) = 1 + c ln s`.
     #[serde(default)]
     pub drope_c: Option<f64>,
+    /// Studio field: RMSNorm over each head's projected queries and keys (weights
+    /// `self_attn.q_norm` / `k_norm`, `[head_dim]`), the paper's optional stabiliser.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub qk_norm: bool,
 }
 
 fn default_rms_norm_eps() -> f64 {
@@ -154,7 +158,8 @@ impl ModelConfig {
         let (h, d) = (self.hidden_size, self.head_dim());
         let attention = h * d * (2 * self.num_attention_heads + 2 * self.kv_heads());
         let mlp = 3 * h * self.intermediate_size;
-        let per_layer = attention + mlp + 2 * h;
+        let qk_norm = if self.qk_norm { 2 * d } else { 0 };
+        let per_layer = attention + mlp + 2 * h + qk_norm;
         let head = if self.tie_word_embeddings {
             0
         } else {

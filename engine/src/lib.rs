@@ -3,7 +3,8 @@
 //! Everything loads from bytes so the same code runs natively and in the browser:
 //! [`ModelConfig`] from `config.json`, [`ModelWeights`] from `model.safetensors`,
 //! [`TextTokenizer`] from `tokenizer.json`. A [`Backend`] runs the model (the CPU
-//! path, [`cpu::CpuBackend`], is the reference); a [`Session`] grows a prompt with a KV
+//! path, [`cpu::CpuBackend`], is the reference; with the `gpu` feature, `gpu::GpuBackend`
+//! runs the same pass as WGSL compute kernels on wgpu); a [`Session`] grows a prompt with a KV
 //! cache under a [`SchemeSpec`] and returns a [`Trace`] per extension.
 #![warn(missing_docs)]
 
@@ -11,7 +12,11 @@ pub mod analysis;
 pub mod backend;
 pub mod config;
 pub mod cpu;
+#[cfg(feature = "gpu")]
+pub mod device;
 pub mod error;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod init;
 pub mod position;
 pub mod session;

@@ -157,7 +157,7 @@ impl<B: Backend> Session<B> {
     }
 
     /// Appends `tokens` and returns the trace of the new positions.
-    pub fn extend(&mut self, tokens: &[u32]) -> Result<Trace> {
+    pub async fn extend(&mut self, tokens: &[u32]) -> Result<Trace> {
         let config = self.backend.config().clone();
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= config.vocab_size) {
             return Err(EngineError::Input(format!(
@@ -181,12 +181,12 @@ impl<B: Backend> Session<B> {
         )?;
         let recomputed = !self.tokens.is_empty() && self.applied.as_ref() != Some(&applied);
         if recomputed {
-            self.recompute(&applied)?;
+            self.recompute(&applied).await?;
         }
         let mut positions = Vec::with_capacity(tokens.len());
         for chunk in tokens.chunks(self.options.chunk_size) {
             let capture = self.options.capture.clone();
-            positions.extend(self.run_chunk(chunk, &applied, &capture)?);
+            positions.extend(self.run_chunk(chunk, &applied, &capture).await?);
         }
         let trace = Trace {
             scale: applied.scale,
@@ -199,7 +199,7 @@ impl<B: Backend> Session<B> {
     }
 
     /// Rebuilds the cache for the tokens seen so far at a new scheme evaluation.
-    fn recompute(&mut self, applied: &AppliedScheme) -> Result<()> {
+    async fn recompute(&mut self, applied: &AppliedScheme) -> Result<()> {
         let old = std::mem::take(&mut self.tokens);
         self.cache = self.backend.new_cache();
         self.next_log_probs = None;
@@ -208,39 +208,63 @@ impl<B: Backend> Session<B> {
             span: None,
         };
         for chunk in old.chunks(self.options.chunk_size) {
-            self.run_chunk(chunk, applied, &no_capture)?;
+            self.run_chunk(chunk, applied, &no_capture).await?;
         }
         Ok(())
     }
 
-    fn run_chunk(
+    async fn run_chunk(
         &mut self,
         chunk: &[u32],
         applied: &AppliedScheme,
         capture: &Capture,
     ) -> Result<Vec<PositionTrace>> {
-        let vocab = self.backend.config().vocab_size;
         let start = self.tokens.len();
-        let output = self.backend.forward(
-            &mut self.cache,
-            ForwardInput {
-                tokens: chunk,
-                position_offset: self.options.position_offset,
-                scheme: applied,
-                capture,
-            },
-        )?;
+        let result = self
+            .backend
+            .forward(
+                &mut self.cache,
+                ForwardInput {
+                    tokens: chunk,
+                    position_offset: self.options.position_offset,
+                    scheme: applied,
+                    capture,
+                    top_k: self.options.top_k,
+                    return_logits: false,
+                },
+            )
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(e) => {
+                // The cache may hold part of the chunk: start over on the next call.
+                self.cache = self.backend.new_cache();
+                self.tokens.clear();
+                self.applied = None;
+                self.next_log_probs = None;
+                return Err(e);
+            }
+        };
         let mut attention = output.attention.into_iter();
         let mut stats = output.head_stats.into_iter();
         let mut traces = Vec::with_capacity(chunk.len());
-        for (t, &token) in chunk.iter().enumerate() {
-            let log_probs = log_softmax(&output.logits[t * vocab..(t + 1) * vocab]);
-            let (nll, rank) = match &self.next_log_probs {
-                Some(previous) => (
-                    Some(-previous[token as usize]),
-                    Some(rank_of(previous, token)),
-                ),
-                None => (None, None),
+        for (t, (&token, row)) in chunk.iter().zip(&output.rows).enumerate() {
+            // The first token is scored by the previous chunk's last row, the others by
+            // their predecessor's summary.
+            let (nll, rank) = if t == 0 {
+                match &self.next_log_probs {
+                    Some(previous) => (
+                        Some(-previous[token as usize]),
+                        Some(rank_of(previous, token)),
+                    ),
+                    None => (None, None),
+                }
+            } else {
+                let previous = &output.rows[t - 1];
+                match previous.next {
+                    Some((logit, rank)) => (Some(previous.log_norm - logit), Some(rank)),
+                    None => (None, None),
+                }
             };
             let rows = attention.next().unwrap_or_default();
             traces.push(PositionTrace {
@@ -248,7 +272,14 @@ impl<B: Backend> Session<B> {
                 token,
                 nll,
                 rank,
-                predictions: top_k(&log_probs, self.options.top_k),
+                predictions: row
+                    .top
+                    .iter()
+                    .map(|&(token, logit)| Prediction {
+                        token,
+                        probability: (logit - row.log_norm).exp(),
+                    })
+                    .collect(),
                 heads: stats.next().unwrap_or_default(),
                 attention: capture
                     .heads
@@ -257,8 +288,8 @@ impl<B: Backend> Session<B> {
                     .map(|(&(layer, head), probs)| AttentionRow { layer, head, probs })
                     .collect(),
             });
-            self.next_log_probs = Some(log_probs);
         }
+        self.next_log_probs = Some(log_softmax(&output.last_logits));
         self.tokens.extend_from_slice(chunk);
         Ok(traces)
     }

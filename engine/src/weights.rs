@@ -30,6 +30,9 @@ pub struct LayerWeights {
     pub up_proj: Tensor,
     /// `[hidden, intermediate]`.
     pub down_proj: Tensor,
+    /// Per-head RMSNorm weights of queries and keys, `[D]` each, when the config has
+    /// `qk_norm`.
+    pub qk_norm: Option<(Tensor, Tensor)>,
 }
 
 /// All weights of a Llama-style model.
@@ -68,6 +71,18 @@ pub fn tensor_layout(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
             (format!("{p}.mlp.up_proj.weight"), vec![i, h]),
             (format!("{p}.mlp.down_proj.weight"), vec![h, i]),
         ]);
+        if config.qk_norm {
+            layout.extend([
+                (
+                    format!("{p}.self_attn.q_norm.weight"),
+                    vec![config.head_dim()],
+                ),
+                (
+                    format!("{p}.self_attn.k_norm.weight"),
+                    vec![config.head_dim()],
+                ),
+            ]);
+        }
     }
     layout.push(("model.norm.weight".to_string(), vec![h]));
     if !config.tie_word_embeddings {
@@ -114,6 +129,14 @@ impl ModelWeights {
                 gate_proj: take(&format!("{p}.mlp.gate_proj.weight"))?,
                 up_proj: take(&format!("{p}.mlp.up_proj.weight"))?,
                 down_proj: take(&format!("{p}.mlp.down_proj.weight"))?,
+                qk_norm: if config.qk_norm {
+                    Some((
+                        take(&format!("{p}.self_attn.q_norm.weight"))?,
+                        take(&format!("{p}.self_attn.k_norm.weight"))?,
+                    ))
+                } else {
+                    None
+                },
             });
         }
         let norm = take("model.norm.weight")?;
@@ -177,6 +200,12 @@ impl ModelWeights {
                 (format!("{p}.mlp.up_proj.weight"), &l.up_proj),
                 (format!("{p}.mlp.down_proj.weight"), &l.down_proj),
             ]);
+            if let Some((q_norm, k_norm)) = &l.qk_norm {
+                out.extend([
+                    (format!("{p}.self_attn.q_norm.weight"), q_norm),
+                    (format!("{p}.self_attn.k_norm.weight"), k_norm),
+                ]);
+            }
         }
         out.push(("model.norm.weight".to_string(), &self.norm));
         if let Some(head) = &self.lm_head {

@@ -24,7 +24,7 @@ fn saved(storage: DType) -> Vec<u8> {
 fn nlls(model: CpuBackend) -> Vec<f32> {
     let options = SessionOptions::new(SchemeSpec::ROPE, 16);
     let mut session = Session::new(Arc::new(model), options).unwrap();
-    let trace = session.extend(&[1, 5, 9, 3, 22, 7, 7, 30]).unwrap();
+    let trace = pollster::block_on(session.extend(&[1, 5, 9, 3, 22, 7, 7, 30])).unwrap();
     trace.positions.iter().filter_map(|p| p.nll).collect()
 }
 

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use engine::cpu::CpuBackend;
 use engine::init::{random_weights, SplitMix64};
-use engine::{Capture, ModelConfig, PositionTrace, SchemeSpec, Session, SessionOptions};
+use engine::{
+    Backend, Capture, ForwardInput, ModelConfig, PositionTrace, SchemeSpec, Session, SessionOptions,
+};
+use pollster::block_on;
 
 fn config(kv_heads: usize, tied: bool) -> ModelConfig {
     ModelConfig::from_json(
@@ -52,7 +55,7 @@ fn run(model: &Arc<CpuBackend>, options: SessionOptions, pieces: &[&[u32]]) -> V
     let mut session = Session::new(model.clone(), options).unwrap();
     pieces
         .iter()
-        .flat_map(|p| session.extend(p).unwrap().positions)
+        .flat_map(|p| block_on(session.extend(p)).unwrap().positions)
         .collect()
 }
 
@@ -118,6 +121,141 @@ fn incremental_extend_equals_full_forward() {
     }
 }
 
+/// `ln sum exp(row)` in f64, independent of the engine's helper.
+fn reference_log_norm(row: &[f32]) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    max + row
+        .iter()
+        .map(|&x| (x as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+}
+
+#[test]
+fn row_summaries_agree_with_full_logits() {
+    let m = model(2, false);
+    let vocab = m.config().vocab_size;
+    let t = tokens(40, 8);
+    let chunks: Vec<&[u32]> = t.chunks(13).collect();
+    for (scheme, k) in [("rope", 5), ("yarn:4", 1), ("none:4+beta", 9)] {
+        let spec: SchemeSpec = scheme.parse().unwrap();
+        let config = m.config();
+        let applied = spec
+            .apply(
+                t.len(),
+                config.head_dim(),
+                config.rope_theta,
+                config.training_length(),
+                config.drope_c,
+            )
+            .unwrap();
+        let capture = Capture::default();
+        let forward = |return_logits: bool| {
+            let mut cache = m.new_cache();
+            chunks
+                .iter()
+                .map(|chunk| {
+                    let input = ForwardInput {
+                        tokens: chunk,
+                        position_offset: 0,
+                        scheme: &applied,
+                        capture: &capture,
+                        top_k: k,
+                        return_logits,
+                    };
+                    block_on(m.forward(&mut cache, input)).unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+        let full = forward(true);
+        let summaries_only = forward(false);
+        // Per position: the logits row, its summary, and the token that follows it.
+        let mut rows = Vec::new();
+        for ((chunk, out), lean) in chunks.iter().zip(&full).zip(&summaries_only) {
+            let logits = out.logits.as_ref().expect("return_logits: true");
+            assert_eq!(logits.len(), chunk.len() * vocab);
+            assert_eq!(out.rows.len(), chunk.len());
+            assert!(lean.logits.is_none(), "{scheme}: logits not asked for");
+            assert_eq!(lean.rows, out.rows, "{scheme}: summaries without logits");
+            assert_eq!(lean.last_logits, out.last_logits);
+            assert_eq!(out.last_logits, logits[(chunk.len() - 1) * vocab..]);
+            for (i, summary) in out.rows.iter().enumerate() {
+                rows.push((&logits[i * vocab..][..vocab], summary, chunk.get(i + 1)));
+            }
+        }
+        assert_eq!(rows.len(), t.len());
+        for (position, &(row, summary, next)) in rows.iter().enumerate() {
+            let at = format!("{scheme} position {position}");
+            let norm = reference_log_norm(row);
+            assert!(
+                (summary.log_norm as f64 - norm).abs() <= 1e-5,
+                "{at}: log_norm {} vs {norm}",
+                summary.log_norm
+            );
+            // The k largest logits, best first, ties to the lower id.
+            let mut order: Vec<u32> = (0..vocab as u32).collect();
+            order.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]).then(a.cmp(&b)));
+            let expected: Vec<(u32, f32)> = order[..k]
+                .iter()
+                .map(|&id| (id, row[id as usize]))
+                .collect();
+            assert_eq!(summary.top, expected, "{at}: top-k");
+            // The following token's logit and rank; none at a chunk's last position.
+            let expected_next = next.map(|&id| {
+                let logit = row[id as usize];
+                (logit, row.iter().filter(|&&x| x > logit).count() as u32)
+            });
+            assert_eq!(summary.next, expected_next, "{at}: next");
+        }
+        // The session turns the same summaries into NLL, rank and probabilities, scoring a
+        // chunk's first token with the previous chunk's last logits.
+        let mut options = SessionOptions::new(spec, 16);
+        options.top_k = k;
+        options.chunk_size = 13;
+        let mut session = Session::new(m.clone(), options).unwrap();
+        let trace = block_on(session.extend(&t)).unwrap();
+        assert_eq!(trace.positions.len(), t.len());
+        for (position, p) in trace.positions.iter().enumerate() {
+            let at = format!("{scheme} session position {position}");
+            let (row, summary, _) = rows[position];
+            let norm = reference_log_norm(row);
+            let top: Vec<u32> = p.predictions.iter().map(|q| q.token).collect();
+            let expected: Vec<u32> = summary.top.iter().map(|&(id, _)| id).collect();
+            assert_eq!(top, expected, "{at}: predictions");
+            for q in &p.predictions {
+                let probability = (row[q.token as usize] as f64 - norm).exp();
+                assert!(
+                    (q.probability as f64 - probability).abs() <= 1e-6,
+                    "{at}: p = {} vs {probability}",
+                    q.probability
+                );
+            }
+            match position.checked_sub(1) {
+                None => assert_eq!((p.nll, p.rank), (None, None), "{at}"),
+                Some(previous) => {
+                    let previous = rows[previous].0;
+                    let logit = previous[p.token as usize];
+                    let nll = reference_log_norm(previous) - logit as f64;
+                    let got = p.nll.expect("every later token has an NLL") as f64;
+                    assert!(
+                        (got - nll).abs() <= 1e-5 * (1.0 + nll.abs()),
+                        "{at}: nll {got} vs {nll}"
+                    );
+                    let rank = previous.iter().filter(|&&x| x > logit).count() as u32;
+                    assert_eq!(p.rank, Some(rank), "{at}: rank");
+                }
+            }
+        }
+        let last = rows.last().unwrap().1;
+        let next: Vec<u32> = session
+            .next_predictions(k)
+            .iter()
+            .map(|q| q.token)
+            .collect();
+        assert_eq!(next, last.top.iter().map(|&(id, _)| id).collect::<Vec<_>>());
+    }
+}
+
 #[test]
 fn later_tokens_do_not_change_earlier_outputs() {
     let m = model(2, false);
@@ -173,14 +311,14 @@ fn dynamic_scale_recomputes_the_cache_when_s_changes() {
     let t = tokens(40, 5);
     for scheme in ["ntk:dyn", "none:dyn+beta", "yarn:dyn"] {
         let mut session = Session::new(m.clone(), options(scheme)).unwrap();
-        let first = session.extend(&t[..12]).unwrap();
+        let first = block_on(session.extend(&t[..12])).unwrap();
         assert!(!first.recomputed);
         assert_eq!(first.scale, 1.0);
         // Still within L = 16: s stays 1, nothing recomputed.
-        let second = session.extend(&t[12..16]).unwrap();
+        let second = block_on(session.extend(&t[12..16])).unwrap();
         assert!(!second.recomputed);
         // 40 tokens: s = 2.5, the cache is rebuilt at the new s.
-        let third = session.extend(&t[16..]).unwrap();
+        let third = block_on(session.extend(&t[16..])).unwrap();
         assert!(third.recomputed);
         assert_eq!(third.scale, 2.5);
         // The new positions equal a single forward of all 40 tokens at s = 2.5.
@@ -189,8 +327,8 @@ fn dynamic_scale_recomputes_the_cache_when_s_changes() {
     }
     // A fixed scheme never recomputes.
     let mut fixed = Session::new(m.clone(), options("ntk:4")).unwrap();
-    fixed.extend(&t[..10]).unwrap();
-    assert!(!fixed.extend(&t[10..]).unwrap().recomputed);
+    block_on(fixed.extend(&t[..10])).unwrap();
+    assert!(!block_on(fixed.extend(&t[10..])).unwrap().recomputed);
 }
 
 #[test]
@@ -215,12 +353,15 @@ fn bad_requests_are_errors() {
     let mut o = options("rope");
     o.max_tokens = 10;
     let mut s = Session::new(m.clone(), o).unwrap();
-    assert!(s.extend(&tokens(11, 1)).is_err(), "over the cap");
-    assert!(s.extend(&[50]).is_err(), "id outside the vocabulary");
+    assert!(block_on(s.extend(&tokens(11, 1))).is_err(), "over the cap");
+    assert!(
+        block_on(s.extend(&[50])).is_err(),
+        "id outside the vocabulary"
+    );
     let mut o = options("rope");
     o.capture.heads = vec![(2, 0)];
     let mut s = Session::new(m.clone(), o).unwrap();
-    assert!(s.extend(&[1, 2]).is_err(), "layer out of range");
+    assert!(block_on(s.extend(&[1, 2])).is_err(), "layer out of range");
     let mut o = options("none+beta");
     o.scheme = SchemeSpec {
         position: engine::PositionScheme::Pi,

@@ -60,7 +60,7 @@ fn manifest_models_load_and_run_past_l() {
             TrainedPositions::None => SchemeSpec::NONE,
         };
         let mut session = Session::new(Arc::new(model), SessionOptions::new(scheme, l)).unwrap();
-        let trace = session.extend(&ids).unwrap();
+        let trace = pollster::block_on(session.extend(&ids)).unwrap();
         let nlls: Vec<f32> = trace.positions.iter().filter_map(|p| p.nll).collect();
         assert_eq!(nlls.len(), ids.len() - 1);
         assert!(nlls.iter().all(|x| x.is_finite() && *x >= 0.0));

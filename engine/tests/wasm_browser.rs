@@ -24,7 +24,7 @@ fn session(model: &Arc<CpuBackend>, scheme: &str) -> Session<CpuBackend> {
 }
 
 #[wasm_bindgen_test]
-fn shipped_model_runs_incrementally_in_the_browser() {
+async fn shipped_model_runs_incrementally_in_the_browser() {
     let model = Arc::new(CpuBackend::load(CONFIG, WEIGHTS).unwrap());
     let tokenizer = TextTokenizer::from_json(TOKENIZER).unwrap();
     let text = "It is a truth universally acknowledged, that a single man in possession of a good \
@@ -37,12 +37,14 @@ fn shipped_model_runs_incrementally_in_the_browser() {
         .map(|p| p.id)
         .collect();
     for scheme in ["rope", "yarn:2", "none:2+beta=0.4"] {
-        let full = session(&model, scheme).extend(&ids).unwrap();
+        let full = session(&model, scheme).extend(&ids).await.unwrap();
         let mut grown = session(&model, scheme);
         let mut pieces = Vec::new();
         for chunk in ids.chunks(5) {
-            pieces.extend(grown.extend(chunk).unwrap().positions);
+            pieces.extend(grown.extend(chunk).await.unwrap().positions);
         }
+        assert_eq!(full.positions.len(), ids.len());
+        assert_eq!(pieces.len(), ids.len());
         for (a, b) in full.positions.iter().zip(&pieces) {
             if let (Some(x), Some(y)) = (a.nll, b.nll) {
                 assert!(

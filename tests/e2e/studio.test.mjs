@@ -4,7 +4,11 @@
 //
 // Environment:
 //   STUDIO_URL  page to open (required; `cargo xtask test` serves dist/ and sets it)
-//   WEBGPU      1 (default): Chromium with --enable-unsafe-webgpu (SwiftShader on CPU);
+//   WEBGPU      1 (default): Chromium with --enable-unsafe-webgpu (SwiftShader on CPU):
+//               the studio must run on WebGPU; the test then switches to the CPU
+//               backend, re-runs the prompt and compares the per-token NLLs (1e-3),
+//               and finally switches back to WebGPU and destroys the GPU device
+//               mid-run: the studio must fall back to the CPU with a notice;
 //               0: without it, so the studio must fall back to its CPU backend
 //   CHROMIUM    browser binary (default /usr/bin/chromium)
 //   TIMEOUT_S   budget for the whole test (default 120)
@@ -15,9 +19,13 @@
 //   prompt          <textarea> for the prompt; run: <button> that runs it
 //   nll-chart       <svg> perplexity chart; nll-point: one <circle> per token;
 //                   L-marker: marks the training length inside the chart
-//   token           one <span> per token in the token strip
+//   token           one <span> per token in the token strip, its NLL in data-nll
+//                   (absent for the first token)
 //   attention-heatmap  <canvas> with the attention map
-//   backend         text naming the backend in use (WebGPU or CPU)
+//   backend         text naming the backend in use ("WebGPU · <adapter>" or "CPU (why)")
+//   backend-select  <select> with options webgpu (disabled without an adapter) and cpu
+//   backend-notice  present only when WebGPU failed and the studio fell back to the CPU
+//   run-summary     the last run's summary ("... N ms on <backend> ..."), data-backend
 
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -56,7 +64,11 @@ const sel = {
   token: 'span[data-testid="token"]',
   heatmap: 'canvas[data-testid="attention-heatmap"]',
   backend: '[data-testid="backend"]',
+  backendSelect: 'select[data-testid="backend-select"]',
+  notice: '[data-testid="backend-notice"]',
+  summary: '[data-testid="run-summary"]',
 };
+const NLL_TOLERANCE = 1e-3;
 
 // Flags for Debian's chromium on a machine without network or GPU. WebGPU runs on
 // SwiftShader (CPU) with --enable-unsafe-webgpu; never pass --disable-software-rasterizer.
@@ -96,6 +108,16 @@ page.on('console', (msg) => {
 });
 page.on('pageerror', (err) => pageErrors.push(String(err?.stack || err)));
 page.on('requestfailed', (req) => failedRequests.push(`${req.url()}: ${req.failure()?.errorText}`));
+// Keep every GPUDevice the page opens, so the test can destroy it (a lost device).
+await page.addInitScript(() => {
+  if (typeof GPUAdapter === 'undefined') return;
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    (window.__e2eDevices ||= []).push(device);
+    return device;
+  };
+});
 
 /** Waits for a condition, naming it in the error so a timeout says what was missing. */
 async function step(what, fn) {
@@ -104,6 +126,58 @@ async function step(what, fn) {
   } catch (e) {
     throw new Error(`${what} (after ${since()}): ${e.message.split('\n')[0]}`);
   }
+}
+
+/**
+ * Does `action` (which starts a run) and waits until a new run on `backend` is shown:
+ * a new summary naming `backend`, one nll-point per token (> 10), the run button
+ * enabled again, all stable for 1.5 s. Returns the counts, each token's data-nll, the
+ * forward pass's time (from the summary) and the time from the action to the result.
+ */
+async function runAndSettle(what, backend, action) {
+  const before = await page.evaluate(
+    (s) => ({ t: performance.now(), summary: document.querySelector(s.summary)?.textContent ?? '' }),
+    sel,
+  );
+  await action();
+  const settled = await step(`waiting for ${what} on ${backend}: one nll-point per token (> 10), stable`, () =>
+    page.waitForFunction(
+      ({ s, backend, before }) => {
+        const points = document.querySelectorAll(s.point).length;
+        const tokens = document.querySelectorAll(s.token).length;
+        const run = document.querySelector(s.run);
+        const summary = document.querySelector(s.summary);
+        const ran = summary?.getAttribute('data-backend') ?? '';
+        const text = summary?.textContent ?? '';
+        const key = `${points}/${tokens}/${ran}/${text}`;
+        const now = performance.now();
+        const w = window;
+        if (w.__e2eKey !== key) {
+          w.__e2eKey = key;
+          w.__e2eSince = now;
+        }
+        const done = points === tokens && tokens > 10 && !(run && run.disabled) && ran === backend;
+        return done && text !== before.summary && now - w.__e2eSince > 1500
+          ? { points, tokens, shownMs: w.__e2eSince - before.t }
+          : false;
+      },
+      { s: sel, backend, before },
+      { timeout: left(), polling: 250 },
+    ).then((h) => h.jsonValue()),
+  );
+  const { nlls, summary } = await page.evaluate(
+    (s) => ({
+      nlls: [...document.querySelectorAll(s.token)].map((t) => t.getAttribute('data-nll')),
+      summary: document.querySelector(s.summary)?.textContent ?? '',
+    }),
+    sel,
+  );
+  return {
+    counts: { points: settled.points, tokens: settled.tokens },
+    nlls: nlls.map((v) => (v === null ? null : Number(v))),
+    runMs: Number((summary.match(/(\d+) ms on /) || [])[1]),
+    wallMs: Math.round(settled.shownMs),
+  };
 }
 
 let ok = false;
@@ -134,35 +208,17 @@ try {
   const tReady = since();
 
   await step(`filling ${sel.prompt}`, () => page.fill(sel.prompt, promptText, { timeout: left() }));
-  await step(`clicking ${sel.run}`, () => page.click(sel.run, { timeout: left() }));
-
-  await step(`waiting for ${sel.chart} with a first point`, () =>
-    page.waitForSelector(sel.point, { state: 'attached', timeout: left() }),
+  // The page runs its own prompt when the model loads: let that finish first, so the
+  // timing below is the test prompt's alone.
+  await step(`waiting for the first run (${sel.chart} with a point, ${sel.run} enabled)`, () =>
+    page.waitForSelector(`${sel.point}`, { state: 'attached', timeout: left() })
+      .then(() => page.waitForSelector(`${sel.run}:enabled`, { timeout: left() })),
   );
   const tChart = since();
-
-  // Tokens may stream in: wait until there is one point per token, more than 10,
-  // the run button is enabled again, and the counts have been stable for 1.5 s.
-  const counts = await step('waiting for one nll-point per token (> 10), stable', () =>
-    page.waitForFunction(
-      (s) => {
-        const points = document.querySelectorAll(s.point).length;
-        const tokens = document.querySelectorAll(s.token).length;
-        const run = document.querySelector(s.run);
-        const key = `${points}/${tokens}`;
-        const now = performance.now();
-        const w = window;
-        if (w.__e2eKey !== key) {
-          w.__e2eKey = key;
-          w.__e2eSince = now;
-        }
-        const settled = points === tokens && tokens > 10 && !(run && run.disabled);
-        return settled && now - w.__e2eSince > 1500 ? { points, tokens } : false;
-      },
-      sel,
-      { timeout: left(), polling: 250 },
-    ).then((h) => h.jsonValue()),
+  const first = await runAndSettle('the test prompt', webgpu ? 'WebGPU' : 'CPU', () =>
+    step(`clicking ${sel.run}`, () => page.click(sel.run, { timeout: left() })),
   );
+  const counts = first.counts;
   const tDone = since();
 
   assert.equal(counts.points, counts.tokens, 'nll-point count must equal token count');
@@ -206,12 +262,20 @@ try {
   const backend = (await step(`reading ${sel.backend}`, () =>
     page.locator(sel.backend).first().innerText({ timeout: left() }),
   )).trim();
-  assert.ok(backend.length > 0, 'backend text is empty');
-  // The CPU path runs in both browsers until the WebGPU backend lands (issue 4); the
-  // page must still tell whether this browser offers an adapter.
-  assert.match(backend, /^CPU/, `the studio says backend "${backend}"`);
-  const adapterSeen = webgpu ? /adapter found/i : /no WebGPU adapter/i;
-  assert.match(backend, adapterSeen, `${label} run, but the backend text is "${backend}"`);
+  if (webgpu) {
+    assert.match(backend, /^WebGPU · \S/, `WEBGPU=1, but the studio says backend "${backend}"`);
+  } else {
+    assert.match(backend, /^CPU \(no WebGPU adapter/, `WEBGPU=0, but the studio says backend "${backend}"`);
+  }
+  assert.equal(await page.locator(sel.notice).count(), 0, 'a WebGPU-failure notice is shown');
+  const gpuOption = await page
+    .locator(`${sel.backendSelect} option[value="webgpu"]`)
+    .evaluate((o) => o.disabled, undefined, { timeout: left() });
+  assert.equal(gpuOption, !webgpu, `the WebGPU option is ${gpuOption ? 'disabled' : 'enabled'}`);
+  const firstNll = first.nlls;
+  assert.equal(firstNll.length, counts.tokens, 'one data-nll per token');
+  assert.equal(firstNll[0], null, 'the first token has an NLL');
+  assert.ok(firstNll.slice(1).every(Number.isFinite), 'a token without a finite NLL');
 
   assert.deepEqual(pageErrors, [], 'uncaught page errors');
   assert.deepEqual(consoleErrors, [], 'console errors');
@@ -222,7 +286,66 @@ try {
 
   console.log(`  backend: ${backend}`);
   console.log(`  tokens: ${counts.tokens}, nll points: ${counts.points}, heatmap ${heat.width}x${heat.height}`);
-  console.log(`  models ready: ${tReady}; page open -> first chart: ${tChart}; run complete: ${tDone}`);
+  console.log(`  models ready: ${tReady}; the page's own first run done: ${tChart}; test prompt shown: ${tDone}`);
+  console.log(`  ${counts.tokens}-token run on ${label}: ${first.runMs} ms forward pass, ${first.wallMs} ms click -> shown`);
+
+  if (webgpu) {
+    // The same prompt on the CPU path (the reference) must give the same NLLs.
+    const cpu = await runAndSettle('the re-run', 'CPU', () =>
+      step(`choosing cpu in ${sel.backendSelect}`, () =>
+        page.selectOption(sel.backendSelect, 'cpu', { timeout: left() }),
+      ),
+    );
+    const cpuBackend = (await page.locator(sel.backend).first().innerText({ timeout: left() })).trim();
+    assert.match(cpuBackend, /^CPU \(/, `after choosing CPU the studio says backend "${cpuBackend}"`);
+    assert.equal(cpu.counts.tokens, counts.tokens, 'the CPU run has another token count');
+    let worst = 0;
+    let where = -1;
+    cpu.nlls.forEach((v, i) => {
+      const w = firstNll[i];
+      const diff = v === null || w === null ? (v === w ? 0 : Infinity) : Math.abs(v - w);
+      if (!(diff <= worst)) {
+        worst = diff;
+        where = i;
+      }
+    });
+    console.log(`  CPU re-run: ${cpu.runMs} ms forward pass, ${cpu.wallMs} ms select -> shown`);
+    console.log(`  NLL WebGPU vs CPU: max |diff| ${worst.toExponential(2)} (token ${where})`);
+    assert.ok(
+      worst <= NLL_TOLERANCE,
+      `token ${where}: NLL ${firstNll[where]} on WebGPU, ${cpu.nlls[where]} on the CPU`,
+    );
+    assert.deepEqual(pageErrors, [], 'uncaught page errors');
+    assert.deepEqual(consoleErrors, [], 'console errors');
+
+    // Back to WebGPU, and the device is lost as the prompt starts: the studio must
+    // move the model to the CPU, say so, and still show the run.
+    const lost = await runAndSettle('the run after the device loss', 'CPU', async () => {
+      await step(`choosing webgpu in ${sel.backendSelect}`, () =>
+        page.selectOption(sel.backendSelect, 'webgpu', { timeout: left() }),
+      );
+      // The model is on the GPU once the select's change handler returns; destroy the
+      // device at once, before or during the run's first pass (either fails).
+      const { now, destroyed } = await page.evaluate((s) => {
+        const devices = window.__e2eDevices || [];
+        const now = document.querySelector(s.backend)?.textContent?.trim() ?? '';
+        devices.forEach((d) => d.destroy());
+        return { now, destroyed: devices.length };
+      }, sel);
+      assert.match(now, /^WebGPU · /, `after choosing WebGPU the studio says backend "${now}"`);
+      assert.ok(destroyed > 0, 'the studio opened no GPUDevice');
+    });
+    const lostBackend = (await page.locator(sel.backend).first().innerText({ timeout: left() })).trim();
+    assert.match(lostBackend, /^CPU \(WebGPU failed: /, `after the device loss the backend is "${lostBackend}"`);
+    const notice = (await step(`reading ${sel.notice}`, () =>
+      page.locator(sel.notice).first().innerText({ timeout: left() }),
+    )).trim();
+    assert.match(notice, /WebGPU failed.*CPU/, `the notice says "${notice}"`);
+    assert.equal(await page.locator(sel.backendSelect).inputValue(), 'cpu', 'the backend box does not show CPU');
+    assert.equal(lost.counts.tokens, counts.tokens, 'the run after the fallback has another token count');
+    console.log(`  device lost: fell back to the CPU, shown ${lost.wallMs} ms after choosing WebGPU; notice: "${notice}"`);
+    assert.deepEqual(pageErrors, [], 'uncaught page errors after the device loss');
+  }
   console.log(`  screenshot: ${shot}`);
   console.log(`e2e [${label}] ok in ${since()}`);
   ok = true;

@@ -10,7 +10,8 @@
 //! trainer export    --run runs/NAME --models public/models --name ID --corpus DIR
 //!                   [--label TEXT] [--description TEXT] [--log-from runs/ROPE]
 //! trainer eval      --models public/models --corpus DIR --results public/results
-//!                   --report docs/RESULTS.md [--sequences 16] [--needle-trials 4]
+//!                   --report docs/RESULTS.md [--sequences 16] [--needle-min-trials 40]
+//!                   [--needle-max-trials 400] [--needle-half-width 0.05] (see results.rs)
 //! ```
 
 use trainer::{bpe, export, manifest, results, train, untrained};

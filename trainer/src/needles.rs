@@ -42,6 +42,37 @@ const NOUNS: &[&str] = &[
     "candle", "mountain", "violin", "shadow", "kettle", "glacier", "window",
 ];
 
+/// Digits of every answer (numbers are drawn from 1000000..=9999999).
+pub const ANSWER_DIGITS: usize = 7;
+
+/// How close a generated answer came to the number asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerScore {
+    /// The generated number is exactly the answer.
+    pub exact: bool,
+    /// Answer digits generated correctly in the right place (0..=`ANSWER_DIGITS`).
+    pub digits_right: usize,
+}
+
+/// Scores `generated` text against the `expected` digits. The generated number is the run
+/// of digits after an optional leading space (the answer follows "... is"), so a model
+/// that writes the right digits in a different tokenization, or a full stop after them,
+/// still counts.
+pub fn score_answer(expected: &str, generated: &str) -> AnswerScore {
+    let body = generated.strip_prefix(' ').unwrap_or(generated);
+    let number = &body[..body
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(body.len())];
+    AnswerScore {
+        exact: number == expected,
+        digits_right: expected
+            .bytes()
+            .zip(number.bytes())
+            .filter(|(a, b)| a == b)
+            .count(),
+    }
+}
+
 /// A retrieval document, as token ids.
 #[derive(Debug, Clone)]
 pub struct NeedleDocument {
@@ -88,6 +119,15 @@ impl<'t> NeedleMaker<'t> {
             tokenizer,
             full_stop: encode(tokenizer, ".")?,
         })
+    }
+
+    /// Scores the `generated` tokens as the answer to `doc` (see [`score_answer`]).
+    pub fn score(&self, doc: &NeedleDocument, generated: &[u32]) -> Result<AnswerScore, String> {
+        let text = self
+            .tokenizer
+            .decode(generated)
+            .map_err(|e| e.to_string())?;
+        Ok(score_answer(&doc.answer_text, &text))
     }
 
     /// A document of exactly `total` prompt tokens (plus the answer) with `needles` needles;
@@ -226,5 +266,48 @@ mod tests {
             maker.make(&prose, 20, &[0.5], 0, &mut rng).is_err(),
             "too short for the needle and question"
         );
+    }
+
+    #[test]
+    fn answers_score_exact_match_and_digits_in_place() {
+        let score = |generated| score_answer("1234567", generated);
+        let exact = AnswerScore {
+            exact: true,
+            digits_right: 7,
+        };
+        assert_eq!(score(" 1234567"), exact);
+        assert_eq!(score("1234567"), exact, "no leading space");
+        assert_eq!(score(" 1234567."), exact, "a full stop after the number");
+        let partial = |digits_right| AnswerScore {
+            exact: false,
+            digits_right,
+        };
+        assert_eq!(score(" 1234000"), partial(4));
+        assert_eq!(score(" 9234561"), partial(5), "digits count in place");
+        assert_eq!(
+            score(" 2345671"),
+            partial(0),
+            "shifted digits are not in place"
+        );
+        assert_eq!(score(" 12345678"), partial(7), "a longer number is wrong");
+        assert_eq!(score(" 123"), partial(3), "a shorter number is wrong");
+        assert_eq!(
+            score(" the 1234567"),
+            partial(0),
+            "the number must come first"
+        );
+        assert_eq!(score(""), partial(0));
+    }
+
+    #[test]
+    fn the_answer_tokens_of_a_document_score_as_exact() {
+        let tok = tokenizer();
+        let maker = NeedleMaker::new(&tok).unwrap();
+        let prose: Vec<u32> = encode(&tok, &"A quiet day by the sea. ".repeat(40)).unwrap();
+        let doc = maker
+            .make(&prose, 200, &[0.5], 0, &mut SplitMix64::new(5))
+            .unwrap();
+        let score = maker.score(&doc, &doc.answer).unwrap();
+        assert!(score.exact && score.digits_right == ANSWER_DIGITS);
     }
 }

@@ -11,7 +11,10 @@ use serde_json::json;
 
 use crate::args::Args;
 use crate::data::TokenStreams;
-use crate::eval::{fit_c, needle_grid, window_perplexity, EvalModel, NeedleCell, PerplexityRow};
+use crate::eval::{
+    fit_c, needle_grid, pool_depths, window_perplexity, EvalModel, NeedleBudget, NeedleCell,
+    PerplexityRow,
+};
 use crate::manifest;
 use crate::needles::NeedleMaker;
 
@@ -25,6 +28,15 @@ fn perplexity_schemes(id: &str) -> &'static [&'static str] {
         _ => &["none"],
     }
 }
+
+/// Needle depths of the grid (0 = start of the haystack, 1 = end).
+const NEEDLE_DEPTHS: [f64; 5] = [0.1, 0.3, 0.5, 0.7, 0.9];
+
+/// Context lengths of the needle grid, in multiples of L.
+const NEEDLE_MULTIPLES: [usize; 4] = [1, 2, 4, 8];
+
+/// Seed of the needle documents (shared by every model and scheme).
+const NEEDLE_SEED: u64 = 7;
 
 /// Scheme families of the needle test, per model id (`s = T / L` is added per length).
 fn needle_schemes(id: &str) -> &'static [&'static str] {
@@ -64,7 +76,13 @@ fn store_c(models: &Path, id: &str, c: f64) -> Result<(), String> {
 }
 
 /// `trainer eval --models DIR --corpus DIR --results DIR --report FILE
-///  [--sequences 16] [--fit-sequences 4] [--needle-trials 4] [--batch 2] [--models-list rope,drope,nope]`
+///  [--sequences 16] [--fit-sequences 4] [--batch 2] [--only rope,drope,nope]
+///  [--needle-min-trials 40] [--needle-max-trials 400] [--needle-half-width 0.05]`
+///
+/// Needle trials are counted per (model, scheme, length), depths pooled: they run in
+/// rounds of one per depth until the 95% Wilson interval of the exact-match accuracy has a
+/// half-width of at most `--needle-half-width`, with at least `--needle-min-trials` and at most
+/// `--needle-max-trials` (each rounded up to whole rounds).
 pub fn run(argv: &[String]) -> Result<(), String> {
     let args = Args::parse(
         argv,
@@ -75,7 +93,9 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             "report",
             "sequences",
             "fit-sequences",
-            "needle-trials",
+            "needle-min-trials",
+            "needle-max-trials",
+            "needle-half-width",
             "batch",
             "only",
         ],
@@ -85,7 +105,17 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     let report = Path::new(args.required("report")?);
     let n_sequences: usize = args.get_or("sequences", 16)?;
     let n_fit: usize = args.get_or("fit-sequences", 4)?;
-    let trials: usize = args.get_or("needle-trials", 4)?;
+    let defaults = NeedleBudget::default();
+    let budget = NeedleBudget {
+        min_trials: args.get_or("needle-min-trials", defaults.min_trials)?,
+        max_trials: args.get_or("needle-max-trials", defaults.max_trials)?,
+        half_width: args.get_or("needle-half-width", defaults.half_width)?,
+    };
+    if budget.max_trials < budget.min_trials || budget.half_width <= 0.0 {
+        return Err(format!(
+            "need --needle-max-trials >= --needle-min-trials and --needle-half-width > 0, got {budget:?}"
+        ));
+    }
     let batch: usize = args.get_or("batch", 2)?;
     let only: String = args.get_or("only", "rope,drope,nope".to_string())?;
     let ids: Vec<&str> = only
@@ -166,32 +196,42 @@ pub fn run(argv: &[String]) -> Result<(), String> {
 
     // 3. Needle in a haystack, test-split haystacks.
     let maker = NeedleMaker::new(&tokenizer)?;
-    let depths = [0.1, 0.3, 0.5, 0.7, 0.9];
     let mut cells: Vec<NeedleCell> = Vec::new();
     for id in &ids {
         let model = load_model(models, id)?;
         for family in needle_schemes(id) {
-            cells.extend(needle_grid(
+            let grid = needle_grid(
                 &model,
                 family,
                 &maker,
                 &streams.test,
-                &[1, 2, 4, 8],
-                &depths,
-                trials,
-                7,
-            )?);
+                &NEEDLE_MULTIPLES,
+                &NEEDLE_DEPTHS,
+                &budget,
+                NEEDLE_SEED,
+            )?;
+            let summary: Vec<String> = pool_depths(&grid)
+                .iter()
+                .map(|c| format!("{}x {} n={}", c.length_multiple, with_interval(c), c.trials))
+                .collect();
             println!(
-                "needles {id} {family} done ({:.0} s)",
+                "needles {id} {family}: {} ({:.0} s)",
+                summary.join(", "),
                 started.elapsed().as_secs_f64()
             );
+            cells.extend(grid);
         }
     }
+    // `cells` per (model, scheme, length, depth) as before; `lengths` pools the depths,
+    // which is what the stopping rule and the report use.
     std::fs::write(
         results.join("niah.json"),
-        serde_json::to_string_pretty(
-            &json!({"depths": depths, "multiples": [1, 2, 4, 8], "cells": cells}),
-        )
+        serde_json::to_string_pretty(&json!({
+            "depths": NEEDLE_DEPTHS, "multiples": NEEDLE_MULTIPLES, "seed": NEEDLE_SEED,
+            "confidence": 0.95, "target_half_width": budget.half_width,
+            "min_trials": budget.min_trials, "max_trials": budget.max_trials,
+            "cells": cells, "lengths": pool_depths(&cells),
+        }))
         .map_err(err)?
             + "\n",
     )
@@ -208,7 +248,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         &cells,
         fitted.as_ref(),
         n_sequences.min(sequences_used),
-        trials,
+        &budget,
     );
     if !budgets.is_empty() {
         let table = format!(
@@ -248,17 +288,53 @@ fn find<'a>(rows: &'a [PerplexityRow], model: &str, scheme: &str) -> Option<&'a 
     rows.iter().find(|r| r.model == model && r.scheme == scheme)
 }
 
-/// Accuracy (fraction) of a model/scheme at a length multiple, over all depths.
-fn accuracy(cells: &[NeedleCell], model: &str, scheme: &str, m: usize) -> Option<f64> {
-    let (mut correct, mut trials) = (0, 0);
-    for c in cells
+/// The depth-pooled needle cell of a model/scheme at a length multiple.
+fn find_needle<'a>(
+    pooled: &'a [NeedleCell],
+    model: &str,
+    scheme: &str,
+    m: usize,
+) -> Option<&'a NeedleCell> {
+    pooled
         .iter()
-        .filter(|c| c.model == model && c.scheme == scheme && c.length_multiple == m)
-    {
-        correct += c.correct;
-        trials += c.trials;
+        .find(|c| c.model == model && c.scheme == scheme && c.length_multiple == m)
+}
+
+/// Exact-match accuracy with its 95% interval, e.g. "62% [57, 67]".
+fn with_interval(c: &NeedleCell) -> String {
+    format!(
+        "{:.0}% [{:.0}, {:.0}]",
+        100.0 * c.accuracy,
+        100.0 * c.wilson_low,
+        100.0 * c.wilson_high
+    )
+}
+
+/// A table of the depth-pooled needle cells: one row per model/scheme, one column per
+/// length multiple (`-` where the length was not run).
+fn needle_table(pooled: &[NeedleCell], entry: impl Fn(&NeedleCell) -> String) -> String {
+    let mut table = format!(
+        "| model | scheme | {} |\n|---|---|{}\n",
+        NEEDLE_MULTIPLES.map(|m| format!("{m}x")).join(" | "),
+        "---|".repeat(NEEDLE_MULTIPLES.len())
+    );
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for c in pooled {
+        if seen.contains(&(&c.model, &c.scheme)) {
+            continue;
+        }
+        seen.push((&c.model, &c.scheme));
+        let entries = NEEDLE_MULTIPLES
+            .map(|m| find_needle(pooled, &c.model, &c.scheme, m).map_or("-".to_string(), &entry));
+        let _ = writeln!(
+            table,
+            "| {} | `{}` | {} |",
+            c.model,
+            c.scheme,
+            entries.join(" | ")
+        );
     }
-    (trials > 0).then(|| correct as f64 / trials as f64)
+    table
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -276,8 +352,9 @@ pub fn report_markdown(
     cells: &[NeedleCell],
     fitted: Option<&serde_json::Value>,
     sequences: usize,
-    trials: usize,
+    budget: &NeedleBudget,
 ) -> String {
+    let pooled = pool_depths(cells);
     let mut md = String::new();
     let _ = writeln!(md, "# Results\n");
     let _ = writeln!(
@@ -305,37 +382,29 @@ pub fn report_markdown(
                 .join(" | ")
         );
     }
+    let _ = writeln!(md, "\n## Needle in a haystack (all depths pooled)\n");
     let _ = writeln!(
         md,
-        "\n## Needle in a haystack (accuracy, all depths pooled)\n"
+        "Greedy decoding of the 7-digit answer; s = T / L; the same documents for every model \
+         and scheme. At each length, trials run in rounds of one per depth ({}) until the 95% \
+         Wilson interval of the exact-match accuracy is within +-{:.0} points, with at \
+         least {} and at most {} trials.\n",
+        NEEDLE_DEPTHS.map(|d| d.to_string()).join(", "),
+        100.0 * budget.half_width,
+        budget.min_trials,
+        budget.max_trials
     );
-    let _ = writeln!(md, "{trials} trials per (length, depth) cell, 5 depths (0.1 .. 0.9): {} trials per entry; greedy, exact match of 7 digits. s = T / L.\n", trials * 5);
     let _ = writeln!(
         md,
-        "| model | scheme | 1x | 2x | 4x | 8x |\n|---|---|---|---|---|---|"
+        "Exact match: accuracy [95% Wilson interval] (trials).\n\n{}",
+        needle_table(&pooled, |c| format!("{} ({})", with_interval(c), c.trials))
     );
-    let mut seen: Vec<(String, String)> = Vec::new();
-    for c in cells {
-        let key = (c.model.clone(), c.scheme.clone());
-        if seen.contains(&key) {
-            continue;
-        }
-        seen.push(key);
-        let accs: Vec<String> = [1, 2, 4, 8]
-            .iter()
-            .map(|&m| {
-                accuracy(cells, &c.model, &c.scheme, m)
-                    .map_or("-".into(), |a| format!("{:.0}%", 100.0 * a))
-            })
-            .collect();
-        let _ = writeln!(
-            md,
-            "| {} | `{}` | {} |",
-            c.model,
-            c.scheme,
-            accs.join(" | ")
-        );
-    }
+    let _ = write!(
+        md,
+        "Per-digit accuracy: the share of the 7 answer digits generated in the right place, \
+         which shows partial retrieval where exact match is 0%.\n\n{}",
+        needle_table(&pooled, |c| format!("{:.0}%", 100.0 * c.digit_accuracy))
+    );
     let _ = writeln!(md, "\nThe paper's (SmolLM-360M, L = 2048, standard NIAH): NTK 29.84 / 14.37 / 7.19 at 2x / 4x / 8x; YaRN 48.25 / 25.62 / 12.18; DroPE 74.92 / 55.00 / 52.20.\n");
     if let Some(f) = fitted {
         let _ = writeln!(md, "## DroPE logit scale\n");
@@ -366,28 +435,35 @@ pub fn report_markdown(
     ) {
         let _ = writeln!(md, "- DroPE with beta extends: {far:.2} at 4L-8L vs {in_l:.2} at 0-L, ratio {:.2} (target <= 1.3): {}.", far / in_l, verdict(far <= 1.3 * in_l));
     }
-    let acc = |m: &str, s: &str, x: usize| accuracy(cells, m, s, x);
+    let needle = |m: &str, s: &str, x: usize| find_needle(&pooled, m, s, x);
     for (model, scheme) in [("rope", "rope"), ("drope", "none")] {
-        if let Some(a) = acc(model, scheme, 1) {
+        if let Some(c) = needle(model, scheme, 1) {
             let _ = writeln!(
                 md,
-                "- {model} finds the needle within L: {:.0}% (target >= 80%): {}.",
-                100.0 * a,
-                verdict(a >= 0.8)
+                "- {model} finds the needle within L: {} (target >= 80%): {}.",
+                with_interval(c),
+                verdict(c.accuracy >= 0.8)
             );
         }
     }
     for m in [2, 4, 8] {
-        let drope = ["none", "none+beta"]
-            .iter()
-            .filter_map(|s| acc("drope", s, m))
-            .fold(None, |b: Option<f64>, a| Some(b.map_or(a, |b| b.max(a))));
-        let scaled = ["pi", "ntk", "yarn"]
-            .iter()
-            .filter_map(|s| acc("rope", s, m))
-            .fold(None, |b: Option<f64>, a| Some(b.map_or(a, |b| b.max(a))));
-        if let (Some(d), Some(s)) = (drope, scaled) {
-            let _ = writeln!(md, "- Needle at {m}x L: DroPE (best of with/without beta) {:.0}% vs best of PI/NTK/YaRN {:.0}%: {}.", 100.0 * d, 100.0 * s, verdict(d > s));
+        let best = |model: &str, schemes: &[&str]| {
+            schemes
+                .iter()
+                .filter_map(|s| needle(model, s, m))
+                .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
+        };
+        if let (Some(d), Some(s)) = (
+            best("drope", &["none", "none+beta"]),
+            best("rope", &["pi", "ntk", "yarn"]),
+        ) {
+            // A win inside overlapping intervals may be noise: say so next to the verdict.
+            let overlap = if d.wilson_low <= s.wilson_high && s.wilson_low <= d.wilson_high {
+                " (the 95% intervals overlap)"
+            } else {
+                ""
+            };
+            let _ = writeln!(md, "- Needle at {m}x L: DroPE (best of with/without beta, `{}`) {} vs best of PI/NTK/YaRN (`{}`) {}{overlap}: {}.", d.scheme, with_interval(d), s.scheme, with_interval(s), verdict(d.accuracy > s.accuracy));
         }
     }
     md

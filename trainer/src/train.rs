@@ -7,6 +7,10 @@
 //! - DroPE: `--positions none --init-from <rope run>/snapshot-<0.875N>.safetensors
 //!   --first-step 0.875N --steps N` (RoPE dropped from every layer, recalibrated at L)
 //! - NoPE: `--positions none --steps N`
+//!
+//! Options for the recalibration: `--rewarm W` restarts the schedule at `--first-step`
+//! (W warm-up steps to `--lr`, cosine to the floor at N) instead of continuing the
+//! pretraining cosine; `--qk-norm true` adds the paper's QK-norm (new weights start at 1).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -67,6 +71,7 @@ fn model_config(
         head_dim: None,
         position_embedding: positions,
         drope_c: None,
+        qk_norm: args.get_or("qk-norm", false)?,
     };
     config.validate().map_err(err)?;
     Ok(config)
@@ -188,11 +193,19 @@ fn load_tensors(path: &Path) -> Result<std::collections::HashMap<String, Tensor>
 /// The model weights held in a state or snapshot file (other tensors are ignored).
 fn weights_from_file(config: &ModelConfig, path: &Path) -> Result<ModelWeights, String> {
     let tensors = load_tensors(path)?;
-    ModelWeights::from_layout(config, |name, _| {
-        tensors
-            .get(name)
-            .cloned()
-            .ok_or_else(|| engine::EngineError::Weights(format!("{} lacks {name}", path.display())))
+    ModelWeights::from_layout(config, |name, shape| {
+        match tensors.get(name) {
+            Some(t) => Ok(t.clone()),
+            // QK-norm added at the drop (a RoPE snapshot has none): weights start at 1,
+            // so the new norm only rescales each head's queries and keys.
+            None if name.ends_with("q_norm.weight") || name.ends_with("k_norm.weight") => {
+                Tensor::ones(shape, DType::F32, &Device::Cpu).map_err(Into::into)
+            }
+            None => Err(engine::EngineError::Weights(format!(
+                "{} lacks {name}",
+                path.display()
+            ))),
+        }
     })
     .map_err(err)
 }
@@ -232,6 +245,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             "intermediate",
             "log-every",
             "stop-at",
+            "qk-norm",
+            "rewarm",
         ],
     )?;
     let out = PathBuf::from(args.required("out")?);
@@ -253,6 +268,13 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     let peak_lr: f64 = args.get_or("lr", 1e-3)?;
     let warmup: usize = args.get_or("warmup", 70)?;
     let min_lr: f64 = args.get_or("min-lr", 0.1)?;
+    // 0: continue the run's schedule; W > 0: a fresh warm-up + cosine from --first-step.
+    let rewarm: usize = args.get_or("rewarm", 0)?;
+    if first_step >= total_steps {
+        return Err(format!(
+            "--first-step ({first_step}) must be below --steps ({total_steps})"
+        ));
+    }
     let seed: u64 = args.get_or("seed", 1)?;
     let eval_every: usize = args.get_or("eval-every", 100)?;
     let snapshot_every: usize = args.get_or("snapshot-every", 100)?;
@@ -375,7 +397,17 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             .map_err(err)?;
         let loss = cross_entropy(&logits, &targets).map_err(err)?;
         let grads = loss.backward().map_err(err)?;
-        let lr = learning_rate(step, total_steps, warmup, peak_lr, min_lr);
+        let lr = if rewarm > 0 {
+            learning_rate(
+                step - first_step,
+                total_steps - first_step,
+                rewarm,
+                peak_lr,
+                min_lr,
+            )
+        } else {
+            learning_rate(step, total_steps, warmup, peak_lr, min_lr)
+        };
         optimizer.step(&vars, &grads, lr).map_err(err)?;
         let loss = loss.to_scalar::<f32>().map_err(err)? as f64;
         if !loss.is_finite() {

@@ -34,6 +34,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         head_dim: None,
         position_embedding: TrainedPositions::Rope,
         drope_c: None,
+        qk_norm: false,
     };
     let weights = random_weights(&config, seed, 0.02).map_err(|e| e.to_string())?;
     let dir = models.join("untrained");

@@ -153,7 +153,7 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
             SchemeSpec::NONE
         };
         let mut session = Session::new(Arc::new(backend), SessionOptions::new(scheme, 64)).unwrap();
-        let trace = session.extend(&ids).unwrap();
+        let trace = pollster::block_on(session.extend(&ids)).unwrap();
         for (t, position) in trace.positions.iter().enumerate().skip(1) {
             let expected = -engine::analysis::log_softmax(&logits[t - 1])[ids[t] as usize];
             let got = position.nll.unwrap();
@@ -189,8 +189,10 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
         "2",
         "--fit-sequences",
         "1",
-        "--needle-trials",
-        "1",
+        "--needle-min-trials",
+        "5",
+        "--needle-max-trials",
+        "10",
         "--only",
         "rope,drope",
     ]))
@@ -213,14 +215,60 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
     }
     let niah = read(results.join("niah.json"));
     // At L = 64, 1x is below the needle test's 128-token minimum: 2x, 4x and 8x remain.
-    assert_eq!(niah["cells"].as_array().unwrap().len(), (4 + 2) * 3 * 5);
+    let cells = niah["cells"].as_array().unwrap();
+    let lengths = niah["lengths"].as_array().unwrap();
+    assert_eq!(cells.len(), (4 + 2) * 3 * 5);
+    assert_eq!(lengths.len(), (4 + 2) * 3);
+    let number = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap();
+    for length in lengths {
+        // No accuracy over 10 trials is within +-5 points, so the cap of 10 ends every
+        // length, after 2 rounds over the 5 depths; never fewer than the minimum of 5.
+        assert_eq!(number(length, "trials"), 10.0, "{length}");
+        assert!(
+            length.get("depth").is_none(),
+            "pooled over depths: {length}"
+        );
+        let (acc, low, high) = (
+            number(length, "accuracy"),
+            number(length, "wilson_low"),
+            number(length, "wilson_high"),
+        );
+        assert!(
+            0.0 <= low && low <= acc && acc <= high && high <= 1.0,
+            "{length}"
+        );
+        assert!(
+            high - low > 0.1,
+            "10 trials cannot pin the accuracy down: {length}"
+        );
+        let digits = number(length, "digit_accuracy");
+        assert!((acc..=1.0).contains(&digits), "{length}");
+        // The pooled cell is the sum of its depths, each run equally often.
+        let depths: Vec<&serde_json::Value> = cells
+            .iter()
+            .filter(|c| {
+                ["model", "scheme", "length_multiple"]
+                    .iter()
+                    .all(|k| c[k] == length[k])
+            })
+            .collect();
+        assert_eq!(depths.len(), 5);
+        for key in ["trials", "correct", "digits_correct"] {
+            let sum: f64 = depths.iter().map(|c| number(c, key)).sum();
+            assert_eq!(sum, number(length, key), "{key} of {length}");
+        }
+        assert!(depths.iter().all(|c| number(c, "trials") == 2.0));
+    }
     let c = read(models.join("drope/config.json"))["drope_c"]
         .as_f64()
         .expect("fitted c stored");
     assert!((-0.3..=1.0).contains(&c));
     let markdown = std::fs::read_to_string(&report).unwrap();
     assert!(
-        markdown.contains("| rope | `yarn:dyn` |") && markdown.contains("## Claims"),
+        markdown.contains("| rope | `yarn:dyn` |")
+            && markdown.contains("| drope | `none+beta` | - | ")
+            && markdown.contains("Per-digit accuracy")
+            && markdown.contains("## Claims"),
         "{markdown}"
     );
 

@@ -11,8 +11,10 @@
 //! cargo xtask untrained        regenerate the random-weight model
 //! cargo xtask models [--steps N]  train and export the RoPE, DroPE and NoPE models
 //! cargo xtask results [ARGS..] evaluate the shipped models: public/results + docs/RESULTS.md
+//! cargo xtask bench [--quick] [--native-only]  forward/matmul benchmarks -> docs/BENCHMARKS.md
 //! ```
 
+mod bench;
 mod models;
 mod server;
 mod setup;
@@ -39,8 +41,14 @@ commands:
   models [--steps N] [--corpus DIR]
                      train RoPE, DroPE (drop at 7N/8) and NoPE for N steps (default 2448 = 10M tokens;
                      resumable, hours on 2 cores: run with nohup) and export them
+  bench [--quick] [--native-only]
+                     CPU and WebGPU forward-pass times (native, and in headless Chromium),
+                     extension cost and matmul GFLOP/s, into docs/BENCHMARKS.md
   results [ARGS..]   `trainer eval` on the shipped models and the corpus in $DROPE_CORPUS
-                     (default ../shared/corpus): public/results/*.json, docs/RESULTS.md
+                     (default ../shared/corpus): public/results/*.json, docs/RESULTS.md;
+                     ARGS e.g. --sequences 16, --needle-min-trials 40, --needle-max-trials 400,
+                     --needle-half-width 0.05 (needle trials per model, scheme and length,
+                     depths pooled, run until the 95% Wilson interval is that narrow)
 ";
 
 fn main() -> ExitCode {
@@ -62,6 +70,7 @@ fn main() -> ExitCode {
         "untrained" => untrained(),
         "results" => results(&rest),
         "models" => models::run(&rest),
+        "bench" => bench::run(&rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every test, in order, with a duration per step.
 //!
-//! 1. native:  `cargo test --workspace --exclude app` (the app is wasm-only)
+//! 1. native:  `cargo test --workspace --exclude app --features engine/gpu` (the app is
+//!    wasm-only; the GPU conformance suite runs on Mesa's lavapipe)
 //! 2. wasm:    `cargo test --target wasm32-unknown-unknown -p engine` and `-p app`,
 //!    in headless Chromium through wasm-bindgen-test-runner + chromedriver
 //! 3. e2e:     `trunk build --release`, dist/ served by the built-in static server,
@@ -129,13 +130,18 @@ pub fn run(args: &[String]) -> Result<()> {
     }
 
     if want("native") {
-        report.step("native: cargo test --workspace --exclude app", || {
-            util::run(
-                Command::new("cargo")
-                    .args(["test", "--workspace", "--exclude", "app", "--no-fail-fast"])
-                    .current_dir(root()),
-            )
-        });
+        // engine/gpu: the WebGPU backend's conformance suite, on lavapipe (Vulkan on the CPU).
+        report.step(
+            "native: cargo test --workspace --exclude app --features engine/gpu",
+            || {
+                util::run(
+                    Command::new("cargo")
+                        .args(["test", "--workspace", "--exclude", "app", "--no-fail-fast"])
+                        .args(["--features", "engine/gpu"])
+                        .current_dir(root()),
+                )
+            },
+        );
     }
 
     if want("wasm") {
@@ -196,10 +202,16 @@ fn chromedriver() -> Result<PathBuf> {
 /// (`.cargo/config.toml`) is wasm-bindgen-test-runner, which drives headless Chromium
 /// through chromedriver with the flags in the repository's `webdriver.json`
 /// (WebGPU on SwiftShader, no network).
-fn wasm_test(krate: &str) -> Result<Command> {
+pub fn wasm_test(krate: &str) -> Result<Command> {
     let mut cmd = Command::new("cargo");
     cmd.args(["test", "--no-fail-fast", "--target", WASM_TARGET])
         .args(["-p", krate])
+        // The engine's browser tests include the WebGPU conformance subset.
+        .args(if krate == "engine" {
+            &["--features", "gpu"][..]
+        } else {
+            &[]
+        })
         .current_dir(root())
         .env("CHROMEDRIVER", chromedriver()?)
         // Read from the working directory otherwise, which cargo sets to the package's.

@@ -56,7 +56,8 @@ pub fn TokenStrip(
         });
         view! {
             {divider}
-            <span data-testid="token" class=class style=style title=tooltip>
+            // `data-nll`: the exact value, for tests that compare backends.
+            <span data-testid="token" class=class style=style title=tooltip data-nll=token.nll.map(|nll| nll.to_string())>
                 {display_text(&token.text)}
             </span>
         }

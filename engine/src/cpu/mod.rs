@@ -9,10 +9,10 @@ pub use transformer::{
 
 use candle_core::Device;
 
-use crate::analysis::{head_stats, HeadStats};
-use crate::backend::{Backend, ForwardInput, ForwardOutput};
+use crate::analysis::{head_stats, summarize_row, HeadStats};
+use crate::backend::{check_capture, Backend, ForwardInput, ForwardOutput};
 use crate::config::ModelConfig;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::weights::ModelWeights;
 
 /// A model loaded for the CPU path.
@@ -60,7 +60,11 @@ impl Backend for CpuBackend {
         cache.first().map_or(0, LayerCache::len)
     }
 
-    fn forward(&self, cache: &mut Self::Cache, input: ForwardInput<'_>) -> Result<ForwardOutput> {
+    async fn forward(
+        &self,
+        cache: &mut Self::Cache,
+        input: ForwardInput<'_>,
+    ) -> Result<ForwardOutput> {
         let new = input.tokens.len();
         if new == 0 {
             return Ok(ForwardOutput::default());
@@ -68,13 +72,7 @@ impl Backend for CpuBackend {
         let cached = self.cache_len(cache);
         let heads = self.config.num_attention_heads;
         let layers = self.config.num_hidden_layers;
-        for &(layer, head) in &input.capture.heads {
-            if layer >= layers || head >= heads {
-                return Err(EngineError::Input(format!(
-                    "attention capture asks for layer {layer} head {head}; the model has {layers} layers of {heads} heads"
-                )));
-            }
-        }
+        check_capture(input.capture, &self.config)?;
         let device = Device::Cpu;
         let rotary =
             RotaryTables::for_scheme(input.scheme, input.position_offset + cached, new, &device)?;
@@ -109,8 +107,18 @@ impl Backend for CpuBackend {
                 Ok(())
             },
         )?;
+        let logits = logits.flatten_all()?.to_vec1::<f32>()?;
+        let vocab = self.config.vocab_size;
+        let rows = (0..new)
+            .map(|t| {
+                let next = input.tokens.get(t + 1).copied();
+                summarize_row(&logits[t * vocab..][..vocab], input.top_k, next)
+            })
+            .collect();
         Ok(ForwardOutput {
-            logits: logits.flatten_all()?.to_vec1::<f32>()?,
+            rows,
+            last_logits: logits[(new - 1) * vocab..].to_vec(),
+            logits: input.return_logits.then_some(logits),
             attention,
             head_stats: head_stats_out,
         })

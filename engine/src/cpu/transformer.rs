@@ -17,11 +17,21 @@ pub struct RotaryTables {
 
 impl RotaryTables {
     /// Tables for positions `first .. first + len` at the given per-pair frequencies.
-    /// Angles are computed in f64 so long positions keep their precision.
     pub fn new(frequencies: &[f64], first: usize, len: usize, device: &Device) -> Result<Self> {
         let half = frequencies.len();
-        let mut cos = Vec::with_capacity(len * half);
-        let mut sin = Vec::with_capacity(len * half);
+        let (cos, sin) = Self::values(frequencies, first, len);
+        Ok(RotaryTables {
+            cos: Tensor::from_vec(cos, (len, half), device)?,
+            sin: Tensor::from_vec(sin, (len, half), device)?,
+        })
+    }
+
+    /// The raw `[len, D/2]` cos and sin values, row-major (the WebGPU path uploads
+    /// these, so both backends rotate with identical numbers). Angles are computed in
+    /// f64 so long positions keep their precision.
+    pub fn values(frequencies: &[f64], first: usize, len: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut cos = Vec::with_capacity(len * frequencies.len());
+        let mut sin = Vec::with_capacity(len * frequencies.len());
         for p in first..first + len {
             for f in frequencies {
                 let angle = p as f64 * f;
@@ -29,10 +39,7 @@ impl RotaryTables {
                 sin.push(angle.sin() as f32);
             }
         }
-        Ok(RotaryTables {
-            cos: Tensor::from_vec(cos, (len, half), device)?,
-            sin: Tensor::from_vec(sin, (len, half), device)?,
-        })
+        (cos, sin)
     }
 
     /// Tables for an applied scheme, or `None` when the scheme does not rotate.
@@ -213,6 +220,10 @@ impl<'w> Transformer<'w> {
         let mut q = split_heads(linear(&h, &layer.q_proj)?, heads)?;
         let mut k = split_heads(linear(&h, &layer.k_proj)?, kv_heads)?;
         let v = split_heads(linear(&h, &layer.v_proj)?, kv_heads)?;
+        if let Some((q_norm, k_norm)) = &layer.qk_norm {
+            q = rms_norm(&q, q_norm, c.rms_norm_eps)?;
+            k = rms_norm(&k, k_norm, c.rms_norm_eps)?;
+        }
         if let Some(rotary) = settings.rotary {
             q = rotary.rotate(&q)?;
             k = rotary.rotate(&k)?;

@@ -1,0 +1,116 @@
+//! The native half of `cargo xtask bench` (run it through xtask, which also runs the
+//! browser half and writes docs/BENCHMARKS.md):
+//! `cargo run --profile bench-native -p engine --features gpu --example bench -- [--quick]
+//! [--gpu-only] [--large-matmul] [--model DIR]`.
+//! Forward-pass times of the shipped RoPE model on the CPU path and on the WebGPU path
+//! (whatever Vulkan adapter exists: lavapipe here, a real GPU on a benchmark machine),
+//! the cost of extending by one token, and matmul GFLOP/s of the WGSL kernel beside
+//! candle's CPU matmul on the same shapes.
+
+#[path = "../tests/support/bench.rs"]
+mod bench;
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use engine::cpu::CpuBackend;
+use engine::gpu::bench::MatmulBench;
+use engine::gpu::{GpuBackend, GpuContext};
+use pollster::block_on;
+
+const LENGTHS: &[usize] = &[256, 512, 1024, 2048];
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let gpu_only = args.iter().any(|a| a == "--gpu-only");
+    let large = args.iter().any(|a| a == "--large-matmul");
+    let started = Instant::now();
+    let now_ms = move || started.elapsed().as_secs_f64() * 1e3;
+    let repeats = if quick { 1 } else { 3 };
+
+    // --model DIR: the copied binary on a benchmark machine reads the checkout there.
+    let dir = match args.iter().position(|a| a == "--model") {
+        Some(i) => PathBuf::from(args.get(i + 1).ok_or("--model needs a folder")?),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../public/models/rope"),
+    };
+    let read = |f: &str| std::fs::read(dir.join(f)).map_err(|e| format!("{f}: {e}"));
+    let (config, weights) = (read("config.json")?, read("model.safetensors")?);
+
+    if !gpu_only {
+        let cpu = CpuBackend::load(&config, &weights).map_err(|e| e.to_string())?;
+        block_on(bench::forward_suite(
+            "CPU native",
+            &cpu,
+            LENGTHS,
+            repeats,
+            &now_ms,
+        ))?;
+    }
+    let context = match block_on(GpuContext::new()) {
+        Ok(context) => Rc::new(context),
+        Err(e) => {
+            println!("no GPU adapter: {e}");
+            return Ok(());
+        }
+    };
+    println!("BENCH\tadapter\t{}\t-\t0", context.adapter);
+    let gpu =
+        GpuBackend::load(Rc::clone(&context), &config, &weights).map_err(|e| e.to_string())?;
+    block_on(bench::forward_suite(
+        "WebGPU native",
+        &gpu,
+        LENGTHS,
+        repeats,
+        &now_ms,
+    ))?;
+
+    // Matmul shapes: the model's logits (T=2048, vocab 4096, width 192), its MLP
+    // (2048 x 1024 x 192 stacked gate/up), and a square one; the large one for real GPUs.
+    let mut shapes = vec![(2048, 4096, 192), (2048, 1024, 192), (1024, 1024, 1024)];
+    if large {
+        shapes.push((4096, 4096, 4096));
+        shapes.push((8192, 8192, 8192));
+    }
+    for (m, n, k) in shapes {
+        let flops = 2.0 * (m * n * k) as f64;
+        let case = format!("{m}x{n}x{k}");
+        let bench = MatmulBench::new(&context, m, n, k);
+        block_on(bench.run(1)).map_err(|e| e.to_string())?;
+        let repeats = ((5e10 / flops) as usize).clamp(3, 200);
+        let start = now_ms();
+        block_on(bench.run(repeats)).map_err(|e| e.to_string())?;
+        let seconds = (now_ms() - start) / 1e3 / repeats as f64;
+        bench::report(
+            "matmul_gflops",
+            "WebGPU kernel",
+            &case,
+            flops / seconds / 1e9,
+        );
+        if !gpu_only && m * n * k <= 1 << 31 {
+            let x = Tensor::ones((m, k), candle_core::DType::F32, &Device::Cpu)
+                .map_err(|e| e.to_string())?;
+            let w = Tensor::ones((n, k), candle_core::DType::F32, &Device::Cpu)
+                .map_err(|e| e.to_string())?;
+            let wt = w.t().map_err(|e| e.to_string())?;
+            let _ = x.matmul(&wt).map_err(|e| e.to_string())?;
+            let cpu_repeats = 3;
+            let start = now_ms();
+            for _ in 0..cpu_repeats {
+                let _ = x.matmul(&wt).map_err(|e| e.to_string())?;
+            }
+            let seconds = (now_ms() - start) / 1e3 / cpu_repeats as f64;
+            bench::report("matmul_gflops", "candle CPU", &case, flops / seconds / 1e9);
+        }
+    }
+    Ok(())
+}

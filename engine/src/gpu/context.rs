@@ -1,0 +1,112 @@
+//! The GPU device: adapter and device acquisition, the limits the forward pass must
+//! respect, device-loss tracking, and asynchronous read-back.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{EngineError, Result};
+
+/// A wgpu device and queue with what the engine needs to know about them.
+pub struct GpuContext {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// The limits the device was created with (the adapter's own).
+    pub limits: wgpu::Limits,
+    /// Adapter name and driver, for display and benchmark tables.
+    pub adapter: String,
+    lost: Arc<Mutex<Option<String>>>,
+    uncaptured: Arc<AtomicBool>,
+}
+
+impl GpuContext {
+    /// Requests a high-performance adapter and a device with the adapter's own limits
+    /// (so large models are not held to WebGPU's defaults). Fails with
+    /// [`EngineError::Gpu`] when there is no adapter.
+    pub async fn new() -> Result<Self> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| EngineError::Gpu(format!("no WebGPU adapter ({e})")))?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("drope-studio"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| EngineError::Gpu(format!("could not open the GPU device ({e})")))?;
+        let lost = Arc::new(Mutex::new(None));
+        let lost_flag = Arc::clone(&lost);
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut slot) = lost_flag.lock() {
+                *slot = Some(format!("{reason:?}: {message}"));
+            }
+        });
+        // Errors outside an error scope would otherwise panic natively.
+        let uncaptured = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |_error: wgpu::Error| {
+            seen.store(true, Ordering::SeqCst);
+        }));
+        let adapter = if info.driver.is_empty() {
+            format!("{} ({:?})", info.name, info.backend)
+        } else {
+            format!("{} ({:?}, {})", info.name, info.backend, info.driver)
+        };
+        Ok(GpuContext {
+            device,
+            queue,
+            limits,
+            adapter,
+            lost,
+            uncaptured,
+        })
+    }
+
+    /// An error if the device was lost (driver reset, tab in the background too long...).
+    pub fn check_alive(&self) -> Result<()> {
+        let lost = self.lost.lock().ok().and_then(|slot| slot.clone());
+        match lost {
+            Some(reason) => Err(EngineError::Gpu(format!(
+                "the GPU device was lost ({reason})"
+            ))),
+            None if self.uncaptured.load(Ordering::SeqCst) => Err(EngineError::Gpu(
+                "the GPU reported an error outside the forward pass".into(),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Copies `size` bytes of a mappable buffer to the host once the GPU is done with
+    /// it. Natively this blocks in `poll`; in a browser it yields to the event loop.
+    pub async fn read(&self, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        buffer.map_async(wgpu::MapMode::Read, 0..size, move |result| {
+            let _ = sender.send(result);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| EngineError::Gpu(format!("waiting for the GPU failed ({e})")))?;
+        receiver
+            .await
+            .map_err(|_| EngineError::Gpu("the read-back was cancelled".into()))?
+            .map_err(|e| EngineError::Gpu(format!("reading results back failed ({e})")))?;
+        let bytes = buffer
+            .get_mapped_range(0..size)
+            .map_err(|e| EngineError::Gpu(format!("reading results back failed ({e:?})")))?
+            .to_vec();
+        buffer.unmap();
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,26 @@
+// out[t, c] = table[token[t], c]: the embedding lookup.
+
+struct Params {
+    tokens: u32,
+    hidden: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> token_ids: array<u32>;
+@group(0) @binding(2) var<storage, read> table: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let index = (wid.y * groups.x + wid.x) * 64u + li;
+    if (index >= p.tokens * p.hidden) {
+        return;
+    }
+    let t = index / p.hidden;
+    let c = index % p.hidden;
+    out[index] = table[token_ids[t] * p.hidden + c];
+}

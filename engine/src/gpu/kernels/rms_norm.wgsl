@@ -1,0 +1,47 @@
+// out = x / sqrt(mean(x^2) + eps) * weight, row by row (one workgroup per row).
+// Rows of hidden_size normalise the residual stream; rows of head_dim are QK-norm.
+
+struct Params {
+    rows: u32,
+    width: u32,
+    eps: f32,
+    // Element offset of row 0 in out (keys are written straight into the KV cache).
+    out_offset: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+var<workgroup> partial: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let row = wid.y * groups.x + wid.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.width;
+    var sum = 0.0;
+    for (var c = li; c < p.width; c += 64u) {
+        let v = x[base + c];
+        sum += v * v;
+    }
+    partial[li] = sum;
+    workgroupBarrier();
+    for (var stride = 32u; stride > 0u; stride >>= 1u) {
+        if (li < stride) {
+            partial[li] += partial[li + stride];
+        }
+        workgroupBarrier();
+    }
+    let inv = 1.0 / sqrt(partial[0] / f32(p.width) + p.eps);
+    for (var c = li; c < p.width; c += 64u) {
+        out[p.out_offset + base + c] = x[base + c] * inv * weight[c];
+    }
+}

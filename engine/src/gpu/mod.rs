@@ -1,0 +1,655 @@
+//! The WebGPU backend: the same forward pass as [`crate::cpu`], as wgpu compute
+//! pipelines running the WGSL kernels in `kernels/`. Natively it runs on Vulkan
+//! (Mesa's lavapipe in CI, a real GPU in benchmarks); in the browser on WebGPU.
+//!
+//! Per chunk of new tokens it records every kernel of every layer into one command
+//! buffer, submits once and reads back only what the views need (row summaries, the
+//! last row's logits, head statistics, the attention maps asked for). Keys and values
+//! stay on the GPU in a [`GpuCache`], so extending a prompt by `k` tokens costs work
+//! proportional to `k x T`. Chunks are split further when the attention scores would
+//! exceed the adapter's `maxStorageBufferBindingSize`.
+
+pub mod bench;
+mod context;
+pub mod kernels;
+mod pool;
+mod recorder;
+
+use std::rc::Rc;
+
+pub use context::GpuContext;
+
+use crate::analysis::HeadStats;
+use crate::backend::{check_capture, Backend, ForwardInput, ForwardOutput, RowSummary};
+use crate::config::ModelConfig;
+use crate::cpu::RotaryTables;
+use crate::error::{EngineError, Result};
+use crate::weights::ModelWeights;
+use kernels::{
+    AttentionParams, Kernel, MatmulParams, NormParams, PairParams, PipelineCache, RopeParams,
+    SoftmaxParams, SummaryParams,
+};
+use pool::BufferPool;
+use recorder::{Recorder, Region};
+
+/// A token with no successor in the chunk (`logits_summary.wgsl`'s `NONE`).
+const NO_TARGET: u32 = u32::MAX;
+/// Most predictions per position the GPU summary returns.
+pub const MAX_TOP_K: usize = 64;
+
+struct GpuLayer {
+    input_layernorm: Region,
+    q_proj: Region,
+    k_proj: Region,
+    v_proj: Region,
+    o_proj: Region,
+    post_attention_layernorm: Region,
+    /// `[gate; up]` stacked: one matmul yields both halves of the SwiGLU input.
+    gate_up: Region,
+    down_proj: Region,
+    qk_norm: Option<(Region, Region)>,
+}
+
+/// A model loaded onto the GPU.
+pub struct GpuBackend {
+    context: Rc<GpuContext>,
+    config: ModelConfig,
+    embed_tokens: Region,
+    layers: Vec<GpuLayer>,
+    norm: Region,
+    lm_head: Option<Region>,
+    pipelines: PipelineCache,
+    pool: BufferPool,
+}
+
+/// Keys and values of every layer, on the GPU: `[capacity, kv_heads * D]` per layer.
+#[derive(Default)]
+pub struct GpuCache {
+    keys: Vec<wgpu::Buffer>,
+    values: Vec<wgpu::Buffer>,
+    capacity: usize,
+    len: usize,
+}
+
+fn upload(context: &GpuContext, values: &[f32]) -> Region {
+    let bytes = (values.len() * 4) as u64;
+    let buffer = context.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: bytes.max(4),
+        usage: pool::STORAGE,
+        mapped_at_creation: false,
+    });
+    context
+        .queue
+        .write_buffer(&buffer, 0, bytemuck::cast_slice(values));
+    Region { buffer, bytes }
+}
+
+fn tensor_values(tensor: &candle_core::Tensor) -> Result<Vec<f32>> {
+    Ok(tensor
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
+}
+
+impl GpuBackend {
+    /// Uploads `weights` (as loaded for the CPU path) to the GPU.
+    pub fn new(
+        context: Rc<GpuContext>,
+        config: ModelConfig,
+        weights: &ModelWeights,
+    ) -> Result<Self> {
+        config.validate()?;
+        // attention_values.wgsl spreads one head's D outputs over a 256-wide workgroup.
+        if config.head_dim() > 256 {
+            return Err(EngineError::Input(format!(
+                "head_dim {} is above the WebGPU path's 256; use the CPU backend",
+                config.head_dim()
+            )));
+        }
+        context.check_alive()?;
+        let up = |t: &candle_core::Tensor| -> Result<Region> {
+            Ok(upload(&context, &tensor_values(t)?))
+        };
+        let mut layers = Vec::with_capacity(weights.layers.len());
+        for layer in &weights.layers {
+            let mut gate_up = tensor_values(&layer.gate_proj)?;
+            gate_up.extend(tensor_values(&layer.up_proj)?);
+            layers.push(GpuLayer {
+                input_layernorm: up(&layer.input_layernorm)?,
+                q_proj: up(&layer.q_proj)?,
+                k_proj: up(&layer.k_proj)?,
+                v_proj: up(&layer.v_proj)?,
+                o_proj: up(&layer.o_proj)?,
+                post_attention_layernorm: up(&layer.post_attention_layernorm)?,
+                gate_up: upload(&context, &gate_up),
+                down_proj: up(&layer.down_proj)?,
+                qk_norm: match &layer.qk_norm {
+                    Some((q, k)) => Some((up(q)?, up(k)?)),
+                    None => None,
+                },
+            });
+        }
+        Ok(GpuBackend {
+            embed_tokens: up(&weights.embed_tokens)?,
+            norm: up(&weights.norm)?,
+            lm_head: weights.lm_head.as_ref().map(&up).transpose()?,
+            layers,
+            config,
+            context,
+            pipelines: PipelineCache::default(),
+            pool: BufferPool::default(),
+        })
+    }
+
+    /// Loads `config.json` and `model.safetensors` bytes onto the GPU.
+    pub fn load(context: Rc<GpuContext>, config_json: &[u8], safetensors: &[u8]) -> Result<Self> {
+        let config = ModelConfig::from_json(config_json)?;
+        let weights = ModelWeights::from_safetensors(&config, safetensors)?;
+        Self::new(context, config, &weights)
+    }
+
+    /// The device this model runs on.
+    pub fn context(&self) -> &Rc<GpuContext> {
+        &self.context
+    }
+
+    /// How many of `wanted` new tokens after `cached` ones fit one pass under the
+    /// adapter's buffer limits (attention scores, logits and MLP activations).
+    fn tokens_per_pass(&self, cached: usize, wanted: usize) -> Result<usize> {
+        let c = &self.config;
+        let limit = self
+            .context
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.context.limits.max_buffer_size) as usize;
+        let per_token_floats = [
+            c.num_attention_heads * (cached + wanted),
+            c.vocab_size,
+            2 * c.intermediate_size,
+        ];
+        let widest = per_token_floats.into_iter().max().unwrap_or(1) * 4;
+        let fits = (limit / widest).min(wanted);
+        if fits == 0 {
+            return Err(EngineError::Input(format!(
+                "a prompt of {} tokens needs attention buffers larger than this GPU allows \
+                 ({limit} bytes); use a shorter prompt or the CPU backend",
+                cached + wanted
+            )));
+        }
+        Ok(fits)
+    }
+
+    /// Makes room for `needed` positions, copying what is cached.
+    fn reserve(&self, cache: &mut GpuCache, needed: usize, recorder: &mut Recorder<'_>) {
+        if needed <= cache.capacity && cache.keys.len() == self.config.num_hidden_layers {
+            return;
+        }
+        let capacity = needed.max(2 * cache.capacity).max(256);
+        let row_bytes = (self.config.kv_heads() * self.config.head_dim() * 4) as u64;
+        let make = || {
+            self.context.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kv-cache"),
+                size: capacity as u64 * row_bytes,
+                usage: pool::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        let keys: Vec<wgpu::Buffer> = (0..self.config.num_hidden_layers).map(|_| make()).collect();
+        let values: Vec<wgpu::Buffer> =
+            (0..self.config.num_hidden_layers).map(|_| make()).collect();
+        let used = cache.len as u64 * row_bytes;
+        for (old, new) in cache
+            .keys
+            .iter()
+            .zip(&keys)
+            .chain(cache.values.iter().zip(&values))
+        {
+            recorder.copy_first(old, new, used);
+        }
+        cache.keys = keys;
+        cache.values = values;
+        cache.capacity = capacity;
+    }
+
+    /// One pass over `tokens` (already split to fit the limits); `targets[t]` is the
+    /// token after `tokens[t]`, or [`NO_TARGET`].
+    async fn pass(
+        &self,
+        cache: &mut GpuCache,
+        tokens: &[u32],
+        targets: &[u32],
+        input: &ForwardInput<'_>,
+    ) -> Result<ForwardOutput> {
+        let c = &self.config;
+        let (n, cached) = (tokens.len(), cache.len);
+        let total = cached + n;
+        let (hidden, heads, kv_heads, head_dim) = (
+            c.hidden_size,
+            c.num_attention_heads,
+            c.kv_heads(),
+            c.head_dim(),
+        );
+        let (layers, vocab, inter) = (c.num_hidden_layers, c.vocab_size, c.intermediate_size);
+        let kv_width = kv_heads * head_dim;
+        let top_k = input.top_k.min(vocab).min(MAX_TOP_K);
+        let eps = c.rms_norm_eps as f32;
+
+        let mut rec = Recorder::new(&self.context, &self.pipelines, &self.pool);
+        self.reserve(cache, total, &mut rec);
+        let cache_region = |b: &wgpu::Buffer| Region {
+            buffer: b.clone(),
+            bytes: (cache.capacity * kv_width * 4) as u64,
+        };
+        let token_ids = rec.upload(tokens);
+        let target_ids = rec.upload(targets);
+        let rotary = input
+            .scheme
+            .frequencies
+            .as_deref()
+            .map(|freqs| RotaryTables::values(freqs, input.position_offset + cached, n));
+        let (cos, sin) = match &rotary {
+            Some((cos, sin)) => (rec.upload(cos), rec.upload(sin)),
+            None => (rec.scratch(1), rec.scratch(1)),
+        };
+
+        let x = rec.scratch(n * hidden);
+        let h = rec.scratch(n * hidden);
+        let q = rec.scratch(n * heads * head_dim);
+        let q_normed = rec.scratch(if c.qk_norm { n * heads * head_dim } else { 1 });
+        let k_new = rec.scratch(if c.qk_norm { n * kv_width } else { 1 });
+        let attended = rec.scratch(n * heads * head_dim);
+        let gate_up = rec.scratch(n * 2 * inter);
+        let act = rec.scratch(n * inter);
+        let stats = rec.scratch(n * layers * heads * 3);
+
+        let wg = Kernel::WORKGROUP;
+        rec.dispatch(
+            Kernel::Embed,
+            PairParams {
+                rows: n as u32,
+                width: hidden as u32,
+                pad: [0; 2],
+            },
+            &[&token_ids, &self.embed_tokens, &x],
+            rec.grid(n * hidden, wg),
+        );
+        let matmul = |rec: &mut Recorder<'_>,
+                      x: &Region,
+                      w: &Region,
+                      y: &Region,
+                      m: usize,
+                      nn: usize,
+                      k: usize,
+                      accumulate: bool,
+                      y_offset: usize| {
+            let tile = Kernel::MATMUL_TILE as usize;
+            rec.dispatch(
+                Kernel::Matmul,
+                MatmulParams {
+                    m: m as u32,
+                    n: nn as u32,
+                    k: k as u32,
+                    accumulate: accumulate as u32,
+                    x_offset: 0,
+                    w_offset: 0,
+                    y_offset: y_offset as u32,
+                    pad: 0,
+                },
+                &[x, w, y],
+                (nn.div_ceil(tile) as u32, m.div_ceil(tile) as u32, 1),
+            );
+        };
+        let norm = |rec: &mut Recorder<'_>,
+                    x: &Region,
+                    w: &Region,
+                    out: &Region,
+                    rows: usize,
+                    width: usize,
+                    out_offset: usize| {
+            rec.dispatch(
+                Kernel::RmsNorm,
+                NormParams {
+                    rows: rows as u32,
+                    width: width as u32,
+                    eps,
+                    out_offset: out_offset as u32,
+                },
+                &[x, w, out],
+                rec.grid(rows, 1),
+            );
+        };
+        let mut scores_of_layer = Vec::with_capacity(layers);
+        let attention = AttentionParams {
+            new_tokens: n as u32,
+            total: total as u32,
+            cached: cached as u32,
+            heads: heads as u32,
+            kv_heads: kv_heads as u32,
+            head_dim: head_dim as u32,
+            scale: (input.scheme.logit_scale / (head_dim as f64).sqrt()) as f32,
+            pad: 0,
+        };
+        let (span_start, span_end) = match &input.capture.span {
+            Some(span) => (span.start as u32, span.end as u32),
+            None => (0, 0),
+        };
+        for (index, layer) in self.layers.iter().enumerate() {
+            let keys = cache_region(&cache.keys[index]);
+            let values = cache_region(&cache.values[index]);
+            norm(&mut rec, &x, &layer.input_layernorm, &h, n, hidden, 0);
+            matmul(
+                &mut rec,
+                &h,
+                &layer.q_proj,
+                &q,
+                n,
+                heads * head_dim,
+                hidden,
+                false,
+                0,
+            );
+            matmul(
+                &mut rec,
+                &h,
+                &layer.v_proj,
+                &values,
+                n,
+                kv_width,
+                hidden,
+                false,
+                cached * kv_width,
+            );
+            let queries = match &layer.qk_norm {
+                Some((q_norm, k_norm)) => {
+                    matmul(
+                        &mut rec,
+                        &h,
+                        &layer.k_proj,
+                        &k_new,
+                        n,
+                        kv_width,
+                        hidden,
+                        false,
+                        0,
+                    );
+                    norm(&mut rec, &q, q_norm, &q_normed, n * heads, head_dim, 0);
+                    norm(
+                        &mut rec,
+                        &k_new,
+                        k_norm,
+                        &keys,
+                        n * kv_heads,
+                        head_dim,
+                        cached * kv_width,
+                    );
+                    &q_normed
+                }
+                None => {
+                    matmul(
+                        &mut rec,
+                        &h,
+                        &layer.k_proj,
+                        &keys,
+                        n,
+                        kv_width,
+                        hidden,
+                        false,
+                        cached * kv_width,
+                    );
+                    &q
+                }
+            };
+            if rotary.is_some() {
+                let rope = |heads: usize, offset: usize| RopeParams {
+                    tokens: n as u32,
+                    heads: heads as u32,
+                    head_dim: head_dim as u32,
+                    offset: offset as u32,
+                };
+                rec.dispatch(
+                    Kernel::Rope,
+                    rope(heads, 0),
+                    &[&cos, &sin, queries],
+                    rec.grid(n * heads * head_dim / 2, wg),
+                );
+                rec.dispatch(
+                    Kernel::Rope,
+                    rope(kv_heads, cached * kv_width),
+                    &[&cos, &sin, &keys],
+                    rec.grid(n * kv_heads * head_dim / 2, wg),
+                );
+            }
+            let scores = rec.scratch(heads * n * total);
+            rec.dispatch(
+                Kernel::AttentionScores,
+                attention,
+                &[queries, &keys, &scores],
+                rec.grid(heads * n * total, wg),
+            );
+            rec.dispatch(
+                Kernel::AttentionSoftmax,
+                SoftmaxParams {
+                    new_tokens: n as u32,
+                    total: total as u32,
+                    cached: cached as u32,
+                    heads: heads as u32,
+                    layer: index as u32,
+                    layers: layers as u32,
+                    span_start,
+                    span_end,
+                },
+                &[&scores, &stats],
+                rec.grid(heads * n, 1),
+            );
+            rec.dispatch(
+                Kernel::AttentionValues,
+                attention,
+                &[&scores, &values, &attended],
+                // One workgroup per (token, head).
+                rec.grid(n * heads, 1),
+            );
+            matmul(
+                &mut rec,
+                &attended,
+                &layer.o_proj,
+                &x,
+                n,
+                hidden,
+                heads * head_dim,
+                true,
+                0,
+            );
+            norm(
+                &mut rec,
+                &x,
+                &layer.post_attention_layernorm,
+                &h,
+                n,
+                hidden,
+                0,
+            );
+            matmul(
+                &mut rec,
+                &h,
+                &layer.gate_up,
+                &gate_up,
+                n,
+                2 * inter,
+                hidden,
+                false,
+                0,
+            );
+            rec.dispatch(
+                Kernel::Swiglu,
+                PairParams {
+                    rows: n as u32,
+                    width: inter as u32,
+                    pad: [0; 2],
+                },
+                &[&gate_up, &act],
+                rec.grid(n * inter, wg),
+            );
+            matmul(
+                &mut rec,
+                &act,
+                &layer.down_proj,
+                &x,
+                n,
+                hidden,
+                inter,
+                true,
+                0,
+            );
+            scores_of_layer.push(scores);
+        }
+        norm(&mut rec, &x, &self.norm, &h, n, hidden, 0);
+        let logits = rec.scratch(n * vocab);
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
+        matmul(&mut rec, &h, head, &logits, n, vocab, hidden, false, 0);
+        let summary_width = 3 + 2 * top_k;
+        let summary = rec.scratch(n * summary_width);
+        rec.dispatch(
+            Kernel::LogitsSummary,
+            SummaryParams {
+                rows: n as u32,
+                vocab: vocab as u32,
+                top_k: top_k as u32,
+                pad: 0,
+            },
+            &[&logits, &target_ids, &summary],
+            (n as u32, 1, 1),
+        );
+
+        let summary_slot = rec.read_back(&summary, 0, (n * summary_width * 4) as u64);
+        let row_bytes = (vocab * 4) as u64;
+        let last_slot = rec.read_back(&logits, (n as u64 - 1) * row_bytes, row_bytes);
+        let logits_slot = input
+            .return_logits
+            .then(|| rec.read_back(&logits, 0, n as u64 * row_bytes));
+        let stats_slot = rec.read_back(&stats, 0, (n * layers * heads * 3 * 4) as u64);
+        let block = (n * total * 4) as u64;
+        let capture_slots: Vec<_> = input
+            .capture
+            .heads
+            .iter()
+            .map(|&(layer, head)| {
+                rec.read_back(&scores_of_layer[layer], head as u64 * block, block)
+            })
+            .collect();
+
+        let read = rec.run().await?;
+        cache.len = total;
+
+        let summary = read.floats(summary_slot);
+        let rows = summary
+            .chunks_exact(summary_width)
+            .zip(targets)
+            .map(|(row, &target)| RowSummary {
+                log_norm: row[0],
+                next: (target != NO_TARGET).then_some((row[1], row[2] as u32)),
+                top: row[3..]
+                    .chunks_exact(2)
+                    .map(|pair| (pair[0] as u32, pair[1]))
+                    .collect(),
+            })
+            .collect();
+        let stats = read.floats(stats_slot);
+        let head_stats = stats
+            .chunks_exact(layers * heads * 3)
+            .map(|per_token| {
+                per_token
+                    .chunks_exact(3)
+                    .map(|s| HeadStats {
+                        entropy: s[0],
+                        mean_distance: s[1],
+                        span_mass: s[2],
+                    })
+                    .collect()
+            })
+            .collect();
+        let blocks: Vec<Vec<f32>> = capture_slots
+            .into_iter()
+            .map(|slot| read.floats(slot))
+            .collect();
+        let attention = (0..n)
+            .map(|t| {
+                blocks
+                    .iter()
+                    .map(|block| block[t * total..t * total + cached + t + 1].to_vec())
+                    .collect()
+            })
+            .collect();
+        Ok(ForwardOutput {
+            rows,
+            last_logits: read.floats(last_slot),
+            logits: logits_slot.map(|slot| read.floats(slot)),
+            attention,
+            head_stats,
+        })
+    }
+}
+
+impl Backend for GpuBackend {
+    type Cache = GpuCache;
+
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn name(&self) -> &'static str {
+        "WebGPU"
+    }
+
+    fn new_cache(&self) -> Self::Cache {
+        GpuCache::default()
+    }
+
+    fn cache_len(&self, cache: &Self::Cache) -> usize {
+        cache.len
+    }
+
+    async fn forward(
+        &self,
+        cache: &mut Self::Cache,
+        input: ForwardInput<'_>,
+    ) -> Result<ForwardOutput> {
+        if input.tokens.is_empty() {
+            return Ok(ForwardOutput::default());
+        }
+        check_capture(input.capture, &self.config)?;
+        self.context.check_alive()?;
+        let vocab = self.config.vocab_size;
+        if let Some(&bad) = input.tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(EngineError::Input(format!(
+                "token id {bad} is outside the model's vocabulary of {vocab}"
+            )));
+        }
+        let targets: Vec<u32> = (0..input.tokens.len())
+            .map(|t| input.tokens.get(t + 1).copied().unwrap_or(NO_TARGET))
+            .collect();
+        let mut output = ForwardOutput::default();
+        let mut done = 0;
+        while done < input.tokens.len() {
+            let remaining = input.tokens.len() - done;
+            let n = self.tokens_per_pass(cache.len, remaining)?;
+            let part = self
+                .pass(
+                    cache,
+                    &input.tokens[done..done + n],
+                    &targets[done..done + n],
+                    &input,
+                )
+                .await?;
+            output.rows.extend(part.rows);
+            output.attention.extend(part.attention);
+            output.head_stats.extend(part.head_stats);
+            if let Some(logits) = part.logits {
+                output.logits.get_or_insert_with(Vec::new).extend(logits);
+            }
+            output.last_logits = part.last_logits;
+            done += n;
+        }
+        Ok(output)
+    }
+}

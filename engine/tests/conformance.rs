@@ -1,0 +1,136 @@
+//! The WebGPU backend against the CPU reference (see `support/conformance.rs`), natively
+//! on whatever Vulkan adapter the machine has: Mesa's lavapipe in CI (installed by
+//! `cargo xtask setup`). Random models cover multi-head, grouped-query, multi-query,
+//! QK-norm and untied heads; the shipped models cover the real shapes. Prompts of 1,
+//! L-1, L and 2L+3 tokens, every position scheme, one forward and grown in chunks.
+
+#![cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+
+#[path = "support/conformance.rs"]
+mod conformance;
+
+use std::path::Path;
+use std::rc::Rc;
+
+use conformance::SCHEMES;
+use engine::cpu::CpuBackend;
+use engine::gpu::{GpuBackend, GpuContext};
+use engine::init::{random_weights, SplitMix64};
+use engine::ModelConfig;
+use pollster::block_on;
+
+fn context() -> Rc<GpuContext> {
+    let context = block_on(GpuContext::new()).unwrap_or_else(|e| {
+        panic!("{e}: the conformance suite needs a Vulkan adapter (apt-get install mesa-vulkan-drivers)")
+    });
+    println!("adapter: {}", context.adapter);
+    Rc::new(context)
+}
+
+fn tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
+    let mut rng = SplitMix64::new(seed);
+    (0..n)
+        .map(|_| (rng.next_u64() % vocab as u64) as u32)
+        .collect()
+}
+
+fn random_model(
+    heads: usize,
+    kv_heads: usize,
+    tied: bool,
+    qk_norm: bool,
+) -> (ModelConfig, engine::ModelWeights) {
+    let config = ModelConfig::from_json(
+        format!(
+            r#"{{"hidden_size": 48, "num_hidden_layers": 2, "num_attention_heads": {heads},
+                "num_key_value_heads": {kv_heads}, "intermediate_size": 72, "vocab_size": 300,
+                "max_position_embeddings": 16, "tie_word_embeddings": {tied}, "drope_c": 0.4,
+                "qk_norm": {qk_norm}}}"#
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // Peaked attention (std 0.3) so position effects and masking errors show.
+    let weights = random_weights(&config, 11, 0.3).unwrap();
+    (config, weights)
+}
+
+#[test]
+fn random_models_match_the_cpu_path() {
+    let context = context();
+    for (heads, kv_heads, tied, qk_norm) in [
+        (4, 4, true, false),
+        (4, 2, false, false),
+        (6, 1, true, false),
+        (4, 2, true, true),
+    ] {
+        let (config, weights) = random_model(heads, kv_heads, tied, qk_norm);
+        let name = format!("random {heads}q/{kv_heads}kv tied={tied} qk_norm={qk_norm}");
+        let cpu = CpuBackend::from_weights(config.clone(), weights.clone()).unwrap();
+        let gpu = GpuBackend::new(Rc::clone(&context), config.clone(), &weights).unwrap();
+        let l = config.training_length();
+        for len in [1, l - 1, l, 2 * l + 3] {
+            let prompt = tokens(len, config.vocab_size, len as u64);
+            block_on(conformance::check_model(
+                &name, &cpu, &gpu, &prompt, SCHEMES, true,
+            ))
+            .unwrap();
+        }
+    }
+}
+
+#[test]
+fn shipped_models_match_the_cpu_path() {
+    let context = context();
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../public/models");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(models.join("manifest.json")).unwrap()).unwrap();
+    for entry in manifest["models"].as_array().unwrap() {
+        let name = entry["id"].as_str().unwrap_or("?");
+        let read = |key: &str| {
+            std::fs::read(models.join(entry["files"][key]["path"].as_str().unwrap())).unwrap()
+        };
+        let (config_json, weights) = (read("config"), read("weights"));
+        let cpu = CpuBackend::load(&config_json, &weights).unwrap();
+        let gpu = GpuBackend::load(Rc::clone(&context), &config_json, &weights).unwrap();
+        let config = engine::Backend::config(&cpu).clone();
+        let l = config.training_length();
+        // Every scheme at 2L+3 (past L, where the schemes differ); the shorter prompts
+        // with the model's own positions, grown in chunks. (The random models above run
+        // the full cross product; this keeps the suite inside CI's time.)
+        let own = match config.position_embedding {
+            engine::TrainedPositions::Rope => "rope",
+            engine::TrainedPositions::None => "none",
+        };
+        for len in [1, l - 1, l, 2 * l + 3] {
+            let prompt = tokens(len, config.vocab_size, 100 + len as u64);
+            let (schemes, grown) = if len > l {
+                (SCHEMES, false)
+            } else {
+                (&[own][..], true)
+            };
+            block_on(conformance::check_model(
+                name, &cpu, &gpu, &prompt, schemes, grown,
+            ))
+            .unwrap();
+        }
+    }
+}
+
+#[test]
+fn gpu_errors_are_values() {
+    let context = context();
+    let (config, weights) = random_model(4, 2, true, false);
+    let gpu = GpuBackend::new(Rc::clone(&context), config.clone(), &weights).unwrap();
+    let scheme = "rope".parse::<engine::SchemeSpec>().unwrap();
+    let bad_head = engine::Capture {
+        heads: vec![(0, 9)],
+        span: None,
+    };
+    assert!(block_on(conformance::run(&gpu, &[1, 2], &[2], &scheme, &bad_head)).is_err());
+    let none = engine::Capture::default();
+    assert!(
+        block_on(conformance::run(&gpu, &[1, 300], &[2], &scheme, &none)).is_err(),
+        "id outside the vocabulary"
+    );
+}

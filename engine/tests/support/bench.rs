@@ -1,0 +1,129 @@
+//! Measurements behind `cargo xtask bench`, shared by the native benchmark
+//! (`engine/examples/bench.rs`) and the browser one (`engine/tests/wasm_bench.rs`).
+//! Each result is printed as one line `BENCH<TAB>group<TAB>backend<TAB>case<TAB>value`
+//! that xtask collects into docs/BENCHMARKS.md.
+
+use engine::{Backend, Capture, ForwardInput, SchemeSpec};
+
+/// Prints one result line.
+pub fn report(group: &str, backend: &str, case: &str, value: f64) {
+    let line = format!("BENCH\t{group}\t{backend}\t{case}\t{value:.4}");
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_test::console_log!("{line}");
+    #[cfg(not(target_arch = "wasm32"))]
+    println!("{line}");
+}
+
+/// A repeatable prompt of `n` token ids below `vocab`.
+pub fn prompt(n: usize, vocab: usize) -> Vec<u32> {
+    (0..n).map(|i| ((i * 7919 + 13) % vocab) as u32).collect()
+}
+
+async fn forward<B: Backend>(
+    backend: &B,
+    cache: &mut B::Cache,
+    tokens: &[u32],
+    total: usize,
+) -> Result<(), String> {
+    let config = backend.config();
+    let scheme: SchemeSpec = "rope"
+        .parse()
+        .map_err(|e: engine::EngineError| e.to_string())?;
+    let applied = scheme
+        .apply(
+            total,
+            config.head_dim(),
+            config.rope_theta,
+            config.training_length(),
+            config.drope_c,
+        )
+        .map_err(|e| e.to_string())?;
+    backend
+        .forward(
+            cache,
+            ForwardInput {
+                tokens,
+                position_offset: 0,
+                scheme: &applied,
+                capture: &Capture::default(),
+                top_k: 5,
+                return_logits: false,
+            },
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Milliseconds of a full forward pass over `n` tokens from an empty cache (median of
+/// `repeats`, after one warm-up run).
+pub async fn full_forward_ms<B: Backend>(
+    backend: &B,
+    n: usize,
+    repeats: usize,
+    now_ms: &impl Fn() -> f64,
+) -> Result<f64, String> {
+    let tokens = prompt(n, backend.config().vocab_size);
+    let mut times = Vec::new();
+    for run in 0..=repeats {
+        let mut cache = backend.new_cache();
+        let start = now_ms();
+        forward(backend, &mut cache, &tokens, n).await?;
+        if run > 0 {
+            times.push(now_ms() - start);
+        }
+    }
+    Ok(median(times))
+}
+
+/// Milliseconds of extending a cached prompt of `n - 1` tokens by one (median).
+pub async fn extend_one_ms<B: Backend>(
+    backend: &B,
+    n: usize,
+    repeats: usize,
+    now_ms: &impl Fn() -> f64,
+) -> Result<f64, String> {
+    let tokens = prompt(n, backend.config().vocab_size);
+    let mut times = Vec::new();
+    for run in 0..=repeats {
+        let mut cache = backend.new_cache();
+        forward(backend, &mut cache, &tokens[..n - 1], n).await?;
+        let start = now_ms();
+        forward(backend, &mut cache, &tokens[n - 1..], n).await?;
+        if run > 0 {
+            times.push(now_ms() - start);
+        }
+    }
+    Ok(median(times))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Runs the forward-pass and extension measurements for one backend.
+pub async fn forward_suite<B: Backend>(
+    label: &str,
+    backend: &B,
+    lengths: &[usize],
+    repeats: usize,
+    now_ms: &impl Fn() -> f64,
+) -> Result<(), String> {
+    for &n in lengths {
+        let ms = full_forward_ms(backend, n, repeats, now_ms).await?;
+        report("forward_ms", label, &format!("T={n}"), ms);
+    }
+    if let Some(&longest) = lengths.iter().max() {
+        let full = full_forward_ms(backend, longest, repeats, now_ms).await?;
+        let one = extend_one_ms(backend, longest, repeats, now_ms).await?;
+        report("extend_one", label, &format!("T={longest} ms"), one);
+        report(
+            "extend_one",
+            label,
+            &format!("T={longest} % of full"),
+            100.0 * one / full,
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! `cargo xtask bench`: one table of forward-pass times, extension cost and matmul
+//! throughput, measured in one run on this machine:
+//! - native: `engine/examples/bench.rs` (CPU path, and WebGPU on the machine's Vulkan
+//!   adapter: lavapipe here);
+//! - browser: `engine/tests/wasm_bench.rs` in headless Chromium (CPU path as wasm, and
+//!   WebGPU on SwiftShader).
+//!
+//! Each side prints `BENCH<TAB>group<TAB>backend<TAB>case<TAB>value` lines; this module
+//! gathers them into docs/BENCHMARKS.md. `--native-only` skips the browser half;
+//! `--quick` runs one repetition.
+//!
+//! Runs recorded on other machines (a lent GPU: the native benchmark binary run there)
+//! are kept as `docs/bench/*.tsv` (`# machine: ...`, `# f32 peak GFLOP/s: N (source)`,
+//! `# command: ...`, then the BENCH lines) and appended as their own sections, with
+//! the matmul kernel's share of the card's f32 peak.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::Command;
+
+use crate::setup;
+use crate::test::wasm_test;
+use crate::util::{self, root, Result};
+
+/// `group -> case -> backend -> value`, plus adapter names.
+#[derive(Default)]
+struct Results {
+    values: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>,
+    adapters: Vec<String>,
+}
+
+impl Results {
+    fn parse(&mut self, output: &str) {
+        for line in output.lines() {
+            let Some(rest) = line.trim().strip_prefix("BENCH\t") else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split('\t').collect();
+            let [group, backend, case, value] = fields[..] else {
+                continue;
+            };
+            if group.starts_with("adapter") {
+                self.adapters.push(format!(
+                    "{backend} ({})",
+                    if group == "adapter" {
+                        "native"
+                    } else {
+                        "browser"
+                    }
+                ));
+                continue;
+            }
+            if let Ok(value) = value.parse::<f64>() {
+                self.values
+                    .entry(group.to_string())
+                    .or_default()
+                    .entry(case.to_string())
+                    .or_default()
+                    .insert(backend.to_string(), value);
+            }
+        }
+    }
+
+    fn table(&self, group: &str, title: &str, unit: &str) -> String {
+        let Some(cases) = self.values.get(group) else {
+            return String::new();
+        };
+        let mut backends: Vec<&String> = cases.values().flat_map(|b| b.keys()).collect();
+        backends.sort();
+        backends.dedup();
+        let mut out = format!("### {title}\n\n| case ({unit}) |");
+        for b in &backends {
+            let _ = write!(out, " {b} |");
+        }
+        out.push_str("\n|---|");
+        out.push_str(&"---:|".repeat(backends.len()));
+        out.push('\n');
+        let mut ordered: Vec<(&String, &BTreeMap<String, f64>)> = cases.iter().collect();
+        // T=256 before T=1024: order by the number in the case name, then by name.
+        ordered.sort_by_key(|(case, _)| {
+            let digits: String = case
+                .chars()
+                .skip_while(|c| !c.is_ascii_digit())
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            (digits.parse::<u64>().unwrap_or(0), (*case).clone())
+        });
+        for (case, by_backend) in ordered {
+            let _ = write!(out, "| {case} |");
+            for b in &backends {
+                match by_backend.get(*b) {
+                    Some(v) if *v >= 100.0 => {
+                        let _ = write!(out, " {v:.0} |");
+                    }
+                    Some(v) => {
+                        let _ = write!(out, " {v:.2} |");
+                    }
+                    None => out.push_str(" - |"),
+                }
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+        out
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores available")
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let native_only = args.iter().any(|a| a == "--native-only");
+    let quick = args.iter().any(|a| a == "--quick");
+    setup::run()?;
+    let mut results = Results::default();
+
+    let mut native = Command::new("cargo");
+    native
+        .args([
+            "run",
+            "--profile",
+            "bench-native",
+            "-p",
+            "engine",
+            "--features",
+            "gpu",
+        ])
+        .args(["--example", "bench", "--"])
+        .current_dir(root());
+    if quick {
+        native.arg("--quick");
+    }
+    println!("$ {}", util::show(&native));
+    let out = native.output().map_err(|e| format!("cargo run: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    if !out.status.success() {
+        return Err(format!(
+            "native benchmark failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    results.parse(&text);
+
+    if !native_only {
+        let mut browser = wasm_test("engine")?;
+        browser
+            .args(["--profile", "bench-native", "--features", "browser-bench"])
+            .args(["--test", "wasm_bench", "--", "--nocapture"]);
+        println!("$ {}", util::show(&browser));
+        let out = browser.output().map_err(|e| format!("cargo test: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        print!("{text}");
+        if !out.status.success() {
+            return Err(format!(
+                "browser benchmark failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        results.parse(&text);
+    }
+
+    let mut doc = String::from(
+        "# Benchmarks\n\nWritten by `cargo xtask bench` (all numbers below from one run on one \
+         machine). Forward pass: the shipped RoPE model (4 layers, width 192, vocabulary 4096), \
+         one full pass over T tokens from an empty cache, median of 3 natively, 1 in the browser, \
+         after a warm-up; wall time including reading results back. Extension: one more token \
+         after T-1 cached ones. Matmul: the WGSL kernel alone (many dispatches per submission) \
+         beside candle's CPU matmul on the same shape.\n\n",
+    );
+    let _ = writeln!(doc, "- machine: {}", machine());
+    for adapter in &results.adapters {
+        let _ = writeln!(doc, "- GPU adapter: {adapter}");
+    }
+    doc.push('\n');
+    doc.push_str(&results.table("forward_ms", "Forward pass", "ms"));
+    doc.push_str(&results.table(
+        "extend_one",
+        "Extending by one token",
+        "ms, % of a full pass",
+    ));
+    doc.push_str(&results.table("matmul_gflops", "Matmul throughput", "GFLOP/s, M x N x K"));
+    doc.push_str(&recorded_runs()?);
+    println!("\n{doc}");
+    std::fs::write(root().join("docs/BENCHMARKS.md"), &doc)
+        .map_err(|e| format!("docs/BENCHMARKS.md: {e}"))?;
+    println!("wrote docs/BENCHMARKS.md");
+    Ok(())
+}
+
+/// Sections for the runs recorded in docs/bench/*.tsv.
+fn recorded_runs() -> Result<String> {
+    let dir = root().join("docs/bench");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(String::new());
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "tsv"))
+        .collect();
+    files.sort();
+    let mut out = String::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let header = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("# ").and_then(|l| l.strip_prefix(key)))
+                .map(|v| v.trim().to_string())
+        };
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut results = Results::default();
+        results.parse(&text);
+        let _ = writeln!(
+            out,
+            "## Recorded elsewhere: `docs/bench/{name}`
+"
+        );
+        for (label, key) in [
+            ("machine", "machine:"),
+            ("command", "command:"),
+            ("f32 peak", "f32 peak GFLOP/s:"),
+        ] {
+            if let Some(value) = header(key) {
+                let _ = writeln!(out, "- {label}: {value}");
+            }
+        }
+        for adapter in &results.adapters {
+            let _ = writeln!(out, "- GPU adapter: {adapter}");
+        }
+        out.push('\n');
+        out.push_str(&results.table("forward_ms", "Forward pass", "ms"));
+        out.push_str(&results.table(
+            "extend_one",
+            "Extending by one token",
+            "ms, % of a full pass",
+        ));
+        let peak = header("f32 peak GFLOP/s:").and_then(|v| {
+            v.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<f64>().ok())
+        });
+        if let (Some(peak), Some(cases)) = (peak, results.values.get_mut("matmul_gflops")) {
+            for by_backend in cases.values_mut() {
+                if let Some(&gflops) = by_backend.get("WebGPU kernel") {
+                    by_backend.insert("% of f32 peak".into(), 100.0 * gflops / peak);
+                }
+            }
+        }
+        out.push_str(&results.table("matmul_gflops", "Matmul throughput", "GFLOP/s, M x N x K"));
+    }
+    Ok(out)
+}
