@@ -74,13 +74,12 @@ pub async fn open_gpu() -> GpuStatus {
     };
     match GpuContext::new().await {
         Ok(context) => {
-            // In a browser wgpu's adapter name is empty (the string is then just
-            // " (BrowserWebGpu)"): prefer what the page itself learnt.
-            let adapter = context.adapter.trim();
-            let adapter = if adapter.starts_with('(') && !browser_name.is_empty() {
-                browser_name
+            // In a browser wgpu does not learn the adapter's name: prefer what the page
+            // itself read from navigator.gpu (vendor and architecture).
+            let adapter = if browser_name.is_empty() {
+                context.adapter.clone()
             } else {
-                adapter.to_string()
+                browser_name
             };
             GpuStatus::Ready {
                 context: Rc::new(context),

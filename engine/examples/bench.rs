@@ -92,7 +92,7 @@ fn run() -> Result<(), String> {
         let seconds = (now_ms() - start) / 1e3 / repeats as f64;
         bench::report(
             "matmul_gflops",
-            "WebGPU kernel",
+            "WebGPU native",
             &case,
             flops / seconds / 1e9,
         );

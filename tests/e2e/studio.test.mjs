@@ -108,6 +108,18 @@ page.on('console', (msg) => {
 });
 page.on('pageerror', (err) => pageErrors.push(String(err?.stack || err)));
 page.on('requestfailed', (req) => failedRequests.push(`${req.url()}: ${req.failure()?.errorText}`));
+// Record main-thread tasks over 50 ms (the browser's "long tasks"), to report how long
+// the page stays unresponsive during a run.
+await page.addInitScript(() => {
+  window.__longTasks = [];
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) window.__longTasks.push([e.startTime, e.duration]);
+    }).observe({ type: 'longtask', buffered: true });
+  } catch {
+    // No long-task API: the report says 0.
+  }
+});
 // Keep every GPUDevice the page opens, so the test can destroy it (a lost device).
 await page.addInitScript(() => {
   if (typeof GPUAdapter === 'undefined') return;
@@ -172,7 +184,12 @@ async function runAndSettle(what, backend, action) {
     }),
     sel,
   );
+  const longestTaskMs = await page.evaluate(
+    (t0) => Math.round(Math.max(0, ...window.__longTasks.filter(([start]) => start >= t0).map(([, d]) => d))),
+    before.t,
+  );
   return {
+    longestTaskMs,
     counts: { points: settled.points, tokens: settled.tokens },
     nlls: nlls.map((v) => (v === null ? null : Number(v))),
     runMs: Number((summary.match(/(\d+) ms on /) || [])[1]),
@@ -287,7 +304,7 @@ try {
   console.log(`  backend: ${backend}`);
   console.log(`  tokens: ${counts.tokens}, nll points: ${counts.points}, heatmap ${heat.width}x${heat.height}`);
   console.log(`  models ready: ${tReady}; the page's own first run done: ${tChart}; test prompt shown: ${tDone}`);
-  console.log(`  ${counts.tokens}-token run on ${label}: ${first.runMs} ms forward pass, ${first.wallMs} ms click -> shown`);
+  console.log(`  ${counts.tokens}-token run on ${label}: ${first.runMs} ms forward pass, ${first.wallMs} ms click -> shown, longest main-thread task ${first.longestTaskMs} ms`);
 
   if (webgpu) {
     // The same prompt on the CPU path (the reference) must give the same NLLs.
@@ -309,7 +326,7 @@ try {
         where = i;
       }
     });
-    console.log(`  CPU re-run: ${cpu.runMs} ms forward pass, ${cpu.wallMs} ms select -> shown`);
+    console.log(`  CPU re-run: ${cpu.runMs} ms forward pass, ${cpu.wallMs} ms select -> shown, longest main-thread task ${cpu.longestTaskMs} ms`);
     console.log(`  NLL WebGPU vs CPU: max |diff| ${worst.toExponential(2)} (token ${where})`);
     assert.ok(
       worst <= NLL_TOLERANCE,

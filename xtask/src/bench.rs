@@ -116,13 +116,19 @@ fn machine() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores available")
+    // Other work on the machine skews every column alike; say how busy it was.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
+    format!("{cpu}, {cores} cores available, load average {load} when the run started")
 }
 
 pub fn run(args: &[String]) -> Result<()> {
     let native_only = args.iter().any(|a| a == "--native-only");
     let quick = args.iter().any(|a| a == "--quick");
     setup::run()?;
+    let machine = machine();
     let mut results = Results::default();
 
     let mut native = Command::new("cargo");
@@ -155,7 +161,10 @@ pub fn run(args: &[String]) -> Result<()> {
 
     if !native_only {
         let mut browser = wasm_test("engine")?;
+        // SwiftShader runs a 2048-token pass in about a minute: more than the test
+        // runner's usual wait.
         browser
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "1800")
             .args(["--profile", "bench-native", "--features", "browser-bench"])
             .args(["--test", "wasm_bench", "--", "--nocapture"]);
         println!("$ {}", util::show(&browser));
@@ -175,11 +184,11 @@ pub fn run(args: &[String]) -> Result<()> {
         "# Benchmarks\n\nWritten by `cargo xtask bench` (all numbers below from one run on one \
          machine). Forward pass: the shipped RoPE model (4 layers, width 192, vocabulary 4096), \
          one full pass over T tokens from an empty cache, median of 3 natively, 1 in the browser, \
-         after a warm-up; wall time including reading results back. Extension: one more token \
+         after a 16-token warm-up pass; wall time including reading results back. Extension: one more token \
          after T-1 cached ones. Matmul: the WGSL kernel alone (many dispatches per submission) \
          beside candle's CPU matmul on the same shape.\n\n",
     );
-    let _ = writeln!(doc, "- machine: {}", machine());
+    let _ = writeln!(doc, "- machine: {machine}");
     for adapter in &results.adapters {
         let _ = writeln!(doc, "- GPU adapter: {adapter}");
     }
@@ -256,7 +265,7 @@ fn recorded_runs() -> Result<String> {
         });
         if let (Some(peak), Some(cases)) = (peak, results.values.get_mut("matmul_gflops")) {
             for by_backend in cases.values_mut() {
-                if let Some(&gflops) = by_backend.get("WebGPU kernel") {
+                if let Some(&gflops) = by_backend.get("WebGPU native") {
                     by_backend.insert("% of f32 peak".into(), 100.0 * gflops / peak);
                 }
             }

@@ -58,7 +58,10 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(move |_error: wgpu::Error| {
             seen.store(true, Ordering::SeqCst);
         }));
-        let adapter = if info.driver.is_empty() {
+        // Browsers do not expose the adapter's name to wgpu.
+        let adapter = if info.name.is_empty() {
+            format!("{:?} adapter (name not exposed)", info.backend)
+        } else if info.driver.is_empty() {
             format!("{} ({:?})", info.name, info.backend)
         } else {
             format!("{} ({:?}, {})", info.name, info.backend, info.driver)

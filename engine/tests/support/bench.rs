@@ -56,7 +56,7 @@ async fn forward<B: Backend>(
 }
 
 /// Milliseconds of a full forward pass over `n` tokens from an empty cache (median of
-/// `repeats`, after one warm-up run).
+/// `repeats`).
 pub async fn full_forward_ms<B: Backend>(
     backend: &B,
     n: usize,
@@ -65,13 +65,11 @@ pub async fn full_forward_ms<B: Backend>(
 ) -> Result<f64, String> {
     let tokens = prompt(n, backend.config().vocab_size);
     let mut times = Vec::new();
-    for run in 0..=repeats {
+    for _ in 0..repeats.max(1) {
         let mut cache = backend.new_cache();
         let start = now_ms();
         forward(backend, &mut cache, &tokens, n).await?;
-        if run > 0 {
-            times.push(now_ms() - start);
-        }
+        times.push(now_ms() - start);
     }
     Ok(median(times))
 }
@@ -85,14 +83,12 @@ pub async fn extend_one_ms<B: Backend>(
 ) -> Result<f64, String> {
     let tokens = prompt(n, backend.config().vocab_size);
     let mut times = Vec::new();
-    for run in 0..=repeats {
+    for _ in 0..repeats.max(1) {
         let mut cache = backend.new_cache();
         forward(backend, &mut cache, &tokens[..n - 1], n).await?;
         let start = now_ms();
         forward(backend, &mut cache, &tokens[n - 1..], n).await?;
-        if run > 0 {
-            times.push(now_ms() - start);
-        }
+        times.push(now_ms() - start);
     }
     Ok(median(times))
 }
@@ -102,7 +98,8 @@ fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Runs the forward-pass and extension measurements for one backend.
+/// Runs the forward-pass and extension measurements for one backend: a short warm-up
+/// pass first (GPU pipelines compile on first use), then `repeats` runs per length.
 pub async fn forward_suite<B: Backend>(
     label: &str,
     backend: &B,
@@ -110,18 +107,22 @@ pub async fn forward_suite<B: Backend>(
     repeats: usize,
     now_ms: &impl Fn() -> f64,
 ) -> Result<(), String> {
+    full_forward_ms(backend, 16, 1, now_ms).await?;
+    let mut longest = None;
     for &n in lengths {
         let ms = full_forward_ms(backend, n, repeats, now_ms).await?;
         report("forward_ms", label, &format!("T={n}"), ms);
+        if longest.is_none_or(|(m, _)| n > m) {
+            longest = Some((n, ms));
+        }
     }
-    if let Some(&longest) = lengths.iter().max() {
-        let full = full_forward_ms(backend, longest, repeats, now_ms).await?;
-        let one = extend_one_ms(backend, longest, repeats, now_ms).await?;
-        report("extend_one", label, &format!("T={longest} ms"), one);
+    if let Some((n, full)) = longest {
+        let one = extend_one_ms(backend, n, repeats, now_ms).await?;
+        report("extend_one", label, &format!("T={n} ms"), one);
         report(
             "extend_one",
             label,
-            &format!("T={longest} % of full"),
+            &format!("T={n} % of full"),
             100.0 * one / full,
         );
     }
