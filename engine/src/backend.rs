@@ -93,6 +93,18 @@ pub trait Backend {
     ) -> Result<ForwardOutput>;
 }
 
+/// Rejects token ids outside the model's vocabulary (on the GPU an out-of-range id
+/// would read past the embedding table silently).
+pub fn check_tokens(tokens: &[u32], config: &ModelConfig) -> Result<()> {
+    match tokens.iter().find(|&&t| t as usize >= config.vocab_size) {
+        Some(bad) => Err(EngineError::Input(format!(
+            "token id {bad} is outside the model's vocabulary of {}",
+            config.vocab_size
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Rejects a capture request for a layer or head the model does not have.
 pub fn check_capture(capture: &Capture, config: &ModelConfig) -> Result<()> {
     let (layers, heads) = (config.num_hidden_layers, config.num_attention_heads);

@@ -11,6 +11,7 @@ use std::f64::consts::PI as PI_F64;
 use std::fmt;
 use std::str::FromStr;
 
+use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 
 /// YaRN's default ramp bounds (Peng et al. 2023, for Llama).
@@ -219,6 +220,18 @@ impl SchemeSpec {
     /// Whether the applied scheme changes as the context grows (so caches go stale).
     pub fn is_dynamic(&self) -> bool {
         self.scale == ScaleFactor::Dynamic
+    }
+
+    /// Evaluates the scheme for a context of `len` tokens of `config`'s model (its
+    /// head width, RoPE base, training length and fitted `drope_c`).
+    pub fn apply_to(&self, config: &ModelConfig, len: usize) -> Result<AppliedScheme> {
+        self.apply(
+            len,
+            config.head_dim(),
+            config.rope_theta,
+            config.training_length(),
+            config.drope_c,
+        )
     }
 
     /// Evaluates the scheme for a context of `len` tokens.

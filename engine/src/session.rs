@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{log_softmax, rank_of, top_k, HeadStats, Prediction};
-use crate::backend::{Backend, Capture, ForwardInput};
+use crate::backend::{check_tokens, Backend, Capture, ForwardInput};
 use crate::error::{EngineError, Result};
 use crate::position::{AppliedScheme, SchemeSpec};
 
@@ -159,12 +159,7 @@ impl<B: Backend> Session<B> {
     /// Appends `tokens` and returns the trace of the new positions.
     pub async fn extend(&mut self, tokens: &[u32]) -> Result<Trace> {
         let config = self.backend.config().clone();
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= config.vocab_size) {
-            return Err(EngineError::Input(format!(
-                "token id {bad} is outside the model's vocabulary of {}",
-                config.vocab_size
-            )));
-        }
+        check_tokens(tokens, &config)?;
         let new_len = self.tokens.len() + tokens.len();
         if new_len > self.options.max_tokens {
             return Err(EngineError::Input(format!(
@@ -172,13 +167,7 @@ impl<B: Backend> Session<B> {
                 self.options.max_tokens
             )));
         }
-        let applied = self.options.scheme.apply(
-            new_len,
-            config.head_dim(),
-            config.rope_theta,
-            config.training_length(),
-            config.drope_c,
-        )?;
+        let applied = self.options.scheme.apply_to(&config, new_len)?;
         let recomputed = !self.tokens.is_empty() && self.applied.as_ref() != Some(&applied);
         if recomputed {
             self.recompute(&applied).await?;

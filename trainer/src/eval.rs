@@ -44,15 +44,7 @@ pub fn sequence_nll(
 ) -> Result<Vec<Vec<f32>>, String> {
     let config = &model.config;
     let len = sequences[0].len() - 1;
-    let applied = scheme
-        .apply(
-            len,
-            config.head_dim(),
-            config.rope_theta,
-            config.training_length(),
-            config.drope_c,
-        )
-        .map_err(err)?;
+    let applied = scheme.apply_to(config, len).map_err(err)?;
     let rotary = RotaryTables::for_scheme(&applied, 0, len, &Device::Cpu).map_err(err)?;
     let settings = ForwardSettings {
         rotary: rotary.as_ref(),
@@ -408,15 +400,7 @@ pub fn greedy_answer(
 ) -> Result<Vec<u32>, String> {
     let config = &model.config;
     let total = prompt.len() + answer_len;
-    let applied = scheme
-        .apply(
-            total,
-            config.head_dim(),
-            config.rope_theta,
-            config.training_length(),
-            config.drope_c,
-        )
-        .map_err(err)?;
+    let applied = scheme.apply_to(config, total).map_err(err)?;
     let mut cache = vec![engine::cpu::LayerCache::default(); config.num_hidden_layers];
     let transformer = Transformer::new(config, &model.weights);
     let mut next: Vec<u32> = prompt.to_vec();

@@ -36,23 +36,9 @@ impl<'c> MatmulBench<'c> {
         let x = rec.scratch(m * k);
         let w = rec.scratch(n * k);
         let y = rec.scratch(m * n);
-        let tile = Kernel::MATMUL_TILE as usize;
+        let params = MatmulParams::new(m, n, k);
         for _ in 0..repeats {
-            rec.dispatch(
-                Kernel::Matmul,
-                MatmulParams {
-                    m: m as u32,
-                    n: n as u32,
-                    k: k as u32,
-                    accumulate: 0,
-                    x_offset: 0,
-                    w_offset: 0,
-                    y_offset: 0,
-                    pad: 0,
-                },
-                &[&x, &w, &y],
-                (n.div_ceil(tile) as u32, m.div_ceil(tile) as u32, 1),
-            );
+            rec.dispatch(Kernel::Matmul, params, &[&x, &w, &y], params.groups());
         }
         rec.read_back(&y, 0, 4);
         rec.run().await?;

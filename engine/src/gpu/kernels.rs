@@ -99,14 +99,30 @@ pub struct MatmulParams {
     pub k: u32,
     /// 1 to add into y.
     pub accumulate: u32,
-    /// Element offset into x.
-    pub x_offset: u32,
-    /// Element offset into w.
-    pub w_offset: u32,
     /// Element offset into y.
     pub y_offset: u32,
     /// Padding.
-    pub pad: u32,
+    pub pad: [u32; 3],
+}
+
+impl MatmulParams {
+    /// `y[m, n] = x[m, k] w[n, k]^T`, overwriting y from its start.
+    pub fn new(m: usize, n: usize, k: usize) -> Self {
+        MatmulParams {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            accumulate: 0,
+            y_offset: 0,
+            pad: [0; 3],
+        }
+    }
+
+    /// Workgroups: one per 64 x 64 tile of y.
+    pub fn groups(&self) -> (u32, u32, u32) {
+        let tile = Kernel::MATMUL_TILE;
+        (self.n.div_ceil(tile), self.m.div_ceil(tile), 1)
+    }
 }
 
 /// Parameters of `embed.wgsl` and `swiglu.wgsl` (two counts).

@@ -20,7 +20,9 @@ use std::rc::Rc;
 pub use context::GpuContext;
 
 use crate::analysis::HeadStats;
-use crate::backend::{check_capture, Backend, ForwardInput, ForwardOutput, RowSummary};
+use crate::backend::{
+    check_capture, check_tokens, Backend, ForwardInput, ForwardOutput, RowSummary,
+};
 use crate::config::ModelConfig;
 use crate::cpu::RotaryTables;
 use crate::error::{EngineError, Result};
@@ -283,22 +285,12 @@ impl GpuBackend {
                       k: usize,
                       accumulate: bool,
                       y_offset: usize| {
-            let tile = Kernel::MATMUL_TILE as usize;
-            rec.dispatch(
-                Kernel::Matmul,
-                MatmulParams {
-                    m: m as u32,
-                    n: nn as u32,
-                    k: k as u32,
-                    accumulate: accumulate as u32,
-                    x_offset: 0,
-                    w_offset: 0,
-                    y_offset: y_offset as u32,
-                    pad: 0,
-                },
-                &[x, w, y],
-                (nn.div_ceil(tile) as u32, m.div_ceil(tile) as u32, 1),
-            );
+            let params = MatmulParams {
+                accumulate: accumulate as u32,
+                y_offset: y_offset as u32,
+                ..MatmulParams::new(m, nn, k)
+            };
+            rec.dispatch(Kernel::Matmul, params, &[x, w, y], params.groups());
         };
         let norm = |rec: &mut Recorder<'_>,
                     x: &Region,
@@ -619,12 +611,7 @@ impl Backend for GpuBackend {
         }
         check_capture(input.capture, &self.config)?;
         self.context.check_alive()?;
-        let vocab = self.config.vocab_size;
-        if let Some(&bad) = input.tokens.iter().find(|&&t| t as usize >= vocab) {
-            return Err(EngineError::Input(format!(
-                "token id {bad} is outside the model's vocabulary of {vocab}"
-            )));
-        }
+        check_tokens(input.tokens, &self.config)?;
         let targets: Vec<u32> = (0..input.tokens.len())
             .map(|t| input.tokens.get(t + 1).copied().unwrap_or(NO_TARGET))
             .collect();

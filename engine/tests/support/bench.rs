@@ -29,15 +29,7 @@ async fn forward<B: Backend>(
     let scheme: SchemeSpec = "rope"
         .parse()
         .map_err(|e: engine::EngineError| e.to_string())?;
-    let applied = scheme
-        .apply(
-            total,
-            config.head_dim(),
-            config.rope_theta,
-            config.training_length(),
-            config.drope_c,
-        )
-        .map_err(|e| e.to_string())?;
+    let applied = scheme.apply_to(config, total).map_err(|e| e.to_string())?;
     backend
         .forward(
             cache,

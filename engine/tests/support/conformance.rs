@@ -3,6 +3,7 @@
 //! statistics and attention probabilities, within 1e-4 (relative to the value's size
 //! where values are large). Used natively (lavapipe) and in the browser (WebGPU).
 
+use engine::analysis::rank_of;
 use engine::cpu::CpuBackend;
 use engine::{Backend, Capture, ForwardInput, ForwardOutput, ModelConfig, SchemeSpec};
 
@@ -34,13 +35,7 @@ pub async fn run<B: Backend>(
 ) -> Result<ForwardOutput, String> {
     let config = backend.config();
     let applied = scheme
-        .apply(
-            tokens.len(),
-            config.head_dim(),
-            config.rope_theta,
-            config.training_length(),
-            config.drope_c,
-        )
+        .apply_to(config, tokens.len())
         .map_err(|e| e.to_string())?;
     let mut cache = backend.new_cache();
     let mut all = ForwardOutput::default();
@@ -69,13 +64,7 @@ pub async fn run<B: Backend>(
         let mut rows = out.rows;
         if let (Some(last), Some(&next)) = (rows.last_mut(), tokens.get(end)) {
             let logits = &out.last_logits;
-            last.next = Some((
-                logits[next as usize],
-                logits
-                    .iter()
-                    .filter(|&&x| x > logits[next as usize])
-                    .count() as u32,
-            ));
+            last.next = Some((logits[next as usize], rank_of(logits, next)));
         }
         all.rows.extend(rows);
         all.attention.extend(out.attention);

@@ -10,11 +10,11 @@ struct Params {
     k: u32,
     // 1: add to y (residual connections), 0: overwrite.
     accumulate: u32,
-    // Element offsets into x, w and y (e.g. the KV cache row to append at).
-    x_offset: u32,
-    w_offset: u32,
+    // Element offset into y (the KV cache row to append at).
     y_offset: u32,
-    _pad: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -73,12 +73,12 @@ fn main(
             let kk = k0 + c;
             var xv = 0.0;
             if (row0 + r < p.m && kk < p.k) {
-                xv = x[p.x_offset + (row0 + r) * p.k + kk];
+                xv = x[(row0 + r) * p.k + kk];
             }
             x_tile[c * STRIDE + r] = xv;
             var wv = 0.0;
             if (col0 + r < p.n && kk < p.k) {
-                wv = w[p.w_offset + (col0 + r) * p.k + kk];
+                wv = w[(col0 + r) * p.k + kk];
             }
             w_tile[c * STRIDE + r] = wv;
         }
