@@ -3,8 +3,10 @@
 //! with synthetic data.
 
 use std::ops::Range;
+use std::rc::Rc;
 use std::sync::Arc;
 
+use engine::device::DeviceBackend;
 use engine::{
     Backend, Capture, EngineError, Prediction, SchemeSpec, Session, SessionOptions, TextTokenizer,
 };
@@ -92,8 +94,9 @@ pub struct RunResult {
     pub tokens: Vec<TokenStat>,
     /// The model's top guesses for the token after the prompt.
     pub next: Vec<Guess>,
-    /// Attention maps, index `layer * heads + head`.
-    pub attention: Vec<AttentionMap>,
+    /// Attention rows, index `layer * heads + head`, then query position (row `q` holds
+    /// the weights on keys `0..=q`). Empty when the run did not record attention.
+    pub attention: Vec<Vec<Arc<[f32]>>>,
     /// Wall time of the forward pass, in milliseconds.
     pub elapsed_ms: f64,
     /// The backend that ran it ("WebGPU" or "CPU").
@@ -104,7 +107,8 @@ impl RunResult {
     /// The attention map of one head.
     pub fn attention_map(&self, layer: usize, head: usize) -> Option<AttentionMap> {
         if layer < self.layers && head < self.heads {
-            self.attention.get(layer * self.heads + head).cloned()
+            let rows = self.attention.get(layer * self.heads + head)?;
+            Some(AttentionMap::from_rows(rows.iter().map(|r| &r[..])))
         } else {
             None
         }
@@ -168,19 +172,28 @@ fn guesses(tokenizer: &TextTokenizer, predictions: &[Prediction]) -> Vec<Guess> 
         .collect()
 }
 
-/// Tokenizes `prompt`, runs it through `model` under `scheme` (recording every head's
-/// attention, so switching the layer/head view needs no rerun), and collects the result.
-/// Async because a backend's forward pass is (a GPU answers later, and the page stays
-/// responsive meanwhile); on the CPU backend the future completes without yielding.
-pub async fn analyse(
+/// A prompt tokenized once for every series that runs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedPrompt {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// The text each token shows (see [`display_texts`]).
+    pub texts: Vec<String>,
+    /// Tokens in the whole text, before `length` or the cap cut it.
+    pub full_len: usize,
+}
+
+/// Tokenizes `prompt` with `model`'s tokenizer and keeps the first `length` tokens (when
+/// `None`: all of them, up to the model's cap of 8L). Empty prompts and lengths over the
+/// cap are refused with a message saying what to do.
+pub fn prepare_prompt(
     model: &LoadedModel,
     prompt: &str,
-    scheme: &str,
-) -> Result<RunResult, AppError> {
-    let scheme_spec: SchemeSpec = scheme.parse()?;
+    length: Option<usize>,
+) -> Result<PreparedPrompt, AppError> {
     if prompt.trim().is_empty() {
         return Err(AppError::Input(
-            "The prompt is empty: type or paste some text, then press Run.".into(),
+            "The prompt is empty: choose a sample or type some text, then press Run.".into(),
         ));
     }
     let pieces = model.tokenizer.encode(prompt)?;
@@ -190,22 +203,17 @@ pub async fn analyse(
         ));
     }
     let (max_tokens, l) = (model.max_tokens(), model.training_length());
-    if pieces.len() > max_tokens {
-        return Err(AppError::Input(format!(
-            "The prompt is {} tokens; the studio runs at most {max_tokens} (8 x the training \
-             length L = {l}). Shorten the prompt.",
-            pieces.len()
-        )));
-    }
-    let config = model.config();
-    let (layers, heads) = (config.num_hidden_layers, config.num_attention_heads);
-    let mut options = SessionOptions::new(scheme_spec, l);
-    options.max_tokens = max_tokens;
-    options.capture = Capture {
-        heads: (0..layers)
-            .flat_map(|layer| (0..heads).map(move |head| (layer, head)))
-            .collect(),
-        span: None,
+    // Without a length, a long prompt runs its first `max_tokens` (the page says so);
+    // a length asked for explicitly must fit.
+    let wanted = match length {
+        None => pieces.len().min(max_tokens),
+        Some(n) if n > max_tokens => {
+            return Err(AppError::Input(format!(
+                "A length of {n} tokens is over the studio's cap of {max_tokens} (8 x the \
+                 training length L = {l}). Choose {max_tokens} or less."
+            )))
+        }
+        Some(n) => n.min(pieces.len()),
     };
     let ids: Vec<u32> = pieces.iter().map(|p| p.id).collect();
     // Fall back to the offsets' text if a tokenizer's decoder does not round-trip the
@@ -214,53 +222,144 @@ pub async fn analyse(
         Ok(texts) if texts.concat() == prompt => texts,
         _ => pieces.iter().map(|p| p.text.clone()).collect(),
     };
-    let started = js_sys::Date::now();
-    let mut session = Session::new(Arc::clone(&model.backend), options)?;
-    let trace = session.extend(&ids).await?;
-    let elapsed_ms = js_sys::Date::now() - started;
-
-    let positions = &trace.positions;
-    let tokens = positions
-        .iter()
-        .zip(texts)
-        .map(|(p, text)| TokenStat {
-            position: p.position,
-            id: p.token,
-            text,
-            nll: p.nll,
-            rank: p.rank,
-            expected: match p.position.checked_sub(1) {
-                Some(previous) => guesses(&model.tokenizer, &positions[previous].predictions),
-                None => Vec::new(),
-            },
-        })
-        .collect();
-    // Capture order is layer-major, matching `RunResult::attention`'s index.
-    let attention = (0..layers * heads)
-        .map(|c| {
-            AttentionMap::from_rows(
-                positions
-                    .iter()
-                    .map(|p| p.attention.get(c).map_or(&[][..], |row| &row.probs[..])),
-            )
-        })
-        .collect();
-    let next = positions
-        .last()
-        .map(|p| guesses(&model.tokenizer, &p.predictions))
-        .unwrap_or_default();
-    Ok(RunResult {
-        scheme: scheme_spec.to_string(),
-        training_length: l,
-        vocab_size: config.vocab_size,
-        layers,
-        heads,
-        tokens,
-        next,
-        attention,
-        elapsed_ms,
-        backend: model.backend.name(),
+    Ok(PreparedPrompt {
+        ids: ids[..wanted].to_vec(),
+        texts: texts.into_iter().take(wanted).collect(),
+        full_len: pieces.len(),
     })
+}
+
+/// A prompt being run through one model under one scheme, a chunk at a time: the
+/// session's KV cache makes each chunk cost its own tokens times the length so far, so
+/// the studio can grow a prompt token by token and redraw after every step.
+pub struct LiveRun {
+    model: Rc<LoadedModel>,
+    session: Session<DeviceBackend>,
+    result: RunResult,
+    /// The model's guesses after the last token run: the next token's "expected".
+    last_guesses: Vec<Guess>,
+}
+
+impl LiveRun {
+    /// Starts an empty run of `model` under `scheme` (text form), recording every head's
+    /// attention when `capture_attention` is set (the focused series), else none.
+    pub fn start(
+        model: Rc<LoadedModel>,
+        scheme: &str,
+        capture_attention: bool,
+    ) -> Result<LiveRun, AppError> {
+        let scheme_spec: SchemeSpec = scheme.parse()?;
+        let config = model.config();
+        let (layers, heads) = (config.num_hidden_layers, config.num_attention_heads);
+        let l = model.training_length();
+        let mut options = SessionOptions::new(scheme_spec, l);
+        options.max_tokens = model.max_tokens();
+        if capture_attention {
+            options.capture = Capture {
+                heads: (0..layers)
+                    .flat_map(|layer| (0..heads).map(move |head| (layer, head)))
+                    .collect(),
+                span: None,
+            };
+        }
+        let session = Session::new(Arc::clone(&model.backend), options)?;
+        let result = RunResult {
+            scheme: scheme_spec.to_string(),
+            training_length: l,
+            vocab_size: config.vocab_size,
+            layers,
+            heads,
+            tokens: Vec::new(),
+            next: Vec::new(),
+            attention: if capture_attention {
+                vec![Vec::new(); layers * heads]
+            } else {
+                Vec::new()
+            },
+            elapsed_ms: 0.0,
+            backend: model.backend.name(),
+        };
+        Ok(LiveRun {
+            model,
+            session,
+            result,
+            last_guesses: Vec::new(),
+        })
+    }
+
+    /// The model this run uses.
+    pub fn model(&self) -> &Rc<LoadedModel> {
+        &self.model
+    }
+
+    /// Tokens run so far.
+    pub fn len(&self) -> usize {
+        self.result.tokens.len()
+    }
+
+    /// Whether no token has run yet.
+    pub fn is_empty(&self) -> bool {
+        self.result.tokens.is_empty()
+    }
+
+    /// What the run has produced so far.
+    pub fn result(&self) -> &RunResult {
+        &self.result
+    }
+
+    /// Runs the prompt's tokens from where the run stands up to `upto` (exclusive).
+    pub async fn advance(&mut self, prompt: &PreparedPrompt, upto: usize) -> Result<(), AppError> {
+        let (from, upto) = (self.len(), upto.min(prompt.ids.len()));
+        if from >= upto {
+            return Ok(());
+        }
+        let started = js_sys::Date::now();
+        let trace = match self.session.extend(&prompt.ids[from..upto]).await {
+            Ok(trace) => trace,
+            Err(e) => {
+                // The session starts over after a failure: so does the run.
+                self.result.tokens.clear();
+                self.result.attention.iter_mut().for_each(Vec::clear);
+                self.last_guesses.clear();
+                return Err(e.into());
+            }
+        };
+        self.result.elapsed_ms += js_sys::Date::now() - started;
+        let tokenizer = &self.model.tokenizer;
+        for (p, text) in trace.positions.iter().zip(&prompt.texts[from..upto]) {
+            let guesses = guesses(tokenizer, &p.predictions);
+            self.result.tokens.push(TokenStat {
+                position: p.position,
+                id: p.token,
+                text: text.clone(),
+                nll: p.nll,
+                rank: p.rank,
+                expected: std::mem::replace(&mut self.last_guesses, guesses),
+            });
+            // Capture order is layer-major, matching `RunResult::attention`'s index.
+            for (rows, row) in self.result.attention.iter_mut().zip(&p.attention) {
+                rows.push(Arc::from(&row.probs[..]));
+            }
+        }
+        self.result.next = self.last_guesses.clone();
+        Ok(())
+    }
+}
+
+/// Tokenizes `prompt`, runs all of it through `model` under `scheme` in one pass
+/// (recording every head's attention, so switching the layer/head view needs no rerun),
+/// and collects the result. Async because a backend's forward pass is (a GPU answers
+/// later, and the page stays responsive meanwhile); on the CPU backend the future
+/// completes without yielding.
+pub async fn analyse(
+    model: &Rc<LoadedModel>,
+    prompt: &str,
+    scheme: &str,
+) -> Result<RunResult, AppError> {
+    let prepared = prepare_prompt(model, prompt, None)?;
+    let mut run = LiveRun::start(Rc::clone(model), scheme, true)?;
+    run.advance(&prepared, prepared.ids.len()).await?;
+    Ok(run.result)
 }
 
 #[cfg(test)]

@@ -1,53 +1,46 @@
-//! The studio page: pick a model (downloaded with a progress bar), type a prompt, run
-//! it, and read per-token surprise, NLL against position, and one head's attention.
-//! Models run on WebGPU when the browser has an adapter, else on the CPU; the backend
-//! box switches the current model between them, and a GPU failure moves it to the CPU.
+//! The studio page: choose a prompt (a held-out sample or your own text) and its length,
+//! the model/scheme series to compare, then run it whole or grow it token by token, and
+//! read the views: perplexity against position, token surprise, attention maps, and the
+//! published needle, frequency and training figures. All of that state lives in the URL.
+//! Models run on WebGPU when the browser has an adapter, else on the CPU; the backend box
+//! switches, and a GPU failure moves the page to the CPU with a notice.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use engine::gpu::GpuContext;
-use engine::{EngineError, TrainedPositions};
+use engine::EngineError;
 use js_sys::Promise;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::KeyboardEvent;
 
-use crate::analysis::{analyse, uniform_nll, RunResult};
+use crate::analysis::{uniform_nll, RunResult};
+use crate::controls::{PromptControls, SeriesEditor};
 use crate::error::AppError;
 use crate::format::{bytes_of, percent, quoted, thousands};
-use crate::manifest::{fetch_manifest, Manifest, ModelEntry};
-use crate::model_store::{download_model, open_gpu, DownloadProgress, GpuStatus, LoadedModel};
-use crate::views::{AttentionHeatmap, HeatScale, NllChart, TokenStrip};
+use crate::manifest::{fetch_manifest, Manifest};
+use crate::model_store::{
+    download_model, load_on, open_gpu, DownloadProgress, GpuStatus, ModelPool,
+};
+use crate::panels::{FrequencyPanel, NeedlePanel, TrainingPanel};
+use crate::runs::{resolve_series, Comparison, ResolvedSeries};
+use crate::samples::{fetch_samples, SampleSet};
+use crate::url_state::{PromptSource, StudioState, View};
+use crate::views::{AttentionHeatmap, ChartSeries, HeatScale, PerplexityChart, TokenStrip};
 
-/// The prompt the page opens with: plain English prose of about 150 tokens, so a model
-/// with `L = 64` is run well past its training length.
-pub const DEFAULT_PROMPT: &str = "The lighthouse keeper climbed the narrow stairs every \
-evening at dusk. She carried a small lamp, a notebook, and a cup of tea that was always cold \
-by midnight. From the top of the tower she could see the whole harbour: the fishing boats tied \
-in rows, the old stone bridge, and the hills beyond the town where the sheep slept under the \
-trees. Each night she wrote down the weather, the ships that passed, and anything strange she \
-noticed. Most nights nothing happened at all. But one winter night a light appeared far out at \
-sea, blinking in a pattern she did not know. She watched it for an hour and wrote every flash \
-in her notebook. In the morning she walked down to the harbour to ask the old fishermen what \
-it could mean, and one of them began to laugh.";
+/// Prompts longer than this many characters are refused before tokenizing (a pasted
+/// megabyte would stall the page; 8L tokens are about 10,000 characters).
+pub const MAX_PROMPT_CHARS: usize = 100_000;
 
-/// Position schemes offered in the scheme box (any text `SchemeSpec` parses is accepted).
-const SCHEME_PRESETS: &[(&str, &str)] = &[
-    ("rope", "RoPE as trained"),
-    ("pi:dyn", "position interpolation, s = max(1, T/L)"),
-    ("ntk:dyn", "NTK-aware scaling, dynamic s"),
-    ("yarn:dyn", "YaRN, dynamic s"),
-    ("none", "no positions (DroPE / NoPE)"),
-    ("none:dyn+beta", "DroPE with its fitted logit scale"),
-];
+/// Tokens added per step when growing.
+const GROW_STEPS: &[usize] = &[1, 4, 16, 64];
 
-/// The backend line: "WebGPU · <adapter>" when the model runs on the GPU, else "CPU"
-/// and why (`gpu` is `None` while the page is still opening the WebGPU device;
-/// `failure` is a WebGPU error that moved the page to the CPU).
+/// The backend line: "WebGPU · <adapter>" when models run on the GPU, else "CPU" and why
+/// (`gpu` is `None` while the page is still opening the WebGPU device; `failure` is a
+/// WebGPU error that moved the page to the CPU).
 pub fn backend_label(on_gpu: bool, gpu: Option<&GpuStatus>, failure: Option<&str>) -> String {
     if let (true, Some(GpuStatus::Ready { adapter, .. })) = (on_gpu, gpu) {
         return format!("WebGPU \u{b7} {adapter}");
@@ -70,21 +63,6 @@ pub fn fallback_notice(reason: &str) -> String {
     )
 }
 
-/// Builds a model with `load` on the GPU of `context`, or on the CPU when `context` is
-/// `None` or the GPU refuses the model; in that case the GPU's reason comes back too.
-fn load_on(
-    context: Option<Rc<GpuContext>>,
-    load: impl Fn(Option<Rc<GpuContext>>) -> Result<LoadedModel, AppError>,
-) -> (Result<Rc<LoadedModel>, AppError>, Option<String>) {
-    let on_gpu = context.is_some();
-    match load(context) {
-        Err(AppError::Engine(EngineError::Gpu(reason))) if on_gpu => {
-            (load(None).map(Rc::new), Some(reason))
-        }
-        outcome => (outcome.map(Rc::new), None),
-    }
-}
-
 /// Resolves after `ms` milliseconds, letting the browser paint meanwhile.
 async fn pause(ms: i32) {
     let promise = Promise::new(&mut |resolve, _| {
@@ -99,369 +77,219 @@ async fn pause(ms: i32) {
     let _ = JsFuture::from(promise).await;
 }
 
-fn model_facts(model: &LoadedModel) -> String {
-    let config = model.config();
-    let positions = match config.position_embedding {
-        TrainedPositions::Rope => "trained with RoPE",
-        TrainedPositions::None => "no positional embedding",
+/// What the page is doing with the models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// Nothing running.
+    Idle,
+    /// Downloading or loading models.
+    Loading,
+    /// Running the whole prompt.
+    Running,
+    /// Growing the prompt, step after step.
+    Growing,
+    /// A grow paused part way (Step and Play continue it).
+    Paused,
+}
+
+/// How a run goes through the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// All tokens in one pass per series.
+    Whole,
+    /// A few tokens per step, redrawing after each.
+    Grow,
+}
+
+/// The page URL's query for `state` (the prompt text is left out when too long to share).
+fn write_url(state: &StudioState) {
+    let (query, _) = state.to_query();
+    let Some(window) = web_sys::window() else {
+        return;
     };
-    format!(
-        "L = {} tokens \u{b7} {} parameters \u{b7} {} layers \u{d7} {} heads \u{b7} vocabulary {} \u{b7} {positions}",
-        config.training_length(),
-        thousands(config.parameter_count() as u64),
-        config.num_hidden_layers,
-        config.num_attention_heads,
-        thousands(config.vocab_size as u64),
-    )
+    if window.location().search().ok().as_deref() == Some(query.as_str()) {
+        return;
+    }
+    if let Ok(history) = window.history() {
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&query));
+    }
+}
+
+/// The state the page opened with, and what was wrong in its URL.
+fn initial_state() -> (StudioState, Vec<String>) {
+    let search = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .unwrap_or_default();
+    StudioState::from_query(&search)
 }
 
 /// The whole studio page.
 #[component]
 pub fn App() -> impl IntoView {
+    let (initial, url_problems) = initial_state();
+    let view_shown = RwSignal::new(initial.view);
+    let series = RwSignal::new(initial.series.clone());
+    let source = RwSignal::new(initial.prompt.clone());
+    let length = RwSignal::new(initial.length);
+    let url_problems = RwSignal::new(url_problems);
+
     let manifest = RwSignal::new(None::<Manifest>);
-    let selected_id = RwSignal::new(None::<String>);
-    // Local (non-Send) storage: a model may hold wgpu handles, which are not `Send`
-    // in a browser.
-    let loaded = RwSignal::new_local(None::<Rc<LoadedModel>>);
-    let progress = RwSignal::new(None::<DownloadProgress>);
+    let samples = RwSignal::new(None::<SampleSet>);
     let error = RwSignal::new(None::<String>);
-    let prompt = RwSignal::new(DEFAULT_PROMPT.to_string());
-    let scheme = RwSignal::new(String::from("rope"));
-    let result = RwSignal::new(None::<Arc<RunResult>>);
-    let running = RwSignal::new(false);
-    // Set by `run`; the run loop runs again while it is set, so a request made while
-    // a run is in progress (new model, new backend, new scheme) is not lost.
-    let rerun = StoredValue::new(false);
+    let series_problems = RwSignal::new(Vec::<String>::new());
+    let progress = RwSignal::new(None::<(String, DownloadProgress)>);
+    let activity = RwSignal::new(Activity::Idle);
+    let chart = RwSignal::new(Vec::<ChartSeries>::new());
+    let focus = RwSignal::new(None::<Arc<RunResult>>);
+    let token_texts = RwSignal::new(Vec::<String>::new());
+    // Tokens run so far / in the prompt (after the length and the cap), and before cuts.
+    let counts = RwSignal::new((0usize, 0usize, 0usize));
+    let summary = RwSignal::new(None::<String>);
+    // The focus model's (head_dim, rope_theta, L), for the frequency explorer; the
+    // shipped models' shape until a model has run.
+    let rotary_shape = RwSignal::new((32usize, 10_000.0f64, 256usize));
+    let grow_step = RwSignal::new(16usize);
     let layer = RwSignal::new(0usize);
     let head = RwSignal::new(0usize);
-    let log_scale = RwSignal::new(false);
-    // Models already downloaded this visit (on the device they last ran on), so
-    // switching back is instant.
-    let cache = StoredValue::new_local(HashMap::<String, Rc<LoadedModel>>::new());
-    // The WebGPU device, opened once; `None` while that is in progress.
-    let gpu = LocalResource::new(open_gpu);
-    // Whether models should run on WebGPU (when there is a device): the backend box.
-    let use_gpu = RwSignal::new(true);
-    // Why WebGPU was abandoned for the CPU, shown until the user picks WebGPU again.
-    let gpu_failure = RwSignal::new(None::<String>);
+    let log_colours = RwSignal::new(false);
 
-    let selected_entry = Memo::new(move |_| {
-        let id = selected_id.get()?;
-        manifest.with(|m| m.as_ref()?.model(&id).cloned())
-    });
+    // Models downloaded this visit, and the comparison being grown.
+    let pool = StoredValue::new_local(Rc::new(RefCell::new(ModelPool::default())));
+    let comparison = StoredValue::new_local(None::<Rc<RefCell<Option<Comparison>>>>);
+    // Bumped by every new run; a run whose number is no longer current stops.
+    let generation = StoredValue::new(0u64);
+    // The run shown (its generation), for tests and for telling runs apart.
+    let shown_run = RwSignal::new(0u64);
+    // Set when WebGPU failed mid-run: the run starts again (on the CPU).
+    let restart = RwSignal::new(None::<Mode>);
+
+    let gpu = LocalResource::new(open_gpu);
+    let use_gpu = RwSignal::new(true);
+    let gpu_failure = RwSignal::new(None::<String>);
+    let on_gpu_now = RwSignal::new(false);
 
     spawn_local(async move {
         match fetch_manifest().await {
-            Ok(m) => {
-                let first = m.models.first().map(|e| e.id.clone());
-                manifest.set(Some(m));
-                selected_id.set(first);
-            }
+            Ok(m) => manifest.set(Some(m)),
             Err(e) => error.set(Some(format!("Cannot list the models: {e}"))),
         }
     });
+    spawn_local(async move {
+        match fetch_samples().await {
+            Ok(set) => samples.set(Some(set)),
+            Err(e) => error.set(Some(format!("Cannot load the prompt samples: {e}"))),
+        }
+    });
 
-    // The GPU device models should go to now (`None`: the CPU).
-    let wanted_context = move || {
+    // The prompt text: the chosen sample's (the first when none is named yet) or the
+    // user's own.
+    let prompt_text = Memo::new(move |_| match source.get() {
+        PromptSource::Text(text) => text,
+        PromptSource::Sample(id) => samples.with(|set| {
+            let Some(set) = set else {
+                return String::new();
+            };
+            set.get(&id)
+                .or_else(|| id.is_empty().then(|| set.samples.first()).flatten())
+                .map(|s| s.text.clone())
+                .unwrap_or_default()
+        }),
+    });
+    let unknown_sample = Memo::new(move |_| match source.get() {
+        PromptSource::Sample(id) if !id.is_empty() => samples.with(|set| {
+            set.as_ref()
+                .filter(|set| set.get(&id).is_none())
+                .map(|set| {
+                    let ids: Vec<&str> = set.samples.iter().map(|s| s.id.as_str()).collect();
+                    format!("no sample `{id}` (samples: {})", ids.join(", "))
+                })
+        }),
+        _ => None,
+    });
+
+    // Keep the URL in step with the state.
+    Effect::new(move |_| {
+        write_url(&StudioState {
+            view: view_shown.get(),
+            series: series.get(),
+            prompt: source.get(),
+            length: length.get(),
+        });
+    });
+
+    let wanted_context = move || -> Option<Rc<GpuContext>> {
         if use_gpu.get_untracked() {
             gpu.get_untracked().and_then(|status| status.context())
         } else {
             None
         }
     };
-    // WebGPU failed: the page stays on the CPU until the user picks WebGPU again.
     let fall_back_to_cpu = move |reason: String| {
         use_gpu.set(false);
         gpu_failure.set(Some(reason));
     };
-    let is_current = move |model: &Rc<LoadedModel>| {
-        loaded.with_untracked(|m| m.as_ref().is_some_and(|m| Rc::ptr_eq(m, model)))
-    };
-    // Makes `model` the page's model, and remembers it for this visit.
-    let show = move |model: Rc<LoadedModel>| {
-        cache.update_value(|c| {
-            c.insert(model.entry.id.clone(), Rc::clone(&model));
-        });
-        loaded.set(Some(model));
-    };
-    // `model` on the device the page wants: itself, or re-created from its bytes.
-    let on_wanted_device = move |model: Rc<LoadedModel>| {
-        let context = wanted_context();
-        if model.on_gpu() == context.is_some() {
-            return Ok(model);
-        }
-        let (outcome, failure) = load_on(context, |c| model.on_device(c));
-        if let Some(reason) = failure {
-            fall_back_to_cpu(reason);
-        }
-        outcome
-    };
 
-    let run = move || {
-        rerun.set_value(true);
-        if running.get_untracked() || loaded.with_untracked(Option::is_none) {
-            return;
-        }
-        running.set(true);
-        spawn_local(async move {
-            while rerun.get_value() {
-                rerun.set_value(false);
-                // Let the browser paint the "running" state first: the CPU backend's
-                // forward pass does not yield until it is done.
-                pause(20).await;
-                let Some(mut model) = loaded.get_untracked() else {
-                    break;
-                };
-                let (text, scheme) = (prompt.get_untracked(), scheme.get_untracked());
-                let mut outcome = analyse(&model, &text, &scheme).await;
-                // Drop the result if another model or backend was chosen meanwhile
-                // (that choice asked for a new run).
-                if !is_current(&model) {
-                    continue;
-                }
-                if let Err(AppError::Engine(EngineError::Gpu(reason))) = &outcome {
-                    // The GPU failed mid-run: move this model to the CPU and run again.
-                    let reason = reason.clone();
-                    match model.on_device(None) {
-                        Ok(on_cpu) => {
-                            fall_back_to_cpu(reason);
-                            model = Rc::new(on_cpu);
-                            show(Rc::clone(&model));
-                            outcome = analyse(&model, &text, &scheme).await;
-                        }
-                        Err(e) => outcome = Err(e),
+    // Every series' model, downloaded if needed, on the wanted device.
+    let load_models = move |resolved: Vec<ResolvedSeries>, run_id: u64| async move {
+        gpu.await;
+        let pool = pool.get_value();
+        let mut out = Vec::new();
+        for series in resolved {
+            if generation.get_value() != run_id {
+                return Ok(None);
+            }
+            let id = series.entry.id.clone();
+            let (found, failure) = pool.borrow_mut().on_device(&id, wanted_context());
+            if let Some(reason) = failure {
+                fall_back_to_cpu(reason);
+            }
+            let model = match found? {
+                Some(model) => model,
+                None => {
+                    let label = series.entry.label.clone();
+                    let download = download_model(&series.entry, |p| {
+                        progress.set(Some((label.clone(), p)));
+                    })
+                    .await;
+                    progress.set(None);
+                    let download = download.map_err(|e| {
+                        AppError::Input(format!("Could not download {}: {e}", series.entry.label))
+                    })?;
+                    let (loaded, failure) = load_on(wanted_context(), |c| download.load(c));
+                    if let Some(reason) = failure {
+                        fall_back_to_cpu(reason);
                     }
+                    let loaded = loaded.map_err(|e| {
+                        AppError::Input(format!("Could not load {}: {e}", series.entry.label))
+                    })?;
+                    pool.borrow_mut().insert(Rc::clone(&loaded));
+                    loaded
                 }
-                match outcome {
-                    Ok(r) => {
-                        error.set(None);
-                        result.set(Some(Arc::new(r)));
-                    }
-                    Err(e) => {
-                        error.set(Some(e.to_string()));
-                        result.set(None);
-                    }
-                }
-            }
-            running.set(false);
-        });
+            };
+            out.push((series, model));
+        }
+        Ok::<_, AppError>(Some(out))
     };
 
-    // The backend box: move the current model to the chosen device and run again.
-    let choose_backend = move |want_gpu: bool| {
-        use_gpu.set(want_gpu);
-        if want_gpu {
-            gpu_failure.set(None);
+    // Shows what the comparison has so far.
+    let publish = move |c: &Comparison| {
+        shown_run.set(generation.get_value());
+        if let Some(shape) = c.focus_rotary_shape() {
+            rotary_shape.set(shape);
         }
-        let Some(model) = loaded.get_untracked() else {
-            return;
-        };
-        match on_wanted_device(Rc::clone(&model)) {
-            Ok(moved) if Rc::ptr_eq(&moved, &model) => {}
-            Ok(moved) => {
-                show(moved);
-                run();
-            }
-            Err(e) => error.set(Some(e.to_string())),
-        }
-    };
-
-    // Load the selected model (from the cache or the network) onto the wanted device.
-    Effect::new(move |_| {
-        let Some(entry) = selected_entry.get() else {
-            return;
-        };
-        loaded.set(None);
-        result.set(None);
-        error.set(None);
-        if let Some(model) = cache.with_value(|c| c.get(&entry.id).cloned()) {
-            match on_wanted_device(model) {
-                Ok(model) => show(model),
-                Err(e) => error.set(Some(format!("Could not load {}: {e}", entry.label))),
-            }
-            return;
-        }
-        let is_selected = move |entry: &ModelEntry| {
-            selected_id.with_untracked(|id| id.as_deref() == Some(entry.id.as_str()))
-        };
-        progress.set(Some(DownloadProgress {
-            received: 0,
-            total: entry.total_bytes(),
-        }));
-        spawn_local(async move {
-            let downloaded = download_model(&entry, |p| {
-                if is_selected(&entry) {
-                    progress.set(Some(p));
-                }
-            })
-            .await;
-            // Models go onto the GPU, so wait until the page knows whether it has one
-            // (long settled by the time a download ends).
-            gpu.await;
-            let outcome = downloaded.and_then(|download| {
-                let (outcome, failure) = load_on(wanted_context(), |c| download.load(c));
-                if let Some(reason) = failure {
-                    fall_back_to_cpu(reason);
-                }
-                outcome
-            });
-            if !is_selected(&entry) {
-                // The user picked another model meanwhile: keep this one for later.
-                if let Ok(model) = outcome {
-                    cache.update_value(|c| {
-                        c.insert(entry.id.clone(), model);
-                    });
-                }
-                return;
-            }
-            progress.set(None);
-            match outcome {
-                Ok(model) => show(model),
-                Err(e) => error.set(Some(format!("Could not load {}: {e}", entry.label))),
-            }
-        });
-    });
-
-    // A newly selected model (not the same model on another device): use its own
-    // scheme, keep the head in range, and run the prompt.
-    let loaded_id = Memo::new(move |_| loaded.with(|m| m.as_ref().map(|m| m.entry.id.clone())));
-    Effect::new(move |_| {
-        if loaded_id.get().is_none() {
-            return;
-        }
-        let Some(model) = loaded.get_untracked() else {
-            return;
-        };
-        let config = model.config();
-        scheme.set(model.default_scheme().to_string());
-        if layer.get_untracked() >= config.num_hidden_layers {
-            layer.set(0);
-        }
-        if head.get_untracked() >= config.num_attention_heads {
-            head.set(0);
-        }
-        run();
-    });
-
-    let prompt_tokens = Memo::new(move |_| {
-        let text = prompt.get();
-        loaded.with(|m| {
-            m.as_ref()
-                .and_then(|m| m.tokenizer.encode(&text).ok().map(|p| p.len()))
-        })
-    });
-    let prompt_hint = move || {
-        let (model, n) = (loaded.get()?, prompt_tokens.get()?);
-        let (l, cap) = (model.training_length(), model.max_tokens());
-        let over = n > cap;
-        let text = format!(
-            "{n} tokens = {:.1} L (L = {l}; at most {cap}){}",
-            n as f32 / l.max(1) as f32,
-            if over {
-                ": too long, shorten the prompt"
-            } else {
-                ""
-            }
-        );
-        Some(view! { <span class="hint" class:over=over>{text}</span> })
-    };
-
-    let model_options = move || {
-        manifest.with(|m| {
-            m.as_ref()
-                .map(|m| m.models.clone())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|e| {
-                    let selected = selected_id.with(|id| id.as_deref() == Some(e.id.as_str()));
-                    let label = if e.trained || e.label.to_lowercase().contains("untrained") {
-                        e.label.clone()
-                    } else {
-                        format!("{} \u{2014} untrained", e.label)
-                    };
-                    view! { <option value=e.id.clone() selected=selected>{label}</option> }
-                })
-                .collect_view()
-        })
-    };
-
-    let status = move || {
-        if let Some(model) = loaded.get() {
-            let label = model.entry.label.clone();
-            return view! { <span class="status ready" data-testid="model-ready">{label} " ready"</span> }
-                .into_any();
-        }
-        match (progress.get(), selected_entry.get()) {
-            (Some(p), Some(entry)) => view! {
-                <span class="status loading">
-                    <progress max=p.total.max(1) value=p.received></progress>
-                    {format!(" Downloading {}: {}", entry.label, bytes_of(p.received, p.total))}
-                </span>
-            }
-            .into_any(),
-            _ if manifest.with(Option::is_none) && error.with(Option::is_none) => {
-                view! { <span class="status loading">"Reading the list of models\u{2026}"</span> }
-                    .into_any()
-            }
-            _ => ().into_any(),
-        }
-    };
-
-    let has_gpu = move || gpu.with(|s| matches!(s, Some(GpuStatus::Ready { .. })));
-    // The current model's device, else the page's choice.
-    let shows_gpu = move || {
-        loaded.with(|m| match m {
-            Some(m) => m.on_gpu(),
-            None => use_gpu.get() && has_gpu(),
-        })
-    };
-    let backend = move || {
-        let on_gpu = shows_gpu();
-        gpu.with(|status| {
-            gpu_failure.with(|failure| backend_label(on_gpu, status.as_ref(), failure.as_deref()))
-        })
-    };
-
-    let tokens = Signal::derive(move || {
-        result.with(|r| r.as_ref().map(|r| r.tokens.clone()).unwrap_or_default())
-    });
-    let labels = Signal::derive(move || {
-        result.with(|r| {
-            r.as_ref()
-                .map(|r| r.tokens.iter().map(|t| t.text.clone()).collect())
-                .unwrap_or_default()
-        })
-    });
-    let training_length =
-        Signal::derive(move || loaded.with(|m| m.as_ref().map_or(64, |m| m.training_length())));
-    let uniform = Signal::derive(move || {
-        loaded.with(|m| uniform_nll(m.as_ref().map_or(1, |m| m.config().vocab_size)))
-    });
-    let attention =
-        Signal::derive(move || result.with(|r| r.as_ref()?.attention_map(layer.get(), head.get())));
-    let heat_scale = Signal::derive(move || {
-        if log_scale.get() {
-            HeatScale::Log
-        } else {
-            HeatScale::Linear
-        }
-    });
-    let counts = Signal::derive(move || {
-        loaded.with(|m| {
-            m.as_ref().map_or((0, 0), |m| {
-                (m.config().num_hidden_layers, m.config().num_attention_heads)
-            })
-        })
-    });
-
-    let run_summary = move || {
-        result.with(|r| {
-            let r = r.as_ref()?;
+        chart.set(c.chart_series());
+        focus.set(c.focus());
+        token_texts.set(c.token_texts());
+        counts.set((c.done(), c.total(), c.full_len()));
+        on_gpu_now.set(focus.with_untracked(|f| f.as_ref().is_some_and(|r| r.backend == "WebGPU")));
+        summary.set(focus.with_untracked(|f| {
+            let r = f.as_ref()?;
             Some(format!(
-                "{} tokens, scheme {}, {} ms on {}. The model's guesses for the next token: {}",
-                r.tokens.len(),
-                r.scheme,
-                r.elapsed_ms.round(),
+                "{} of {} tokens, {} series, {} ms on {}. The focus model's guesses for the next token: {}",
+                c.done(),
+                c.total(),
+                chart.with_untracked(Vec::len),
+                c.elapsed_ms().round(),
                 r.backend,
                 r.next
                     .iter()
@@ -469,13 +297,258 @@ pub fn App() -> impl IntoView {
                     .collect::<Vec<_>>()
                     .join(", ")
             ))
+        }));
+    };
+
+    // Runs the current comparison forward until it is done (whole) or paused (grow).
+    let drive = move |run_id: u64, mode: Mode| async move {
+        let Some(cell) = comparison.get_value() else {
+            return;
+        };
+        loop {
+            if generation.get_value() != run_id {
+                return;
+            }
+            let Some(mut c) = cell.borrow_mut().take() else {
+                return;
+            };
+            if c.finished() || (mode == Mode::Grow && activity.get_untracked() != Activity::Growing)
+            {
+                if c.finished() {
+                    activity.set(Activity::Idle);
+                }
+                *cell.borrow_mut() = Some(c);
+                return;
+            }
+            let upto = match mode {
+                Mode::Whole => c.total(),
+                Mode::Grow => c.done() + grow_step.get_untracked(),
+            };
+            let outcome = c.advance(upto).await;
+            if generation.get_value() != run_id {
+                return;
+            }
+            if let Err(e) = outcome {
+                activity.set(Activity::Idle);
+                match e {
+                    AppError::Engine(EngineError::Gpu(reason)) if use_gpu.get_untracked() => {
+                        // Start again on the CPU (the pool moves each model on demand).
+                        fall_back_to_cpu(reason);
+                        restart.set(Some(mode));
+                    }
+                    e => error.set(Some(e.to_string())),
+                }
+                return;
+            }
+            publish(&c);
+            *cell.borrow_mut() = Some(c);
+            // Let the browser paint (and take clicks) between steps.
+            pause(if mode == Mode::Grow { 15 } else { 0 }).await;
+        }
+    };
+
+    // Starts a new comparison of the current series over the current prompt.
+    let start = move |mode: Mode| {
+        let run_id = generation.get_value() + 1;
+        generation.set_value(run_id);
+        error.set(None);
+        let Some(m) = manifest.get_untracked() else {
+            return;
+        };
+        let text = prompt_text.get_untracked();
+        if text.chars().count() > MAX_PROMPT_CHARS {
+            error.set(Some(format!(
+                "The prompt is {} characters; the studio takes at most {} (it runs at most 8L \
+                 tokens, about 10,000 characters). Shorten it, or pick a sample.",
+                thousands(text.chars().count() as u64),
+                thousands(MAX_PROMPT_CHARS as u64)
+            )));
+            return;
+        }
+        let (resolved, problems) = resolve_series(&m, &series.get_untracked());
+        series_problems.set(problems);
+        if resolved.is_empty() {
+            error.set(Some("No series to run: add a model below.".into()));
+            return;
+        }
+        activity.set(Activity::Loading);
+        spawn_local(async move {
+            let models = match load_models(resolved, run_id).await {
+                Ok(Some(models)) => models,
+                Ok(None) => return,
+                Err(e) => {
+                    activity.set(Activity::Idle);
+                    error.set(Some(e.to_string()));
+                    return;
+                }
+            };
+            if generation.get_value() != run_id {
+                return;
+            }
+            match Comparison::start(&models, &text, length.get_untracked()) {
+                Ok(c) => {
+                    publish(&c);
+                    comparison.set_value(Some(Rc::new(RefCell::new(Some(c)))));
+                }
+                Err(e) => {
+                    activity.set(Activity::Idle);
+                    chart.set(Vec::new());
+                    focus.set(None);
+                    error.set(Some(e.to_string()));
+                    return;
+                }
+            }
+            activity.set(match mode {
+                Mode::Whole => Activity::Running,
+                Mode::Grow => Activity::Growing,
+            });
+            drive(run_id, mode).await;
+        });
+    };
+
+    // A run that WebGPU failed starts again (on the CPU) from here.
+    Effect::new(move |_| {
+        if let Some(mode) = restart.get() {
+            restart.set(None);
+            start(mode);
+        }
+    });
+
+    let run_whole = move || start(Mode::Whole);
+    let play = move || match activity.get_untracked() {
+        Activity::Paused => {
+            activity.set(Activity::Growing);
+            spawn_local(drive(generation.get_value(), Mode::Grow));
+        }
+        Activity::Growing => activity.set(Activity::Paused),
+        _ => start(Mode::Grow),
+    };
+    let step = move || {
+        if activity.get_untracked() == Activity::Paused {
+            activity.set(Activity::Growing);
+            let run_id = generation.get_value();
+            spawn_local(async move {
+                // One step: drive once, then pause again.
+                let Some(cell) = comparison.get_value() else {
+                    return;
+                };
+                let taken = cell.borrow_mut().take();
+                if let Some(mut c) = taken {
+                    let upto = c.done() + grow_step.get_untracked();
+                    let outcome = c.advance(upto).await;
+                    if generation.get_value() == run_id {
+                        match outcome {
+                            Ok(()) => publish(&c),
+                            Err(e) => error.set(Some(e.to_string())),
+                        }
+                        activity.set(if c.finished() {
+                            Activity::Idle
+                        } else {
+                            Activity::Paused
+                        });
+                        *cell.borrow_mut() = Some(c);
+                    }
+                }
+            });
+        }
+    };
+
+    // The first run, once the models and the samples are listed (the prompt may be a
+    // sample); later changes of series, sample or length run again.
+    // (Typing in the prompt box does not run: Run or Ctrl+Enter does.)
+    let sample_choice = Memo::new(move |_| match source.get() {
+        PromptSource::Sample(id) => Some(id),
+        PromptSource::Text(_) => None,
+    });
+    Effect::new(move |_| {
+        let needs_samples = sample_choice.get().is_some();
+        let ready =
+            manifest.with(Option::is_some) && (!needs_samples || samples.with(Option::is_some));
+        series.track();
+        length.track();
+        if ready {
+            run_whole();
+        }
+    });
+
+    let choose_backend = move |want_gpu: bool| {
+        use_gpu.set(want_gpu);
+        if want_gpu {
+            gpu_failure.set(None);
+        }
+        run_whole();
+    };
+
+    let busy = move || matches!(activity.get(), Activity::Loading | Activity::Running);
+    let has_gpu = move || gpu.with(|s| matches!(s, Some(GpuStatus::Ready { .. })));
+    let shows_gpu = move || {
+        if focus.with(Option::is_some) {
+            on_gpu_now.get()
+        } else {
+            use_gpu.get() && has_gpu()
+        }
+    };
+    let backend = move || {
+        let on_gpu = shows_gpu();
+        gpu.with(|status| {
+            gpu_failure.with(|f| backend_label(on_gpu, status.as_ref(), f.as_deref()))
         })
     };
-    let placeholder = move |what: &'static str| {
-        move || {
-            (result.with(Option::is_none) && !running.get())
-                .then_some(view! { <p class="placeholder">{what}</p> })
+
+    let training_length =
+        Signal::derive(move || focus.with(|r| r.as_ref().map_or(256, |r| r.training_length)));
+    let uniform = Signal::derive(move || {
+        focus.with(|r| uniform_nll(r.as_ref().map_or(4096, |r| r.vocab_size)))
+    });
+    let tokens = Signal::derive(move || {
+        focus.with(|r| r.as_ref().map(|r| r.tokens.clone()).unwrap_or_default())
+    });
+    let attention =
+        Signal::derive(move || focus.with(|r| r.as_ref()?.attention_map(layer.get(), head.get())));
+    let heat_scale = Signal::derive(move || {
+        if log_colours.get() {
+            HeatScale::Log
+        } else {
+            HeatScale::Linear
         }
+    });
+    let shape =
+        Signal::derive(move || focus.with(|r| r.as_ref().map_or((0, 0), |r| (r.layers, r.heads))));
+    let axis_length = Signal::derive(move || counts.get().1);
+
+    let status = move || {
+        if let Some((label, p)) = progress.get() {
+            return view! {
+                <span class="status loading" data-testid="download-progress">
+                    <progress max=p.total.max(1) value=p.received></progress>
+                    {format!(" Downloading {label}: {}", bytes_of(p.received, p.total))}
+                </span>
+            }
+            .into_any();
+        }
+        let (done, total, full) = counts.get();
+        let text = match activity.get() {
+            Activity::Loading => "Loading models\u{2026}".to_string(),
+            Activity::Running => "Running\u{2026}".to_string(),
+            Activity::Growing => format!("Growing: {done} of {total} tokens"),
+            Activity::Paused => format!("Paused at {done} of {total} tokens"),
+            Activity::Idle if total > 0 => {
+                let cut = if full > total {
+                    format!(" (the first {total} of {full})")
+                } else {
+                    String::new()
+                };
+                format!("{done} tokens run{cut}")
+            }
+            Activity::Idle => String::new(),
+        };
+        view! {
+            <span class="status" data-testid="run-status" data-activity=format!("{:?}", activity.get())
+                data-done=done data-total=total>
+                {text}
+            </span>
+        }
+        .into_any()
     };
 
     view! {
@@ -484,149 +557,131 @@ pub fn App() -> impl IntoView {
             <header>
                 <h1>"DroPE Studio"</h1>
                 <p class="tagline">
-                    "Why language models fail past the length L they were trained on, and how "
-                    "dropping RoPE after pretraining (DroPE) fixes it."
+                    "Language models trained with rotary position embeddings (RoPE) fall apart on prompts longer than the length L they were trained on. "
+                    "DroPE drops RoPE after pretraining and recalibrates briefly at the same length: the model then reads far past L. See it here, on real models running in your browser."
                 </p>
-            </header>
-
-            <section class="controls">
-                <div class="row">
-                    <label>
-                        "Model "
+                <p class="backend-line">
+                    <label title="Where the models run: WebGPU (this browser's GPU) or the CPU path (the reference). Switching re-runs the prompt.">
+                        "Backend "
                         <select
-                            data-testid="model-select"
-                            on:change=move |ev| selected_id.set(Some(event_target_value(&ev)))
-                            prop:disabled=move || manifest.with(Option::is_none)
+                            data-testid="backend-select"
+                            on:change=move |ev| choose_backend(event_target_value(&ev) == "webgpu")
+                            prop:disabled=busy
                         >
-                            {model_options}
+                            <option value="webgpu" prop:selected=shows_gpu prop:disabled=move || !has_gpu()>"WebGPU"</option>
+                            <option value="cpu" prop:selected=move || !shows_gpu()>"CPU"</option>
                         </select>
                     </label>
-                    {move || selected_entry.get().filter(|e| !e.trained).map(|_| view! {
-                        <span class="badge untrained" data-testid="untrained-badge"
-                            title="This model has random weights: its predictions are noise, its NLL sits near ln V.">
-                            "untrained: random weights"
-                        </span>
-                    })}
-                    {status}
-                    <span class="backend">
-                        <label title="Where the model runs: WebGPU (this browser's GPU) or the CPU path (the reference). Switching re-runs the prompt.">
-                            "Backend "
-                            <select
-                                data-testid="backend-select"
-                                on:change=move |ev| choose_backend(event_target_value(&ev) == "webgpu")
-                                prop:disabled=move || loaded.with(Option::is_none) || running.get()
-                            >
-                                <option value="webgpu" prop:selected=shows_gpu prop:disabled=move || !has_gpu()>"WebGPU"</option>
-                                <option value="cpu" prop:selected=move || !shows_gpu()>"CPU"</option>
-                            </select>
-                        </label>
-                        " "
-                        <span data-testid="backend">{backend}</span>
-                    </span>
-                </div>
+                    " "
+                    <span data-testid="backend">{backend}</span>
+                    " "
+                    {move || manifest.get().map(|m| view! { <span class="model-sizes">{model_sizes(&m)}</span> })}
+                </p>
                 {move || gpu_failure.get().map(|reason| view! {
                     <p class="notice" data-testid="backend-notice" role="status">{fallback_notice(&reason)}</p>
                 })}
-                {move || loaded.get().map(|m| view! {
-                    <p class="model-facts">{model_facts(&m)}</p>
-                })}
-                {move || selected_entry.get().filter(|e| !e.description.is_empty()).map(|e| view! {
-                    <p class="model-description">{e.description}</p>
-                })}
+                {move || {
+                    let problems = url_problems.get();
+                    (!problems.is_empty()).then(|| view! {
+                        <p class="notice" data-testid="url-problems" role="status">
+                            {format!("Some of this link's settings were not understood and were left at their defaults: {}.", problems.join("; "))}
+                        </p>
+                    })
+                }}
+            </header>
 
-                <label class="prompt-label" for="prompt">"Prompt"</label>
-                <textarea
-                    id="prompt"
-                    data-testid="prompt"
-                    rows="7"
-                    spellcheck="false"
-                    prop:value=move || prompt.get()
-                    on:input=move |ev| prompt.set(event_target_value(&ev))
-                    on:keydown=move |ev: KeyboardEvent| {
-                        if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
-                            ev.prevent_default();
-                            run();
-                        }
-                    }
-                ></textarea>
+            <section class="controls">
+                <PromptControls source=source samples=samples prompt_text=prompt_text length=length
+                    counts=counts unknown_sample=unknown_sample sample_choice=sample_choice on_run=run_whole />
+                <SeriesEditor series=series manifest=manifest problems=series_problems />
                 <div class="row">
-                    <button
-                        data-testid="run"
-                        on:click=move |_| run()
-                        prop:disabled=move || loaded.with(Option::is_none) || running.get()
-                        title="Run the prompt (Ctrl+Enter)"
-                    >
-                        {move || if running.get() { "Running\u{2026}" } else { "Run" }}
+                    <button data-testid="run" class="primary" on:click=move |_| run_whole()
+                        prop:disabled=move || busy() || manifest.with(Option::is_none)
+                        title="Run the whole prompt through every series (Ctrl+Enter in the prompt box)">
+                        {move || if activity.get() == Activity::Running { "Running\u{2026}" } else { "Run" }}
                     </button>
-                    <label title="Inference-time position scheme: rope, pi:4, ntk:dyn, yarn:8, none, none:dyn+beta ...">
-                        "Position scheme "
-                        <input
-                            class="scheme"
-                            list="scheme-presets"
-                            data-testid="scheme"
-                            prop:value=move || scheme.get()
-                            on:change=move |ev| {
-                                scheme.set(event_target_value(&ev));
-                                run();
-                            }
-                        />
+                    <button data-testid="grow" on:click=move |_| play()
+                        prop:disabled=move || matches!(activity.get(), Activity::Loading | Activity::Running) || manifest.with(Option::is_none)
+                        title="Feed the prompt in a few tokens at a time and watch every view update">
+                        {move || match activity.get() { Activity::Growing => "Pause", Activity::Paused => "Play", _ => "Grow" }}
+                    </button>
+                    <button data-testid="step" on:click=move |_| step()
+                        prop:disabled=move || activity.get() != Activity::Paused title="One growth step">
+                        "Step"
+                    </button>
+                    <label title="Tokens added per growth step. Dynamic schemes (:dyn) recompute the cache whenever s changes, so larger steps grow them faster.">
+                        "tokens per step "
+                        <select data-testid="grow-step" on:change=move |ev| grow_step.set(event_target_value(&ev).parse().unwrap_or(16))>
+                            {GROW_STEPS.iter().map(|&n| view! { <option value=n selected=move || grow_step.get() == n>{n}</option> }).collect_view()}
+                        </select>
                     </label>
-                    <datalist id="scheme-presets">
-                        {SCHEME_PRESETS.iter().map(|(value, what)| view! { <option value=*value>{*what}</option> }).collect_view()}
-                    </datalist>
-                    {prompt_hint}
+                    {status}
                 </div>
                 {move || error.get().map(|e| view! { <p class="error" data-testid="error" role="alert">{e}</p> })}
-                <p
-                    class="run-summary"
-                    data-testid="run-summary"
-                    data-backend=move || result.with(|r| r.as_ref().map(|r| r.backend))
-                >
-                    {run_summary}
+                <p class="run-summary" data-testid="run-summary" data-run=move || shown_run.get()
+                    data-backend=move || focus.with(|r| r.as_ref().map(|r| r.backend))>
+                    {move || summary.get()}
                 </p>
             </section>
 
-            <section class="panel">
-                <h2>"Surprise per token"</h2>
-                {placeholder("Run a prompt to colour its tokens by surprise.")}
-                <TokenStrip tokens=tokens nll_max=uniform training_length=training_length />
-            </section>
+            <nav class="tabs" role="tablist" aria-label="Views">
+                {View::ALL.iter().map(|&v| view! {
+                    <button role="tab" type="button" data-testid="tab" data-view=v.key()
+                        aria-selected=move || (view_shown.get() == v).to_string()
+                        on:click=move |_| view_shown.set(v)>
+                        {v.title()}
+                    </button>
+                }).collect_view()}
+            </nav>
 
-            <section class="panel">
-                <h2>"NLL vs position"</h2>
-                <NllChart tokens=tokens training_length=training_length uniform_nll=uniform />
-            </section>
-
-            <section class="panel">
-                <h2>"Attention"</h2>
-                <div class="row">
-                    <label>
-                        "Layer "
-                        <select data-testid="layer-select" on:change=move |ev| layer.set(event_target_value(&ev).parse().unwrap_or(0))>
-                            {move || (0..counts.get().0).map(|i| view! {
-                                <option value=i selected=move || layer.get() == i>{i}</option>
-                            }).collect_view()}
-                        </select>
-                    </label>
-                    <label>
-                        "Head "
-                        <select data-testid="head-select" on:change=move |ev| head.set(event_target_value(&ev).parse().unwrap_or(0))>
-                            {move || (0..counts.get().1).map(|i| view! {
-                                <option value=i selected=move || head.get() == i>{i}</option>
-                            }).collect_view()}
-                        </select>
-                    </label>
-                    <label>
-                        <input type="checkbox" prop:checked=move || log_scale.get()
-                            on:change=move |ev| log_scale.set(event_target_checked(&ev)) />
-                        " log colour scale"
-                    </label>
-                </div>
-                {placeholder("Run a prompt to see where each token looks.")}
-                <AttentionHeatmap map=attention labels=labels scale=heat_scale />
+            <section class="panel" role="tabpanel" data-testid="view-panel" data-view=move || view_shown.get().key()>
+                {move || match view_shown.get() {
+                    View::Perplexity => view! {
+                        <PerplexityChart series=chart token_texts=token_texts training_length=training_length
+                            uniform_nll=uniform axis_length=axis_length />
+                    }.into_any(),
+                    View::Tokens => view! {
+                        <p class="view-note">{move || focus.with(|r| r.as_ref().map(|r| format!("Tokens of the focus series ({} under {}), coloured by surprise.", r.backend, r.scheme)))}</p>
+                        <TokenStrip tokens=tokens nll_max=uniform training_length=training_length />
+                    }.into_any(),
+                    View::Attention => view! {
+                        <div class="row">
+                            <label>"Layer "
+                                <select data-testid="layer-select" on:change=move |ev| layer.set(event_target_value(&ev).parse().unwrap_or(0))>
+                                    {move || (0..shape.get().0).map(|i| view! { <option value=i selected=move || layer.get() == i>{i}</option> }).collect_view()}
+                                </select>
+                            </label>
+                            <label>"Head "
+                                <select data-testid="head-select" on:change=move |ev| head.set(event_target_value(&ev).parse().unwrap_or(0))>
+                                    {move || (0..shape.get().1).map(|i| view! { <option value=i selected=move || head.get() == i>{i}</option> }).collect_view()}
+                                </select>
+                            </label>
+                            <label>
+                                <input type="checkbox" prop:checked=move || log_colours.get()
+                                    on:change=move |ev| log_colours.set(event_target_checked(&ev)) />
+                                " log colour scale"
+                            </label>
+                        </div>
+                        <AttentionHeatmap map=attention labels=token_texts scale=heat_scale />
+                    }.into_any(),
+                    View::Needle => view! { <NeedlePanel /> }.into_any(),
+                    View::Frequencies => view! { <FrequencyPanel shape=rotary_shape /> }.into_any(),
+                    View::Training => view! { <TrainingPanel manifest=manifest /> }.into_any(),
+                }}
             </section>
         </main>
     }
+}
+
+/// "RoPE 10.2 MB · DroPE 10.2 MB ..." from the manifest.
+fn model_sizes(manifest: &Manifest) -> String {
+    manifest
+        .models
+        .iter()
+        .filter(|m| m.trained)
+        .map(|m| format!("{} {}", m.label, crate::format::megabytes(m.total_bytes())))
+        .collect::<Vec<_>>()
+        .join(" \u{b7} ")
 }
 
 #[cfg(test)]

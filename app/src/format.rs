@@ -48,6 +48,11 @@ pub fn percent(p: f32) -> String {
     }
 }
 
+/// A size in megabytes with one decimal: `10.2 MB`.
+pub fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

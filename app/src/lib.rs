@@ -9,10 +9,16 @@
 pub mod analysis;
 pub mod app;
 pub mod colormap;
+pub mod controls;
 pub mod error;
 pub mod format;
 pub mod manifest;
 pub mod model_store;
+pub mod panels;
+pub mod published;
+pub mod runs;
+pub mod samples;
+pub mod url_state;
 pub mod views;
 
 pub use app::App;

@@ -213,3 +213,54 @@ pub async fn download_model(
         weights,
     }))
 }
+
+/// The models this visit has downloaded, by id, each kept on the device it last ran on:
+/// asking again for a model is instant, and moving it to the other device re-creates
+/// it from the bytes already downloaded.
+#[derive(Default)]
+pub struct ModelPool {
+    models: std::collections::HashMap<String, Rc<LoadedModel>>,
+}
+
+impl ModelPool {
+    /// The model with this id on the GPU of `gpu` (the CPU when `None`), re-created
+    /// there if it is on the other device; `None` when it was not downloaded yet. When
+    /// the GPU refuses it, the model comes back on the CPU with the GPU's reason.
+    pub fn on_device(
+        &mut self,
+        id: &str,
+        gpu: Option<Rc<GpuContext>>,
+    ) -> (Result<Option<Rc<LoadedModel>>, AppError>, Option<String>) {
+        let Some(model) = self.models.get(id).cloned() else {
+            return (Ok(None), None);
+        };
+        if model.on_gpu() == gpu.is_some() {
+            return (Ok(Some(model)), None);
+        }
+        let (outcome, failure) = load_on(gpu, |c| model.on_device(c));
+        if let Ok(moved) = &outcome {
+            self.models.insert(id.to_string(), Rc::clone(moved));
+        }
+        (outcome.map(Some), failure)
+    }
+
+    /// Adds a freshly loaded model.
+    pub fn insert(&mut self, model: Rc<LoadedModel>) {
+        self.models.insert(model.entry.id.clone(), model);
+    }
+}
+
+/// Builds a model with `load` on the GPU of `context`, or on the CPU when `context` is
+/// `None` or the GPU refuses the model; in that case the GPU's reason comes back too.
+pub fn load_on(
+    context: Option<Rc<GpuContext>>,
+    load: impl Fn(Option<Rc<GpuContext>>) -> Result<LoadedModel, AppError>,
+) -> (Result<Rc<LoadedModel>, AppError>, Option<String>) {
+    let on_gpu = context.is_some();
+    match load(context) {
+        Err(AppError::Engine(EngineError::Gpu(reason))) if on_gpu => {
+            (load(None).map(Rc::new), Some(reason))
+        }
+        outcome => (outcome.map(Rc::new), None),
+    }
+}

@@ -4,7 +4,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use app::analysis::{AttentionMap, Guess, TokenStat};
-use app::views::{AttentionHeatmap, HeatScale, NllChart, TokenStrip};
+use app::views::{AttentionHeatmap, ChartSeries, HeatScale, PerplexityChart, TokenStrip};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -12,27 +12,8 @@ use web_sys::{CanvasRenderingContext2d, Element, HtmlCanvasElement, HtmlElement}
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// A fresh `<div>` in the body to mount one component into.
-fn container() -> HtmlElement {
-    let document = web_sys::window().unwrap().document().unwrap();
-    let div: HtmlElement = document.create_element("div").unwrap().unchecked_into();
-    document.body().unwrap().append_child(&div).unwrap();
-    div
-}
-
-/// Lets effects and reactive updates run.
-async fn settle() {
-    for _ in 0..5 {
-        leptos::task::tick().await;
-    }
-}
-
-fn all(root: &HtmlElement, selector: &str) -> Vec<Element> {
-    let list = root.query_selector_all(selector).unwrap();
-    (0..list.length())
-        .map(|i| list.item(i).unwrap().unchecked_into())
-        .collect()
-}
+mod support;
+use support::{all, container, settle};
 
 /// `n` tokens with byte-level oddities (emoji, right-to-left text, a newline, an empty
 /// piece); the first has no NLL, like the engine's.
@@ -107,54 +88,93 @@ async fn token_strip_has_one_span_per_token_with_hover_details() {
     assert_eq!(all(&root, ".l-divider").len(), 0);
 }
 
-#[wasm_bindgen_test]
-async fn nll_chart_plots_one_point_per_token_and_marks_l() {
-    let root = container();
-    let data = RwSignal::new(tokens(12));
-    let _mounted = leptos::mount::mount_to(root.clone(), move || {
-        view! { <NllChart tokens=data training_length=8usize uniform_nll=5.5f32 /> }
-    });
-    settle().await;
-
-    let points = r#"svg[data-testid="nll-chart"] circle[data-testid="nll-point"]"#;
-    assert_eq!(all(&root, points).len(), 12);
-    let markers = all(
-        &root,
-        r#"svg[data-testid="nll-chart"] [data-testid="L-marker"]"#,
-    );
-    assert_eq!(markers.len(), 1);
-    // The marker sits between positions 7 and 8's points... exactly at 8's.
-    let cx = |e: &Element| e.get_attribute("cx").unwrap().parse::<f32>().unwrap();
-    let circles = all(&root, points);
-    let marker_x: f32 = markers[0].get_attribute("x1").unwrap().parse().unwrap();
-    assert!((marker_x - cx(&circles[8])).abs() < 1e-3);
-    // The first token (no NLL) is drawn at ln V, the same height as a token with NLL 5.5.
-    assert!(circles[0]
-        .get_attribute("class")
-        .unwrap()
-        .contains("no-nll"));
-    assert!(circles[0].text_content().unwrap().contains("no NLL"));
-
-    // Past 2L the chart adds a 2L marker; the point count follows the data.
-    data.set(tokens(40));
-    settle().await;
-    assert_eq!(all(&root, points).len(), 40);
-    assert_eq!(all(&root, r#"[data-testid="L-marker"]"#).len(), 1);
-    assert_eq!(all(&root, ".l-multiple").len(), 2); // 2L = 16 and 4L = 32
-    let summary = all(&root, ".chart-summary")[0].text_content().unwrap();
-    assert!(summary.contains("before L"), "{summary}");
+fn series(key: &str, values: &[f32]) -> ChartSeries {
+    ChartSeries {
+        key: key.to_string(),
+        label: format!("{key} label"),
+        nll: std::iter::once(None)
+            .chain(values.iter().map(|&v| Some(v)))
+            .collect(),
+    }
 }
 
 #[wasm_bindgen_test]
-async fn nll_chart_keeps_l_marker_with_no_tokens() {
+async fn perplexity_chart_draws_a_line_per_series_and_marks_multiples_of_l() {
     let root = container();
-    let empty: Vec<TokenStat> = Vec::new();
+    let data = RwSignal::new(vec![
+        series("rope", &[3.0; 39]),
+        series("drope:none:dyn+beta", &[2.0; 19]),
+    ]);
+    let texts: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
     let _mounted = leptos::mount::mount_to(root.clone(), move || {
-        view! { <NllChart tokens=empty training_length=64usize uniform_nll=5.5f32 /> }
+        view! {
+            <PerplexityChart series=data token_texts=texts training_length=8usize
+                uniform_nll=5.5f32 axis_length=40usize />
+        }
     });
     settle().await;
-    assert_eq!(all(&root, r#"circle[data-testid="nll-point"]"#).len(), 0);
-    assert_eq!(all(&root, r#"[data-testid="L-marker"]"#).len(), 1);
+
+    let lines = all(&root, r#"path[data-testid="series-line"]"#);
+    assert_eq!(lines.len(), 2);
+    let last = |e: &Element| e.get_attribute("data-last-position").unwrap();
+    assert_eq!(last(&lines[0]), "39");
+    assert_eq!(last(&lines[1]), "19");
+    assert_eq!(
+        lines[1].get_attribute("data-series").unwrap(),
+        "drope:none:dyn+beta"
+    );
+    // L = 8 and 2L, 4L inside a 40-token axis; 8L = 64 is past it.
+    let multiples: Vec<String> = all(&root, r#"[data-testid="length-marker"]"#)
+        .iter()
+        .map(|m| m.get_attribute("data-multiple").unwrap())
+        .collect();
+    assert_eq!(multiples, ["1", "2", "4"]);
+    // The window table: rope's perplexity is e^3 in every window it reaches.
+    let rows = all(&root, r#"[data-testid="window-row"]"#);
+    assert_eq!(rows.len(), 2);
+    let cells = rows[0].query_selector_all("td").unwrap();
+    assert_eq!(
+        cells.item(0).unwrap().text_content().unwrap(),
+        format!("{:.1}", 3f32.exp())
+    );
+    // drope stops at 19 < 4L = 32: its 4L-8L cell is empty.
+    let cells = rows[1].query_selector_all("td").unwrap();
+    assert_eq!(cells.item(3).unwrap().text_content().unwrap(), "\u{2013}");
+
+    // A legend button hides its line and says so.
+    let legend = all(&root, r#"[data-testid="legend-item"]"#);
+    assert_eq!(legend.len(), 2);
+    legend[0].unchecked_ref::<HtmlElement>().click();
+    settle().await;
+    let lines = all(&root, r#"path[data-testid="series-line"]"#);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(
+        lines[0].get_attribute("data-series").unwrap(),
+        "drope:none:dyn+beta"
+    );
+    assert_eq!(legend[0].get_attribute("aria-pressed").unwrap(), "false");
+
+    // New data (a growing prompt) redraws.
+    data.set(vec![series("rope", &[1.0; 9])]);
+    settle().await;
+    let lines = all(&root, r#"path[data-testid="series-line"]"#);
+    assert_eq!(lines.len(), 0, "rope stays hidden by its legend toggle");
+}
+
+#[wasm_bindgen_test]
+async fn perplexity_chart_with_no_data_still_marks_l() {
+    let root = container();
+    let (no_series, no_texts) = (Vec::<ChartSeries>::new(), Vec::<String>::new());
+    let _mounted = leptos::mount::mount_to(root.clone(), move || {
+        view! {
+            <PerplexityChart series=no_series.clone() token_texts=no_texts.clone()
+                training_length=64usize uniform_nll=5.5f32 axis_length=0usize />
+        }
+    });
+    settle().await;
+    assert_eq!(all(&root, r#"path[data-testid="series-line"]"#).len(), 0);
+    assert_eq!(all(&root, r#"[data-testid="length-marker"]"#).len(), 1);
+    assert_eq!(all(&root, r#"[data-testid="window-table"]"#).len(), 0);
 }
 
 fn canvas_pixels(canvas: &HtmlCanvasElement) -> Vec<u8> {

@@ -18,7 +18,9 @@ pub mod error;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod init;
+pub mod paper;
 pub mod position;
+pub mod samples;
 pub mod session;
 pub mod tokenizer;
 pub mod weights;

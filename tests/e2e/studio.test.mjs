@@ -5,27 +5,24 @@
 // Environment:
 //   STUDIO_URL  page to open (required; `cargo xtask test` serves dist/ and sets it)
 //   WEBGPU      1 (default): Chromium with --enable-unsafe-webgpu (SwiftShader on CPU):
-//               the studio must run on WebGPU; the test then switches to the CPU
-//               backend, re-runs the prompt and compares the per-token NLLs (1e-3),
-//               and finally switches back to WebGPU and destroys the GPU device
-//               mid-run: the studio must fall back to the CPU with a notice;
-//               0: without it, so the studio must fall back to its CPU backend
+//               the studio must run on WebGPU; the test then switches to the CPU backend
+//               and compares the per-token NLLs (1e-3), and finally destroys the GPU
+//               device: the studio must fall back to the CPU with a notice.
+//               0: without it, so the studio must run on its CPU backend.
 //   CHROMIUM    browser binary (default /usr/bin/chromium)
-//   TIMEOUT_S   budget for the whole test (default 120)
-//   PROMPT      prompt typed into the studio (default: prose well past L = 256 tokens)
+//   TIMEOUT_S   budget for the whole test (default 300)
+//   LENGTH      prompt length in tokens (default 320: past L = 256)
 //
-// The studio's DOM contract (data-testid):
-//   model-ready     present once the models are loaded
-//   prompt          <textarea> for the prompt; run: <button> that runs it
-//   nll-chart       <svg> perplexity chart; nll-point: one <circle> per token;
-//                   L-marker: marks the training length inside the chart
-//   token           one <span> per token in the token strip, its NLL in data-nll
-//                   (absent for the first token)
-//   attention-heatmap  <canvas> with the attention map
-//   backend         text naming the backend in use ("WebGPU · <adapter>" or "CPU (why)")
-//   backend-select  <select> with options webgpu (disabled without an adapter) and cpu
-//   backend-notice  present only when WebGPU failed and the studio fell back to the CPU
-//   run-summary     the last run's summary ("... N ms on <backend> ..."), data-backend
+// What it checks, on the shipped models (RoPE as trained and DroPE with its logit scale,
+// given in the URL): the perplexity chart has a line per series reaching past L, its
+// hover readout and legend toggles; the token strip and the attention map of the focus
+// series; growing the prompt (grow, pause, step, play to the end); the URL keeps the
+// state across a reload; a bad URL and a 1 MB paste give messages, not a frozen page;
+// the published-data views (needle, frequencies, training) render. Screenshots of every
+// view go to tests/e2e/screenshots/<view>-<backend>.png.
+//
+// The studio's DOM contract (data-testid): see app/src/app.rs and app/src/views/*.rs;
+// the selectors used are all in `sel` below.
 
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -34,40 +31,48 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const url = process.env.STUDIO_URL;
+const base = process.env.STUDIO_URL;
 const webgpu = (process.env.WEBGPU ?? '1') !== '0';
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const timeoutMs = Number(process.env.TIMEOUT_S || 120) * 1000;
-const paragraph =
-  'Once upon a time, in a small village by the sea, there lived an old fisherman ' +
-    'who told stories about the stars. Every evening the children gathered around ' +
-    'him to listen, and every evening he began with the same words. The sea was grey ' +
-    'and the wind was cold, but the fire in his small house was always warm, and the ' +
-    'children brought bread and apples from their mothers. He spoke of a ship that ' +
-    'sailed beyond the edge of the world, of a lighthouse whose keeper never slept, ' +
-    'and of a girl who learned the names of every star before she was nine years old. ' +
-    'Years later, when the old man was gone, the girl kept his house and told the same ' +
-    'stories to the children of the children who had listened to him, beginning every ' +
-    'evening with the same words, while the sea was grey and the wind was cold.';
-// Three times over: past L for the trained models (L = 256 tokens) as well as the untrained one.
-const promptText = process.env.PROMPT || [paragraph, paragraph, paragraph].join(' ');
+const timeoutMs = Number(process.env.TIMEOUT_S || 300) * 1000;
+const length = Number(process.env.LENGTH || 320);
 const label = webgpu ? 'webgpu' : 'cpu';
 const screenshots = join(here, 'screenshots');
+const L = 256;
+const series = ['rope', 'drope:none:dyn+beta'];
 
 const sel = {
-  ready: '[data-testid="model-ready"]',
-  prompt: 'textarea[data-testid="prompt"]',
+  status: '[data-testid="run-status"]',
   run: 'button[data-testid="run"]',
-  chart: 'svg[data-testid="nll-chart"]',
-  point: 'svg[data-testid="nll-chart"] circle[data-testid="nll-point"]',
-  lMarker: 'svg[data-testid="nll-chart"] [data-testid="L-marker"]',
+  grow: 'button[data-testid="grow"]',
+  step: 'button[data-testid="step"]',
+  growStep: 'select[data-testid="grow-step"]',
+  prompt: 'textarea[data-testid="prompt"]',
+  length: 'input[data-testid="length"]',
+  chip: '[data-testid="series-chip"]',
+  chart: 'svg[data-testid="perplexity-chart"]',
+  line: 'svg[data-testid="perplexity-chart"] path[data-testid="series-line"]',
+  marker: 'svg[data-testid="perplexity-chart"] [data-testid="length-marker"]',
+  legend: '[data-testid="legend-item"]',
+  readout: '[data-testid="chart-readout"]',
+  windowRow: '[data-testid="window-row"]',
+  panel: '[data-testid="view-panel"]',
   token: 'span[data-testid="token"]',
   heatmap: 'canvas[data-testid="attention-heatmap"]',
   backend: '[data-testid="backend"]',
   backendSelect: 'select[data-testid="backend-select"]',
   notice: '[data-testid="backend-notice"]',
+  urlProblems: '[data-testid="url-problems"]',
   summary: '[data-testid="run-summary"]',
+  error: '[data-testid="error"]',
 };
+// Each published-data view and an element it must draw.
+const publishedViews = {
+  needle: 'table[data-testid="needle-table"] [data-testid="needle-cell"]',
+  frequencies: 'svg[data-testid="frequency-chart"] [data-testid="scale-curve"]',
+  training: 'svg[data-testid="training-story"] [data-testid="train-curve"]',
+};
+const tabSelector = (view) => `button[data-testid="tab"][data-view="${view}"]`;
 const NLL_TOLERANCE = 1e-3;
 
 // Flags for Debian's chromium on a machine without network or GPU. WebGPU runs on
@@ -82,7 +87,7 @@ const args = [
   ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
 ];
 
-if (!url) {
+if (!base) {
   console.error('STUDIO_URL is not set (cargo xtask test sets it; or run trunk serve and pass its URL)');
   process.exit(2);
 }
@@ -102,14 +107,13 @@ const pageErrors = [];
 const failedRequests = [];
 
 const browser = await chromium.launch({ executablePath, headless: true, args, timeout: 60_000 });
-const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
 page.on('console', (msg) => {
   if (msg.type() === 'error') consoleErrors.push(msg.text());
 });
 page.on('pageerror', (err) => pageErrors.push(String(err?.stack || err)));
 page.on('requestfailed', (req) => failedRequests.push(`${req.url()}: ${req.failure()?.errorText}`));
-// Record main-thread tasks over 50 ms (the browser's "long tasks"), to report how long
-// the page stays unresponsive during a run.
+// Record main-thread tasks over 50 ms (the browser's "long tasks").
 await page.addInitScript(() => {
   window.__longTasks = [];
   try {
@@ -131,7 +135,7 @@ await page.addInitScript(() => {
   };
 });
 
-/** Waits for a condition, naming it in the error so a timeout says what was missing. */
+/** Runs `fn`, naming `what` in the error so a timeout says what was missing. */
 async function step(what, fn) {
   try {
     return await fn();
@@ -140,121 +144,85 @@ async function step(what, fn) {
   }
 }
 
+/** The studio URL for a query string. */
+const at = (query) => new URL(query, base).href;
+
+/** Every series line's last plotted position, by series key. */
+const linesNow = () =>
+  page.evaluate((s) => Object.fromEntries(
+    [...document.querySelectorAll(s.line)].map((p) => [p.getAttribute('data-series'), Number(p.getAttribute('data-last-position'))]),
+  ), sel);
+
 /**
- * Does `action` (which starts a run) and waits until a new run on `backend` is shown:
- * a new summary naming `backend`, one nll-point per token (> 10), the run button
- * enabled again, all stable for 1.5 s. Returns the counts, each token's data-nll, the
- * forward pass's time (from the summary) and the time from the action to the result.
+ * Waits until the page is idle with a run on `backend` of `count` series that have all
+ * run `tokens` tokens, stable for 1 s (optionally a run newer than `before`, the
+ * summary's data-run).
  */
-async function runAndSettle(what, backend, action) {
-  const before = await page.evaluate(
-    (s) => ({ t: performance.now(), summary: document.querySelector(s.summary)?.textContent ?? '' }),
-    sel,
-  );
-  await action();
-  const settled = await step(`waiting for ${what} on ${backend}: one nll-point per token (> 10), stable`, () =>
+async function settled(what, { backend, tokens, count, before = null }) {
+  return step(`waiting for ${what} on ${backend}: ${count} series at ${tokens} tokens, idle`, () =>
     page.waitForFunction(
-      ({ s, backend, before }) => {
-        const points = document.querySelectorAll(s.point).length;
-        const tokens = document.querySelectorAll(s.token).length;
-        const run = document.querySelector(s.run);
+      ({ s, backend, tokens, count, before }) => {
+        const status = document.querySelector(s.status)?.getAttribute('data-activity');
         const summary = document.querySelector(s.summary);
         const ran = summary?.getAttribute('data-backend') ?? '';
+        const run = Number(summary?.getAttribute('data-run') ?? 0);
         const text = summary?.textContent ?? '';
-        const key = `${points}/${tokens}/${ran}/${text}`;
+        // Tokens every series has run (the status line), whichever tab is open.
+        const statusLine = document.querySelector(s.status);
+        const full = Number(statusLine?.getAttribute('data-done')) === tokens
+          && Number(statusLine?.getAttribute('data-total')) === tokens
+          && document.querySelectorAll('[data-testid="series-chip"]').length === count;
+        const key = `${full}/${status}/${ran}/${text}`;
         const now = performance.now();
-        const w = window;
-        if (w.__e2eKey !== key) {
-          w.__e2eKey = key;
-          w.__e2eSince = now;
+        if (window.__e2eKey !== key) {
+          window.__e2eKey = key;
+          window.__e2eSince = now;
         }
-        const done = points === tokens && tokens > 10 && !(run && run.disabled) && ran === backend;
-        return done && text !== before.summary && now - w.__e2eSince > 1500
-          ? { points, tokens, shownMs: w.__e2eSince - before.t }
-          : false;
+        const done = full && status === 'Idle' && ran === backend && (before === null || run > before);
+        return done && now - window.__e2eSince > 1000 ? { at: now } : false;
       },
-      { s: sel, backend, before },
-      { timeout: left(), polling: 250 },
+      { s: sel, backend, tokens, count, before },
+      { timeout: left(), polling: 200 },
     ).then((h) => h.jsonValue()),
   );
-  const { nlls, summary } = await page.evaluate(
-    (s) => ({
-      nlls: [...document.querySelectorAll(s.token)].map((t) => t.getAttribute('data-nll')),
-      summary: document.querySelector(s.summary)?.textContent ?? '',
-    }),
-    sel,
-  );
-  const longestTaskMs = await page.evaluate(
-    (t0) => Math.round(Math.max(0, ...window.__longTasks.filter(([start]) => start >= t0).map(([, d]) => d))),
-    before.t,
-  );
-  return {
-    longestTaskMs,
-    counts: { points: settled.points, tokens: settled.tokens },
-    nlls: nlls.map((v) => (v === null ? null : Number(v))),
-    runMs: Number((summary.match(/(\d+) ms on /) || [])[1]),
-    wallMs: Math.round(settled.shownMs),
-  };
 }
 
-let ok = false;
-try {
-  console.log(`e2e [${label}] ${url} (chromium ${browser.version()}, args: ${args.join(' ')})`);
+/** The number of the run the page shows. */
+const shownRun = () => page.locator(sel.summary).getAttribute('data-run').then(Number);
 
-  await step('opening the page', () => page.goto(url, { waitUntil: 'load', timeout: left() }));
+/** The longest main-thread task since `t` (page time, ms). */
+const longestTaskSince = (t) =>
+  page.evaluate((t) => Math.round(Math.max(0, ...window.__longTasks.filter(([s]) => s >= t).map(([, d]) => d))), t);
 
-  // Check the browser first, so that a missing adapter is not blamed on the studio.
-  const hasAdapter = await page.evaluate(async () => {
-    if (!('gpu' in navigator) || !navigator.gpu) return false;
-    try {
-      return (await navigator.gpu.requestAdapter()) !== null;
-    } catch {
-      return false;
-    }
-  });
-  console.log(`  WebGPU adapter in this browser: ${hasAdapter}`);
-  if (webgpu) {
-    assert.ok(hasAdapter, 'WEBGPU=1 but Chromium offers no WebGPU adapter (flags? mesa/SwiftShader?)');
-  } else {
-    assert.ok(!hasAdapter, 'WEBGPU=0 but Chromium still offers a WebGPU adapter');
-  }
+/** Opens a tab and waits for its panel. */
+async function openTab(view) {
+  await step(`opening the ${view} tab`, () => page.click(tabSelector(view), { timeout: left() }));
+  await step(`waiting for the ${view} panel`, () =>
+    page.waitForSelector(`${sel.panel}[data-view="${view}"]`, { timeout: left() }));
+}
 
-  await step(`waiting for ${sel.ready} (models loaded)`, () =>
-    page.waitForSelector(sel.ready, { state: 'attached', timeout: left() }),
-  );
-  const tReady = since();
+/** Screenshot of the current view. */
+async function shoot(view) {
+  mkdirSync(screenshots, { recursive: true });
+  const path = join(screenshots, `${view}-${label}.png`);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
 
-  await step(`filling ${sel.prompt}`, () => page.fill(sel.prompt, promptText, { timeout: left() }));
-  // The page runs its own prompt when the model loads: let that finish first, so the
-  // timing below is the test prompt's alone.
-  await step(`waiting for the first run (${sel.chart} with a point, ${sel.run} enabled)`, () =>
-    page.waitForSelector(`${sel.point}`, { state: 'attached', timeout: left() })
-      .then(() => page.waitForSelector(`${sel.run}:enabled`, { timeout: left() })),
-  );
-  const tChart = since();
-  const first = await runAndSettle('the test prompt', webgpu ? 'WebGPU' : 'CPU', () =>
-    step(`clicking ${sel.run}`, () => page.click(sel.run, { timeout: left() })),
-  );
-  const counts = first.counts;
-  const tDone = since();
+/** Each token's data-nll in the token strip (the focus series). */
+const tokenNlls = () =>
+  page.evaluate((s) => [...document.querySelectorAll(s.token)].map((t) => {
+    const v = t.getAttribute('data-nll');
+    return v === null ? null : Number(v);
+  }), sel);
 
-  assert.equal(counts.points, counts.tokens, 'nll-point count must equal token count');
-  assert.ok(counts.tokens > 10, `expected more than 10 tokens, got ${counts.tokens}`);
-  assert.ok((await page.locator(sel.lMarker).count()) >= 1, 'no L-marker in the NLL chart');
-  // The prompt is longer than L, so the chart must have points to the right of the marker.
-  const pastL = await page.evaluate((s) => {
-    const marker = Number(document.querySelector(s.lMarker).getAttribute('x1'));
-    return [...document.querySelectorAll(s.point)].filter((c) => Number(c.getAttribute('cx')) > marker).length;
-  }, sel);
-  assert.ok(pastL > 0, 'no NLL point beyond the L marker');
-
-  // The heatmap may be drawn a moment after the chart: poll its pixels.
-  const heat = await step(`waiting for a non-empty ${sel.heatmap}`, () =>
+/** Waits until the heatmap canvas has distinct opaque pixels. */
+const heatmapDrawn = () =>
+  step(`waiting for a non-empty ${sel.heatmap}`, () =>
     page.waitForFunction(
       (s) => {
         const c = document.querySelector(s.heatmap);
         if (!c || !c.width || !c.height) return false;
-        // Copy through drawImage so this works whatever context the studio used.
         const copy = document.createElement('canvas');
         copy.width = c.width;
         copy.height = c.height;
@@ -265,114 +233,254 @@ try {
         let distinct = false;
         for (let i = 0; i < d.length; i += 4) {
           if (d[i + 3] !== 0) opaque++;
-          if (!distinct && (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2] || d[i + 3] !== d[3])) {
-            distinct = true;
-          }
+          if (!distinct && (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2] || d[i + 3] !== d[3])) distinct = true;
         }
-        return opaque > 0 && distinct ? { width: c.width, height: c.height, opaque } : false;
+        return opaque > 0 && distinct ? { width: c.width, height: c.height } : false;
       },
       sel,
       { timeout: left(), polling: 250 },
     ).then((h) => h.jsonValue()),
   );
 
-  const backend = (await step(`reading ${sel.backend}`, () =>
-    page.locator(sel.backend).first().innerText({ timeout: left() }),
-  )).trim();
+const noErrors = (when) => {
+  assert.deepEqual(pageErrors, [], `uncaught page errors ${when}`);
+  assert.deepEqual(consoleErrors, [], `console errors ${when}`);
+};
+
+let ok = false;
+try {
+  console.log(`e2e [${label}] ${base} (chromium ${browser.version()}, args: ${args.join(' ')})`);
+  const samples = await (await fetch(at('samples.json'))).json();
+  const sample = samples.samples[0].id;
+  const backendName = webgpu ? 'WebGPU' : 'CPU';
+  const models = series.map(encodeURIComponent).join(',');
+  const query = `?view=perplexity&models=${models}&sample=${sample}&length=${length}`;
+
+  // 1. Open a shared link: two series on a sample, `length` tokens, and time the first chart.
+  const tOpen = Date.now();
+  await step('opening the page', () => page.goto(at(query), { waitUntil: 'load', timeout: left() }));
+  const hasAdapter = await page.evaluate(async () => {
+    if (!('gpu' in navigator) || !navigator.gpu) return false;
+    try {
+      return (await navigator.gpu.requestAdapter()) !== null;
+    } catch {
+      return false;
+    }
+  });
+  console.log(`  WebGPU adapter in this browser: ${hasAdapter}`);
+  assert.equal(hasAdapter, webgpu, `WEBGPU=${webgpu ? 1 : 0} but the adapter is ${hasAdapter ? '' : 'not '}there`);
+  await settled('the linked comparison', { backend: backendName, tokens: length, count: series.length });
+  const firstChartMs = Date.now() - tOpen;
+  const longestFirst = await longestTaskSince(0);
+
+  const lines = await linesNow();
+  assert.deepEqual(Object.keys(lines).sort(), [...series].sort(), 'one line per series from the URL');
+  for (const [key, last] of Object.entries(lines)) {
+    assert.ok(last >= L, `series ${key} has no point beyond L (last position ${last})`);
+  }
+  const markers = await page.locator(sel.marker).evaluateAll((ms) => ms.map((m) => Number(m.getAttribute('data-multiple'))));
+  assert.ok(markers.includes(1), `no L marker (markers: ${markers})`);
+  assert.equal(await page.locator(sel.windowRow).count(), series.length, 'one row per series in the window table');
+  assert.equal(await page.locator(sel.chip).count(), series.length, 'one chip per series');
+
+  const backend = (await page.locator(sel.backend).first().innerText()).trim();
   if (webgpu) {
     assert.match(backend, /^WebGPU · \S/, `WEBGPU=1, but the studio says backend "${backend}"`);
   } else {
     assert.match(backend, /^CPU \(no WebGPU adapter/, `WEBGPU=0, but the studio says backend "${backend}"`);
   }
   assert.equal(await page.locator(sel.notice).count(), 0, 'a WebGPU-failure notice is shown');
-  const gpuOption = await page
-    .locator(`${sel.backendSelect} option[value="webgpu"]`)
-    .evaluate((o) => o.disabled, undefined, { timeout: left() });
-  assert.equal(gpuOption, !webgpu, `the WebGPU option is ${gpuOption ? 'disabled' : 'enabled'}`);
-  const firstNll = first.nlls;
-  assert.equal(firstNll.length, counts.tokens, 'one data-nll per token');
-  assert.equal(firstNll[0], null, 'the first token has an NLL');
-  assert.ok(firstNll.slice(1).every(Number.isFinite), 'a token without a finite NLL');
 
-  assert.deepEqual(pageErrors, [], 'uncaught page errors');
-  assert.deepEqual(consoleErrors, [], 'console errors');
+  // Hover readout: one entry per series.
+  await page.locator(sel.chart).scrollIntoViewIfNeeded();
+  const box = await page.locator(sel.chart).boundingBox();
+  await page.mouse.move(box.x + box.width * 0.8, box.y + box.height * 0.5);
+  const readout = await step('waiting for the chart readout', () =>
+    page.waitForSelector(sel.readout, { timeout: left() }).then((h) => h.innerText()));
+  assert.equal((readout.match(/nats/g) || []).length, series.length, `readout: ${readout}`);
+  // Legend toggle hides and shows a line.
+  await page.locator(sel.legend).first().click();
+  assert.equal(await page.locator(sel.line).count(), series.length - 1, 'the legend did not hide a line');
+  await page.locator(sel.legend).first().click();
+  assert.equal(await page.locator(sel.line).count(), series.length, 'the legend did not show the line again');
+  await page.mouse.move(0, 0);
+  const shots = [await shoot('perplexity')];
+  noErrors('after the first run');
 
-  mkdirSync(screenshots, { recursive: true });
-  const shot = join(screenshots, `studio-${label}.png`);
-  await page.screenshot({ path: shot, fullPage: true });
+  // 2. Token strip and attention map of the focus series.
+  await openTab('tokens');
+  assert.ok(page.url().includes('view=tokens'), `the URL does not follow the view: ${page.url()}`);
+  const nlls = await tokenNlls();
+  assert.equal(nlls.length, length, 'one token per prompt token');
+  assert.equal(nlls[0], null, 'the first token has an NLL');
+  assert.ok(nlls.slice(1).every(Number.isFinite), 'a token without a finite NLL');
+  shots.push(await shoot('tokens'));
+  await openTab('attention');
+  const heat = await heatmapDrawn();
+  await page.locator(sel.heatmap).scrollIntoViewIfNeeded();
+  const canvas = await page.locator(sel.heatmap).boundingBox();
+  await page.mouse.move(canvas.x + canvas.width * 0.7, canvas.y + canvas.height * 0.9);
+  const heatText = await page.locator('.heat-readout').innerText();
+  assert.ok(heatText.trim().length > 0, 'hovering the attention map shows no readout');
+  shots.push(await shoot('attention'));
 
-  console.log(`  backend: ${backend}`);
-  console.log(`  tokens: ${counts.tokens}, nll points: ${counts.points}, heatmap ${heat.width}x${heat.height}`);
-  console.log(`  models ready: ${tReady}; the page's own first run done: ${tChart}; test prompt shown: ${tDone}`);
-  console.log(`  ${counts.tokens}-token run on ${label}: ${first.runMs} ms forward pass, ${first.wallMs} ms click -> shown, longest main-thread task ${first.longestTaskMs} ms`);
-
+  // 3. Backends: the same prompt on the CPU path must give the same NLLs; then a lost
+  // GPU device moves the page to the CPU with a notice.
+  let cpuCompare = null;
   if (webgpu) {
-    // The same prompt on the CPU path (the reference) must give the same NLLs.
-    const cpu = await runAndSettle('the re-run', 'CPU', () =>
-      step(`choosing cpu in ${sel.backendSelect}`, () =>
-        page.selectOption(sel.backendSelect, 'cpu', { timeout: left() }),
-      ),
-    );
-    const cpuBackend = (await page.locator(sel.backend).first().innerText({ timeout: left() })).trim();
-    assert.match(cpuBackend, /^CPU \(/, `after choosing CPU the studio says backend "${cpuBackend}"`);
-    assert.equal(cpu.counts.tokens, counts.tokens, 'the CPU run has another token count');
+    await openTab('tokens');
+    const before = await shownRun();
+    await page.selectOption(sel.backendSelect, 'cpu');
+    await settled('the CPU re-run', { backend: 'CPU', tokens: length, count: series.length, before });
+    const cpu = await tokenNlls();
     let worst = 0;
     let where = -1;
-    cpu.nlls.forEach((v, i) => {
-      const w = firstNll[i];
+    cpu.forEach((v, i) => {
+      const w = nlls[i];
       const diff = v === null || w === null ? (v === w ? 0 : Infinity) : Math.abs(v - w);
       if (!(diff <= worst)) {
         worst = diff;
         where = i;
       }
     });
-    console.log(`  CPU re-run: ${cpu.runMs} ms forward pass, ${cpu.wallMs} ms select -> shown, longest main-thread task ${cpu.longestTaskMs} ms`);
-    console.log(`  NLL WebGPU vs CPU: max |diff| ${worst.toExponential(2)} (token ${where})`);
-    assert.ok(
-      worst <= NLL_TOLERANCE,
-      `token ${where}: NLL ${firstNll[where]} on WebGPU, ${cpu.nlls[where]} on the CPU`,
-    );
-    assert.deepEqual(pageErrors, [], 'uncaught page errors');
-    assert.deepEqual(consoleErrors, [], 'console errors');
+    assert.ok(worst <= NLL_TOLERANCE, `token ${where}: NLL ${nlls[where]} on WebGPU, ${cpu[where]} on the CPU`);
+    cpuCompare = `max |diff| ${worst.toExponential(2)} over ${cpu.length} tokens`;
 
-    // Back to WebGPU, and the device is lost as the prompt starts: the studio must
-    // move the model to the CPU, say so, and still show the run.
-    const lost = await runAndSettle('the run after the device loss', 'CPU', async () => {
-      await step(`choosing webgpu in ${sel.backendSelect}`, () =>
-        page.selectOption(sel.backendSelect, 'webgpu', { timeout: left() }),
-      );
-      // The model is on the GPU once the select's change handler returns; destroy the
-      // device at once, before or during the run's first pass (either fails).
-      const { now, destroyed } = await page.evaluate((s) => {
-        const devices = window.__e2eDevices || [];
-        const now = document.querySelector(s.backend)?.textContent?.trim() ?? '';
-        devices.forEach((d) => d.destroy());
-        return { now, destroyed: devices.length };
-      }, sel);
-      assert.match(now, /^WebGPU · /, `after choosing WebGPU the studio says backend "${now}"`);
-      assert.ok(destroyed > 0, 'the studio opened no GPUDevice');
+    const beforeLoss = await shownRun();
+    await page.selectOption(sel.backendSelect, 'webgpu');
+    const destroyed = await page.evaluate(() => {
+      const devices = window.__e2eDevices || [];
+      devices.forEach((d) => d.destroy());
+      return devices.length;
     });
-    const lostBackend = (await page.locator(sel.backend).first().innerText({ timeout: left() })).trim();
+    assert.ok(destroyed > 0, 'the studio opened no GPUDevice');
+    // The run fails on the lost device; the page moves to the CPU and says so.
+    await step('waiting for the WebGPU-failure notice', () => page.waitForSelector(sel.notice, { timeout: left() }));
+    await settled('the run after the device loss', { backend: 'CPU', tokens: length, count: series.length, before: beforeLoss });
+    const lostBackend = (await page.locator(sel.backend).first().innerText()).trim();
     assert.match(lostBackend, /^CPU \(WebGPU failed: /, `after the device loss the backend is "${lostBackend}"`);
-    const notice = (await step(`reading ${sel.notice}`, () =>
-      page.locator(sel.notice).first().innerText({ timeout: left() }),
-    )).trim();
-    assert.match(notice, /WebGPU failed.*CPU/, `the notice says "${notice}"`);
     assert.equal(await page.locator(sel.backendSelect).inputValue(), 'cpu', 'the backend box does not show CPU');
-    assert.equal(lost.counts.tokens, counts.tokens, 'the run after the fallback has another token count');
-    console.log(`  device lost: fell back to the CPU, shown ${lost.wallMs} ms after choosing WebGPU; notice: "${notice}"`);
-    assert.deepEqual(pageErrors, [], 'uncaught page errors after the device loss');
+    noErrors('after the device loss');
   }
-  console.log(`  screenshot: ${shot}`);
+
+  // 4. Grow: start, pause, one step, then play to the end (on the CPU path now).
+  await openTab('perplexity');
+  // One token per step, so the pause lands part way.
+  await page.selectOption(sel.growStep, '1');
+  await page.click(sel.grow);
+  await step('waiting for growth to start', () =>
+    page.waitForFunction((s) => ['Growing', 'Paused'].includes(document.querySelector(s.status)?.getAttribute('data-activity')), sel, { timeout: left() }));
+  await page.click(sel.grow); // pause
+  await step('waiting for the pause', () =>
+    page.waitForFunction((s) => document.querySelector(s.status)?.getAttribute('data-activity') === 'Paused', sel, { timeout: left() }));
+  const paused = Math.max(...Object.values(await linesNow()));
+  assert.ok(paused < length - 1, `paused at ${paused}, already at the end`);
+  await page.click(sel.step);
+  await step('waiting for one step', () =>
+    page.waitForFunction(({ s, paused }) => {
+      const lines = [...document.querySelectorAll(s.line)];
+      const status = document.querySelector(s.status)?.getAttribute('data-activity');
+      return status !== 'Growing' && lines.length > 0 && lines.every((l) => Number(l.getAttribute('data-last-position')) > paused);
+    }, { s: sel, paused }, { timeout: left() }));
+  const stepped = Math.max(...Object.values(await linesNow()));
+  assert.equal(stepped, paused + 1, `a step of 1 went from ${paused} to ${stepped}`);
+  await page.selectOption(sel.growStep, '64');
+  await page.click(sel.grow); // play on, 64 tokens a step
+  await settled('the grown prompt', { backend: 'CPU', tokens: length, count: series.length });
+  const grown = await linesNow();
+  assert.ok(Object.values(grown).every((last) => last === length - 1), `growth ended at ${JSON.stringify(grown)}`);
+  noErrors('after growing');
+
+  // 5. The URL keeps the state: reload and find the same view, series and length.
+  await openTab('attention');
+  const kept = page.url();
+  await page.reload({ waitUntil: 'load' });
+  await step('waiting for the attention tab after the reload', () =>
+    page.waitForSelector(`${sel.panel}[data-view="attention"]`, { timeout: left() }));
+  assert.equal(await page.locator(sel.chip).count(), series.length, 'the series did not survive the reload');
+  assert.equal(await page.locator(sel.length).inputValue(), String(length), 'the length did not survive the reload');
+  assert.equal(page.url(), kept, 'the reload changed the URL');
+  await heatmapDrawn();
+
+  // 6. Published data: each view renders.
+  for (const [view, selector] of Object.entries(publishedViews)) {
+    await openTab(view);
+    await step(`waiting for ${selector}`, () => page.waitForSelector(selector, { state: 'attached', timeout: left() }));
+    shots.push(await shoot(view));
+  }
+  // The training story's hover readout follows the pointer.
+  await openTab('training');
+  const story = page.locator('svg[data-testid="training-story"]');
+  await story.scrollIntoViewIfNeeded();
+  const storyBox = await story.boundingBox();
+  const readoutBefore = await page.locator('[data-testid="training-readout"]').innerText();
+  await page.mouse.move(storyBox.x + storyBox.width * 0.6, storyBox.y + storyBox.height * 0.5);
+  await step('waiting for the training readout to follow the pointer', () =>
+    page.waitForFunction((before) => document.querySelector('[data-testid="training-readout"]')?.innerText !== before,
+      readoutBefore, { timeout: left() }));
+  noErrors('after the published views');
+
+  // 7. Bad input: a mistyped link opens with a message; a 1 MB paste is refused at once.
+  await page.goto(at('?view=graphs&length=x&models=rope:warp,rope&prompt=A+short+prompt.'), { waitUntil: 'load' });
+  const problems = await step('waiting for the URL notice', () =>
+    page.waitForSelector(sel.urlProblems, { timeout: left() }).then((h) => h.innerText()));
+  for (const bit of ['graphs', 'length', 'warp']) assert.ok(problems.includes(bit), `the URL notice misses "${bit}": ${problems}`);
+  await openTab('perplexity');
+  // A 1 MB paste, set the way a paste lands (one input event; playwright's fill would
+  // type it). Plain prose: a megabyte of emoji and Hebrew in one textarea crashes
+  // headless Chromium's text layout by itself, with or without the studio.
+  await page.evaluate(({ s, text }) => {
+    const box = document.querySelector(s.prompt);
+    box.value = text;
+    box.dispatchEvent(new Event('input', { bubbles: true }));
+  }, { s: sel, text: 'The keeper climbed the stairs at dusk. '.repeat(27_000) });
+  const tPaste = await page.evaluate(() => performance.now());
+  await page.click(sel.run);
+  const pasteError = await step('waiting for the too-long message', () =>
+    page.waitForSelector(sel.error, { timeout: left() }).then((h) => h.innerText()));
+  assert.match(pasteError, /characters/, `the 1 MB paste says "${pasteError}"`);
+  const longestPaste = await longestTaskSince(tPaste);
+  assert.ok(longestPaste < 1000, `the page froze for ${longestPaste} ms after a 1 MB paste`);
+  await page.locator(sel.prompt).fill('   ');
+  await page.click(sel.run);
+  await step('waiting for the empty-prompt message', () =>
+    page.waitForFunction((s) => /empty/.test(document.querySelector(s.error)?.textContent ?? ''), sel, { timeout: left() }));
+  // Emoji and right-to-left text run like any other prompt (byte-level tokens).
+  const mixed = 'Shalom \u05E9\u05DC\u05D5\u05DD \u{1F600}\u{1F680} and \u0645\u0631\u062D\u0628\u0627 again. ';
+  await page.locator(sel.prompt).fill(mixed.repeat(4));
+  const beforeMixed = await shownRun();
+  await page.click(sel.run);
+  await step('waiting for the emoji and right-to-left run', () =>
+    page.waitForFunction(({ s, before }) => {
+      const summary = document.querySelector(s.summary);
+      return Number(summary?.getAttribute('data-run') ?? 0) > before
+        && document.querySelector(s.status)?.getAttribute('data-activity') === 'Idle'
+        && document.querySelectorAll(s.line).length === 1
+        && !document.querySelector(s.error);
+    }, { s: sel, before: beforeMixed }, { timeout: left() }));
+  noErrors('after bad input');
+
+  // 8. Cached open: the same link again (weights from the browser cache).
+  const tCached = Date.now();
+  await page.goto(at(query), { waitUntil: 'load' });
+  await settled('the linked comparison, cached', { backend: backendName, tokens: length, count: series.length });
+  const cachedChartMs = Date.now() - tCached;
+
+  console.log(`  backend: ${backend}${cpuCompare ? `; NLL WebGPU vs CPU: ${cpuCompare}` : ''}`);
+  console.log(`  page open -> first chart (${series.length} series x ${length} tokens): cold ${firstChartMs} ms, cached ${cachedChartMs} ms`);
+  console.log(`  longest main-thread task during the first run: ${longestFirst} ms; after a 1 MB paste: ${longestPaste} ms`);
+  console.log(`  heatmap ${heat.width}x${heat.height}; growth paused at ${paused}, stepped to ${stepped}`);
+  console.log(`  screenshots: ${shots.join(', ')}`);
   console.log(`e2e [${label}] ok in ${since()}`);
   ok = true;
 } catch (e) {
-  console.error(`\ne2e [${label}] FAILED: ${e.message}`);
+  // Playwright's messages can quote whole arguments (a 1 MB prompt): keep them short.
+  console.error(`\ne2e [${label}] FAILED: ${String(e.message).slice(0, 600)}`);
   try {
     const text = await page.evaluate(() => document.body?.innerText ?? '');
     console.error(`--- page text (${text.length} chars) ---\n${text.slice(0, 4000)}\n--- end of page text ---`);
     mkdirSync(screenshots, { recursive: true });
-    const shot = join(screenshots, `studio-${label}-failure.png`);
+    const shot = join(screenshots, `failure-${label}.png`);
     await page.screenshot({ path: shot, fullPage: true, timeout: 10_000 });
     console.error(`screenshot: ${shot}`);
   } catch (e2) {

@@ -13,5 +13,6 @@ pub mod manifest;
 pub mod needles;
 pub mod optimizer;
 pub mod results;
+pub mod samples;
 pub mod train;
 pub mod untrained;

@@ -12,9 +12,10 @@
 //! trainer eval      --models public/models --corpus DIR --results public/results
 //!                   --report docs/RESULTS.md [--sequences 16] [--needle-min-trials 40]
 //!                   [--needle-max-trials 400] [--needle-half-width 0.05] (see results.rs)
+//! trainer samples   --corpus DIR --tokenizer FILE --out public/samples.json [--length 256]
 //! ```
 
-use trainer::{bpe, export, manifest, results, train, untrained};
+use trainer::{bpe, export, manifest, results, samples, train, untrained};
 
 use std::process::ExitCode;
 
@@ -27,8 +28,9 @@ fn main() -> ExitCode {
         Some("train") => train::run(&argv[1..]),
         Some("export") => export::run(&argv[1..]),
         Some("eval") => results::run(&argv[1..]),
+        Some("samples") => samples::run(&argv[1..]),
         _ => Err(
-            "usage: trainer <tokenizer|untrained|manifest|train|export|eval> [options] (see trainer/src/main.rs)"
+            "usage: trainer <tokenizer|untrained|manifest|train|export|eval|samples> [options] (see trainer/src/main.rs)"
                 .into(),
         ),
     };

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use engine::{ModelConfig, ModelWeights, TextTokenizer};
+use engine::{paper, ModelConfig, ModelWeights, TextTokenizer};
 use serde_json::json;
 
 use crate::args::Args;
@@ -152,7 +152,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         manifest::write(models)?;
         fitted = Some(
             json!({"c": c, "objective_mean_nll": objective, "grid": grid,
-            "validation_sequences": val.len(), "paper_c_from_scratch": 0.412, "paper_c_smollm": 0.103}),
+            "validation_sequences": val.len(), "paper_c_from_scratch": paper::C_FROM_SCRATCH,
+            "paper_c_smollm": paper::C_SMOLLM}),
         );
         std::fs::write(
             results.join("drope-c.json"),
@@ -405,13 +406,23 @@ pub fn report_markdown(
          which shows partial retrieval where exact match is 0%.\n\n{}",
         needle_table(&pooled, |c| format!("{:.0}%", 100.0 * c.digit_accuracy))
     );
-    let _ = writeln!(md, "\nThe paper's (SmolLM-360M, L = 2048, standard NIAH): NTK 29.84 / 14.37 / 7.19 at 2x / 4x / 8x; YaRN 48.25 / 25.62 / 12.18; DroPE 74.92 / 55.00 / 52.20.\n");
+    let percents = |row: [f64; 3]| row.map(|p| format!("{p:.2}")).join(" / ");
+    let _ = writeln!(
+        md,
+        "\nThe paper's ({}, L = {}, standard NIAH): NTK {} at {}; YaRN {}; DroPE {}.\n",
+        paper::NIAH_MODEL,
+        paper::NIAH_TRAINING_LENGTH,
+        percents(paper::NIAH_NTK),
+        paper::NIAH_MULTIPLES.map(|m| format!("{m}x")).join(" / "),
+        percents(paper::NIAH_YARN),
+        percents(paper::NIAH_DROPE)
+    );
     if let Some(f) = fitted {
         let _ = writeln!(md, "## DroPE logit scale\n");
         let _ = writeln!(
             md,
-            "Fitted on {} validation sequences (mean NLL at 2L, 4L, 8L): **c = {}**. The paper's: c = 0.412 for its from-scratch model, 0.103 for SmolLM-360M.\n",
-            f["validation_sequences"], f["c"]
+            "Fitted on {} validation sequences (mean NLL at 2L, 4L, 8L): **c = {}**. The paper's: c = {} for its from-scratch model, {} for {}.\n",
+            f["validation_sequences"], f["c"], paper::C_FROM_SCRATCH, paper::C_SMOLLM, paper::NIAH_MODEL
         );
     }
     let _ = writeln!(md, "## Claims\n");
@@ -467,4 +478,36 @@ pub fn report_markdown(
         }
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::NeedleTally;
+
+    /// The report's lines with the paper's numbers, byte for byte.
+    #[test]
+    fn the_papers_numbers_read_exactly_as_in_the_report() {
+        let fitted = json!({"c": 0.25, "validation_sequences": 4});
+        let tally = NeedleTally {
+            trials: 10,
+            correct: 7,
+            digits_correct: 60,
+        };
+        let cells = [NeedleCell::new("drope", "none", 2, Some(0.5), tally)];
+        let md = report_markdown(
+            256,
+            &[],
+            &cells,
+            Some(&fitted),
+            16,
+            &NeedleBudget::default(),
+        );
+        assert!(md.contains(
+            "\nThe paper's (SmolLM-360M, L = 2048, standard NIAH): NTK 29.84 / 14.37 / 7.19 at \
+             2x / 4x / 8x; YaRN 48.25 / 25.62 / 12.18; DroPE 74.92 / 55.00 / 52.20.\n\n## DroPE \
+             logit scale\n\nFitted on 4 validation sequences (mean NLL at 2L, 4L, 8L): **c = \
+             0.25**. The paper's: c = 0.412 for its from-scratch model, 0.103 for SmolLM-360M.\n\n"
+        ), "{md}");
+    }
 }

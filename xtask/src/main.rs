@@ -44,8 +44,9 @@ commands:
   bench [--quick] [--native-only]
                      CPU and WebGPU forward-pass times (native, and in headless Chromium),
                      extension cost and matmul GFLOP/s, into docs/BENCHMARKS.md
-  results [ARGS..]   `trainer eval` on the shipped models and the corpus in $DROPE_CORPUS
-                     (default ../shared/corpus): public/results/*.json, docs/RESULTS.md;
+  results [ARGS..]   `trainer samples` and `trainer eval` on the shipped models and the corpus
+                     in $DROPE_CORPUS (default ../shared/corpus): public/samples.json (the
+                     studio's test-split prompts), public/results/*.json, docs/RESULTS.md;
                      ARGS e.g. --sequences 16, --needle-min-trials 40, --needle-max-trials 400,
                      --needle-half-width 0.05 (needle trials per model, scheme and length,
                      depths pooled, run until the 95% Wilson interval is that narrow)
@@ -114,6 +115,22 @@ fn untrained() -> Result<()> {
 /// The paper's measurements on the shipped models (test split of the full corpus).
 fn results(args: &[String]) -> Result<()> {
     let corpus = std::env::var("DROPE_CORPUS").unwrap_or_else(|_| "../shared/corpus".into());
+    // The studio's prompt samples: test-split text, like the evaluation's.
+    util::run(
+        std::process::Command::new("cargo")
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                "trainer",
+                "--",
+                "samples",
+            ])
+            .args(["--tokenizer", "public/models/tokenizer.json"])
+            .args(["--out", "public/samples.json", "--corpus", &corpus])
+            .current_dir(root()),
+    )?;
     util::run(
         std::process::Command::new("cargo")
             .args(["run", "--quiet", "--release", "-p", "trainer", "--", "eval"])

@@ -2,14 +2,21 @@
 //! mounted on its own: in a component test, or embedded in another page.
 
 pub mod attention_heatmap;
+pub mod chart_math;
+pub mod frequency_explorer;
 pub mod legend;
-pub mod nll_chart;
+pub mod needle_results;
+pub mod perplexity_chart;
 pub mod token_strip;
+pub mod training_story;
 
 pub use attention_heatmap::{AttentionHeatmap, HeatScale};
+pub use frequency_explorer::FrequencyExplorer;
 pub use legend::ColourLegend;
-pub use nll_chart::NllChart;
+pub use needle_results::NeedleResults;
+pub use perplexity_chart::{ChartSeries, PerplexityChart};
 pub use token_strip::TokenStrip;
+pub use training_story::{StoryAxis, TrainingStory};
 
 use crate::analysis::TokenStat;
 use crate::format::{percent, quoted};

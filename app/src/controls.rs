@@ -1,0 +1,213 @@
+//! The studio's forms: the prompt box (a held-out sample or the user's own text, and its
+//! length) and the series editor (which models under which schemes are compared).
+
+use leptos::prelude::*;
+use web_sys::KeyboardEvent;
+
+use crate::manifest::Manifest;
+use crate::samples::SampleSet;
+use crate::url_state::{PromptSource, SeriesSpec, MAX_SERIES};
+use crate::views::perplexity_chart::SERIES_COLOURS;
+
+/// Position schemes offered in the scheme box (any text `SchemeSpec` parses is accepted).
+const SCHEME_PRESETS: &[(&str, &str)] = &[
+    ("rope", "RoPE as trained"),
+    ("pi:dyn", "position interpolation, s = max(1, T/L)"),
+    ("ntk:dyn", "NTK-aware scaling, dynamic s"),
+    ("yarn:dyn", "YaRN, dynamic s"),
+    ("pi:8", "position interpolation, s = 8"),
+    ("yarn:8", "YaRN, s = 8"),
+    ("none", "no positions (DroPE / NoPE)"),
+    ("none:dyn+beta", "DroPE with its fitted logit scale"),
+];
+
+/// The prompt box: a held-out sample or the user's own text, and how many of its tokens
+/// to run.
+#[component]
+pub fn PromptControls(
+    /// Where the prompt comes from (the sample box and the text box set it).
+    source: RwSignal<PromptSource>,
+    /// The samples, once loaded.
+    samples: RwSignal<Option<SampleSet>>,
+    /// The prompt's text (the chosen sample's, or the user's).
+    prompt_text: Memo<String>,
+    /// Tokens to run; `None`: all, up to the cap.
+    length: RwSignal<Option<usize>>,
+    /// Tokens run so far, tokens to run, tokens in the whole text.
+    counts: RwSignal<(usize, usize, usize)>,
+    /// A message when the URL names a sample that does not exist.
+    unknown_sample: Memo<Option<String>>,
+    /// The chosen sample's id (`None`: the user's own text); the text box is rewritten
+    /// only when it changes.
+    sample_choice: Memo<Option<String>>,
+    /// Runs the prompt (Ctrl+Enter in the text box).
+    on_run: impl Fn() + Copy + 'static,
+) -> impl IntoView {
+    let chosen = move || match source.get() {
+        PromptSource::Text(_) => "own".to_string(),
+        PromptSource::Sample(id) if id.is_empty() => samples.with(|s| {
+            s.as_ref()
+                .and_then(|s| s.samples.first())
+                .map(|s| s.id.clone())
+                .unwrap_or_default()
+        }),
+        PromptSource::Sample(id) => id,
+    };
+    let options = move || {
+        samples.with(|set| {
+            set.as_ref()
+                .map(|set| {
+                    set.samples
+                        .iter()
+                        .map(|s| {
+                            let id = s.id.clone();
+                            view! { <option value=id.clone() selected=move || chosen() == id>{format!("{} \u{b7} {} tokens", s.title, s.tokens)}</option> }
+                        })
+                        .collect_view()
+                })
+        })
+    };
+    let max_length = move || counts.with(|&(_, total, full)| full.max(total));
+    view! {
+        <div class="row">
+            <label>"Prompt "
+                <select data-testid="sample-select" on:change=move |ev| {
+                    let value = event_target_value(&ev);
+                    if value == "own" {
+                        source.set(PromptSource::Text(prompt_text.get_untracked()));
+                    } else {
+                        source.set(PromptSource::Sample(value));
+                    }
+                }>
+                    {options}
+                    <option value="own" selected=move || chosen() == "own">"Your own text (edit below)"</option>
+                </select>
+            </label>
+            <label title="Run only the first N tokens of the prompt (at most 8L)">"Length "
+                <input type="number" min="2" data-testid="length" class="length"
+                    prop:value=move || length.get().map(|n| n.to_string()).unwrap_or_default()
+                    placeholder=move || counts.get().1.to_string()
+                    on:change=move |ev| {
+                        let value = event_target_value(&ev);
+                        length.set(value.trim().parse::<usize>().ok().filter(|&n| n >= 2));
+                    } />
+                {move || format!(" tokens (of {})", max_length())}
+            </label>
+        </div>
+        {move || unknown_sample.get().map(|p| view! { <p class="error" role="alert">{p}</p> })}
+        <textarea
+            id="prompt"
+            data-testid="prompt"
+            rows="5"
+            spellcheck="false"
+            aria-label="Prompt text"
+            // Written when a sample is chosen, not echoed back while the user types (a
+            // pasted megabyte would be laid out twice).
+            prop:value=move || {
+                sample_choice.track();
+                prompt_text.get_untracked()
+            }
+            on:input=move |ev| source.set(PromptSource::Text(event_target_value(&ev)))
+            on:keydown=move |ev: KeyboardEvent| {
+                if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
+                    ev.prevent_default();
+                    on_run();
+                }
+            }
+        ></textarea>
+    }
+}
+
+/// The compared series: each a model under a scheme; the first is the focus (token
+/// strip and attention maps).
+#[component]
+pub fn SeriesEditor(
+    /// The compared series, in legend order.
+    series: RwSignal<Vec<SeriesSpec>>,
+    /// The models' list (the model box offers them).
+    manifest: RwSignal<Option<Manifest>>,
+    /// Series left out of the last run, and why.
+    problems: RwSignal<Vec<String>>,
+) -> impl IntoView {
+    let new_model = RwSignal::new(String::from("rope"));
+    let new_scheme = RwSignal::new(String::new());
+    let add_error = RwSignal::new(None::<String>);
+    let label_of = move |spec: &SeriesSpec| {
+        let model = manifest.with(|m| {
+            m.as_ref()
+                .and_then(|m| m.model(&spec.model))
+                .map(|e| e.label.clone())
+        });
+        let scheme = spec.scheme.clone().unwrap_or_else(|| "as trained".into());
+        format!(
+            "{} \u{b7} {scheme}",
+            model.unwrap_or_else(|| spec.model.clone())
+        )
+    };
+    let add = move || {
+        let text = match new_scheme.get_untracked().trim() {
+            "" => new_model.get_untracked(),
+            scheme => format!("{}:{scheme}", new_model.get_untracked()),
+        };
+        match SeriesSpec::parse(&text) {
+            Ok(spec) if series.with_untracked(|s| s.contains(&spec)) => {
+                add_error.set(Some(format!("`{spec}` is already compared")))
+            }
+            Ok(_) if series.with_untracked(Vec::len) >= MAX_SERIES => add_error.set(Some(format!(
+                "At most {MAX_SERIES} series; remove one first"
+            ))),
+            Ok(spec) => {
+                add_error.set(None);
+                series.update(|s| s.push(spec));
+            }
+            Err(e) => add_error.set(Some(e)),
+        }
+    };
+    view! {
+        <div class="series-editor" data-testid="series-editor">
+            <span class="label">"Series "</span>
+            {move || series.get().into_iter().enumerate().map(|(i, spec)| {
+                let key = spec.to_string();
+                let (for_focus, for_remove) = (spec.clone(), spec.clone());
+                view! {
+                    <span class="series-chip" data-testid="series-chip" data-series=key>
+                        <span class="swatch" style=format!("background:{}", SERIES_COLOURS[i % SERIES_COLOURS.len()])></span>
+                        {label_of(&spec)}
+                        {(i == 0).then(|| view! { <span class="focus-mark" title="The focus series: token strip and attention maps">" (focus)"</span> })}
+                        {(i > 0).then(|| view! {
+                            <button type="button" class="chip-button" title="Make this the focus series"
+                                on:click=move |_| series.update(|s| {
+                                    s.retain(|x| *x != for_focus);
+                                    s.insert(0, for_focus.clone());
+                                })>"focus"</button>
+                        })}
+                        <button type="button" class="chip-button" data-testid="remove-series" aria-label="Remove this series"
+                            on:click=move |_| series.update(|s| s.retain(|x| *x != for_remove))>"\u{d7}"</button>
+                    </span>
+                }
+            }).collect_view()}
+            <span class="series-add">
+                <select data-testid="add-model" aria-label="Model" on:change=move |ev| new_model.set(event_target_value(&ev))>
+                    {move || manifest.get().map(|m| m.models.into_iter().map(|e| {
+                        let id = e.id.clone();
+                        view! { <option value=id.clone() selected=move || new_model.get() == id>{e.label}</option> }
+                    }).collect_view())}
+                </select>
+                <input class="scheme" list="scheme-presets" data-testid="add-scheme" placeholder="as trained"
+                    aria-label="Position scheme (rope, pi:4, ntk:dyn, yarn:8, none:dyn+beta ...)"
+                    prop:value=move || new_scheme.get()
+                    on:input=move |ev| new_scheme.set(event_target_value(&ev))
+                    on:keydown=move |ev: KeyboardEvent| if ev.key() == "Enter" { add() } />
+                <datalist id="scheme-presets">
+                    {SCHEME_PRESETS.iter().map(|(value, what)| view! { <option value=*value>{*what}</option> }).collect_view()}
+                </datalist>
+                <button type="button" data-testid="add-series" on:click=move |_| add()>"Add"</button>
+            </span>
+            {move || add_error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            {move || {
+                let p = problems.get();
+                (!p.is_empty()).then(|| view! { <p class="error" role="alert">{format!("Left out: {}", p.join("; "))}</p> })
+            }}
+        </div>
+    }
+}

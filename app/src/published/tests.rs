@@ -1,0 +1,154 @@
+//! Parse tests of `published.rs`: both `niah.json` formats, train logs, perplexity and
+//! the `c` fit, and malformed files (errors, not panics).
+
+use super::*;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+/// The committed format: per-depth cells with counts only.
+const NIAH_OLD: &str = r#"{"cells": [
+  {"model": "rope", "scheme": "rope", "length_multiple": 1, "depth": 0.1, "trials": 4, "correct": 3},
+  {"model": "rope", "scheme": "rope", "length_multiple": 1, "depth": 0.9, "trials": 4, "correct": 1},
+  {"model": "rope", "scheme": "rope", "length_multiple": 2, "depth": 0.1, "trials": 4, "correct": 0},
+  {"model": "drope", "scheme": "none", "length_multiple": 2, "depth": 0.1, "trials": 2, "correct": 2}
+], "depths": [0.1, 0.9], "multiples": [1, 2]}"#;
+
+/// The format `trainer eval` writes now: statistics per cell, the budget, `lengths`.
+const NIAH_NEW: &str = r#"{"depths": [0.5], "multiples": [1, 2, 4, 8], "seed": 7,
+  "confidence": 0.95, "target_half_width": 0.05, "min_trials": 40, "max_trials": 400,
+  "cells": [{"model": "drope", "scheme": "none+beta", "length_multiple": 4, "depth": 0.5,
+    "trials": 10, "correct": 8, "digits_correct": 65, "accuracy": 0.8,
+    "wilson_low": 0.4902, "wilson_high": 0.9433, "digit_accuracy": 0.9286}],
+  "lengths": [{"model": "drope", "scheme": "none+beta", "length_multiple": 4,
+    "trials": 10, "correct": 8, "digits_correct": 65, "accuracy": 0.8,
+    "wilson_low": 0.4902, "wilson_high": 0.9433, "digit_accuracy": 0.9286}]}"#;
+
+#[wasm_bindgen_test]
+fn old_niah_format_is_pooled_here() {
+    let grid = NeedleGrid::parse("niah.json", NIAH_OLD.as_bytes()).unwrap();
+    assert_eq!(grid.cells.len(), 4);
+    assert_eq!(grid.cells[0].accuracy, Some(0.75));
+    assert_eq!(grid.lengths.len(), 3);
+    let rope_1x = grid.pooled("rope", "rope", 1).unwrap();
+    assert_eq!((rope_1x.trials, rope_1x.correct), (8, 4));
+    assert_eq!(rope_1x.accuracy, Some(0.5));
+    assert_eq!(rope_1x.depth, None);
+    assert_eq!(rope_1x.interval(), None, "no interval is invented");
+    assert_eq!(
+        grid.rows(),
+        vec![
+            ("rope".into(), "rope".into()),
+            ("drope".into(), "none".into())
+        ]
+    );
+    assert_eq!(grid.multiples, vec![1, 2]);
+    assert_eq!(grid.depths, vec![0.1, 0.9]);
+    assert_eq!(grid.at_depth("rope", "rope", 1, 0.9).unwrap().correct, 1);
+    assert_eq!(grid.seed, None);
+}
+
+#[wasm_bindgen_test]
+fn new_niah_format_keeps_its_intervals() {
+    let grid = NeedleGrid::parse("niah.json", NIAH_NEW.as_bytes()).unwrap();
+    let cell = grid.pooled("drope", "none+beta", 4).unwrap();
+    assert_eq!(cell.interval(), Some((0.4902, 0.9433)));
+    assert_eq!(cell.digit_accuracy, Some(0.9286));
+    assert_eq!(cell.digits_correct, Some(65));
+    assert_eq!(grid.multiples, vec![1, 2, 4, 8]);
+    assert_eq!((grid.min_trials, grid.max_trials), (Some(40), Some(400)));
+    assert_eq!(grid.target_half_width, Some(0.05));
+}
+
+#[wasm_bindgen_test]
+fn the_committed_niah_file_parses() {
+    let bytes = include_bytes!("../../../public/results/niah.json");
+    let grid = NeedleGrid::parse("results/niah.json", bytes).unwrap();
+    assert!(!grid.rows().is_empty());
+    assert!(grid.lengths.iter().all(|c| c.accuracy.is_some()));
+}
+
+#[wasm_bindgen_test]
+fn malformed_niah_files_are_errors() {
+    let err = NeedleGrid::parse("results/niah.json", b"{\"cells\": [").unwrap_err();
+    assert!(
+        err.to_string().contains("results/niah.json is malformed"),
+        "{err}"
+    );
+    assert!(
+        NeedleGrid::parse("niah.json", b"{}").is_err(),
+        "cells are required"
+    );
+    assert!(NeedleGrid::parse("niah.json", b"[1, 2]").is_err());
+    let impossible = r#"{"cells": [{"model": "m", "scheme": "s", "length_multiple": 1,
+        "trials": 2, "correct": 3}]}"#;
+    let err = NeedleGrid::parse("niah.json", impossible.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("3 correct of 2"), "{err}");
+    let wrong_type = r#"{"cells": [{"model": "m", "scheme": "s", "length_multiple": "1x",
+        "trials": 2, "correct": 1}]}"#;
+    assert!(NeedleGrid::parse("niah.json", wrong_type.as_bytes()).is_err());
+}
+
+#[wasm_bindgen_test]
+fn train_logs_parse_and_skip_non_finite_losses() {
+    let text = r#"{"positions": "none", "drop_step": 20, "batch": 2, "length": 8,
+        "train": [[10, 5.0, 0.001, 1.0], [20, null, 0.001, 2.0], [30, 4.0, 0.0005, 3.0]],
+        "validation": [[20, 4.5]], "tokens_per_second": 100.0}"#;
+    let log = TrainLog::parse("train-log.json", text.as_bytes()).unwrap();
+    assert_eq!(log.drop_step, Some(20.0));
+    assert_eq!(log.train.len(), 2, "the NaN (null) loss is left out");
+    assert_eq!(log.train[1].step, 30.0);
+    assert_eq!(log.validation[0].loss, 4.5);
+    assert_eq!(log.tokens_at(30.0), 480.0);
+    for bad in [
+        r#"{"positions": "rope", "drop_step": null, "batch": 2, "length": 8,
+            "train": [[10, 5.0]], "validation": []}"#,
+        r#"{"positions": "rope", "drop_step": null, "batch": 2, "length": 8,
+            "train": [[20, 5.0, 0.1, 1.0], [10, 4.0, 0.1, 2.0]], "validation": []}"#,
+        r#"{"positions": "rope", "batch": 2}"#,
+        "not json",
+    ] {
+        let err = TrainLog::parse("models/x/train-log.json", bad.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("models/x/train-log.json"),
+            "{err}"
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+fn the_committed_train_logs_parse() {
+    for bytes in [
+        &include_bytes!("../../../public/models/rope/train-log.json")[..],
+        &include_bytes!("../../../public/models/drope/train-log.json")[..],
+    ] {
+        let log = TrainLog::parse("train-log.json", bytes).unwrap();
+        assert!(log.train.len() > 10);
+        assert!(!log.validation.is_empty());
+    }
+}
+
+#[wasm_bindgen_test]
+fn perplexity_and_c_fit_parse() {
+    let table = PerplexityTable::parse(
+        "perplexity.json",
+        include_bytes!("../../../public/results/perplexity.json"),
+    )
+    .unwrap();
+    assert_eq!(table.windows.len(), 4);
+    assert!(table.rows.iter().all(|r| r.nll.len() == 4));
+    let short = r#"{"training_length": 8, "windows": ["0-L", "L-2L"], "sequences": 1,
+        "rows": [{"model": "m", "scheme": "s", "nll": [1.0], "perplexity": [2.7]}]}"#;
+    let err = PerplexityTable::parse("perplexity.json", short.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("one value per window"), "{err}");
+
+    let fit = DropeFit::parse(
+        "drope-c.json",
+        include_bytes!("../../../public/results/drope-c.json"),
+    )
+    .unwrap();
+    assert!(!fit.grid.is_empty());
+    assert_eq!(
+        fit.paper_c_from_scratch,
+        Some(engine::paper::C_FROM_SCRATCH)
+    );
+    assert!(DropeFit::parse("drope-c.json", br#"{"c": "x", "grid": []}"#).is_err());
+}

@@ -1,0 +1,191 @@
+//! Running the compared series over one prompt: resolving each series against the
+//! manifest, preparing the prompt per tokenizer, and growing every series' run
+//! together, a step at a time (or all at once). Kept apart from the page so the run
+//! logic reads without the markup.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::analysis::{prepare_prompt, LiveRun, PreparedPrompt, RunResult};
+use crate::error::AppError;
+use crate::manifest::{Manifest, ModelEntry};
+use crate::model_store::LoadedModel;
+use crate::url_state::SeriesSpec;
+use crate::views::ChartSeries;
+
+/// A series checked against the manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedSeries {
+    /// As asked for.
+    pub spec: SeriesSpec,
+    /// The model's manifest entry.
+    pub entry: ModelEntry,
+}
+
+impl ResolvedSeries {
+    /// The scheme the series runs under: its own, else the one `model` was trained with.
+    pub fn scheme_for(&self, model: &LoadedModel) -> String {
+        self.spec
+            .scheme
+            .clone()
+            .unwrap_or_else(|| model.default_scheme().to_string())
+    }
+
+    /// Legend text: `RoPE · yarn:dyn`.
+    pub fn label(&self, scheme: &str) -> String {
+        format!("{} \u{b7} {scheme}", self.entry.label)
+    }
+}
+
+/// Checks every series against the manifest: the known ones resolved, each unknown
+/// model reported with the ids that exist.
+pub fn resolve_series(
+    manifest: &Manifest,
+    series: &[SeriesSpec],
+) -> (Vec<ResolvedSeries>, Vec<String>) {
+    let mut resolved = Vec::new();
+    let mut problems = Vec::new();
+    for spec in series {
+        match manifest.model(&spec.model) {
+            Some(entry) => resolved.push(ResolvedSeries {
+                spec: spec.clone(),
+                entry: entry.clone(),
+            }),
+            None => {
+                let ids: Vec<&str> = manifest.models.iter().map(|m| m.id.as_str()).collect();
+                problems.push(format!(
+                    "no model `{}` (models: {})",
+                    spec.model,
+                    ids.join(", ")
+                ));
+            }
+        }
+    }
+    (resolved, problems)
+}
+
+/// Every series' run of one prompt, grown together.
+pub struct Comparison {
+    /// The prompt per model id (models may have their own tokenizers).
+    prompts: HashMap<String, PreparedPrompt>,
+    /// One run per series, in legend order; the first records attention (the focus).
+    runs: Vec<(ResolvedSeries, String, LiveRun)>,
+}
+
+impl Comparison {
+    /// Prepares `text` (first `length` tokens) for each series' model and starts an
+    /// empty run per series.
+    pub fn start(
+        series: &[(ResolvedSeries, Rc<LoadedModel>)],
+        text: &str,
+        length: Option<usize>,
+    ) -> Result<Comparison, AppError> {
+        let mut prompts = HashMap::new();
+        let mut runs = Vec::new();
+        for (i, (resolved, model)) in series.iter().enumerate() {
+            if !prompts.contains_key(&resolved.entry.id) {
+                prompts.insert(
+                    resolved.entry.id.clone(),
+                    prepare_prompt(model, text, length)?,
+                );
+            }
+            let scheme = resolved.scheme_for(model);
+            let run = LiveRun::start(Rc::clone(model), &scheme, i == 0)?;
+            runs.push((resolved.clone(), scheme, run));
+        }
+        Ok(Comparison { prompts, runs })
+    }
+
+    /// Tokens of the longest prepared prompt (the chart's axis).
+    pub fn total(&self) -> usize {
+        self.prompts
+            .values()
+            .map(|p| p.ids.len())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Tokens in the whole text before the length or the cap cut it (the focus model's).
+    pub fn full_len(&self) -> usize {
+        self.focus_prompt().map_or(0, |p| p.full_len)
+    }
+
+    /// Tokens every series has run.
+    pub fn done(&self) -> usize {
+        self.runs.iter().map(|(_, _, r)| r.len()).min().unwrap_or(0)
+    }
+
+    /// Whether every series has run its whole prompt.
+    pub fn finished(&self) -> bool {
+        self.runs.iter().all(|(resolved, _, run)| {
+            run.len()
+                >= self
+                    .prompts
+                    .get(&resolved.entry.id)
+                    .map_or(0, |p| p.ids.len())
+        })
+    }
+
+    fn focus_prompt(&self) -> Option<&PreparedPrompt> {
+        let (resolved, _, _) = self.runs.first()?;
+        self.prompts.get(&resolved.entry.id)
+    }
+
+    /// Runs every series up to `upto` tokens (each series to its own prompt's end at
+    /// most). Stops at the first failure.
+    pub async fn advance(&mut self, upto: usize) -> Result<(), AppError> {
+        for (resolved, _, run) in &mut self.runs {
+            let Some(prompt) = self.prompts.get(&resolved.entry.id) else {
+                continue;
+            };
+            run.advance(prompt, upto).await?;
+        }
+        Ok(())
+    }
+
+    /// The chart's lines: each series' NLL per position so far.
+    pub fn chart_series(&self) -> Vec<ChartSeries> {
+        self.runs
+            .iter()
+            .map(|(resolved, scheme, run)| ChartSeries {
+                key: resolved.spec.to_string(),
+                label: resolved.label(scheme),
+                nll: run.result().tokens.iter().map(|t| t.nll).collect(),
+            })
+            .collect()
+    }
+
+    /// The focus series' full result (tokens, guesses, attention).
+    pub fn focus(&self) -> Option<Arc<RunResult>> {
+        self.runs
+            .first()
+            .map(|(_, _, run)| Arc::new(run.result().clone()))
+    }
+
+    /// The focus model's rotary shape: `(head_dim, rope_theta, L)`.
+    pub fn focus_rotary_shape(&self) -> Option<(usize, f64, usize)> {
+        let (_, _, run) = self.runs.first()?;
+        let config = run.model().config();
+        Some((
+            config.head_dim(),
+            config.rope_theta,
+            config.training_length(),
+        ))
+    }
+
+    /// The focus prompt's token texts (the chart's hover readout).
+    pub fn token_texts(&self) -> Vec<String> {
+        self.focus_prompt()
+            .map(|p| p.texts.clone())
+            .unwrap_or_default()
+    }
+
+    /// Milliseconds spent in forward passes, summed over series.
+    pub fn elapsed_ms(&self) -> f64 {
+        self.runs
+            .iter()
+            .map(|(_, _, r)| r.result().elapsed_ms)
+            .sum()
+    }
+}

@@ -1,0 +1,434 @@
+//! The studio's shareable state, kept in the page URL's query string: the view, the
+//! model/scheme series compared, the prompt (a sample id or the text itself) and the
+//! prompt length. Any figure can be shared by its URL, and an embed uses the same
+//! parameters:
+//!
+//! ```text
+//! ?view=perplexity&models=rope,rope:yarn:dyn,drope:none:dyn%2Bbeta&sample=austen-12&length=1024
+//! ```
+//!
+//! Parsing never fails as a whole: a bad value is reported and that field keeps its
+//! default, so a mistyped link still opens the studio and says what was wrong.
+
+use std::fmt;
+
+use engine::SchemeSpec;
+
+/// The longest prompt text kept in the URL; longer prompts are not shareable by link
+/// (browsers and servers cut URLs of a few tens of kilobytes).
+pub const MAX_URL_PROMPT_CHARS: usize = 4000;
+
+/// The prompt length the studio opens with: 4L of the shipped models, far enough past
+/// L to show the break, short enough to run in a few seconds on a CPU.
+pub const DEFAULT_LENGTH: usize = 1024;
+
+/// The most series one page compares (each is a model run per prompt).
+pub const MAX_SERIES: usize = 8;
+
+/// Which view the page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Perplexity against position, one line per series.
+    Perplexity,
+    /// Attention maps of the focused series.
+    Attention,
+    /// The prompt's tokens coloured by surprise.
+    Tokens,
+    /// Needle-in-a-haystack accuracy.
+    Needle,
+    /// Per-pair frequency scaling of PI, NTK and YaRN.
+    Frequencies,
+    /// Loss curves of the three training runs.
+    Training,
+}
+
+impl View {
+    /// Every view, in tab order.
+    pub const ALL: [View; 6] = [
+        View::Perplexity,
+        View::Attention,
+        View::Tokens,
+        View::Needle,
+        View::Frequencies,
+        View::Training,
+    ];
+
+    /// The name in URLs.
+    pub fn key(self) -> &'static str {
+        match self {
+            View::Perplexity => "perplexity",
+            View::Attention => "attention",
+            View::Tokens => "tokens",
+            View::Needle => "needle",
+            View::Frequencies => "frequencies",
+            View::Training => "training",
+        }
+    }
+
+    /// The tab's label.
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Perplexity => "Perplexity vs position",
+            View::Attention => "Attention maps",
+            View::Tokens => "Token surprise",
+            View::Needle => "Needle in a haystack",
+            View::Frequencies => "Frequency explorer",
+            View::Training => "Training story",
+        }
+    }
+
+    /// Whether the view draws model runs of the prompt (the others draw published data).
+    pub fn runs_models(self) -> bool {
+        matches!(self, View::Perplexity | View::Attention | View::Tokens)
+    }
+
+    fn parse(text: &str) -> Result<View, String> {
+        View::ALL
+            .into_iter()
+            .find(|v| v.key() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = View::ALL.iter().map(|v| v.key()).collect();
+                format!("unknown view `{text}` (views: {})", names.join(", "))
+            })
+    }
+}
+
+/// One line of the comparison: a model run under an inference-time position scheme.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SeriesSpec {
+    /// Model id from `models/manifest.json`.
+    pub model: String,
+    /// Scheme in text form; `None`: the one the model was trained with.
+    pub scheme: Option<String>,
+}
+
+impl SeriesSpec {
+    /// A series with the model's own scheme.
+    pub fn model(id: &str) -> SeriesSpec {
+        SeriesSpec {
+            model: id.to_string(),
+            scheme: None,
+        }
+    }
+
+    /// A series with an explicit scheme.
+    pub fn with_scheme(id: &str, scheme: &str) -> SeriesSpec {
+        SeriesSpec {
+            model: id.to_string(),
+            scheme: Some(scheme.to_string()),
+        }
+    }
+
+    /// Parses `model` or `model:scheme` (`rope:yarn:dyn`, `drope:none:dyn+beta`). A `+`
+    /// that a hand-typed URL turned into a space is read back as `+`.
+    pub fn parse(text: &str) -> Result<SeriesSpec, String> {
+        let text = text.trim();
+        let (model, scheme) = match text.split_once(':') {
+            Some((model, scheme)) => (model, Some(scheme.replace(' ', "+"))),
+            None => (text, None),
+        };
+        let valid_id = |id: &str| {
+            !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if !valid_id(model) {
+            return Err(format!(
+                "`{text}` is not a series: expected a model id (rope, drope, nope...), \
+                 optionally with a scheme as in rope:yarn:dyn"
+            ));
+        }
+        if let Some(scheme) = &scheme {
+            scheme
+                .parse::<SchemeSpec>()
+                .map_err(|e| format!("series `{text}`: {e}"))?;
+        }
+        Ok(SeriesSpec {
+            model: model.to_string(),
+            scheme,
+        })
+    }
+}
+
+impl fmt::Display for SeriesSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.scheme {
+            Some(scheme) => write!(f, "{}:{scheme}", self.model),
+            None => write!(f, "{}", self.model),
+        }
+    }
+}
+
+/// Where the prompt comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptSource {
+    /// A test-split sample from `samples.json`, by id.
+    Sample(String),
+    /// Text the user typed or pasted.
+    Text(String),
+}
+
+/// Everything the URL holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StudioState {
+    /// The view shown.
+    pub view: View,
+    /// The series compared; the first is the focus (token strip, attention maps).
+    pub series: Vec<SeriesSpec>,
+    /// The prompt.
+    pub prompt: PromptSource,
+    /// Run only the first `length` tokens of the prompt; `None`: all of it.
+    pub length: Option<usize>,
+}
+
+impl Default for StudioState {
+    /// RoPE as trained, RoPE with YaRN, DroPE with its logit scale, on the first
+    /// [`DEFAULT_LENGTH`] tokens of the first sample.
+    fn default() -> Self {
+        StudioState {
+            view: View::Perplexity,
+            series: vec![
+                SeriesSpec::model("rope"),
+                SeriesSpec::with_scheme("rope", "yarn:dyn"),
+                SeriesSpec::with_scheme("drope", "none:dyn+beta"),
+            ],
+            prompt: PromptSource::Sample(String::new()),
+            length: Some(DEFAULT_LENGTH),
+        }
+    }
+}
+
+/// The query string's parameters, in order.
+pub type QueryPairs = Vec<(String, String)>;
+
+impl StudioState {
+    /// Reads the state from decoded query parameters. Unknown parameters are ignored (a
+    /// host page may add its own); every bad value comes back as a message and leaves
+    /// that field at its default.
+    pub fn from_pairs(pairs: &[(String, String)]) -> (StudioState, Vec<String>) {
+        let mut state = StudioState::default();
+        let mut problems = Vec::new();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "view" => match View::parse(value) {
+                    Ok(view) => state.view = view,
+                    Err(e) => problems.push(e),
+                },
+                "models" => {
+                    let mut series = Vec::new();
+                    for item in value.split(',').filter(|s| !s.trim().is_empty()) {
+                        match SeriesSpec::parse(item) {
+                            Ok(s) if !series.contains(&s) => series.push(s),
+                            Ok(_) => {}
+                            Err(e) => problems.push(e),
+                        }
+                    }
+                    if series.len() > MAX_SERIES {
+                        problems.push(format!(
+                            "{} series asked for; the studio compares at most {MAX_SERIES}, \
+                             so the rest are left out",
+                            series.len()
+                        ));
+                        series.truncate(MAX_SERIES);
+                    }
+                    if !series.is_empty() {
+                        state.series = series;
+                    }
+                }
+                "sample" => state.prompt = PromptSource::Sample(value.trim().to_string()),
+                "prompt" => {
+                    if value.trim().is_empty() {
+                        problems.push("the prompt in the URL is empty".to_string());
+                    } else {
+                        state.prompt = PromptSource::Text(value.clone());
+                    }
+                }
+                "length" => match value.trim().parse::<usize>() {
+                    Ok(n) if n >= 2 => state.length = Some(n),
+                    _ => problems.push(format!(
+                        "length `{value}` is not a token count (a whole number of at least 2)"
+                    )),
+                },
+                _ => {}
+            }
+        }
+        (state, problems)
+    }
+
+    /// The parameters that give back this state. A prompt text longer than
+    /// [`MAX_URL_PROMPT_CHARS`] is left out (`false` in the second place).
+    pub fn to_pairs(&self) -> (QueryPairs, bool) {
+        let mut pairs = vec![("view".to_string(), self.view.key().to_string())];
+        let series: Vec<String> = self.series.iter().map(ToString::to_string).collect();
+        pairs.push(("models".into(), series.join(",")));
+        let mut complete = true;
+        match &self.prompt {
+            PromptSource::Sample(id) if !id.is_empty() => pairs.push(("sample".into(), id.clone())),
+            PromptSource::Sample(_) => {}
+            PromptSource::Text(text) if text.chars().count() <= MAX_URL_PROMPT_CHARS => {
+                pairs.push(("prompt".into(), text.clone()))
+            }
+            PromptSource::Text(_) => complete = false,
+        }
+        if let Some(length) = self.length {
+            pairs.push(("length".into(), length.to_string()));
+        }
+        (pairs, complete)
+    }
+
+    /// Reads the state from a query string (`?a=b&...`, with or without the `?`).
+    pub fn from_query(query: &str) -> (StudioState, Vec<String>) {
+        StudioState::from_pairs(&decode_query(query))
+    }
+
+    /// The query string (with its `?`) for this state, and whether it is complete.
+    pub fn to_query(&self) -> (String, bool) {
+        let (pairs, complete) = self.to_pairs();
+        (encode_query(&pairs), complete)
+    }
+}
+
+/// Decodes `a=b&c=d` (form encoding: `+` is a space, `%XX` a byte; bad escapes are kept
+/// as typed, bad UTF-8 becomes U+FFFD).
+pub fn decode_query(query: &str) -> QueryPairs {
+    let decode = |text: &str| {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' => match text
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(byte) => {
+                        out.push(byte);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                },
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(pair), String::new()),
+        })
+        .collect()
+}
+
+/// Encodes pairs as a query string with its `?`. Only unreserved characters and the
+/// few that read well in a link (`,` and `:`) stay as they are.
+pub fn encode_query(pairs: &[(String, String)]) -> String {
+    let encode = |text: &str| {
+        let mut out = String::with_capacity(text.len());
+        for byte in text.bytes() {
+            match byte {
+                b'A'..=b'Z'
+                | b'a'..=b'z'
+                | b'0'..=b'9'
+                | b'-'
+                | b'_'
+                | b'.'
+                | b'~'
+                | b','
+                | b':' => out.push(byte as char),
+                b' ' => out.push('+'),
+                other => out.push_str(&format!("%{other:02X}")),
+            }
+        }
+        out
+    };
+    let joined: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    format!("?{}", joined.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn a_shared_link_round_trips() {
+        let state = StudioState {
+            view: View::Attention,
+            series: vec![
+                SeriesSpec::model("rope"),
+                SeriesSpec::with_scheme("drope", "none:dyn+beta"),
+            ],
+            prompt: PromptSource::Text(
+                "Café & \u{5E9}\u{5DC}\u{5D5}\u{5DD} = 100% \u{1F600}\n+1".into(),
+            ),
+            length: Some(700),
+        };
+        let (query, complete) = state.to_query();
+        assert!(complete);
+        assert!(
+            query.contains("models=rope,drope:none:dyn%2Bbeta"),
+            "{query}"
+        );
+        assert_eq!(StudioState::from_query(&query), (state, vec![]));
+    }
+
+    #[wasm_bindgen_test]
+    fn bad_values_are_reported_and_keep_their_defaults() {
+        let (state, problems) = StudioState::from_query(
+            "?view=graphs&models=rope:warp:9,dr%20ope&length=-3&sample=kjv-2",
+        );
+        assert_eq!(state.view, View::Perplexity);
+        assert_eq!(state.series, StudioState::default().series);
+        assert_eq!(state.length, Some(DEFAULT_LENGTH));
+        assert_eq!(state.prompt, PromptSource::Sample("kjv-2".into()));
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].contains("unknown view `graphs`"));
+        assert!(problems[1].contains("rope:warp:9"));
+        assert!(problems[3].contains("length `-3`"));
+    }
+
+    #[wasm_bindgen_test]
+    fn a_hand_typed_plus_still_means_plus() {
+        let (state, problems) = StudioState::from_query("models=drope:none:dyn+beta,nope,nope");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            state.series,
+            vec![
+                SeriesSpec::with_scheme("drope", "none:dyn+beta"),
+                SeriesSpec::model("nope")
+            ]
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn long_prompts_and_many_series_are_capped() {
+        let state = StudioState {
+            prompt: PromptSource::Text("a".repeat(MAX_URL_PROMPT_CHARS + 1)),
+            ..StudioState::default()
+        };
+        let (query, complete) = state.to_query();
+        assert!(!complete && !query.contains("prompt="));
+        let many: Vec<String> = (0..12).map(|i| format!("m{i}")).collect();
+        let (state, problems) = StudioState::from_query(&format!("models={}", many.join(",")));
+        assert_eq!(state.series.len(), MAX_SERIES);
+        assert_eq!(problems.len(), 1);
+    }
+
+    #[wasm_bindgen_test]
+    fn broken_escapes_do_not_panic() {
+        let pairs = decode_query("prompt=100%&x=%zz%e2%82&=&&y");
+        assert_eq!(pairs[0], ("prompt".into(), "100%".into()));
+        assert_eq!(pairs[1].1, "%zz\u{FFFD}");
+        assert_eq!(pairs[3], ("y".into(), String::new()));
+    }
+}

@@ -1,0 +1,301 @@
+//! Needle-in-a-haystack results: the precomputed accuracy grid of `results/niah.json`
+//! (rows = model/scheme, columns = context length in multiples of `L`, depths pooled),
+//! an optional length x depth breakdown of one row, and the paper's table beside it.
+
+use leptos::prelude::*;
+
+use crate::colormap::VIRIDIS;
+use crate::published::{NeedleCell, NeedleGrid};
+use crate::views::training_story::model_label;
+use crate::views::ColourLegend;
+
+/// Length multiples shown when the file names none.
+const DEFAULT_MULTIPLES: [usize; 4] = [1, 2, 4, 8];
+
+/// `0.625` as `62%`.
+fn percent(fraction: f64) -> String {
+    format!("{:.0}%", 100.0 * fraction)
+}
+
+/// Background and text colour of a cell at `accuracy` in `[0, 1]`.
+fn cell_style(accuracy: f64) -> String {
+    let background = VIRIDIS.at(accuracy as f32);
+    format!(
+        "background: {}; color: {}",
+        background.hex(),
+        background.text_colour().hex()
+    )
+}
+
+/// Hover text of a cell: counts, interval and per-digit accuracy, where known.
+pub fn cell_tooltip(cell: &NeedleCell) -> String {
+    let depth = cell
+        .depth
+        .map_or("all depths".to_string(), |d| format!("depth {d}"));
+    let mut text = format!(
+        "{} `{}` at {}x L, {depth}: {} of {} exact",
+        model_label(&cell.model),
+        cell.scheme,
+        cell.length_multiple,
+        cell.correct,
+        cell.trials
+    );
+    if let Some((low, high)) = cell.interval() {
+        text += &format!("; 95% interval {} to {}", percent(low), percent(high));
+    }
+    if let Some(digits) = cell.digit_accuracy {
+        text += &format!("; {} of the answer digits right", percent(digits));
+    }
+    text
+}
+
+/// One coloured grid cell (`td[data-testid=test_id]`), or a dash where nothing ran.
+fn grid_cell(cell: Option<&NeedleCell>, test_id: &'static str, multiple: usize) -> AnyView {
+    let Some((cell, accuracy)) = cell.and_then(|c| c.accuracy.map(|a| (c, a))) else {
+        return view! {
+            <td data-testid=test_id data-multiple=multiple class="needle-cell missing"
+                title="not measured">"\u{2013}"</td>
+        }
+        .into_any();
+    };
+    let interval = cell.interval().map(|(low, high)| {
+        view! {
+            <span class="interval">
+                {format!("[{:.0}, {:.0}]", 100.0 * low, 100.0 * high)}
+            </span>
+        }
+    });
+    view! {
+        <td data-testid=test_id data-multiple=multiple class="needle-cell"
+            style=cell_style(accuracy) title=cell_tooltip(cell)>
+            <span class="accuracy">{percent(accuracy)}</span>
+            {interval}
+            <span class="trials">{format!("n = {}", cell.trials)}</span>
+        </td>
+    }
+    .into_any()
+}
+
+/// What the grid's numbers mean, from the file's own metadata.
+fn method_note(grid: &NeedleGrid) -> String {
+    let mut note =
+        "Exact-match accuracy of the 7-digit answer, all depths pooled; n = trials.".to_string();
+    if grid.lengths.iter().any(|c| c.interval().is_some()) {
+        let confidence = grid.confidence.unwrap_or(0.95);
+        note += &format!(
+            " In brackets: the {:.0}% Wilson interval.",
+            100.0 * confidence
+        );
+    } else {
+        note += " This file predates confidence intervals: counts only.";
+    }
+    if let (Some(half), Some(min), Some(max)) =
+        (grid.target_half_width, grid.min_trials, grid.max_trials)
+    {
+        note += &format!(
+            " Trials ran until the interval was within \u{00B1}{:.0} points ({min} to {max} per cell).",
+            100.0 * half
+        );
+    }
+    if let Some(seed) = grid.seed {
+        note += &format!(" Needle documents from seed {seed}.");
+    }
+    note
+}
+
+/// The needle results: `table[data-testid="needle-table"]` with one
+/// `tr[data-testid="needle-row"]` (and `data-model`, `data-scheme`) per model/scheme and
+/// `td[data-testid="needle-cell"]` (and `data-multiple`) per length; each row's
+/// `button[data-testid="depth-toggle"]` opens `table[data-testid="depth-table"]`
+/// (`td[data-testid="depth-cell"]`); the paper's numbers are in
+/// `table[data-testid="paper-needle"]`.
+#[component]
+pub fn NeedleResults(
+    /// The parsed `niah.json`.
+    #[prop(into)]
+    grid: Signal<NeedleGrid>,
+    /// The (model, scheme) row broken down by depth, if any (a local signal when not given).
+    #[prop(optional)]
+    selected: Option<RwSignal<Option<(String, String)>>>,
+) -> impl IntoView {
+    let selected = selected.unwrap_or_else(|| RwSignal::new(None));
+    let multiples = move || {
+        grid.with(|g| {
+            if g.multiples.is_empty() {
+                DEFAULT_MULTIPLES.to_vec()
+            } else {
+                g.multiples.clone()
+            }
+        })
+    };
+
+    let header = move || {
+        multiples()
+            .into_iter()
+            .map(|m| view! { <th scope="col">{format!("{m}x L")}</th> })
+            .collect_view()
+    };
+    let body = move || {
+        let (grid, multiples) = (grid.get(), multiples());
+        grid.rows()
+            .into_iter()
+            .map(|(model, scheme)| {
+                let cells = multiples
+                    .iter()
+                    .map(|&m| grid_cell(grid.pooled(&model, &scheme, m), "needle-cell", m))
+                    .collect_view();
+                let key = (model.clone(), scheme.clone());
+                let is_open = {
+                    let key = key.clone();
+                    Signal::derive(move || selected.with(|s| s.as_ref() == Some(&key)))
+                };
+                let toggle = {
+                    let key = key.clone();
+                    move |_| {
+                        selected.update(|s| {
+                            *s = if s.as_ref() == Some(&key) {
+                                None
+                            } else {
+                                Some(key.clone())
+                            }
+                        })
+                    }
+                };
+                view! {
+                    <tr data-testid="needle-row" data-model=model.clone() data-scheme=scheme.clone()
+                        class:open=is_open>
+                        <th scope="row">{model_label(&model)}</th>
+                        <td class="scheme"><code>{scheme.clone()}</code></td>
+                        {cells}
+                        <td>
+                            <button data-testid="depth-toggle" class="depth-toggle"
+                                attr:aria-pressed=move || is_open.get().to_string()
+                                on:click=toggle>"by depth"</button>
+                        </td>
+                    </tr>
+                }
+            })
+            .collect_view()
+    };
+
+    let breakdown = move || {
+        let (model, scheme) = selected.get()?;
+        let (grid, multiples) = (grid.get(), multiples());
+        let header = multiples
+            .iter()
+            .map(|m| view! { <th scope="col">{format!("{m}x L")}</th> })
+            .collect_view();
+        let rows = if grid.depths.is_empty() {
+            view! { <tr><td colspan="9">"This file has no per-depth cells."</td></tr> }.into_any()
+        } else {
+            grid.depths
+                .iter()
+                .map(|&depth| {
+                    let cells = multiples
+                        .iter()
+                        .map(|&m| {
+                            grid_cell(grid.at_depth(&model, &scheme, m, depth), "depth-cell", m)
+                        })
+                        .collect_view();
+                    view! { <tr><th scope="row">{format!("{depth}")}</th>{cells}</tr> }
+                })
+                .collect_view()
+                .into_any()
+        };
+        Some(view! {
+            <table data-testid="depth-table" class="needle-table depth-table">
+                <caption>
+                    {format!("{} `{scheme}` by needle depth (0 = start of the haystack, 1 = end)", model_label(&model))}
+                </caption>
+                <thead><tr><th scope="col">"depth"</th>{header}</tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        })
+    };
+
+    let paper_rows = engine::paper::NIAH_TABLE
+        .iter()
+        .map(|(method, row)| {
+            let cells = engine::paper::NIAH_MULTIPLES
+                .iter()
+                .zip(row)
+                .map(|(m, p)| {
+                    view! {
+                        <td data-testid="paper-cell" data-multiple=*m class="needle-cell"
+                            style=cell_style(p / 100.0)>
+                            <span class="accuracy">{format!("{p:.2}%")}</span>
+                        </td>
+                    }
+                })
+                .collect_view();
+            view! { <tr><th scope="row">{*method}</th>{cells}</tr> }
+        })
+        .collect_view();
+    let paper_header = engine::paper::NIAH_MULTIPLES
+        .iter()
+        .map(|m| view! { <th scope="col">{format!("{m}x L")}</th> })
+        .collect_view();
+    let paper_caption = format!(
+        "The paper's, {}, L = {} (standard NIAH; not this studio's models)",
+        engine::paper::NIAH_MODEL,
+        engine::paper::NIAH_TRAINING_LENGTH
+    );
+
+    view! {
+        <section class="needle-results">
+            <ColourLegend colormap=VIRIDIS title="exact-match accuracy".to_string()
+                low="0%".to_string() high="100%".to_string() />
+            <div class="table-scroll">
+                <table data-testid="needle-table" class="needle-table">
+                    <caption>"This studio's models: needle accuracy by context length"</caption>
+                    <thead><tr>
+                        <th scope="col">"model"</th><th scope="col">"scheme"</th>
+                        {header}
+                        <th scope="col"><span class="visually-hidden">"breakdown"</span></th>
+                    </tr></thead>
+                    <tbody>{body}</tbody>
+                </table>
+            </div>
+            <p class="chart-summary">{move || grid.with(method_note)}</p>
+            <div class="table-scroll">{breakdown}</div>
+            <div class="table-scroll">
+                <table data-testid="paper-needle" class="needle-table paper">
+                    <caption>{paper_caption}</caption>
+                    <thead><tr><th scope="col">"method"</th>{paper_header}</tr></thead>
+                    <tbody>{paper_rows}</tbody>
+                </table>
+            </div>
+        </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn tooltips_and_notes_say_what_is_known() {
+        let cell = NeedleCell {
+            model: "drope".into(),
+            scheme: "none".into(),
+            length_multiple: 2,
+            depth: None,
+            trials: 10,
+            correct: 8,
+            digits_correct: Some(65),
+            accuracy: Some(0.8),
+            wilson_low: Some(0.49),
+            wilson_high: Some(0.943),
+            digit_accuracy: Some(0.93),
+        };
+        let tip = cell_tooltip(&cell);
+        assert!(
+            tip.contains("DroPE `none` at 2x L, all depths: 8 of 10 exact"),
+            "{tip}"
+        );
+        assert!(tip.contains("95% interval 49% to 94%"), "{tip}");
+        let old = NeedleGrid::default();
+        assert!(method_note(&old).contains("predates"));
+    }
+}
