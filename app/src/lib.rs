@@ -11,6 +11,7 @@ pub mod app;
 pub mod colormap;
 pub mod controls;
 pub mod error;
+pub mod export;
 pub mod format;
 pub mod manifest;
 pub mod model_store;
@@ -20,6 +21,7 @@ pub mod runs;
 pub mod samples;
 pub mod url_state;
 pub mod views;
+pub mod weight_cache;
 
 pub use app::App;
 

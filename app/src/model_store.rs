@@ -13,7 +13,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use crate::error::AppError;
-use crate::manifest::{fetch_bytes, FileEntry, ModelEntry};
+use crate::manifest::{FileEntry, ModelEntry};
+use crate::weight_cache::fetch_verified;
 
 /// What the browser offers for running models on the GPU, found once at startup.
 #[derive(Clone)]
@@ -178,8 +179,8 @@ impl DownloadedModel {
     }
 }
 
-/// Downloads and verifies a model's three files, reporting progress over all of them,
-/// and parses the tokenizer.
+/// Downloads (or reads from the browser's cache) and verifies a model's three files,
+/// reporting progress over all of them, and parses the tokenizer.
 pub async fn download_model(
     entry: &ModelEntry,
     on_progress: impl Fn(DownloadProgress),
@@ -191,14 +192,13 @@ pub async fn download_model(
         done += file.bytes;
         let on_progress = &on_progress;
         async move {
-            let bytes = fetch_bytes(&file.url(), file.bytes, |received| {
+            let (bytes, _source) = fetch_verified(&file, |received| {
                 on_progress(DownloadProgress {
                     received: start + received,
                     total,
                 })
             })
             .await?;
-            file.verify(&bytes)?;
             Ok::<_, AppError>(bytes)
         }
     };

@@ -187,6 +187,24 @@ async function settled(what, { backend, tokens, count, before = null }) {
   );
 }
 
+/** The rows of a CSV text (line breaks inside quoted fields stay in their field). */
+function csvRows(text) {
+  const rows = [];
+  let row = '';
+  let quoted = false;
+  for (const c of text) {
+    if (c === '"') quoted = !quoted;
+    if (c === '\n' && !quoted) {
+      rows.push(row);
+      row = '';
+    } else {
+      row += c;
+    }
+  }
+  if (row) rows.push(row);
+  return rows;
+}
+
 /** The number of the run the page shows. */
 const shownRun = () => page.locator(sel.summary).getAttribute('data-run').then(Number);
 
@@ -304,6 +322,23 @@ try {
   await page.locator(sel.legend).first().click();
   assert.equal(await page.locator(sel.line).count(), series.length, 'the legend did not show the line again');
   await page.mouse.move(0, 0);
+  // Export: the data as CSV (a row per position) and the chart as a PNG.
+  const saved = async (testid) => {
+    const [download] = await Promise.all([
+      page.waitForEvent('download', { timeout: left() }),
+      page.click(`[data-testid="${testid}"]`),
+    ]);
+    const { readFileSync } = await import('node:fs');
+    return { name: download.suggestedFilename(), bytes: readFileSync(await download.path()) };
+  };
+  const csv = await step('saving the chart as CSV', () => saved('export-csv'));
+  const csvLines = csvRows(csv.bytes.toString('utf8'));
+  assert.equal(csv.name, 'drope-perplexity.csv');
+  assert.equal(csvLines.length, length + 1, 'CSV: a header and a row per position');
+  assert.equal(csvLines[0].split(',').length, 2 + 2 * series.length, `CSV header: ${csvLines[0]}`);
+  const png = await step('saving the chart as PNG', () => saved('export-png'));
+  assert.equal(png.name, 'drope-perplexity.png');
+  assert.ok(png.bytes.subarray(1, 4).toString() === 'PNG' && png.bytes.length > 5000, `PNG of ${png.bytes.length} bytes`);
   const shots = [await shoot('perplexity')];
   noErrors('after the first run');
 
@@ -465,9 +500,17 @@ try {
   await page.goto(at(query), { waitUntil: 'load' });
   await settled('the linked comparison, cached', { backend: backendName, tokens: length, count: series.length });
   const cachedChartMs = Date.now() - tCached;
+  // The model files are in the browser's Cache API, keyed by their SHA-256.
+  const cachedFiles = await page.evaluate(async () => {
+    const cache = await caches.open('drope-studio-weights-v1');
+    return (await cache.keys()).map((r) => new URL(r.url).pathname + new URL(r.url).search);
+  });
+  for (const id of ['rope', 'drope']) {
+    assert.ok(cachedFiles.some((k) => k.includes(`/models/${id}/model.safetensors?sha256=`)), `${id}'s weights are not cached: ${cachedFiles}`);
+  }
 
   console.log(`  backend: ${backend}${cpuCompare ? `; NLL WebGPU vs CPU: ${cpuCompare}` : ''}`);
-  console.log(`  page open -> first chart (${series.length} series x ${length} tokens): cold ${firstChartMs} ms, cached ${cachedChartMs} ms`);
+  console.log(`  page open -> first chart (${series.length} series x ${length} tokens): cold ${firstChartMs} ms, cached ${cachedChartMs} ms (${cachedFiles.length} files in the Cache API)`);
   console.log(`  longest main-thread task during the first run: ${longestFirst} ms; after a 1 MB paste: ${longestPaste} ms`);
   console.log(`  heatmap ${heat.width}x${heat.height}; growth paused at ${paused}, stepped to ${stepped}`);
   console.log(`  screenshots: ${shots.join(', ')}`);

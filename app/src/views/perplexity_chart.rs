@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use leptos::prelude::*;
 use web_sys::MouseEvent;
 
+use crate::export::{csv_field, save_svg_as_png, save_text};
 use crate::format::quoted;
 use crate::views::chart_math::{moving_average, nice_step, pointer_x};
 
@@ -127,6 +128,53 @@ fn line_path(values: &[Option<f32>], scale: &SeriesScale) -> String {
     path
 }
 
+/// The chart's data as CSV: one row per position with its token and, per series, the
+/// raw NLL and the smoothed value (empty where there is none).
+pub fn chart_csv(series: &[ChartSeries], texts: &[String], window: usize) -> String {
+    let mut header = vec!["position".to_string(), "token".to_string()];
+    for s in series {
+        header.push(csv_field(&format!("{} NLL", s.label)));
+        header.push(csv_field(&format!(
+            "{} smoothed ({window} tokens)",
+            s.label
+        )));
+    }
+    let smoothed: Vec<Vec<Option<f32>>> = series
+        .iter()
+        .map(|s| moving_average(&s.nll, window))
+        .collect();
+    let rows = series.iter().map(|s| s.nll.len()).max().unwrap_or(0);
+    let cell = |v: Option<f32>| v.map(|v| format!("{v:.5}")).unwrap_or_default();
+    let mut out = header.join(",") + "\n";
+    for position in 0..rows {
+        let mut row = vec![
+            position.to_string(),
+            csv_field(texts.get(position).map_or("", String::as_str)),
+        ];
+        for (s, smooth) in series.iter().zip(&smoothed) {
+            row.push(cell(s.nll.get(position).copied().flatten()));
+            row.push(cell(smooth.get(position).copied().flatten()));
+        }
+        out += &(row.join(",") + "\n");
+    }
+    out
+}
+
+/// The chart's data as JSON: the training length, the tokens and each series' NLLs.
+pub fn chart_json(series: &[ChartSeries], texts: &[String], training_length: usize) -> String {
+    let series: Vec<serde_json::Value> = series
+        .iter()
+        .map(|s| serde_json::json!({"series": s.key, "label": s.label, "nll": s.nll}))
+        .collect();
+    serde_json::json!({
+        "training_length": training_length,
+        "unit": "nats",
+        "tokens": texts,
+        "series": series,
+    })
+    .to_string()
+}
+
 /// The comparison chart: `svg[data-testid="perplexity-chart"]`, one
 /// `path[data-testid="series-line"]` per shown series (`data-series` = its key,
 /// `data-last-position` = the last position it has a value for), legend buttons
@@ -156,6 +204,7 @@ pub fn PerplexityChart(
     let hidden = RwSignal::new(HashSet::<String>::new());
     let hover = RwSignal::new(None::<usize>);
     let svg_ref = NodeRef::<leptos::svg::Svg>::new();
+    let export_error = RwSignal::new(None::<String>);
 
     let smoothed = Memo::new(move |_| {
         let w = window.get();
@@ -441,7 +490,25 @@ pub fn PerplexityChart(
                     />
                     " log position axis"
                 </label>
+                <span class="export" role="group" aria-label="Save this figure">
+                    "Save "
+                    <button type="button" data-testid="export-png" on:click=move |_| {
+                        if let Some(svg) = svg_ref.get_untracked() {
+                            let outcome = save_svg_as_png(&svg, "drope-perplexity.png", include_str!("../style.css"));
+                            export_error.set(outcome.err());
+                        }
+                    }>"PNG"</button>
+                    <button type="button" data-testid="export-csv" on:click=move |_| {
+                        let text = series.with_untracked(|s| token_texts.with_untracked(|t| chart_csv(s, t, window.get_untracked())));
+                        export_error.set(save_text("drope-perplexity.csv", "text/csv", &text).err());
+                    }>"CSV"</button>
+                    <button type="button" data-testid="export-json" on:click=move |_| {
+                        let text = series.with_untracked(|s| token_texts.with_untracked(|t| chart_json(s, t, training_length.get_untracked())));
+                        export_error.set(save_text("drope-perplexity.json", "application/json", &text).err());
+                    }>"JSON"</button>
+                </span>
             </div>
+            {move || export_error.get().map(|e| view! { <p class="error" role="alert">{format!("Could not save: {e}")}</p> })}
             <div class="series-legend" role="group" aria-label="Series (click to hide or show)">{legend}</div>
             <div class="chart-frame">
                 <svg
@@ -491,6 +558,37 @@ mod tests {
         assert_eq!(window_mean(&nll, 2, 100), Some((4.0, 2)));
         assert_eq!(window_mean(&nll, 10, 20), None);
         assert_eq!(report_windows(256)[3], ("4L-8L".to_string(), 1024, 2048));
+    }
+
+    #[wasm_bindgen_test]
+    fn csv_has_a_row_per_position_and_two_columns_per_series() {
+        let series = vec![
+            ChartSeries {
+                key: "rope".into(),
+                label: "RoPE, plain".into(),
+                nll: vec![None, Some(2.0), Some(4.0)],
+            },
+            ChartSeries {
+                key: "drope".into(),
+                label: "DroPE".into(),
+                nll: vec![None, Some(1.0)],
+            },
+        ];
+        let texts = vec!["The".to_string(), " \"cat\"".to_string(), ",".to_string()];
+        let csv = chart_csv(&series, &texts, 1);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0], "position,token,\"RoPE, plain NLL\",\"RoPE, plain smoothed (1 tokens)\",DroPE NLL,DroPE smoothed (1 tokens)");
+        assert_eq!(lines[1], "0,The,,,,");
+        assert_eq!(
+            lines[2],
+            "1,\" \"\"cat\"\"\",2.00000,2.00000,1.00000,1.00000"
+        );
+        assert_eq!(lines[3], "2,\",\",4.00000,4.00000,,");
+        let json: serde_json::Value =
+            serde_json::from_str(&chart_json(&series, &texts, 256)).unwrap();
+        assert_eq!(json["series"][1]["nll"][1], 1.0);
+        assert!(json["series"][0]["nll"][0].is_null());
     }
 
     #[wasm_bindgen_test]
