@@ -21,6 +21,7 @@ use crate::analysis::{uniform_nll, RunResult};
 use crate::controls::{PromptControls, SeriesEditor};
 use crate::error::AppError;
 use crate::format::{bytes_of, percent, quoted, thousands};
+use crate::head_profile::{pooled_map, profile};
 use crate::manifest::{fetch_manifest, Manifest};
 use crate::model_store::{
     download_model, load_on, open_gpu, DownloadProgress, GpuStatus, ModelPool,
@@ -29,11 +30,16 @@ use crate::panels::{FrequencyPanel, NeedlePanel, TrainingPanel};
 use crate::runs::{resolve_series, Comparison, ResolvedSeries};
 use crate::samples::{fetch_samples, SampleSet};
 use crate::url_state::{PromptSource, StudioState, View};
-use crate::views::{AttentionHeatmap, ChartSeries, HeatScale, PerplexityChart, TokenStrip};
+use crate::views::{
+    AttentionHeatmap, ChartSeries, HeadGrid, HeatScale, PerplexityChart, TokenStrip,
+};
 
 /// Prompts longer than this many characters are refused before tokenizing (a pasted
 /// megabyte would stall the page; 8L tokens are about 10,000 characters).
 pub const MAX_PROMPT_CHARS: usize = 100_000;
+
+/// Cells per side of a head's thumbnail in the head grid.
+const THUMBNAIL_CELLS: usize = 48;
 
 /// Tokens added per step when growing.
 const GROW_STEPS: &[usize] = &[1, 4, 16, 64];
@@ -149,8 +155,8 @@ pub fn App() -> impl IntoView {
     // shipped models' shape until a model has run.
     let rotary_shape = RwSignal::new((32usize, 10_000.0f64, 256usize));
     let grow_step = RwSignal::new(16usize);
-    let layer = RwSignal::new(0usize);
-    let head = RwSignal::new(0usize);
+    // The head the full attention map shows: (layer, head).
+    let picked = RwSignal::new((0usize, 0usize));
     let log_colours = RwSignal::new(false);
 
     // Models downloaded this visit, and the comparison being grown.
@@ -503,8 +509,12 @@ pub fn App() -> impl IntoView {
     let tokens = Signal::derive(move || {
         focus.with(|r| r.as_ref().map(|r| r.tokens.clone()).unwrap_or_default())
     });
-    let attention =
-        Signal::derive(move || focus.with(|r| r.as_ref()?.attention_map(layer.get(), head.get())));
+    let attention = Signal::derive(move || {
+        focus.with(|r| {
+            let (layer, head) = picked.get();
+            r.as_ref()?.attention_map(layer, head)
+        })
+    });
     let heat_scale = Signal::derive(move || {
         if log_colours.get() {
             HeatScale::Log
@@ -515,6 +525,28 @@ pub fn App() -> impl IntoView {
     let shape =
         Signal::derive(move || focus.with(|r| r.as_ref().map_or((0, 0), |r| (r.layers, r.heads))));
     let axis_length = Signal::derive(move || counts.get().1);
+    // Every head of the focus run (computed when the attention tab reads them).
+    let head_profiles = Memo::new(move |_| {
+        focus.with(|r| {
+            r.as_ref().map_or_else(Vec::new, |r| {
+                r.attention
+                    .iter()
+                    .enumerate()
+                    .map(|(i, rows)| profile(i / r.heads.max(1), i % r.heads.max(1), rows))
+                    .collect()
+            })
+        })
+    });
+    let head_thumbnails = Memo::new(move |_| {
+        focus.with(|r| {
+            r.as_ref().map_or_else(Vec::new, |r| {
+                r.attention
+                    .iter()
+                    .map(|rows| pooled_map(rows, THUMBNAIL_CELLS))
+                    .collect()
+            })
+        })
+    });
 
     let status = move || {
         if let Some((label, p)) = progress.get() {
@@ -647,13 +679,13 @@ pub fn App() -> impl IntoView {
                     View::Attention => view! {
                         <div class="row">
                             <label>"Layer "
-                                <select data-testid="layer-select" on:change=move |ev| layer.set(event_target_value(&ev).parse().unwrap_or(0))>
-                                    {move || (0..shape.get().0).map(|i| view! { <option value=i selected=move || layer.get() == i>{i}</option> }).collect_view()}
+                                <select data-testid="layer-select" on:change=move |ev| picked.update(|p| p.0 = event_target_value(&ev).parse().unwrap_or(0))>
+                                    {move || (0..shape.get().0).map(|i| view! { <option value=i selected=move || picked.get().0 == i>{i}</option> }).collect_view()}
                                 </select>
                             </label>
                             <label>"Head "
-                                <select data-testid="head-select" on:change=move |ev| head.set(event_target_value(&ev).parse().unwrap_or(0))>
-                                    {move || (0..shape.get().1).map(|i| view! { <option value=i selected=move || head.get() == i>{i}</option> }).collect_view()}
+                                <select data-testid="head-select" on:change=move |ev| picked.update(|p| p.1 = event_target_value(&ev).parse().unwrap_or(0))>
+                                    {move || (0..shape.get().1).map(|i| view! { <option value=i selected=move || picked.get().1 == i>{i}</option> }).collect_view()}
                                 </select>
                             </label>
                             <label>
@@ -663,6 +695,9 @@ pub fn App() -> impl IntoView {
                             </label>
                         </div>
                         <AttentionHeatmap map=attention labels=token_texts scale=heat_scale />
+                        <h3 class="sub-heading">"Every head"</h3>
+                        <HeadGrid profiles=head_profiles thumbnails=head_thumbnails
+                            heads=Signal::derive(move || shape.get().1) selected=picked scale=heat_scale />
                     }.into_any(),
                     View::Needle => view! { <NeedlePanel /> }.into_any(),
                     View::Frequencies => view! { <FrequencyPanel shape=rotary_shape /> }.into_any(),

@@ -105,6 +105,7 @@ pub fn PromptControls(
             // pasted megabyte would be laid out twice).
             prop:value=move || {
                 sample_choice.track();
+                samples.track();
                 prompt_text.get_untracked()
             }
             on:input=move |ev| source.set(PromptSource::Text(event_target_value(&ev)))

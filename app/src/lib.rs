@@ -13,6 +13,7 @@ pub mod controls;
 pub mod error;
 pub mod export;
 pub mod format;
+pub mod head_profile;
 pub mod manifest;
 pub mod model_store;
 pub mod panels;

@@ -4,7 +4,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use app::analysis::{AttentionMap, Guess, TokenStat};
-use app::views::{AttentionHeatmap, ChartSeries, HeatScale, PerplexityChart, TokenStrip};
+use app::head_profile::{pooled_map, profile};
+use app::views::{AttentionHeatmap, ChartSeries, HeadGrid, HeatScale, PerplexityChart, TokenStrip};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -226,4 +227,69 @@ async fn heatmap_draws_the_lower_triangle() {
     shown.set(None);
     settle().await;
     assert_eq!(canvas.width(), 0);
+}
+
+#[wasm_bindgen_test]
+async fn head_grid_labels_heads_selects_and_sorts() {
+    use std::sync::Arc;
+    // Head 0 of each layer looks at the previous token; head 1 spreads evenly.
+    let t = 32;
+    let local: Vec<Arc<[f32]>> = (0..t)
+        .map(|q| {
+            let mut w = vec![0.0; q + 1];
+            w[q.saturating_sub(1)] = 1.0;
+            Arc::from(w)
+        })
+        .collect();
+    let uniform: Vec<Arc<[f32]>> = (0..t)
+        .map(|q| Arc::from(vec![1.0 / (q + 1) as f32; q + 1]))
+        .collect();
+    let heads = [&local, &uniform, &local, &uniform];
+    let profiles: Vec<_> = heads
+        .iter()
+        .enumerate()
+        .map(|(i, rows)| profile(i / 2, i % 2, rows))
+        .collect();
+    let thumbs: Vec<_> = heads.iter().map(|rows| pooled_map(rows, 8)).collect();
+    let selected = RwSignal::new((0usize, 0usize));
+    let root = container();
+    let _mounted = leptos::mount::mount_to(root.clone(), move || {
+        view! {
+            <HeadGrid profiles=profiles.clone() thumbnails=thumbs.clone() heads=2usize
+                selected=selected scale=HeatScale::Linear />
+        }
+    });
+    settle().await;
+
+    let cells = all(&root, r#"[data-testid="head-cell"]"#);
+    assert_eq!(cells.len(), 4);
+    let kinds: Vec<String> = cells
+        .iter()
+        .map(|c| c.get_attribute("data-kind").unwrap())
+        .collect();
+    assert_eq!(kinds, ["local", "content", "local", "content"]);
+    // Each thumbnail is drawn at the pooled size.
+    let canvas: HtmlCanvasElement = cells[3]
+        .query_selector("canvas")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    assert_eq!((canvas.width(), canvas.height()), (8, 8));
+    assert_eq!(cells[0].get_attribute("aria-pressed").unwrap(), "true");
+    cells[3].unchecked_ref::<HtmlElement>().click();
+    settle().await;
+    assert_eq!(selected.get_untracked(), (1, 1));
+    assert_eq!(cells[3].get_attribute("aria-pressed").unwrap(), "true");
+
+    // Sorting by mean distance puts the spread heads (distance ~ q/2) first.
+    let first_row = || {
+        all(&root, r#"[data-testid="head-row"]"#)[0]
+            .text_content()
+            .unwrap()
+    };
+    assert!(first_row().starts_with("00"), "{}", first_row());
+    let sorts = all(&root, r#"[data-testid="head-sort"]"#);
+    sorts[2].unchecked_ref::<HtmlElement>().click();
+    settle().await;
+    assert!(first_row().contains("spread"), "{}", first_row());
 }

@@ -300,6 +300,8 @@ try {
   assert.ok(markers.includes(1), `no L marker (markers: ${markers})`);
   assert.equal(await page.locator(sel.windowRow).count(), series.length, 'one row per series in the window table');
   assert.equal(await page.locator(sel.chip).count(), series.length, 'one chip per series');
+  const shownText = await page.locator(sel.prompt).inputValue();
+  assert.ok(shownText.startsWith(samples.samples[0].text.slice(0, 40)), `the prompt box shows "${shownText.slice(0, 60)}"`);
 
   const backend = (await page.locator(sel.backend).first().innerText()).trim();
   if (webgpu) {
@@ -357,6 +359,18 @@ try {
   await page.mouse.move(canvas.x + canvas.width * 0.7, canvas.y + canvas.height * 0.9);
   const heatText = await page.locator('.heat-readout').innerText();
   assert.ok(heatText.trim().length > 0, 'hovering the attention map shows no readout');
+  // The head grid: a labelled thumbnail per head; clicking one shows that head.
+  const layers = await page.locator('select[data-testid="layer-select"] option').count();
+  const headsPerLayer = await page.locator('select[data-testid="head-select"] option').count();
+  const cells = page.locator('[data-testid="head-cell"]');
+  assert.equal(await cells.count(), layers * headsPerLayer, 'one thumbnail per head');
+  const kinds = await cells.evaluateAll((cs) => cs.map((c) => c.getAttribute('data-kind')));
+  assert.ok(kinds.every((k) => ['local', 'sink', 'content'].includes(k)), `head labels: ${kinds}`);
+  await cells.last().click();
+  assert.equal(await page.locator('select[data-testid="layer-select"]').inputValue(), String(layers - 1), 'clicking a head did not pick its layer');
+  assert.equal(await page.locator('select[data-testid="head-select"]').inputValue(), String(headsPerLayer - 1), 'clicking a head did not pick it');
+  await heatmapDrawn();
+  const headKinds = kinds.reduce((n, k) => ({ ...n, [k]: (n[k] || 0) + 1 }), {});
   shots.push(await shoot('attention'));
 
   // 3. Backends: the same prompt on the CPU path must give the same NLLs; then a lost
@@ -512,7 +526,7 @@ try {
   console.log(`  backend: ${backend}${cpuCompare ? `; NLL WebGPU vs CPU: ${cpuCompare}` : ''}`);
   console.log(`  page open -> first chart (${series.length} series x ${length} tokens): cold ${firstChartMs} ms, cached ${cachedChartMs} ms (${cachedFiles.length} files in the Cache API)`);
   console.log(`  longest main-thread task during the first run: ${longestFirst} ms; after a 1 MB paste: ${longestPaste} ms`);
-  console.log(`  heatmap ${heat.width}x${heat.height}; growth paused at ${paused}, stepped to ${stepped}`);
+  console.log(`  heatmap ${heat.width}x${heat.height}; heads of the focus run: ${JSON.stringify(headKinds)}; growth paused at ${paused}, stepped to ${stepped}`);
   console.log(`  screenshots: ${shots.join(', ')}`);
   console.log(`e2e [${label}] ok in ${since()}`);
   ok = true;

@@ -62,7 +62,12 @@ pub fn heatmap_pixels(map: &AttentionMap, scale: HeatScale) -> Vec<u8> {
     pixels
 }
 
-fn draw(canvas: &HtmlCanvasElement, map: &AttentionMap, scale: HeatScale) -> Result<(), String> {
+/// Draws `map` on `canvas`, one pixel per cell (the canvas takes the map's size).
+pub fn draw(
+    canvas: &HtmlCanvasElement,
+    map: &AttentionMap,
+    scale: HeatScale,
+) -> Result<(), String> {
     let n = map.len as u32;
     canvas.set_width(n);
     canvas.set_height(n);

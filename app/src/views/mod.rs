@@ -4,6 +4,7 @@
 pub mod attention_heatmap;
 pub mod chart_math;
 pub mod frequency_explorer;
+pub mod head_grid;
 pub mod legend;
 pub mod needle_results;
 pub mod perplexity_chart;
@@ -12,6 +13,7 @@ pub mod training_story;
 
 pub use attention_heatmap::{AttentionHeatmap, HeatScale};
 pub use frequency_explorer::FrequencyExplorer;
+pub use head_grid::HeadGrid;
 pub use legend::ColourLegend;
 pub use needle_results::NeedleResults;
 pub use perplexity_chart::{ChartSeries, PerplexityChart};
