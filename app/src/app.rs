@@ -147,6 +147,8 @@ pub fn App() -> impl IntoView {
     let activity = RwSignal::new(Activity::Idle);
     let chart = RwSignal::new(Vec::<ChartSeries>::new());
     let focus = RwSignal::new(None::<Arc<RunResult>>);
+    // The second series (label, result), whose attention shows beside the focus'.
+    let compared = RwSignal::new(None::<(String, Arc<RunResult>)>);
     let token_texts = RwSignal::new(Vec::<String>::new());
     // Tokens run so far / in the prompt (after the length and the cap), and before cuts.
     let counts = RwSignal::new((0usize, 0usize, 0usize));
@@ -285,6 +287,7 @@ pub fn App() -> impl IntoView {
         }
         chart.set(c.chart_series());
         focus.set(c.focus());
+        compared.set(c.compared());
         token_texts.set(c.token_texts());
         counts.set((c.done(), c.total(), c.full_len()));
         on_gpu_now.set(focus.with_untracked(|f| f.as_ref().is_some_and(|r| r.backend == "WebGPU")));
@@ -515,6 +518,12 @@ pub fn App() -> impl IntoView {
             r.as_ref()?.attention_map(layer, head)
         })
     });
+    let compared_attention = Signal::derive(move || {
+        compared.with(|c| {
+            let (layer, head) = picked.get();
+            c.as_ref()?.1.attention_map(layer, head)
+        })
+    });
     let heat_scale = Signal::derive(move || {
         if log_colours.get() {
             HeatScale::Log
@@ -694,7 +703,18 @@ pub fn App() -> impl IntoView {
                                 " log colour scale"
                             </label>
                         </div>
-                        <AttentionHeatmap map=attention labels=token_texts scale=heat_scale />
+                        <div class="attention-pair" data-testid="attention-pair">
+                            <figure>
+                                <figcaption>{move || chart.with(|c| c.first().map(|s| s.label.clone()))}</figcaption>
+                                <AttentionHeatmap map=attention labels=token_texts scale=heat_scale />
+                            </figure>
+                            {move || compared.with(Option::is_some).then(|| view! {
+                                <figure>
+                                    <figcaption>{move || compared.with(|c| c.as_ref().map(|(label, _)| label.clone()))}</figcaption>
+                                    <AttentionHeatmap map=compared_attention labels=token_texts scale=heat_scale />
+                                </figure>
+                            })}
+                        </div>
                         <h3 class="sub-heading">"Every head"</h3>
                         <HeadGrid profiles=head_profiles thumbnails=head_thumbnails
                             heads=Signal::derive(move || shape.get().1) selected=picked scale=heat_scale />

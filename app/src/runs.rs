@@ -65,6 +65,9 @@ pub fn resolve_series(
     (resolved, problems)
 }
 
+/// How many series, from the first, record attention (the focus and one to compare).
+pub const ATTENTION_SERIES: usize = 2;
+
 /// Every series' run of one prompt, grown together.
 pub struct Comparison {
     /// The prompt per model id (models may have their own tokenizers).
@@ -91,7 +94,9 @@ impl Comparison {
                 );
             }
             let scheme = resolved.scheme_for(model);
-            let run = LiveRun::start(Rc::clone(model), &scheme, i == 0)?;
+            // The focus and the series after it record attention: the attention tab
+            // shows their maps side by side.
+            let run = LiveRun::start(Rc::clone(model), &scheme, i < ATTENTION_SERIES)?;
             runs.push((resolved.clone(), scheme, run));
         }
         Ok(Comparison { prompts, runs })
@@ -154,6 +159,14 @@ impl Comparison {
                 nll: run.result().tokens.iter().map(|t| t.nll).collect(),
             })
             .collect()
+    }
+
+    /// The second series' result and legend label, when there is one (its attention is
+    /// shown beside the focus').
+    pub fn compared(&self) -> Option<(String, Arc<RunResult>)> {
+        self.runs
+            .get(1)
+            .map(|(resolved, scheme, run)| (resolved.label(scheme), Arc::new(run.result().clone())))
     }
 
     /// The focus series' full result (tokens, guesses, attention).

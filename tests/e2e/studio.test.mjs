@@ -234,12 +234,12 @@ const tokenNlls = () =>
     return v === null ? null : Number(v);
   }), sel);
 
-/** Waits until the heatmap canvas has distinct opaque pixels. */
-const heatmapDrawn = () =>
-  step(`waiting for a non-empty ${sel.heatmap}`, () =>
+/** Waits until heatmap canvas number `index` has distinct opaque pixels. */
+const heatmapDrawn = (index = 0) =>
+  step(`waiting for a non-empty ${sel.heatmap} (number ${index})`, () =>
     page.waitForFunction(
-      (s) => {
-        const c = document.querySelector(s.heatmap);
+      ({ s, index }) => {
+        const c = document.querySelectorAll(s.heatmap)[index];
         if (!c || !c.width || !c.height) return false;
         const copy = document.createElement('canvas');
         copy.width = c.width;
@@ -255,7 +255,7 @@ const heatmapDrawn = () =>
         }
         return opaque > 0 && distinct ? { width: c.width, height: c.height } : false;
       },
-      sel,
+      { s: sel, index },
       { timeout: left(), polling: 250 },
     ).then((h) => h.jsonValue()),
   );
@@ -354,10 +354,13 @@ try {
   shots.push(await shoot('tokens'));
   await openTab('attention');
   const heat = await heatmapDrawn();
-  await page.locator(sel.heatmap).scrollIntoViewIfNeeded();
-  const canvas = await page.locator(sel.heatmap).boundingBox();
+  // The second series' map of the same head, beside the focus'.
+  assert.equal(await page.locator(sel.heatmap).count(), 2, 'two attention maps side by side');
+  await heatmapDrawn(1);
+  await page.locator(sel.heatmap).first().scrollIntoViewIfNeeded();
+  const canvas = await page.locator(sel.heatmap).first().boundingBox();
   await page.mouse.move(canvas.x + canvas.width * 0.7, canvas.y + canvas.height * 0.9);
-  const heatText = await page.locator('.heat-readout').innerText();
+  const heatText = await page.locator('.heat-readout').first().innerText();
   assert.ok(heatText.trim().length > 0, 'hovering the attention map shows no readout');
   // The head grid: a labelled thumbnail per head; clicking one shows that head.
   const layers = await page.locator('select[data-testid="layer-select"] option').count();
