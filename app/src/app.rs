@@ -174,7 +174,6 @@ pub fn App() -> impl IntoView {
     let gpu = LocalResource::new(open_gpu);
     let use_gpu = RwSignal::new(true);
     let gpu_failure = RwSignal::new(None::<String>);
-    let on_gpu_now = RwSignal::new(false);
 
     spawn_local(async move {
         match fetch_manifest().await {
@@ -290,7 +289,6 @@ pub fn App() -> impl IntoView {
         compared.set(c.compared());
         token_texts.set(c.token_texts());
         counts.set((c.done(), c.total(), c.full_len()));
-        on_gpu_now.set(focus.with_untracked(|f| f.as_ref().is_some_and(|r| r.backend == "WebGPU")));
         summary.set(focus.with_untracked(|f| {
             let r = f.as_ref()?;
             Some(format!(
@@ -490,12 +488,12 @@ pub fn App() -> impl IntoView {
 
     let busy = move || matches!(activity.get(), Activity::Loading | Activity::Running);
     let has_gpu = move || gpu.with(|s| matches!(s, Some(GpuStatus::Ready { .. })));
+    // The backend of the run shown, else the page's choice.
     let shows_gpu = move || {
-        if focus.with(Option::is_some) {
-            on_gpu_now.get()
-        } else {
-            use_gpu.get() && has_gpu()
-        }
+        focus.with(|f| match f {
+            Some(run) => run.backend == "WebGPU",
+            None => use_gpu.get() && has_gpu(),
+        })
     };
     let backend = move || {
         let on_gpu = shows_gpu();

@@ -1,6 +1,8 @@
 //! Small helpers shared by the studio's SVG charts: tick steps, smoothing, and where the
 //! pointer is in the chart's own coordinates.
 
+use leptos::prelude::*;
+
 /// A "nice" tick step (1, 2 or 5 times a power of ten) giving about `ticks` ticks over `range`.
 pub fn nice_step(range: f32, ticks: usize) -> f32 {
     let raw = (range / ticks.max(1) as f32).max(f32::MIN_POSITIVE);
@@ -24,11 +26,16 @@ pub fn moving_average(values: &[Option<f32>], window: usize) -> Vec<Option<f32>>
         .collect()
 }
 
-/// The pointer's x in the SVG's user units (a viewBox `view_width` wide), or `None`
-/// when the SVG is not laid out. The SVG comes from a node ref, not from the event:
-/// leptos delegates mouse events, so an event's current target is not the chart.
-pub fn pointer_x(ev: &web_sys::MouseEvent, svg: &web_sys::Element, view_width: f64) -> Option<f64> {
-    let rect = svg.get_bounding_client_rect();
+/// The pointer's x in the user units of the SVG behind `svg` (a viewBox `view_width`
+/// wide), or `None` while that SVG is not mounted or not laid out. The SVG comes from a
+/// node ref, not from the event: leptos delegates mouse events, so an event's current
+/// target is not the chart.
+pub fn pointer_x(
+    ev: &web_sys::MouseEvent,
+    svg: NodeRef<leptos::svg::Svg>,
+    view_width: f64,
+) -> Option<f64> {
+    let rect = svg.get_untracked()?.get_bounding_client_rect();
     (rect.width() > 0.0).then(|| (ev.client_x() as f64 - rect.left()) / rect.width() * view_width)
 }
 

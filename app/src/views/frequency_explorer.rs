@@ -189,10 +189,7 @@ pub fn FrequencyExplorer(
     };
     let svg_ref = NodeRef::<leptos::svg::Svg>::new();
     let on_move = move |ev: MouseEvent| {
-        let Some(svg_x) = svg_ref
-            .get_untracked()
-            .and_then(|svg| pointer_x(&ev, &svg, WIDTH))
-        else {
+        let Some(svg_x) = pointer_x(&ev, svg_ref, WIDTH) else {
             return;
         };
         let count = pairs.with_untracked(|p| p.as_ref().map_or(0, Vec::len));

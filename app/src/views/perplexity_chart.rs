@@ -337,10 +337,7 @@ pub fn PerplexityChart(
     };
 
     let on_move = move |ev: MouseEvent| {
-        let Some(x) = svg_ref
-            .get_untracked()
-            .and_then(|svg| pointer_x(&ev, &svg, WIDTH as f64))
-        else {
+        let Some(x) = pointer_x(&ev, svg_ref, WIDTH as f64) else {
             return;
         };
         let longest = series.with(|all| all.iter().map(|s| s.nll.len()).max().unwrap_or(0));

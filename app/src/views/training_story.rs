@@ -238,10 +238,7 @@ pub fn TrainingStory(
 
     let svg_ref = NodeRef::<leptos::svg::Svg>::new();
     let on_move = move |ev: MouseEvent| {
-        let Some(svg_x) = svg_ref
-            .get_untracked()
-            .and_then(|svg| pointer_x(&ev, &svg, WIDTH))
-        else {
+        let Some(svg_x) = pointer_x(&ev, svg_ref, WIDTH) else {
             return;
         };
         hover.set(Some(frame.get_untracked().value_at(svg_x)));
