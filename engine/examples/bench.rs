@@ -1,11 +1,13 @@
 //! The native half of `cargo xtask bench` (run it through xtask, which also runs the
 //! browser half and writes docs/BENCHMARKS.md):
 //! `cargo run --profile bench-native -p engine --features gpu --example bench -- [--quick]
-//! [--gpu-only] [--large-matmul] [--model DIR]`.
+//! [--gpu-only] [--large-matmul] [--tilings] [--lengths 256,2048] [--forward-only]
+//! [--model DIR]`.
 //! Forward-pass times of the shipped RoPE model on the CPU path and on the WebGPU path
 //! (whatever Vulkan adapter exists: lavapipe here, a real GPU on a benchmark machine),
 //! the cost of extending by one token, and matmul GFLOP/s of the WGSL kernel beside
-//! candle's CPU matmul on the same shapes.
+//! candle's CPU matmul on the same shapes; `--tilings` also times every register
+//! blocking of the matmul kernel (`MatmulTiling::ALL`) on each shape.
 
 #[path = "../tests/support/bench.rs"]
 mod bench;
@@ -17,6 +19,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use engine::cpu::CpuBackend;
 use engine::gpu::bench::MatmulBench;
+use engine::gpu::kernels::MatmulTiling;
 use engine::gpu::{GpuBackend, GpuContext};
 use pollster::block_on;
 
@@ -34,6 +37,21 @@ fn run() -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
     let gpu_only = args.iter().any(|a| a == "--gpu-only");
     let large = args.iter().any(|a| a == "--large-matmul");
+    let tilings = args.iter().any(|a| a == "--tilings");
+    let forward_only = args.iter().any(|a| a == "--forward-only");
+    // --lengths: fewer prompt lengths (with DROPE_GPU_PROFILE, to profile one pass).
+    let lengths: Vec<usize> = match args.iter().position(|a| a == "--lengths") {
+        Some(i) => args
+            .get(i + 1)
+            .ok_or("--lengths needs a list such as 256,2048")?
+            .split(',')
+            .map(|n| {
+                n.parse()
+                    .map_err(|_| format!("--lengths: bad number {n:?}"))
+            })
+            .collect::<Result<_, _>>()?,
+        None => LENGTHS.to_vec(),
+    };
     let started = Instant::now();
     let now_ms = move || started.elapsed().as_secs_f64() * 1e3;
     let repeats = if quick { 1 } else { 3 };
@@ -51,7 +69,7 @@ fn run() -> Result<(), String> {
         block_on(bench::forward_suite(
             "CPU native",
             &cpu,
-            LENGTHS,
+            &lengths,
             repeats,
             &now_ms,
         ))?;
@@ -69,13 +87,16 @@ fn run() -> Result<(), String> {
     block_on(bench::forward_suite(
         "WebGPU native",
         &gpu,
-        LENGTHS,
+        &lengths,
         repeats,
         &now_ms,
     ))?;
 
     // Matmul shapes: the model's logits (T=2048, vocab 4096, width 192), its MLP
     // (2048 x 1024 x 192 stacked gate/up), and a square one; the large one for real GPUs.
+    if forward_only {
+        return Ok(());
+    }
     let mut shapes = vec![(2048, 4096, 192), (2048, 1024, 192), (1024, 1024, 1024)];
     if large {
         shapes.push((4096, 4096, 4096));
@@ -84,18 +105,23 @@ fn run() -> Result<(), String> {
     for (m, n, k) in shapes {
         let flops = 2.0 * (m * n * k) as f64;
         let case = format!("{m}x{n}x{k}");
-        let bench = MatmulBench::new(&context, m, n, k);
-        block_on(bench.run(1)).map_err(|e| e.to_string())?;
-        let repeats = ((5e10 / flops) as usize).clamp(3, 200);
-        let start = now_ms();
-        block_on(bench.run(repeats)).map_err(|e| e.to_string())?;
-        let seconds = (now_ms() - start) / 1e3 / repeats as f64;
-        bench::report(
-            "matmul_gflops",
-            "WebGPU native",
-            &case,
-            flops / seconds / 1e9,
-        );
+        let gflops = |bench: MatmulBench<'_>, budget: f64| -> Result<f64, String> {
+            block_on(bench.run(1)).map_err(|e| e.to_string())?;
+            let repeats = ((budget / flops) as usize).clamp(3, 200);
+            let start = now_ms();
+            block_on(bench.run(repeats)).map_err(|e| e.to_string())?;
+            let seconds = (now_ms() - start) / 1e3 / repeats as f64;
+            Ok(flops / seconds / 1e9)
+        };
+        let chosen = gflops(MatmulBench::new(&context, m, n, k), 5e10)?;
+        bench::report("matmul_gflops", "WebGPU native", &case, chosen);
+        if tilings {
+            for tiling in MatmulTiling::ALL {
+                let bench = MatmulBench::with_tiling(&context, m, n, k, tiling);
+                let value = gflops(bench, 2e10)?;
+                bench::report("matmul_tiling", &tiling.name(), &case, value);
+            }
+        }
         if !gpu_only && m * n * k <= 1 << 31 {
             let x = Tensor::ones((m, k), candle_core::DType::F32, &Device::Cpu)
                 .map_err(|e| e.to_string())?;

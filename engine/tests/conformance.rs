@@ -14,6 +14,8 @@ use std::rc::Rc;
 
 use conformance::SCHEMES;
 use engine::cpu::CpuBackend;
+use engine::gpu::bench::matmul;
+use engine::gpu::kernels::{Kernel, MatmulTiling};
 use engine::gpu::{GpuBackend, GpuContext};
 use engine::init::{random_weights, SplitMix64};
 use engine::ModelConfig;
@@ -53,6 +55,45 @@ fn random_model(
     // Peaked attention (std 0.3) so position effects and masking errors show.
     let weights = random_weights(&config, 11, 0.3).unwrap();
     (config, weights)
+}
+
+/// Every register blocking of the tiled matmul kernel and the few-rows kernel, on
+/// shapes that are not multiples of any tile (edges in M, N and K), against a product
+/// computed here.
+#[test]
+fn every_matmul_tiling_matches_a_cpu_product() {
+    let context = context();
+    let mut rng = SplitMix64::new(5);
+    let mut random = |len: usize| -> Vec<f32> {
+        (0..len)
+            .map(|_| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    };
+    let kernels = MatmulTiling::ALL
+        .into_iter()
+        .map(Kernel::Matmul)
+        .chain([Kernel::MatVec]);
+    for (m, n, k) in [(1, 7, 3), (3, 45, 70), (130, 70, 19), (257, 131, 36)] {
+        let (x, w) = (random(m * k), random(n * k));
+        let expected: Vec<f32> = (0..m * n)
+            .map(|at| {
+                let (row, col) = (at / n, at % n);
+                (0..k).map(|i| x[row * k + i] * w[col * k + i]).sum()
+            })
+            .collect();
+        for kernel in kernels.clone() {
+            let got = block_on(matmul(&context, kernel, &x, &w, (m, n, k))).unwrap();
+            let worst = expected
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                worst < 1e-4,
+                "{kernel:?} on {m}x{n}x{k}: largest difference {worst}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -1,12 +1,33 @@
-//! Kernel-level measurements for `cargo xtask bench`: run the matmul kernel alone, many
-//! times in one submission, so its throughput can be set beside candle's CPU matmul and
-//! the card's peak. The caller times the call (the clock differs natively and in a page).
+//! The matmul kernel on its own: timed by `cargo xtask bench` (many dispatches in one
+//! submission, so its throughput can be set beside candle's CPU matmul and the card's
+//! peak; the caller times the call, as the clock differs natively and in a page), and
+//! checked against a CPU product for every tiling by the conformance suite.
 
 use super::context::GpuContext;
-use super::kernels::{Kernel, MatmulParams, PipelineCache};
+use super::kernels::{Kernel, MatmulParams, MatmulTiling, PipelineCache};
 use super::pool::BufferPool;
 use super::recorder::Recorder;
 use crate::error::Result;
+
+/// `x[m, k] w[n, k]^T` computed by `kernel` (a tiled kernel or the few-rows one),
+/// read back.
+pub async fn matmul(
+    context: &GpuContext,
+    kernel: Kernel,
+    x: &[f32],
+    w: &[f32],
+    (m, n, k): (usize, usize, usize),
+) -> Result<Vec<f32>> {
+    let (pipelines, pool) = (PipelineCache::default(), BufferPool::default());
+    let mut rec = Recorder::new(context, &pipelines, &pool);
+    let x = rec.upload(x);
+    let w = rec.upload(w);
+    let y = rec.scratch(m * n);
+    let params = MatmulParams::new(m, n, k);
+    rec.dispatch(kernel, params, &[&x, &w, &y], params.groups(kernel));
+    let slot = rec.read_back(&y, 0, (m * n * 4) as u64);
+    Ok(rec.run().await?.floats(slot))
+}
 
 /// Prepared inputs for timing `y[m, n] = x[m, k] w[n, k]^T` on the GPU.
 pub struct MatmulBench<'c> {
@@ -14,16 +35,30 @@ pub struct MatmulBench<'c> {
     pipelines: PipelineCache,
     pool: BufferPool,
     shape: (usize, usize, usize),
+    tiling: MatmulTiling,
 }
 
 impl<'c> MatmulBench<'c> {
-    /// Prepares a benchmark of the `m x k` by `k x n` product.
+    /// Prepares a benchmark of the `m x k` by `k x n` product with the tiling the
+    /// forward pass would pick for it.
     pub fn new(context: &'c GpuContext, m: usize, n: usize, k: usize) -> Self {
+        Self::with_tiling(context, m, n, k, MatmulTiling::for_output(m, n))
+    }
+
+    /// The same with a chosen tiling (the benchmark's comparison of tilings).
+    pub fn with_tiling(
+        context: &'c GpuContext,
+        m: usize,
+        n: usize,
+        k: usize,
+        tiling: MatmulTiling,
+    ) -> Self {
         MatmulBench {
             context,
             pipelines: PipelineCache::default(),
             pool: BufferPool::default(),
             shape: (m, n, k),
+            tiling,
         }
     }
 
@@ -38,7 +73,8 @@ impl<'c> MatmulBench<'c> {
         let y = rec.scratch(m * n);
         let params = MatmulParams::new(m, n, k);
         for _ in 0..repeats {
-            rec.dispatch(Kernel::Matmul, params, &[&x, &w, &y], params.groups());
+            let kernel = Kernel::Matmul(self.tiling);
+            rec.dispatch(kernel, params, &[&x, &w, &y], params.groups(kernel));
         }
         rec.read_back(&y, 0, 4);
         rec.run().await?;

@@ -16,6 +16,8 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// Adapter name and driver, for display and benchmark tables.
     pub adapter: String,
+    /// Kernel timestamps were asked for and the adapter has them (see `profile.rs`).
+    pub profiling: bool,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<AtomicBool>,
 }
@@ -36,10 +38,16 @@ impl GpuContext {
             .map_err(|e| EngineError::Gpu(format!("no WebGPU adapter ({e})")))?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let profiling = super::profile::profiling_requested()
+            && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("drope-studio"),
-                required_features: wgpu::Features::empty(),
+                required_features: if profiling {
+                    wgpu::Features::TIMESTAMP_QUERY
+                } else {
+                    wgpu::Features::empty()
+                },
                 required_limits: limits.clone(),
                 ..Default::default()
             })
@@ -71,6 +79,7 @@ impl GpuContext {
             queue,
             limits,
             adapter,
+            profiling,
             lost,
             uncaptured,
         })

@@ -5,11 +5,15 @@
 //! kernel is fully described by its source. Parameter structs mirror the WGSL
 //! `Params` structs field for field (16-byte multiples, as uniform blocks require).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use bytemuck::{Pod, Zeroable};
+
+/// Parameters and bindings shared by the two linear-layer kernels.
+const LINEAR: &str = include_str!("kernels/linear.wgsl");
 
 /// One compute kernel of the forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,8 +22,10 @@ pub enum Kernel {
     Embed,
     /// RMSNorm over rows.
     RmsNorm,
-    /// Tiled `y (+)= x w^T`.
-    Matmul,
+    /// Tiled `y (+)= x w^T`, with its register blocking.
+    Matmul(MatmulTiling),
+    /// `y (+)= x w^T` for a few rows of x.
+    MatVec,
     /// Rotary embedding, in place.
     Rope,
     /// Causal attention logits.
@@ -36,25 +42,139 @@ pub enum Kernel {
 
 impl Kernel {
     /// The kernel's WGSL source.
-    pub fn source(self) -> &'static str {
-        match self {
+    pub fn source(self) -> Cow<'static, str> {
+        let fixed = match self {
+            Kernel::Matmul(tiling) => return Cow::Owned(tiling.source()),
+            Kernel::MatVec => {
+                return Cow::Owned([LINEAR, include_str!("kernels/matvec.wgsl")].concat())
+            }
             Kernel::Embed => include_str!("kernels/embed.wgsl"),
             Kernel::RmsNorm => include_str!("kernels/rms_norm.wgsl"),
-            Kernel::Matmul => include_str!("kernels/matmul.wgsl"),
             Kernel::Rope => include_str!("kernels/rope.wgsl"),
             Kernel::AttentionScores => include_str!("kernels/attention_scores.wgsl"),
             Kernel::AttentionSoftmax => include_str!("kernels/attention_softmax.wgsl"),
             Kernel::AttentionValues => include_str!("kernels/attention_values.wgsl"),
             Kernel::Swiglu => include_str!("kernels/swiglu.wgsl"),
             Kernel::LogitsSummary => include_str!("kernels/logits_summary.wgsl"),
+        };
+        Cow::Borrowed(fixed)
+    }
+
+    /// Invocations per workgroup along x for the element-wise kernels.
+    pub const WORKGROUP: u32 = 64;
+}
+
+/// The register blocking of `matmul.wgsl`: each of a workgroup's 16 x 16 invocations
+/// computes `rows x cols` outputs, and K is staged `depth` values at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MatmulTiling {
+    /// Rows of y per invocation (4 or 8).
+    pub rows: u32,
+    /// Columns of y per invocation (4 or 8).
+    pub cols: u32,
+    /// K values staged per slice.
+    pub depth: u32,
+}
+
+impl MatmulTiling {
+    /// 64 x 64 tiles: enough workgroups to fill a GPU when M is small (a few tokens).
+    pub const SMALL: MatmulTiling = MatmulTiling {
+        rows: 4,
+        cols: 4,
+        depth: 16,
+    };
+    /// 128 x 128 tiles: twice the arithmetic per shared-memory read, for long prompts.
+    pub const LARGE: MatmulTiling = MatmulTiling {
+        rows: 8,
+        cols: 8,
+        depth: 8,
+    };
+    /// Every tiling the benchmark compares (the first two are the ones the model uses).
+    pub const ALL: [MatmulTiling; 5] = [
+        MatmulTiling::SMALL,
+        MatmulTiling::LARGE,
+        MatmulTiling {
+            rows: 8,
+            cols: 8,
+            depth: 16,
+        },
+        MatmulTiling {
+            rows: 8,
+            cols: 4,
+            depth: 16,
+        },
+        MatmulTiling {
+            rows: 4,
+            cols: 8,
+            depth: 16,
+        },
+    ];
+
+    /// The tiling the forward pass uses for an `m x n` output: large tiles only when
+    /// there are enough of them to keep a GPU's cores busy (at least 256, about two
+    /// per core of a large GPU; on an H100 large tiles were 35% slower than small ones
+    /// at 1024 x 1024, 64 tiles, and 26% faster at 4096 x 4096: docs/BENCHMARKS.md).
+    pub fn for_output(m: usize, n: usize) -> MatmulTiling {
+        let large = MatmulTiling::LARGE;
+        let tiles = m.div_ceil(large.tile_rows() as usize) * n.div_ceil(large.tile_cols() as usize);
+        if tiles >= 256 {
+            MatmulTiling::LARGE
+        } else {
+            MatmulTiling::SMALL
         }
     }
 
-    /// Invocations per workgroup along x for the element-wise kernels (64), and the
-    /// matmul tile edge (64 outputs).
-    pub const WORKGROUP: u32 = 64;
-    /// Rows and columns of `y` one matmul workgroup computes.
-    pub const MATMUL_TILE: u32 = 64;
+    /// Rows of y one workgroup computes.
+    pub fn tile_rows(self) -> u32 {
+        16 * self.rows
+    }
+
+    /// Columns of y one workgroup computes.
+    pub fn tile_cols(self) -> u32 {
+        16 * self.cols
+    }
+
+    /// A short name for benchmark tables: `8x8 (k 8)`.
+    pub fn name(self) -> String {
+        format!("{}x{} (k {})", self.rows, self.cols, self.depth)
+    }
+
+    /// `matmul.wgsl` with this tiling's constants and its register code unrolled:
+    /// accumulator `acc_R_J` holds row R of the block, columns 4J..4J+3.
+    fn source(self) -> String {
+        let (row_quads, col_quads) = (self.rows / 4, self.cols / 4);
+        let (mut accumulators, mut products, mut stores) =
+            (String::new(), String::new(), String::new());
+        for i in 0..row_quads {
+            products += &format!("            let xs{i} = x_tile[xb + {}u];\n", 16 * i);
+        }
+        for j in 0..col_quads {
+            products += &format!("            let ws{j} = w_tile[wb + {}u];\n", 16 * j);
+        }
+        for r in 0..self.rows {
+            let (quad, lane) = (r / 4, ["x", "y", "z", "w"][(r % 4) as usize]);
+            for j in 0..col_quads {
+                accumulators += &format!("    var acc_{r}_{j} = vec4<f32>(0.0);\n");
+                products += &format!(
+                    "            acc_{r}_{j} = fma(vec4<f32>(xs{quad}.{lane}), ws{j}, acc_{r}_{j});\n"
+                );
+                stores += &format!(
+                    "    store(row0 + 4u * (lid.y + {}u) + {}u, col0 + 4u * (lid.x + {}u), acc_{r}_{j});\n",
+                    16 * quad,
+                    r % 4,
+                    16 * j
+                );
+            }
+        }
+        [LINEAR, include_str!("kernels/matmul.wgsl")]
+            .concat()
+            .replace("{TM}", &self.rows.to_string())
+            .replace("{TN}", &self.cols.to_string())
+            .replace("{BK}", &self.depth.to_string())
+            .replace("{ACCUMULATORS}\n", &accumulators)
+            .replace("{PRODUCTS}\n", &products)
+            .replace("{STORES}\n", &stores)
+    }
 }
 
 /// Compiled pipelines, created on first use and kept for the device's lifetime
@@ -71,7 +191,7 @@ impl PipelineCache {
         Rc::clone(pipelines.entry(kernel).or_insert_with(|| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(&format!("{kernel:?}")),
-                source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+                source: wgpu::ShaderSource::Wgsl(kernel.source()),
             });
             Rc::new(
                 device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -118,10 +238,30 @@ impl MatmulParams {
         }
     }
 
-    /// Workgroups: one per 64 x 64 tile of y.
-    pub fn groups(&self) -> (u32, u32, u32) {
-        let tile = Kernel::MATMUL_TILE;
-        (self.n.div_ceil(tile), self.m.div_ceil(tile), 1)
+    /// Rows up to which [`MatmulParams::kernel`] picks `matvec.wgsl`.
+    pub const FEW_ROWS: u32 = 15;
+
+    /// The kernel for this product: `matvec.wgsl` for a few rows, else the tiled
+    /// kernel with the tiling [`MatmulTiling::for_output`] picks.
+    pub fn kernel(&self) -> Kernel {
+        if self.m <= Self::FEW_ROWS {
+            Kernel::MatVec
+        } else {
+            Kernel::Matmul(MatmulTiling::for_output(self.m as usize, self.n as usize))
+        }
+    }
+
+    /// Workgroups of `kernel` (a matmul kernel): one per tile of y, or per 32 outputs
+    /// of a row for `matvec.wgsl`.
+    pub fn groups(&self, kernel: Kernel) -> (u32, u32, u32) {
+        let Kernel::Matmul(tiling) = kernel else {
+            return (self.n.div_ceil(32), self.m, 1);
+        };
+        (
+            self.n.div_ceil(tiling.tile_cols()),
+            self.m.div_ceil(tiling.tile_rows()),
+            1,
+        )
     }
 }
 

@@ -13,6 +13,7 @@ pub mod bench;
 mod context;
 pub mod kernels;
 mod pool;
+mod profile;
 mod recorder;
 
 use std::rc::Rc;
@@ -102,10 +103,12 @@ impl GpuBackend {
         weights: &ModelWeights,
     ) -> Result<Self> {
         config.validate()?;
-        // attention_values.wgsl spreads one head's D outputs over a 256-wide workgroup.
-        if config.head_dim() > 256 {
+        // attention_values.wgsl spreads one head's D outputs over a 256-wide workgroup;
+        // attention_scores.wgsl reads heads as vec4s.
+        if config.head_dim() > 256 || !config.head_dim().is_multiple_of(4) {
             return Err(EngineError::Input(format!(
-                "head_dim {} is above the WebGPU path's 256; use the CPU backend",
+                "head_dim {} is not supported on the WebGPU path (it needs a multiple \
+                 of 4, at most 256); use the CPU backend",
                 config.head_dim()
             )));
         }
@@ -187,8 +190,16 @@ impl GpuBackend {
         if needed <= cache.capacity && cache.keys.len() == self.config.num_hidden_layers {
             return;
         }
-        let capacity = needed.max(2 * cache.capacity).max(256);
         let row_bytes = (self.config.kv_heads() * self.config.head_dim() * 4) as u64;
+        // Powers of two, so growing one token at a time copies the cache only now and
+        // then (a prompt of 2047 tokens leaves room for the 2048th); never past the
+        // largest buffer the device allows.
+        let largest = (self.context.limits.max_buffer_size / row_bytes) as usize;
+        let capacity = needed
+            .next_power_of_two()
+            .max(2 * cache.capacity)
+            .max(256)
+            .min(largest.max(needed));
         let make = || {
             self.context.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("kv-cache"),
@@ -290,7 +301,8 @@ impl GpuBackend {
                 y_offset: y_offset as u32,
                 ..MatmulParams::new(m, nn, k)
             };
-            rec.dispatch(Kernel::Matmul, params, &[x, w, y], params.groups());
+            let kernel = params.kernel();
+            rec.dispatch(kernel, params, &[x, w, y], params.groups(kernel));
         };
         let norm = |rec: &mut Recorder<'_>,
                     x: &Region,
@@ -417,7 +429,8 @@ impl GpuBackend {
                 Kernel::AttentionScores,
                 attention,
                 &[queries, &keys, &scores],
-                rec.grid(heads * n * total, wg),
+                // Four keys per invocation.
+                rec.grid(heads * n * total.div_ceil(4), wg),
             );
             rec.dispatch(
                 Kernel::AttentionSoftmax,

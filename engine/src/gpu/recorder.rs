@@ -10,6 +10,7 @@ use bytemuck::Pod;
 use super::context::GpuContext;
 use super::kernels::{Kernel, PipelineCache};
 use super::pool::{BufferPool, STORAGE};
+use super::profile::{KernelTimer, PhaseTimer};
 use crate::error::{EngineError, Result};
 
 /// A buffer region bound to a kernel: the buffer and the bytes of it to bind.
@@ -22,6 +23,7 @@ pub struct Region {
 }
 
 struct Dispatch {
+    kernel: Kernel,
     pipeline: Rc<wgpu::ComputePipeline>,
     params_offset: u64,
     params_bytes: u64,
@@ -116,6 +118,7 @@ impl<'a> Recorder<'a> {
         self.params.resize(offset, 0);
         self.params.extend_from_slice(bytemuck::bytes_of(&params));
         self.dispatches.push(Dispatch {
+            kernel,
             pipeline: self.pipelines.get(&self.context.device, kernel),
             params_offset: offset as u64,
             params_bytes: std::mem::size_of::<P>() as u64,
@@ -208,12 +211,32 @@ impl<'a> Recorder<'a> {
                 })
             })
             .collect();
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            for (d, group) in self.dispatches.iter().zip(&bind_groups) {
-                pass.set_pipeline(&d.pipeline);
-                pass.set_bind_group(0, group, &[]);
-                pass.dispatch_workgroups(d.groups.0, d.groups.1, d.groups.2);
+        let timer = self
+            .context
+            .profiling
+            .then(|| KernelTimer::new(device, self.dispatches.iter().map(|d| d.kernel).collect()))
+            .flatten();
+        match &timer {
+            None => {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                for (d, group) in self.dispatches.iter().zip(&bind_groups) {
+                    pass.set_pipeline(&d.pipeline);
+                    pass.set_bind_group(0, group, &[]);
+                    pass.dispatch_workgroups(d.groups.0, d.groups.1, d.groups.2);
+                }
+            }
+            // Profiling: one pass per dispatch, timestamps around each.
+            Some(timer) => {
+                for (index, (d, group)) in self.dispatches.iter().zip(&bind_groups).enumerate() {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: None,
+                        timestamp_writes: Some(timer.writes(index)),
+                    });
+                    pass.set_pipeline(&d.pipeline);
+                    pass.set_bind_group(0, group, &[]);
+                    pass.dispatch_workgroups(d.groups.0, d.groups.1, d.groups.2);
+                }
+                timer.resolve(&mut encoder);
             }
         }
         for (source, offset, bytes, target) in &self.reads {
@@ -236,6 +259,13 @@ impl<'a> Recorder<'a> {
         trace.mark("error scopes");
         let bytes = self.context.read(&staging, self.read_bytes.max(4)).await?;
         trace.mark("GPU work and read-back");
+        if let Some(timer) = &timer {
+            let ticks = self
+                .context
+                .read(&timer.staging, timer.staging.size())
+                .await?;
+            timer.report(&ticks, self.context.queue.get_timestamp_period());
+        }
         self.context.check_alive()?;
         self.pool.give_back(self.borrowed);
         self.pool.give_back([params_buffer, staging]);
@@ -255,46 +285,5 @@ impl ReadBack {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect()
-    }
-}
-
-/// Prints how long each phase of a pass took when `DROPE_GPU_TRACE` is set (native
-/// only): the benchmark's tool for telling fixed per-pass costs from GPU work.
-struct PhaseTimer {
-    #[cfg(not(target_arch = "wasm32"))]
-    last: Option<std::cell::Cell<std::time::Instant>>,
-}
-
-impl PhaseTimer {
-    fn start(dispatches: usize) -> Self {
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            let on = std::env::var_os("DROPE_GPU_TRACE").is_some();
-            if on {
-                eprintln!("gpu pass: {dispatches} dispatches");
-            }
-            PhaseTimer {
-                last: on.then(|| std::cell::Cell::new(std::time::Instant::now())),
-            }
-        }
-        #[cfg(target_arch = "wasm32")]
-        {
-            let _ = dispatches;
-            PhaseTimer {}
-        }
-    }
-
-    fn mark(&self, phase: &str) {
-        #[cfg(not(target_arch = "wasm32"))]
-        if let Some(last) = &self.last {
-            let now = std::time::Instant::now();
-            eprintln!(
-                "  {phase}: {:.2} ms",
-                (now - last.get()).as_secs_f64() * 1e3
-            );
-            last.set(now);
-        }
-        #[cfg(target_arch = "wasm32")]
-        let _ = phase;
     }
 }

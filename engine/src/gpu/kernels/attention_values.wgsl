@@ -39,13 +39,32 @@ fn main(
     let d = li % p.head_dim;
     let part = li / p.head_dim;
     let row = (h * p.new_tokens + t) * p.total;
-    var sum = 0.0;
+    // Four independent sums, so four loads are in flight at once (a single running
+    // sum waits on each load in turn: one token over 2048 keys is latency-bound).
+    var sums = vec4<f32>(0.0);
+    let last = p.cached + t;
+    let v_stride = p.kv_heads * p.head_dim;
     if (part < parts) {
-        for (var j = part; j <= p.cached + t; j += parts) {
-            sum = fma(probs[row + j], v[(j * p.kv_heads + kv) * p.head_dim + d], sum);
+        var j = part;
+        for (; j + 3u * parts <= last; j += 4u * parts) {
+            let at = (j * p.kv_heads + kv) * p.head_dim + d;
+            sums += vec4<f32>(
+                probs[row + j],
+                probs[row + j + parts],
+                probs[row + j + 2u * parts],
+                probs[row + j + 3u * parts],
+            ) * vec4<f32>(
+                v[at],
+                v[at + parts * v_stride],
+                v[at + 2u * parts * v_stride],
+                v[at + 3u * parts * v_stride],
+            );
+        }
+        for (; j <= last; j += parts) {
+            sums.x = fma(probs[row + j], v[(j * p.kv_heads + kv) * p.head_dim + d], sums.x);
         }
     }
-    partial[li] = sum;
+    partial[li] = (sums.x + sums.y) + (sums.z + sums.w);
     workgroupBarrier();
     if (part == 0u) {
         var total = 0.0;
