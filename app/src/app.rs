@@ -11,11 +11,8 @@ use std::sync::Arc;
 
 use engine::gpu::GpuContext;
 use engine::EngineError;
-use js_sys::Promise;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::analysis::{uniform_nll, RunResult};
 use crate::controls::{PromptControls, SeriesEditor};
@@ -26,7 +23,9 @@ use crate::manifest::{fetch_manifest, Manifest};
 use crate::model_store::{
     download_model, load_on, open_gpu, DownloadProgress, GpuStatus, ModelPool,
 };
+use crate::needle_live::NeedleSubject;
 use crate::panels::{FrequencyPanel, NeedlePanel, TrainingPanel};
+use crate::pause::pause;
 use crate::runs::{resolve_series, Comparison, ResolvedSeries};
 use crate::samples::{fetch_samples, SampleSet};
 use crate::url_state::{PromptSource, StudioState, View};
@@ -69,20 +68,6 @@ pub fn fallback_notice(reason: &str) -> String {
     )
 }
 
-/// Resolves after `ms` milliseconds, letting the browser paint meanwhile.
-async fn pause(ms: i32) {
-    let promise = Promise::new(&mut |resolve, _| {
-        let scheduled = web_sys::window().and_then(|w| {
-            w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms)
-                .ok()
-        });
-        if scheduled.is_none() {
-            let _ = resolve.call0(&JsValue::NULL);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
-}
-
 /// What the page is doing with the models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activity {
@@ -117,7 +102,7 @@ fn write_url(state: &StudioState) {
         return;
     }
     if let Ok(history) = window.history() {
-        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&query));
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&query));
     }
 }
 
@@ -170,6 +155,16 @@ pub fn App() -> impl IntoView {
     let shown_run = RwSignal::new(0u64);
     // Set when WebGPU failed mid-run: the run starts again (on the CPU).
     let restart = RwSignal::new(None::<Mode>);
+
+    // The series' loaded models, for the live needle runner.
+    let needle_subjects = RwSignal::new_local(Vec::<NeedleSubject>::new());
+    let haystack = Memo::new(move |_| {
+        samples.with(|set| {
+            set.as_ref()
+                .and_then(|s| s.samples.first())
+                .map(|s| s.text.clone())
+        })
+    });
 
     let gpu = LocalResource::new(open_gpu);
     let use_gpu = RwSignal::new(true);
@@ -392,6 +387,18 @@ pub fn App() -> impl IntoView {
             if generation.get_value() != run_id {
                 return;
             }
+            let subjects = models
+                .iter()
+                .filter_map(|(series, model)| {
+                    let scheme = series.scheme_for(model);
+                    Some(NeedleSubject {
+                        label: series.label(&scheme),
+                        scheme: scheme.parse().ok()?,
+                        model: Rc::clone(model),
+                    })
+                })
+                .collect();
+            needle_subjects.set(subjects);
             match Comparison::start(&models, &text, length.get_untracked()) {
                 Ok(c) => {
                     publish(&c);
@@ -717,7 +724,10 @@ pub fn App() -> impl IntoView {
                         <HeadGrid profiles=head_profiles thumbnails=head_thumbnails
                             heads=Signal::derive(move || shape.get().1) selected=picked scale=heat_scale />
                     }.into_any(),
-                    View::Needle => view! { <NeedlePanel /> }.into_any(),
+                    View::Needle => view! {
+                        <NeedlePanel subjects=needle_subjects haystack=haystack />
+                    }
+                    .into_any(),
                     View::Frequencies => view! { <FrequencyPanel shape=rotary_shape /> }.into_any(),
                     View::Training => view! { <TrainingPanel manifest=manifest /> }.into_any(),
                 }}

@@ -163,6 +163,22 @@ pub struct DownloadedModel {
 }
 
 impl DownloadedModel {
+    /// A model from files already in memory (tests; a page that has the bytes): the
+    /// tokenizer is parsed now, the weights when the model is loaded.
+    pub fn from_bytes(
+        entry: ModelEntry,
+        config: Vec<u8>,
+        tokenizer_json: &[u8],
+        weights: Vec<u8>,
+    ) -> Result<Rc<Self>, AppError> {
+        Ok(Rc::new(DownloadedModel {
+            entry,
+            tokenizer: Arc::new(TextTokenizer::from_json(tokenizer_json)?),
+            config,
+            weights,
+        }))
+    }
+
     /// Builds the model on the GPU when `gpu` is given, else on the CPU.
     pub fn load(self: &Rc<Self>, gpu: Option<Rc<GpuContext>>) -> Result<LoadedModel, AppError> {
         let backend = DeviceBackend::load(gpu, &self.config, &self.weights)?;
@@ -205,13 +221,7 @@ pub async fn download_model(
     let config = download(entry.files.config.clone()).await?;
     let tokenizer = download(entry.files.tokenizer.clone()).await?;
     let weights = download(entry.files.weights.clone()).await?;
-    let tokenizer = TextTokenizer::from_json(&tokenizer)?;
-    Ok(Rc::new(DownloadedModel {
-        entry: entry.clone(),
-        tokenizer: Arc::new(tokenizer),
-        config,
-        weights,
-    }))
+    DownloadedModel::from_bytes(entry.clone(), config, &tokenizer, weights)
 }
 
 /// The models this visit has downloaded, by id, each kept on the device it last ran on:

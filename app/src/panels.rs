@@ -5,15 +5,26 @@
 use leptos::prelude::*;
 
 use crate::manifest::Manifest;
+use crate::needle_live::NeedleSubject;
 use crate::published::{fetch_needle_grid, fetch_train_log};
-use crate::views::{FrequencyExplorer, NeedleResults, TrainingStory};
+use crate::views::{FrequencyExplorer, NeedleLive, NeedleResults, TrainingStory};
 
-/// The needle grid from `results/niah.json`, with the paper's numbers beside it.
+/// The live needle runner on the studio's series, and the needle grid from
+/// `results/niah.json` with the paper's numbers beside it.
 #[component]
-pub fn NeedlePanel() -> impl IntoView {
+pub fn NeedlePanel(
+    /// The studio's series with their loaded models.
+    #[prop(into)]
+    subjects: Signal<Vec<NeedleSubject>, LocalStorage>,
+    /// Held-out prose for the haystacks.
+    #[prop(into)]
+    haystack: Signal<Option<String>>,
+) -> impl IntoView {
     let grid =
         LocalResource::new(|| async { fetch_needle_grid().await.map_err(|e| e.to_string()) });
     view! {
+        <NeedleLive subjects=subjects haystack=haystack />
+        <h3>"Precomputed"</h3>
         <p class="view-note">
             "Needle in a haystack, precomputed by " <code>"cargo xtask results"</code>
             " on held-out text: a 7-digit number hidden at several depths, asked for at the end; exact match, greedy."

@@ -18,6 +18,7 @@ pub mod error;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod init;
+pub mod needles;
 pub mod paper;
 pub mod position;
 pub mod samples;

@@ -460,6 +460,24 @@ try {
     await step(`waiting for ${selector}`, () => page.waitForSelector(selector, { state: 'attached', timeout: left() }));
     shots.push(await shoot(view));
   }
+  // The live needle runner: every series answers one document per depth at 1x L.
+  await openTab('needle');
+  for (const m of [2, 4]) await page.uncheck(`input[data-testid="needle-length"][value="${m}"]`);
+  await page.click('button[data-testid="needle-run"]');
+  const planned = `${series.length * 3} of ${series.length * 3} trials`;
+  await step('waiting for the live needle trials', () =>
+    page.waitForFunction((want) => {
+      const alert = document.querySelector('.needle-live [role="alert"]');
+      if (alert) throw new Error(`needle runner: ${alert.innerText}`);
+      return document.querySelector('[data-testid="needle-progress"]')?.innerText === want;
+    }, planned, { timeout: left() }));
+  assert.equal(await page.locator('[data-testid="needle-live-cell"]').count(), series.length,
+    'one live cell per series at 1x L');
+  const lastTrial = await page.locator('[data-testid="needle-last"]').innerText();
+  assert.match(lastTrial, /The magic number for/, lastTrial);
+  assert.equal(await page.locator('[data-testid="needle-mass"] li').count(), 4, 'one bar per layer');
+  console.log(`e2e [${label}] live needle trials at 1x L: ${lastTrial.split('\n')[0]}`);
+  shots.push(await shoot('needle-live'));
   // The training story's hover readout follows the pointer.
   await openTab('training');
   const story = page.locator('svg[data-testid="training-story"]');

@@ -16,7 +16,7 @@ use engine::init::SplitMix64;
 use engine::{ModelConfig, ModelWeights, SchemeSpec};
 use serde::Serialize;
 
-use crate::needles::{AnswerScore, NeedleMaker, ANSWER_DIGITS};
+use crate::needles::{scheme_at, AnswerScore, NeedleMaker, ANSWER_DIGITS};
 
 /// Window edges in multiples of L.
 pub const WINDOWS: [(usize, usize); 4] = [(0, 1), (1, 2), (2, 4), (4, 8)];
@@ -455,14 +455,7 @@ pub fn needle_grid(
     let mut cells = Vec::new();
     // Below this, the needle and the question leave almost no haystack: not a real test.
     for &m in multiples.iter().filter(|&&m| m * l >= MIN_NEEDLE_CONTEXT) {
-        let scheme_text = match scheme_family.split_once('+') {
-            Some((head, tail)) if m > 1 => format!("{head}:{m}+{tail}"),
-            None if m > 1 && scheme_family != "rope" && scheme_family != "none" => {
-                format!("{scheme_family}:{m}")
-            }
-            _ => scheme_family.to_string(),
-        };
-        let scheme: SchemeSpec = scheme_text.parse().map_err(err)?;
+        let scheme: SchemeSpec = scheme_at(scheme_family, m).parse().map_err(err)?;
         let total = m * l;
         // One generator per (length, depth), independent of the model: the k-th document
         // at a depth is the same for every model and scheme however many trials each one

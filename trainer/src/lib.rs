@@ -10,7 +10,8 @@ pub mod data;
 pub mod eval;
 pub mod export;
 pub mod manifest;
-pub mod needles;
+/// The needle documents live in the engine (the studio's live runner uses them too).
+pub use engine::needles;
 pub mod optimizer;
 pub mod results;
 pub mod samples;

@@ -13,12 +13,12 @@ use crate::views::ColourLegend;
 const DEFAULT_MULTIPLES: [usize; 4] = [1, 2, 4, 8];
 
 /// `0.625` as `62%`.
-fn percent(fraction: f64) -> String {
+pub fn percent(fraction: f64) -> String {
     format!("{:.0}%", 100.0 * fraction)
 }
 
 /// Background and text colour of a cell at `accuracy` in `[0, 1]`.
-fn cell_style(accuracy: f64) -> String {
+pub fn cell_style(accuracy: f64) -> String {
     let background = VIRIDIS.at(accuracy as f32);
     format!(
         "background: {}; color: {}",

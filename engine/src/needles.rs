@@ -3,11 +3,13 @@
 //! question whose answer is one of the numbers. A share of training sequences are such
 //! documents (never longer than L), so the needle test at 2x..8x L measures length
 //! generalisation of a skill the model did learn, as in the paper's protocol.
+//! Shared by the trainer (training data, the evaluation's needle grid) and the studio's
+//! live needle runner.
 
 use std::ops::Range;
 
-use engine::init::SplitMix64;
-use engine::TextTokenizer;
+use crate::init::SplitMix64;
+use crate::TextTokenizer;
 
 const ADJECTIVES: &[&str] = &[
     "amber",
@@ -44,6 +46,20 @@ const NOUNS: &[&str] = &[
 
 /// Digits of every answer (numbers are drawn from 1000000..=9999999).
 pub const ANSWER_DIGITS: usize = 7;
+
+/// The scheme a needle trial of `multiple` x L runs under, from a scheme family
+/// without a scale (`"rope"`, `"pi"`, `"yarn"`, `"none"`, `"none+beta"`): the scale
+/// factor fixed at the length multiple (`"pi:4"`, `"none:4+beta"`), since the whole
+/// prompt and answer run at one length; plain RoPE and NoPE have no scale.
+pub fn scheme_at(family: &str, multiple: usize) -> String {
+    match family.split_once('+') {
+        Some((head, tail)) if multiple > 1 => format!("{head}:{multiple}+{tail}"),
+        None if multiple > 1 && family != "rope" && family != "none" => {
+            format!("{family}:{multiple}")
+        }
+        _ => family.to_string(),
+    }
+}
 
 /// How close a generated answer came to the number asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,6 +282,22 @@ mod tests {
             maker.make(&prose, 20, &[0.5], 0, &mut rng).is_err(),
             "too short for the needle and question"
         );
+    }
+
+    #[test]
+    fn trial_schemes_fix_the_scale_at_the_length_multiple() {
+        assert_eq!(scheme_at("rope", 4), "rope");
+        assert_eq!(scheme_at("none", 8), "none");
+        assert_eq!(scheme_at("pi", 1), "pi");
+        assert_eq!(scheme_at("yarn", 4), "yarn:4");
+        assert_eq!(scheme_at("none+beta", 2), "none:2+beta");
+        assert_eq!(scheme_at("none+beta", 1), "none+beta");
+        for family in ["rope", "pi", "ntk", "yarn", "none", "none+beta"] {
+            for multiple in [1, 2, 8] {
+                let text = scheme_at(family, multiple);
+                assert!(text.parse::<crate::SchemeSpec>().is_ok(), "{text}");
+            }
+        }
     }
 
     #[test]

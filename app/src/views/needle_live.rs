@@ -1,0 +1,342 @@
+//! The live needle runner: the studio's series answer needle documents in the browser,
+//! length by length; the accuracy grid fills as trials finish, and the last trial shows
+//! the generated answer and how much attention the answer position paid to the needle.
+
+use std::rc::Rc;
+
+use engine::init::SplitMix64;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::needle_live::{haystack_ids, run_trial, NeedleSubject, Tally, TrialOutcome};
+use crate::pause::next_frame;
+use crate::views::needle_results::{cell_style, percent};
+
+/// Length multiples offered, and the ones ticked at first (8x L takes seconds per trial
+/// on the CPU path).
+const MULTIPLES: [usize; 4] = [1, 2, 4, 8];
+const FIRST_MULTIPLES: [usize; 3] = [1, 2, 4];
+/// Needle depths of every trial round (start, middle, end of the haystack).
+const DEPTHS: [f64; 3] = [0.1, 0.5, 0.9];
+/// Most trials per depth a run may ask for.
+const MAX_TRIALS: usize = 20;
+
+/// Parses the trials-per-depth box: a whole number from 1 to [`MAX_TRIALS`].
+pub fn parse_trials(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_TRIALS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "Trials per depth must be a whole number from 1 to {MAX_TRIALS} (got {:?}).",
+            text.trim()
+        )),
+    }
+}
+
+/// What the runner has so far: a tally per (subject, multiple) and the latest trial.
+#[derive(Clone, Default)]
+struct Progress {
+    tallies: Vec<Vec<Tally>>,
+    done: usize,
+    planned: usize,
+    last: Option<(String, TrialOutcome)>,
+}
+
+/// The runner. `subjects` are the studio's series with their loaded models (empty until
+/// the first run has loaded them); `haystack` is the held-out text the documents are cut
+/// from.
+#[component]
+pub fn NeedleLive(
+    /// Series to test.
+    #[prop(into)]
+    subjects: Signal<Vec<NeedleSubject>, LocalStorage>,
+    /// Prose for the haystack (the first sample), `None` while loading.
+    #[prop(into)]
+    haystack: Signal<Option<String>>,
+) -> impl IntoView {
+    let chosen = RwSignal::new(FIRST_MULTIPLES.to_vec());
+    let trials_text = RwSignal::new("1".to_string());
+    let running = RwSignal::new(false);
+    let progress = RwSignal::new(Progress::default());
+    let problem = RwSignal::new(None::<String>);
+    // Bumped by Run and Stop: a loop whose number is no longer current stops.
+    let generation = StoredValue::new(0u64);
+
+    let start = move |_| {
+        problem.set(None);
+        let trials = match parse_trials(&trials_text.get_untracked()) {
+            Ok(n) => n,
+            Err(e) => return problem.set(Some(e)),
+        };
+        let subjects = subjects.get_untracked();
+        let Some(text) = haystack.get_untracked() else {
+            return problem.set(Some("The held-out samples are still loading.".into()));
+        };
+        if subjects.is_empty() {
+            return problem.set(Some(
+                "No model has loaded yet: run a prompt first (the runner tests the series chosen above)."
+                    .into(),
+            ));
+        }
+        let mut multiples = chosen.get_untracked();
+        multiples.sort_unstable();
+        if multiples.is_empty() {
+            return problem.set(Some("Tick at least one length.".into()));
+        }
+        let run_id = generation.get_value() + 1;
+        generation.set_value(run_id);
+        progress.set(Progress {
+            tallies: vec![vec![Tally::default(); multiples.len()]; subjects.len()],
+            done: 0,
+            planned: subjects.len() * multiples.len() * DEPTHS.len() * trials,
+            last: None,
+        });
+        running.set(true);
+        spawn_local(async move {
+            let outcome = drive(
+                subjects, text, multiples, trials, run_id, generation, progress,
+            )
+            .await;
+            if generation.get_value() == run_id {
+                running.set(false);
+                if let Err(e) = outcome {
+                    problem.set(Some(e));
+                }
+            }
+        });
+    };
+    let stop = move |_| {
+        generation.update_value(|g| *g += 1);
+        running.set(false);
+    };
+
+    let toggle = move |m: usize| {
+        chosen.update(|list| match list.iter().position(|&x| x == m) {
+            Some(i) => {
+                list.remove(i);
+            }
+            None => list.push(m),
+        })
+    };
+
+    view! {
+        <section class="needle-live" data-testid="needle-live">
+            <h3>"Run it here"</h3>
+            <p class="view-note">
+                "Each trial hides \u{201c}The magic number for \u{2026} is \u{2026}\u{201d} in held-out prose at depth "
+                "10%, 50% or 90%, asks for it at the end, and lets the model answer greedily. "
+                "The series are the ones chosen above; schemes with a scale factor use s = the length multiple."
+            </p>
+            <div class="needle-controls">
+                <fieldset>
+                    <legend>"Lengths"</legend>
+                    {MULTIPLES
+                        .into_iter()
+                        .map(|m| {
+                            view! {
+                                <label>
+                                    <input type="checkbox" data-testid="needle-length"
+                                        value=m
+                                        prop:checked=move || chosen.with(|c| c.contains(&m))
+                                        on:change=move |_| toggle(m) />
+                                    {format!("{m}x L")}
+                                </label>
+                            }
+                        })
+                        .collect_view()}
+                </fieldset>
+                <label>
+                    "Trials per depth "
+                    <input type="number" min="1" max=MAX_TRIALS data-testid="needle-trials"
+                        prop:value=move || trials_text.get()
+                        on:input=move |ev| trials_text.set(event_target_value(&ev)) />
+                </label>
+                {move || if running.get() {
+                    view! { <button data-testid="needle-stop" on:click=stop>"Stop"</button> }.into_any()
+                } else {
+                    view! { <button data-testid="needle-run" on:click=start>"Run needle trials"</button> }.into_any()
+                }}
+                <span class="needle-progress" data-testid="needle-progress" aria-live="polite">
+                    {move || progress.with(|p| {
+                        (p.planned > 0).then(|| format!("{} of {} trials", p.done, p.planned))
+                    })}
+                </span>
+            </div>
+            {move || problem.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            {move || live_grid(&subjects.get(), &progress.get(), &chosen_sorted(chosen.get()))}
+            {move || progress.with(|p| p.last.clone()).map(|(label, trial)| last_trial(&label, &trial))}
+        </section>
+    }
+}
+
+fn chosen_sorted(mut multiples: Vec<usize>) -> Vec<usize> {
+    multiples.sort_unstable();
+    multiples
+}
+
+/// Runs every trial in order (length, then depth round, then series), publishing each.
+async fn drive(
+    subjects: Vec<NeedleSubject>,
+    text: String,
+    multiples: Vec<usize>,
+    trials: usize,
+    run_id: u64,
+    generation: StoredValue<u64>,
+    progress: RwSignal<Progress>,
+) -> Result<(), String> {
+    let mut haystacks = Vec::with_capacity(subjects.len());
+    for subject in &subjects {
+        haystacks.push(Rc::new(
+            haystack_ids(&subject.model, &text).map_err(|e| e.to_string())?,
+        ));
+    }
+    for (column, &multiple) in multiples.iter().enumerate() {
+        for round in 0..trials {
+            for &depth in &DEPTHS {
+                // The same document for every series at this (length, depth, round), so
+                // the grid compares them on equal terms.
+                let stream =
+                    ((multiple as u64) << 32) | ((round as u64) << 16) | (depth * 1000.0) as u64;
+                for (row, subject) in subjects.iter().enumerate() {
+                    if generation.get_value() != run_id {
+                        return Ok(());
+                    }
+                    // Let the page paint between trials (each is one blocking pass on the CPU path).
+                    next_frame().await;
+                    let mut rng = SplitMix64::for_stream(7, stream);
+                    let trial = run_trial(subject, &haystacks[row], multiple, depth, &mut rng)
+                        .await
+                        .map_err(|e| format!("{}: {e}", subject.label))?;
+                    if generation.get_value() != run_id {
+                        return Ok(());
+                    }
+                    progress.update(|p| {
+                        p.tallies[row][column].record(trial.exact);
+                        p.done += 1;
+                        p.last = Some((subject.label.clone(), trial));
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn live_grid(subjects: &[NeedleSubject], progress: &Progress, multiples: &[usize]) -> AnyView {
+    if progress.tallies.is_empty() {
+        return ().into_any();
+    }
+    let l = subjects.first().map_or(0, |s| s.model.training_length());
+    let header = multiples
+        .iter()
+        .map(|m| view! { <th scope="col">{format!("{m}x L ({} tokens)", m * l)}</th> })
+        .collect_view();
+    let rows = subjects
+        .iter()
+        .zip(&progress.tallies)
+        .map(|(subject, tallies)| {
+            let cells = tallies
+                .iter()
+                .zip(multiples)
+                .map(|(tally, &m)| match tally.accuracy() {
+                    None => view! {
+                        <td class="needle-cell missing" data-testid="needle-live-cell" data-multiple=m>"\u{2026}"</td>
+                    }
+                    .into_any(),
+                    Some(accuracy) => {
+                        view! {
+                            <td class="needle-cell" data-testid="needle-live-cell" data-multiple=m
+                                style=cell_style(accuracy)
+                                title=format!("{} of {} exact", tally.correct, tally.trials)>
+                                <span class="accuracy">{percent(accuracy)}</span>
+                                <span class="trials">{format!("{} / {}", tally.correct, tally.trials)}</span>
+                            </td>
+                        }
+                        .into_any()
+                    }
+                })
+                .collect_view();
+            view! { <tr><th scope="row">{subject.label.clone()}</th>{cells}</tr> }
+        })
+        .collect_view();
+    view! {
+        <div class="table-scroll">
+            <table class="needle-table live" data-testid="needle-live-grid">
+                <caption>"Exact-match accuracy, this browser's run"</caption>
+                <thead><tr><th scope="col">"series"</th>{header}</tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
+
+fn last_trial(label: &str, trial: &TrialOutcome) -> impl IntoView {
+    let verdict = if trial.exact {
+        "right".to_string()
+    } else {
+        format!("wrong ({} of 7 digits in place)", trial.digits_right)
+    };
+    let layers = trial.needle_mass.len() / trial.heads.max(1);
+    let per_layer: Vec<(usize, f32)> = (0..layers)
+        .map(|layer| {
+            let row = &trial.needle_mass[layer * trial.heads..(layer + 1) * trial.heads];
+            (layer, row.iter().copied().fold(0.0, f32::max))
+        })
+        .collect();
+    let strongest = trial.strongest_head().map(|(layer, head, mass)| {
+        format!(
+            "The head looking hardest at the needle: layer {layer}, head {head}, with {} of its attention.",
+            percent(mass as f64)
+        )
+    });
+    view! {
+        <div class="needle-last" data-testid="needle-last">
+            <p>
+                <strong>{label.to_string()}</strong>
+                {format!(
+                    " at {}x L (a {}-token prompt), needle at depth {}: asked for {}, wrote \u{201c}{}\u{201d}: ",
+                    trial.multiple,
+                    trial.prompt_tokens,
+                    percent(trial.depth),
+                    trial.expected,
+                    trial.generated.trim()
+                )}
+                <span data-testid="needle-verdict" class=if trial.exact { "verdict right" } else { "verdict wrong" }>
+                    {verdict}
+                </span>
+            </p>
+            <p class="needle-sentence">"Needle: " <q>{trial.needle_text.trim().to_string()}</q></p>
+            <p>"Attention from the answer position to the needle's tokens (largest head per layer):"</p>
+            <ul class="needle-mass" data-testid="needle-mass">
+                {per_layer
+                    .into_iter()
+                    .map(|(layer, mass)| {
+                        view! {
+                            <li>
+                                <span class="layer">{format!("layer {layer}")}</span>
+                                <span class="bar" style=format!("width: {:.1}%", 100.0 * mass)></span>
+                                <span class="value">{percent(mass as f64)}</span>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+            {strongest.map(|s| view! { <p>{s}</p> })}
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn trials_box_takes_whole_numbers_in_range() {
+        assert_eq!(parse_trials(" 3 "), Ok(3));
+        assert_eq!(parse_trials("20"), Ok(20));
+        for bad in ["0", "21", "-1", "2.5", "", "many"] {
+            assert!(parse_trials(bad).unwrap_err().contains("1 to 20"), "{bad}");
+        }
+    }
+}
