@@ -362,6 +362,22 @@ try {
   await page.mouse.move(canvas.x + canvas.width * 0.7, canvas.y + canvas.height * 0.9);
   const heatText = await page.locator('.heat-readout').first().innerText();
   assert.ok(heatText.trim().length > 0, 'hovering the attention map shows no readout');
+  // Zoom: the wheel over the map magnifies around the pointer (the page must not
+  // scroll), the readout still names the pointed cell, and "whole map" resets.
+  const zoomNote = page.locator('[data-testid="zoom-note"]').first();
+  assert.equal(await zoomNote.innerText(), 'whole map');
+  const scrollBefore = await page.evaluate(() => window.scrollY);
+  for (let i = 0; i < 4; i += 1) await page.mouse.wheel(0, -100);
+  await step('waiting for the map to zoom', () =>
+    page.waitForFunction(() => /^\d+(\.\d)?x: keys/.test(document.querySelector('[data-testid="zoom-note"]')?.innerText ?? ''),
+      null, { timeout: left() }));
+  assert.equal(await page.evaluate(() => window.scrollY), scrollBefore, 'the wheel scrolled the page instead of zooming');
+  const zoomedText = await zoomNote.innerText();
+  await page.mouse.move(canvas.x + canvas.width * 0.7 + 3, canvas.y + canvas.height * 0.9);
+  assert.match(await page.locator('.heat-readout').first().innerText(), /query #\d+/, 'no readout on the zoomed map');
+  await page.locator('[data-testid="zoom-reset"]').first().click();
+  assert.equal(await zoomNote.innerText(), 'whole map');
+  console.log(`e2e [${label}] attention map zoomed by the wheel: ${zoomedText}`);
   // The head grid: a labelled thumbnail per head; clicking one shows that head.
   const layers = await page.locator('select[data-testid="layer-select"] option').count();
   const headsPerLayer = await page.locator('select[data-testid="head-select"] option').count();

@@ -178,6 +178,20 @@ pub fn run(args: &[String]) -> Result<()> {
             ));
         }
         results.parse(&text);
+
+        let mut heatmap = wasm_test("app")?;
+        heatmap.args(["--release", "--test", "heatmap_bench", "--", "--nocapture"]);
+        println!("$ {}", util::show(&heatmap));
+        let out = heatmap.output().map_err(|e| format!("cargo test: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        print!("{text}");
+        if !out.status.success() {
+            return Err(format!(
+                "attention map benchmark failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        results.parse(&text);
     }
 
     let mut doc = String::from(
@@ -200,6 +214,11 @@ pub fn run(args: &[String]) -> Result<()> {
         "ms, % of a full pass",
     ));
     doc.push_str(&results.table("matmul_gflops", "Matmul throughput", "GFLOP/s, M x N x K"));
+    doc.push_str(&results.table(
+        "heatmap_ms",
+        "Drawing an attention map (colour every cell, put the pixels on a canvas)",
+        "ms, median of 5",
+    ));
     doc.push_str(&results.table(
         "matmul_tiling",
         "Matmul kernel by register blocking (rows x columns per invocation, K per slice)",

@@ -1,11 +1,17 @@
 //! One head's `T x T` attention map on a canvas: one pixel per (query, key) pair,
 //! scaled up without smoothing by CSS; row = query, column = key; the upper triangle
 //! (keys in the future, masked) is left transparent. Hover reads out the token pair.
+//! Zoom (wheel, buttons, `+`/`-` keys) and pan (drag, arrow keys) move the canvas with a
+//! CSS transform inside a clipping frame, so zooming never redraws the pixels.
 
-use leptos::html::Canvas;
+use leptos::html::{Canvas, Div};
 use leptos::prelude::*;
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{Clamped, JsCast};
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, MouseEvent};
+use web_sys::{
+    AddEventListenerOptions, CanvasRenderingContext2d, HtmlCanvasElement, KeyboardEvent,
+    MouseEvent, WheelEvent,
+};
 
 use crate::analysis::AttentionMap;
 use crate::colormap::VIRIDIS;
@@ -47,16 +53,31 @@ impl HeatScale {
     }
 }
 
+/// Colours of the map, precomputed: a 2048 x 2048 map has two million cells, and
+/// interpolating the colour map for each would take most of the 100 ms budget.
+const LUT_SIZE: usize = 1024;
+
 /// RGBA pixels of `map` (row-major, `T * T * 4` bytes): viridis below and on the
 /// diagonal, transparent above it.
 pub fn heatmap_pixels(map: &AttentionMap, scale: HeatScale) -> Vec<u8> {
+    let lut: Vec<[u8; 4]> = (0..LUT_SIZE)
+        .map(|i| {
+            let c = VIRIDIS.at(i as f32 / (LUT_SIZE - 1) as f32);
+            [c.0, c.1, c.2, 255]
+        })
+        .collect();
+    let top = (LUT_SIZE - 1) as f32;
     let n = map.len;
     let mut pixels = vec![0u8; n * n * 4];
-    for q in 0..n {
-        for k in 0..=q {
-            let colour = VIRIDIS.at(scale.unit(map.weights[q * n + k]));
-            let i = (q * n + k) * 4;
-            pixels[i..i + 4].copy_from_slice(&[colour.0, colour.1, colour.2, 255]);
+    for (q, (row, out)) in map
+        .weights
+        .chunks_exact(n.max(1))
+        .zip(pixels.chunks_exact_mut(4 * n.max(1)))
+        .enumerate()
+    {
+        for (weight, pixel) in row[..=q].iter().zip(out.chunks_exact_mut(4)) {
+            let index = (scale.unit(*weight) * top).round() as usize;
+            pixel.copy_from_slice(&lut[index.min(LUT_SIZE - 1)]);
         }
     }
     pixels
@@ -88,8 +109,90 @@ pub fn draw(
         .map_err(|e| js_message(&e))
 }
 
-/// `canvas[data-testid="attention-heatmap"]` showing `map`, with a colour legend and a
-/// hover readout naming the query and key tokens (from `labels`, one per token).
+/// Zoom and pan of the map inside its frame: the canvas is scaled by `zoom` and
+/// shifted by `(x, y)` (CSS pixels of the frame, both <= 0), so the frame always shows
+/// part of the map and never empty space beside it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ZoomView {
+    /// Magnification, 1 = the whole map fills the frame.
+    pub zoom: f64,
+    /// Shift of the map's left edge, frame pixels.
+    pub x: f64,
+    /// Shift of the map's top edge, frame pixels.
+    pub y: f64,
+}
+
+impl Default for ZoomView {
+    fn default() -> Self {
+        ZoomView {
+            zoom: 1.0,
+            x: 0.0,
+            y: 0.0,
+        }
+    }
+}
+
+impl ZoomView {
+    /// Most magnification for a map of `n` cells: about 8 cells across the frame.
+    pub fn max_zoom(n: usize) -> f64 {
+        (n as f64 / 8.0).max(1.0)
+    }
+
+    /// This view with the shift kept inside the map (frame of `size` pixels).
+    fn clamped(self, size: f64) -> ZoomView {
+        let low = size * (1.0 - self.zoom);
+        ZoomView {
+            x: self.x.clamp(low.min(0.0), 0.0),
+            y: self.y.clamp(low.min(0.0), 0.0),
+            ..self
+        }
+    }
+
+    /// Zoomed by `factor` keeping the map point under `(px, py)` (frame pixels) still.
+    pub fn zoomed(self, factor: f64, px: f64, py: f64, size: f64, n: usize) -> ZoomView {
+        let zoom = (self.zoom * factor).clamp(1.0, Self::max_zoom(n));
+        let ratio = zoom / self.zoom;
+        ZoomView {
+            zoom,
+            x: px - (px - self.x) * ratio,
+            y: py - (py - self.y) * ratio,
+        }
+        .clamped(size)
+    }
+
+    /// Shifted by `(dx, dy)` frame pixels.
+    pub fn panned(self, dx: f64, dy: f64, size: f64) -> ZoomView {
+        ZoomView {
+            x: self.x + dx,
+            y: self.y + dy,
+            ..self
+        }
+        .clamped(size)
+    }
+
+    /// The cells shown, as (first, last) indices along each axis of an `n`-cell map
+    /// in a frame of `size` pixels: (keys, queries).
+    pub fn visible(self, size: f64, n: usize) -> ((usize, usize), (usize, usize)) {
+        let span = |shift: f64| {
+            let cell = size * self.zoom / n as f64;
+            let first = ((-shift / cell).floor().max(0.0) as usize).min(n.saturating_sub(1));
+            let last = (((size - shift) / cell).ceil() as usize).clamp(first + 1, n) - 1;
+            (first, last)
+        };
+        (span(self.x), span(self.y))
+    }
+
+    fn css(self) -> String {
+        format!(
+            "transform: translate({:.2}px, {:.2}px) scale({:.4})",
+            self.x, self.y, self.zoom
+        )
+    }
+}
+
+/// `canvas[data-testid="attention-heatmap"]` showing `map`, with a colour legend, zoom
+/// and pan, and a hover readout naming the query and key tokens (from `labels`, one per
+/// token).
 #[component]
 pub fn AttentionHeatmap(
     /// The map to draw; `None` leaves the canvas empty.
@@ -103,13 +206,24 @@ pub fn AttentionHeatmap(
     scale: Signal<HeatScale>,
 ) -> impl IntoView {
     let canvas_ref = NodeRef::<Canvas>::new();
+    let frame_ref = NodeRef::<Div>::new();
     let draw_error = RwSignal::new(None::<String>);
     let hovered = RwSignal::new(None::<(usize, usize)>);
+    let view_state = RwSignal::new(ZoomView::default());
+    // Pointer position and view when a drag started.
+    let dragging = StoredValue::new(None::<(f64, f64, ZoomView)>);
+    let cells = move || map.with_untracked(|m| m.as_ref().map_or(0, |m| m.len));
+    let frame_size = move || {
+        frame_ref
+            .get_untracked()
+            .map_or(0.0, |f| f.get_bounding_client_rect().width())
+    };
 
-    // Redraw when the map, the scale or the canvas itself changes.
-    Effect::new(move |_| {
+    // Redraw when the map, the scale or the canvas itself changes; a new map (another
+    // head or prompt length) starts unzoomed.
+    Effect::new(move |previous_len: Option<usize>| {
         let Some(canvas) = canvas_ref.get() else {
-            return;
+            return 0;
         };
         let empty = AttentionMap {
             len: 0,
@@ -121,15 +235,89 @@ pub fn AttentionHeatmap(
                 .err()
                 .map(|e| format!("Could not draw the attention map: {e}")),
         );
+        let len = cells();
+        if previous_len.is_some_and(|p| p != len) {
+            view_state.set(ZoomView::default());
+        }
+        len
     });
 
-    let on_move = move |event: MouseEvent| {
-        let (Some(canvas), Some(n)) = (
-            canvas_ref.get_untracked(),
-            map.with_untracked(|m| m.as_ref().map(|m| m.len)),
-        ) else {
+    let zoom_by = move |factor: f64, at: Option<(f64, f64)>| {
+        let size = frame_size();
+        if size <= 0.0 {
+            return;
+        }
+        let (px, py) = at.unwrap_or((size / 2.0, size / 2.0));
+        view_state.update(|v| *v = v.zoomed(factor, px, py, size, cells()));
+    };
+    let frame_point = move |x: f64, y: f64| -> Option<(f64, f64)> {
+        let rect = frame_ref.get_untracked()?.get_bounding_client_rect();
+        Some((x - rect.left(), y - rect.top()))
+    };
+    let on_wheel = move |event: WheelEvent| {
+        event.prevent_default();
+        let factor = if event.delta_y() < 0.0 { 1.25 } else { 0.8 };
+        zoom_by(
+            factor,
+            frame_point(event.client_x() as f64, event.client_y() as f64),
+        );
+    };
+    // Wheel zoom needs a non-passive listener on the frame itself (leptos delegates
+    // events to the document, where browsers make wheel listeners passive, so the page
+    // would scroll instead). One small closure per mounted frame, kept for its lifetime.
+    Effect::new(move |_| {
+        let Some(frame) = frame_ref.get() else {
             return;
         };
+        let handler = Closure::<dyn FnMut(WheelEvent)>::new(on_wheel);
+        let options = AddEventListenerOptions::new();
+        options.set_passive(false);
+        let _ = frame.add_event_listener_with_callback_and_add_event_listener_options(
+            "wheel",
+            handler.as_ref().unchecked_ref(),
+            &options,
+        );
+        handler.forget();
+    });
+    let on_down = move |event: MouseEvent| {
+        if event.button() == 0 {
+            dragging.set_value(Some((
+                event.client_x() as f64,
+                event.client_y() as f64,
+                view_state.get_untracked(),
+            )));
+        }
+    };
+    let on_keydown = move |event: KeyboardEvent| {
+        let step = frame_size() / 10.0;
+        let size = frame_size();
+        let pan = |dx: f64, dy: f64| view_state.update(|v| *v = v.panned(dx, dy, size));
+        match event.key().as_str() {
+            "+" | "=" => zoom_by(2.0, None),
+            "-" | "_" => zoom_by(0.5, None),
+            "0" => view_state.set(ZoomView::default()),
+            "ArrowLeft" => pan(step, 0.0),
+            "ArrowRight" => pan(-step, 0.0),
+            "ArrowUp" => pan(0.0, step),
+            "ArrowDown" => pan(0.0, -step),
+            _ => return,
+        }
+        event.prevent_default();
+    };
+
+    let on_move = move |event: MouseEvent| {
+        if let Some((x0, y0, start)) = dragging.get_value() {
+            if event.buttons() & 1 == 1 {
+                let (dx, dy) = (event.client_x() as f64 - x0, event.client_y() as f64 - y0);
+                view_state.set(start.panned(dx, dy, frame_size()));
+            } else {
+                dragging.set_value(None);
+            }
+        }
+        let (Some(canvas), n) = (canvas_ref.get_untracked(), cells()) else {
+            return;
+        };
+        // The canvas' box includes the zoom transform, so this maps through it.
         let rect = canvas.get_bounding_client_rect();
         if n == 0 || rect.width() <= 0.0 || rect.height() <= 0.0 {
             return;
@@ -145,7 +333,8 @@ pub fn AttentionHeatmap(
     let readout = move || {
         let Some((q, k)) = hovered.get() else {
             return "Row = query token, column = key token; the upper triangle is masked \
-                    (a token cannot attend to later ones). Hover to read a weight."
+                    (a token cannot attend to later ones). Hover to read a weight; wheel, \
+                    drag or +/- and arrow keys to zoom and pan."
                 .to_string();
         };
         let label = |i: usize| labels.with(|l| l.get(i).map(|t| quoted(t)).unwrap_or_default());
@@ -163,6 +352,18 @@ pub fn AttentionHeatmap(
             label(k)
         )
     };
+    let zoom_note = move || {
+        let v = view_state.get();
+        let n = map.with(|m| m.as_ref().map_or(0, |m| m.len));
+        if n == 0 || v.zoom <= 1.0 {
+            return "whole map".to_string();
+        }
+        let ((k0, k1), (q0, q1)) = v.visible(frame_size(), n);
+        format!(
+            "{:.1}x: keys {k0}\u{2013}{k1}, queries {q0}\u{2013}{q1}",
+            v.zoom
+        )
+    };
 
     view! {
         <div class="heatmap-view">
@@ -172,13 +373,36 @@ pub fn AttentionHeatmap(
                 low=Signal::derive(move || scale.get().low_label())
                 high="1"
             />
-            <canvas
-                node_ref=canvas_ref
-                data-testid="attention-heatmap"
-                class="heatmap"
-                on:mousemove=on_move
-                on:mouseleave=move |_| hovered.set(None)
-            ></canvas>
+            <div class="zoom-controls" role="group" aria-label="zoom the attention map">
+                <button type="button" data-testid="zoom-in" title="zoom in (+)"
+                    on:click=move |_| zoom_by(2.0, None)>"+"</button>
+                <button type="button" data-testid="zoom-out" title="zoom out (-)"
+                    on:click=move |_| zoom_by(0.5, None)>"\u{2212}"</button>
+                <button type="button" data-testid="zoom-reset" title="whole map (0)"
+                    on:click=move |_| view_state.set(ZoomView::default())>"whole map"</button>
+                <span class="zoom-note" data-testid="zoom-note">{zoom_note}</span>
+            </div>
+            <div
+                node_ref=frame_ref
+                class="heatmap-frame"
+                tabindex="0"
+                aria-label="attention map: +/- to zoom, arrow keys to pan, 0 for the whole map"
+                on:mousedown=on_down
+                on:mouseup=move |_| dragging.set_value(None)
+                on:keydown=on_keydown
+            >
+                <canvas
+                    node_ref=canvas_ref
+                    data-testid="attention-heatmap"
+                    class="heatmap"
+                    style=move || view_state.get().css()
+                    on:mousemove=on_move
+                    on:mouseleave=move |_| {
+                        hovered.set(None);
+                        dragging.set_value(None);
+                    }
+                ></canvas>
+            </div>
             <p class="heat-readout">{readout}</p>
             {move || draw_error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
         </div>
@@ -200,6 +424,27 @@ mod tests {
         assert_eq!(&px[4..8], &[0, 0, 0, 0]); // (0,1) masked
         assert_eq!(px[11], 255);
         assert_eq!(&px[8..12], &px[12..16]);
+    }
+
+    #[wasm_bindgen_test]
+    fn zoom_keeps_the_pointed_cell_and_the_map_in_the_frame() {
+        let size = 400.0;
+        let v = ZoomView::default().zoomed(4.0, 100.0, 300.0, size, 256);
+        assert_eq!(v.zoom, 4.0);
+        // The map point under (100, 300) stays there: (p - shift) / zoom is unchanged.
+        assert!(((100.0 - v.x) / v.zoom - 100.0).abs() < 1e-9);
+        assert!(((300.0 - v.y) / v.zoom - 300.0).abs() < 1e-9);
+        // A quarter of each axis shows: 64 of 256 cells.
+        let ((k0, k1), (q0, q1)) = v.visible(size, 256);
+        assert_eq!(k1 - k0 + 1, 64, "keys {k0}..{k1}");
+        assert_eq!(q1 - q0 + 1, 64, "queries {q0}..{q1}");
+        assert_eq!(k0, 48);
+        // Panning stops at the map's edges; zoom is capped at about 8 cells across.
+        let far = v.panned(1e6, -1e6, size);
+        assert_eq!((far.x, far.y), (0.0, size * (1.0 - 4.0)));
+        assert_eq!(v.zoomed(1e6, 0.0, 0.0, size, 256).zoom, 32.0);
+        assert_eq!(v.zoomed(1e-6, 0.0, 0.0, size, 256), ZoomView::default());
+        assert_eq!(ZoomView::max_zoom(4), 1.0);
     }
 
     #[wasm_bindgen_test]
