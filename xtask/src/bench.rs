@@ -147,17 +147,7 @@ pub fn run(args: &[String]) -> Result<()> {
     if quick {
         native.arg("--quick");
     }
-    println!("$ {}", util::show(&native));
-    let out = native.output().map_err(|e| format!("cargo run: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    print!("{text}");
-    if !out.status.success() {
-        return Err(format!(
-            "native benchmark failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    results.parse(&text);
+    results.parse(&measure(native, "native benchmark")?);
 
     if !native_only {
         let mut browser = wasm_test("engine")?;
@@ -167,31 +157,11 @@ pub fn run(args: &[String]) -> Result<()> {
             .env("WASM_BINDGEN_TEST_TIMEOUT", "1800")
             .args(["--profile", "bench-native", "--features", "browser-bench"])
             .args(["--test", "wasm_bench", "--", "--nocapture"]);
-        println!("$ {}", util::show(&browser));
-        let out = browser.output().map_err(|e| format!("cargo test: {e}"))?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        print!("{text}");
-        if !out.status.success() {
-            return Err(format!(
-                "browser benchmark failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        results.parse(&text);
+        results.parse(&measure(browser, "browser benchmark")?);
 
         let mut heatmap = wasm_test("app")?;
         heatmap.args(["--release", "--test", "heatmap_bench", "--", "--nocapture"]);
-        println!("$ {}", util::show(&heatmap));
-        let out = heatmap.output().map_err(|e| format!("cargo test: {e}"))?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        print!("{text}");
-        if !out.status.success() {
-            return Err(format!(
-                "attention map benchmark failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        results.parse(&text);
+        results.parse(&measure(heatmap, "attention map benchmark")?);
     }
 
     let mut doc = String::from(
@@ -230,6 +200,21 @@ pub fn run(args: &[String]) -> Result<()> {
         .map_err(|e| format!("docs/BENCHMARKS.md: {e}"))?;
     println!("wrote docs/BENCHMARKS.md");
     Ok(())
+}
+
+/// Runs one half of the benchmark and returns what it printed (its `BENCH` lines).
+fn measure(mut command: Command, what: &str) -> Result<String> {
+    println!("$ {}", util::show(&command));
+    let out = command.output().map_err(|e| format!("{what}: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    if !out.status.success() {
+        return Err(format!(
+            "{what} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(text)
 }
 
 /// Sections for the runs recorded in docs/bench/*.tsv.
