@@ -6,11 +6,11 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use engine::device::DeviceBackend;
 use engine::{
     Backend, Capture, EngineError, Prediction, SchemeSpec, Session, SessionOptions, TextTokenizer,
 };
 
+use crate::backend::StudioBackend;
 use crate::error::AppError;
 use crate::model_store::LoadedModel;
 
@@ -234,7 +234,7 @@ pub fn prepare_prompt(
 /// the studio can grow a prompt token by token and redraw after every step.
 pub struct LiveRun {
     model: Rc<LoadedModel>,
-    session: Session<DeviceBackend>,
+    session: Session<StudioBackend>,
     result: RunResult,
     /// The model's guesses after the last token run: the next token's "expected".
     last_guesses: Vec<Guess>,

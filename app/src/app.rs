@@ -16,6 +16,7 @@ use leptos::task::spawn_local;
 
 use crate::analysis::{uniform_nll, RunResult};
 use crate::controls::{PromptControls, SeriesEditor};
+use crate::cpu_worker::CpuWorker;
 use crate::error::AppError;
 use crate::format::{bytes_of, percent, quoted, thousands};
 use crate::head_profile::{pooled_map, profile};
@@ -292,7 +293,11 @@ pub fn App() -> impl IntoView {
                 c.total(),
                 chart.with_untracked(Vec::len),
                 c.elapsed_ms().round(),
-                r.backend,
+                match (r.backend, CpuWorker::shared().placement()) {
+                    ("CPU", "worker") => "the CPU (in a Web Worker)",
+                    ("CPU", _) => "the CPU (on the page's thread)",
+                    (other, _) => other,
+                },
                 r.next
                     .iter()
                     .map(|g| format!("{} ({})", quoted(&g.text), percent(g.probability)))
@@ -665,7 +670,8 @@ pub fn App() -> impl IntoView {
                 </div>
                 {move || error.get().map(|e| view! { <p class="error" data-testid="error" role="alert">{e}</p> })}
                 <p class="run-summary" data-testid="run-summary" data-run=move || shown_run.get()
-                    data-backend=move || focus.with(|r| r.as_ref().map(|r| r.backend))>
+                    data-backend=move || focus.with(|r| r.as_ref().map(|r| r.backend))
+                    data-cpu=move || { summary.track(); CpuWorker::shared().placement() }>
                     {move || summary.get()}
                 </p>
             </section>

@@ -8,8 +8,10 @@
 
 pub mod analysis;
 pub mod app;
+pub mod backend;
 pub mod colormap;
 pub mod controls;
+pub mod cpu_worker;
 pub mod error;
 pub mod export;
 pub mod format;

@@ -12,6 +12,8 @@ use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+use crate::backend::StudioBackend;
+use crate::cpu_worker::{CpuWorker, WorkerBackend};
 use crate::error::AppError;
 use crate::manifest::{FileEntry, ModelEntry};
 use crate::weight_cache::fetch_verified;
@@ -97,7 +99,7 @@ pub struct LoadedModel {
     /// What the manifest says about it.
     pub entry: ModelEntry,
     /// The weights on the GPU or the CPU (shared with every session).
-    pub backend: Arc<DeviceBackend>,
+    pub backend: Arc<StudioBackend>,
     /// The tokenizer the model was trained with.
     pub tokenizer: Arc<TextTokenizer>,
     /// The files it was built from, to re-create it on the other device.
@@ -113,7 +115,7 @@ impl LoadedModel {
 
     /// Whether the model runs on WebGPU.
     pub fn on_gpu(&self) -> bool {
-        matches!(*self.backend, DeviceBackend::Gpu(_))
+        self.backend.on_gpu()
     }
 
     /// The model's `config.json`.
@@ -157,9 +159,9 @@ pub struct DownloadedModel {
     /// The parsed tokenizer.
     pub tokenizer: Arc<TextTokenizer>,
     /// `config.json`.
-    config: Vec<u8>,
+    config: Rc<[u8]>,
     /// `model.safetensors`.
-    weights: Vec<u8>,
+    weights: Rc<[u8]>,
 }
 
 impl DownloadedModel {
@@ -174,14 +176,24 @@ impl DownloadedModel {
         Ok(Rc::new(DownloadedModel {
             entry,
             tokenizer: Arc::new(TextTokenizer::from_json(tokenizer_json)?),
-            config,
-            weights,
+            config: config.into(),
+            weights: weights.into(),
         }))
     }
 
-    /// Builds the model on the GPU when `gpu` is given, else on the CPU.
+    /// Builds the model on the GPU when `gpu` is given, else on the CPU path in the
+    /// page's worker (`cpu_worker.rs`).
     pub fn load(self: &Rc<Self>, gpu: Option<Rc<GpuContext>>) -> Result<LoadedModel, AppError> {
-        let backend = DeviceBackend::load(gpu, &self.config, &self.weights)?;
+        let backend = match gpu {
+            Some(gpu) => {
+                StudioBackend::Device(DeviceBackend::load(Some(gpu), &self.config, &self.weights)?)
+            }
+            None => StudioBackend::Worker(WorkerBackend::new(
+                CpuWorker::shared(),
+                Rc::clone(&self.config),
+                Rc::clone(&self.weights),
+            )?),
+        };
         // `Session` takes an `Arc`; the page is single-threaded, so the backend's wgpu
         // handles (not `Send` in a browser) never cross threads.
         #[allow(clippy::arc_with_non_send_sync)]

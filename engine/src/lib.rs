@@ -25,6 +25,7 @@ pub mod samples;
 pub mod session;
 pub mod tokenizer;
 pub mod weights;
+pub mod wire;
 
 pub use analysis::{HeadStats, Prediction};
 pub use backend::{Backend, Capture, ForwardInput, ForwardOutput};

@@ -290,6 +290,11 @@ try {
   await settled('the linked comparison', { backend: backendName, tokens: length, count: series.length });
   const firstChartMs = Date.now() - tOpen;
   const longestFirst = await longestTaskSince(0);
+  if (!webgpu) {
+    // The CPU path runs in the Web Worker, not on the page's thread.
+    assert.equal(await page.getAttribute(sel.summary, 'data-cpu'), 'worker', 'the CPU path did not run in the worker');
+    assert.match(await page.innerText(sel.summary), /in a Web Worker/);
+  }
 
   const lines = await linesNow();
   assert.deepEqual(Object.keys(lines).sort(), [...series].sort(), 'one line per series from the URL');

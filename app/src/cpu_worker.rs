@@ -1,0 +1,385 @@
+//! The page's handle on the CPU worker (`worker/`, built by trunk next to the app and
+//! started from `worker_loader.js`), and `WorkerBackend`: a model whose forward passes
+//! run there, so a long prompt on the CPU path never freezes the page.
+//!
+//! One worker serves every model. Messages wait in a queue until the worker says it is
+//! ready. When the worker cannot start (no `worker_loader.js`, as in component tests,
+//! or a browser without workers) a model runs on the page's own thread instead, with
+//! the same results: the CPU backend is the same code either way.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+use engine::cpu::{CpuBackend, LayerCache};
+use engine::wire::{decode_output, encode_input};
+use engine::{Backend, EngineError, ForwardInput, ForwardOutput, ModelConfig};
+use futures_channel::oneshot;
+use js_sys::{Object, Reflect, Uint8Array};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{ErrorEvent, MessageEvent, Worker};
+
+/// The worker's script, relative to the page (so a deployment under a sub-path works).
+pub const WORKER_SCRIPT: &str = "worker_loader.js";
+
+enum Phase {
+    /// Started; messages queue until it reports ready.
+    Starting(Vec<(Object, Option<JsValue>)>),
+    Ready,
+    /// Could not start, or crashed: the reason.
+    Failed(String),
+}
+
+type Reply = Result<Vec<u8>, String>;
+
+/// The worker's message and error listeners, kept alive with it.
+type Handlers = (
+    Closure<dyn FnMut(MessageEvent)>,
+    Closure<dyn FnMut(ErrorEvent)>,
+);
+
+/// The running worker and the calls waiting for its replies.
+pub struct CpuWorker {
+    worker: Option<Worker>,
+    phase: RefCell<Phase>,
+    waiting_for_start: RefCell<Vec<oneshot::Sender<()>>>,
+    pending: RefCell<HashMap<u32, oneshot::Sender<Reply>>>,
+    next_id: Cell<u32>,
+    _handlers: Option<Handlers>,
+}
+
+thread_local! {
+    static SHARED: OnceCell<Rc<CpuWorker>> = const { OnceCell::new() };
+}
+
+fn field(value: &JsValue, key: &str) -> JsValue {
+    Reflect::get(value, &key.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn message(fields: &[(&str, JsValue)]) -> Object {
+    let object = Object::new();
+    for (key, value) in fields {
+        let _ = Reflect::set(&object, &(*key).into(), value);
+    }
+    object
+}
+
+impl CpuWorker {
+    /// The page's worker, started on first use.
+    pub fn shared() -> Rc<CpuWorker> {
+        SHARED.with(|cell| Rc::clone(cell.get_or_init(|| CpuWorker::start(WORKER_SCRIPT))))
+    }
+
+    /// Starts a worker from `script`.
+    pub fn start(script: &str) -> Rc<CpuWorker> {
+        let worker = match Worker::new(script) {
+            Ok(worker) => worker,
+            Err(e) => {
+                return Rc::new(CpuWorker {
+                    worker: None,
+                    phase: RefCell::new(Phase::Failed(crate::error::js_message(&e))),
+                    waiting_for_start: RefCell::default(),
+                    pending: RefCell::default(),
+                    next_id: Cell::new(0),
+                    _handlers: None,
+                })
+            }
+        };
+        Rc::new_cyclic(|me: &Weak<CpuWorker>| {
+            let on_message = {
+                let me = me.clone();
+                Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                    if let Some(me) = me.upgrade() {
+                        me.received(event.data());
+                    }
+                })
+            };
+            let on_error = {
+                let me = me.clone();
+                Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+                    let reason = match event.message() {
+                        m if m.is_empty() => format!("{WORKER_SCRIPT} could not be loaded"),
+                        m => m,
+                    };
+                    if let Some(me) = me.upgrade() {
+                        me.fail(reason);
+                    }
+                })
+            };
+            worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+            CpuWorker {
+                worker: Some(worker),
+                phase: RefCell::new(Phase::Starting(Vec::new())),
+                waiting_for_start: RefCell::default(),
+                pending: RefCell::default(),
+                next_id: Cell::new(0),
+                _handlers: Some((on_message, on_error)),
+            }
+        })
+    }
+
+    /// Resolves once the worker is ready (`Ok`) or could not start (`Err`).
+    pub async fn started(&self) -> Result<(), String> {
+        let wait = match &*self.phase.borrow() {
+            Phase::Ready => return Ok(()),
+            Phase::Failed(reason) => return Err(reason.clone()),
+            Phase::Starting(_) => {
+                let (sender, receiver) = oneshot::channel();
+                self.waiting_for_start.borrow_mut().push(sender);
+                receiver
+            }
+        };
+        let _ = wait.await;
+        match &*self.phase.borrow() {
+            Phase::Ready => Ok(()),
+            Phase::Failed(reason) => Err(reason.clone()),
+            Phase::Starting(_) => Err("the CPU worker stopped starting".into()),
+        }
+    }
+
+    /// Where CPU passes run now: `"worker"`, `"page"` (the worker could not start) or
+    /// `"starting"`.
+    pub fn placement(&self) -> &'static str {
+        match &*self.phase.borrow() {
+            Phase::Ready => "worker",
+            Phase::Failed(_) => "page",
+            Phase::Starting(_) => "starting",
+        }
+    }
+
+    /// A fresh id for a model or a cache.
+    pub fn next_id(&self) -> u32 {
+        let id = self.next_id.get();
+        self.next_id.set(id.wrapping_add(1));
+        id
+    }
+
+    fn post(&self, message: Object, transfer: Option<JsValue>) {
+        let mut phase = self.phase.borrow_mut();
+        match &mut *phase {
+            Phase::Starting(queue) => queue.push((message, transfer)),
+            Phase::Ready => {
+                if let Some(worker) = &self.worker {
+                    let sent = match &transfer {
+                        Some(t) => {
+                            worker.post_message_with_transfer(&message, &js_sys::Array::of1(t))
+                        }
+                        None => worker.post_message(&message),
+                    };
+                    if let Err(e) = sent {
+                        let reason = crate::error::js_message(&e);
+                        drop(phase);
+                        self.fail(format!("could not send to the CPU worker: {reason}"));
+                    }
+                }
+            }
+            Phase::Failed(_) => {}
+        }
+    }
+
+    fn received(&self, data: JsValue) {
+        match field(&data, "kind").as_string().as_deref() {
+            Some("ready") => {
+                let queued = match std::mem::replace(&mut *self.phase.borrow_mut(), Phase::Ready) {
+                    Phase::Starting(queue) => queue,
+                    _ => Vec::new(),
+                };
+                for (message, transfer) in queued {
+                    self.post(message, transfer);
+                }
+                for waiter in self.waiting_for_start.borrow_mut().drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
+            Some("reply") => {
+                let id = field(&data, "id").as_f64().unwrap_or(-1.0) as u32;
+                let Some(sender) = self.pending.borrow_mut().remove(&id) else {
+                    return;
+                };
+                let reply = if field(&data, "ok").as_bool() == Some(true) {
+                    field(&data, "bytes")
+                        .dyn_into::<Uint8Array>()
+                        .map(|a| a.to_vec())
+                        .map_err(|_| "the CPU worker replied without data".to_string())
+                } else {
+                    Err(field(&data, "message")
+                        .as_string()
+                        .unwrap_or_else(|| "the CPU worker failed".into()))
+                };
+                let _ = sender.send(reply);
+            }
+            _ => {}
+        }
+    }
+
+    /// Marks the worker failed: waiting calls get `reason`, later models run on the page.
+    fn fail(&self, reason: String) {
+        *self.phase.borrow_mut() = Phase::Failed(reason.clone());
+        for waiter in self.waiting_for_start.borrow_mut().drain(..) {
+            let _ = waiter.send(());
+        }
+        for (_, sender) in self.pending.borrow_mut().drain() {
+            let _ = sender.send(Err(format!("the CPU worker stopped: {reason}")));
+        }
+        if let Some(worker) = &self.worker {
+            worker.terminate();
+        }
+    }
+
+    fn load(&self, model: u32, config: &[u8], weights: &[u8]) {
+        let weights = Uint8Array::from(weights);
+        let buffer: JsValue = weights.buffer().into();
+        let load = message(&[
+            ("kind", "load".into()),
+            ("model", model.into()),
+            ("config", Uint8Array::from(config).into()),
+            ("weights", weights.into()),
+        ]);
+        self.post(load, Some(buffer));
+    }
+
+    async fn forward(&self, model: u32, cache: u32, input: Vec<u8>) -> Reply {
+        let id = self.next_id();
+        let (sender, receiver) = oneshot::channel();
+        self.pending.borrow_mut().insert(id, sender);
+        let input = Uint8Array::from(&input[..]);
+        let buffer: JsValue = input.buffer().into();
+        self.post(
+            message(&[
+                ("kind", "forward".into()),
+                ("id", id.into()),
+                ("model", model.into()),
+                ("cache", cache.into()),
+                ("input", input.into()),
+            ]),
+            Some(buffer),
+        );
+        receiver
+            .await
+            .unwrap_or_else(|_| Err("the CPU worker dropped a call".into()))
+    }
+
+    fn drop_cache(&self, cache: u32) {
+        self.post(
+            message(&[("kind", "drop".into()), ("cache", cache.into())]),
+            None,
+        );
+    }
+}
+
+/// A model on the CPU path, run in the worker (or on the page when the worker is
+/// unavailable).
+pub struct WorkerBackend {
+    worker: Rc<CpuWorker>,
+    model: u32,
+    config: ModelConfig,
+    bytes: (Rc<[u8]>, Rc<[u8]>),
+    /// The same model on the page's thread, built only if the worker fails to start.
+    local: OnceCell<CpuBackend>,
+}
+
+/// A [`WorkerBackend`]'s KV cache: held in the worker (by id), or on the page.
+pub struct WorkerCache {
+    worker: Rc<CpuWorker>,
+    id: u32,
+    len: usize,
+    local: Option<Vec<LayerCache>>,
+}
+
+impl Drop for WorkerCache {
+    fn drop(&mut self) {
+        if self.local.is_none() && self.len > 0 {
+            self.worker.drop_cache(self.id);
+        }
+    }
+}
+
+impl WorkerBackend {
+    /// Sends the model to `worker` (asynchronously: its parse errors come back from
+    /// the first forward call).
+    pub fn new(
+        worker: Rc<CpuWorker>,
+        config_json: Rc<[u8]>,
+        weights: Rc<[u8]>,
+    ) -> Result<WorkerBackend, EngineError> {
+        let config = ModelConfig::from_json(&config_json)?;
+        config.validate()?;
+        let model = worker.next_id();
+        worker.load(model, &config_json, &weights);
+        Ok(WorkerBackend {
+            worker,
+            model,
+            config,
+            bytes: (config_json, weights),
+            local: OnceCell::new(),
+        })
+    }
+
+    /// Whether forward passes run in the worker (`false` once it failed to start).
+    pub async fn in_worker(&self) -> bool {
+        self.worker.started().await.is_ok()
+    }
+
+    fn local(&self) -> Result<&CpuBackend, EngineError> {
+        if let Some(local) = self.local.get() {
+            return Ok(local);
+        }
+        let backend = CpuBackend::load(&self.bytes.0, &self.bytes.1)?;
+        Ok(self.local.get_or_init(|| backend))
+    }
+}
+
+impl Backend for WorkerBackend {
+    type Cache = WorkerCache;
+
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn name(&self) -> &'static str {
+        "CPU"
+    }
+
+    fn new_cache(&self) -> WorkerCache {
+        WorkerCache {
+            worker: Rc::clone(&self.worker),
+            id: self.worker.next_id(),
+            len: 0,
+            local: None,
+        }
+    }
+
+    fn cache_len(&self, cache: &WorkerCache) -> usize {
+        cache.len
+    }
+
+    async fn forward(
+        &self,
+        cache: &mut WorkerCache,
+        input: ForwardInput<'_>,
+    ) -> engine::Result<ForwardOutput> {
+        let remote = cache.local.is_none() && self.worker.started().await.is_ok();
+        if !remote && cache.local.is_none() && cache.len > 0 {
+            // The worker died holding this cache: the session must start again.
+            return Err(EngineError::Input(
+                "the CPU worker stopped part way; run the prompt again".into(),
+            ));
+        }
+        let output = if remote {
+            let reply = self
+                .worker
+                .forward(self.model, cache.id, encode_input(&input))
+                .await
+                .map_err(EngineError::Input)?;
+            decode_output(&reply)?
+        } else {
+            let local = self.local()?;
+            let held = cache.local.get_or_insert_with(|| local.new_cache());
+            local.forward(held, input).await?
+        };
+        cache.len += input.tokens.len();
+        Ok(output)
+    }
+}

@@ -1,0 +1,168 @@
+//! The studio's CPU path in a Web Worker (built by trunk from index.html's
+//! `data-type="worker"` link; the page starts it from `worker_loader.js`). A forward pass
+//! of a long prompt takes seconds on the CPU: here it does not freeze the page.
+//!
+//! Protocol (plain objects; byte payloads are `Uint8Array`s whose buffers are
+//! transferred, numbers are `u32` ids):
+//! - the worker first posts `{kind: "ready"}`;
+//! - `{kind: "load", model, config, weights}`: parse a model (no reply: an error is kept
+//!   and returned by the model's next forward call, so the page need not wait);
+//! - `{kind: "forward", id, model, cache, input}`: run `engine::wire`-encoded input
+//!   after the tokens of cache `cache` (created empty on first use), reply
+//!   `{kind: "reply", id, ok: true, bytes}` with the encoded output, or
+//!   `{kind: "reply", id, ok: false, message}`;
+//! - `{kind: "drop", cache}`: forget a cache.
+
+#[cfg(target_arch = "wasm32")]
+mod worker {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::rc::Rc;
+
+    use engine::cpu::{CpuBackend, LayerCache};
+    use engine::wire::{decode_input, encode_output};
+    use engine::Backend;
+    use js_sys::{Object, Reflect, Uint8Array};
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen::JsCast;
+    use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+    #[derive(Default)]
+    struct State {
+        models: HashMap<u32, Result<Rc<CpuBackend>, String>>,
+        caches: HashMap<u32, (u32, Vec<LayerCache>)>,
+    }
+
+    thread_local! {
+        static STATE: RefCell<State> = RefCell::new(State::default());
+    }
+
+    fn scope() -> DedicatedWorkerGlobalScope {
+        js_sys::global().unchecked_into()
+    }
+
+    fn get(message: &JsValue, key: &str) -> JsValue {
+        Reflect::get(message, &key.into()).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    fn number(message: &JsValue, key: &str) -> Result<u32, String> {
+        get(message, key)
+            .as_f64()
+            .map(|n| n as u32)
+            .ok_or_else(|| format!("the message has no number `{key}`"))
+    }
+
+    fn bytes(message: &JsValue, key: &str) -> Result<Vec<u8>, String> {
+        get(message, key)
+            .dyn_into::<Uint8Array>()
+            .map(|a| a.to_vec())
+            .map_err(|_| format!("the message has no bytes `{key}`"))
+    }
+
+    fn post(fields: &[(&str, JsValue)], transfer: Option<&JsValue>) {
+        let reply = Object::new();
+        for (key, value) in fields {
+            let _ = Reflect::set(&reply, &(*key).into(), value);
+        }
+        let outcome = match transfer {
+            Some(buffer) => scope().post_message_with_transfer(&reply, &js_sys::Array::of1(buffer)),
+            None => scope().post_message(&reply),
+        };
+        if let Err(e) = outcome {
+            web_sys::console::error_2(&"worker: could not post a reply".into(), &e);
+        }
+    }
+
+    fn load(message: &JsValue) -> Result<(), String> {
+        let model = number(message, "model")?;
+        let loaded = CpuBackend::load(&bytes(message, "config")?, &bytes(message, "weights")?)
+            .map(Rc::new)
+            .map_err(|e| e.to_string());
+        STATE.with(|s| s.borrow_mut().models.insert(model, loaded));
+        Ok(())
+    }
+
+    async fn forward(message: &JsValue) -> Result<Vec<u8>, String> {
+        let (model, cache_id) = (number(message, "model")?, number(message, "cache")?);
+        let input = decode_input(&bytes(message, "input")?).map_err(|e| e.to_string())?;
+        let backend = STATE.with(|s| s.borrow().models.get(&model).cloned());
+        let backend = match backend {
+            Some(Ok(backend)) => backend,
+            Some(Err(e)) => return Err(e),
+            None => return Err(format!("model {model} was never loaded in the worker")),
+        };
+        let mut cache = STATE
+            .with(|s| s.borrow_mut().caches.remove(&cache_id))
+            .map(|(_, cache)| cache)
+            .unwrap_or_else(|| backend.new_cache());
+        let output = backend.forward(&mut cache, input.as_input()).await;
+        // A failed chunk may leave part of itself in the cache: drop it (the caller
+        // starts a new cache after an error, as with any backend).
+        if output.is_ok() {
+            STATE.with(|s| s.borrow_mut().caches.insert(cache_id, (model, cache)));
+        }
+        output.map(|o| encode_output(&o)).map_err(|e| e.to_string())
+    }
+
+    fn handle(event: MessageEvent) {
+        let message = event.data();
+        match get(&message, "kind").as_string().as_deref() {
+            Some("load") => {
+                if let Err(e) = load(&message) {
+                    web_sys::console::error_1(&format!("worker: {e}").into());
+                }
+            }
+            Some("drop") => {
+                if let Ok(cache) = number(&message, "cache") {
+                    STATE.with(|s| s.borrow_mut().caches.remove(&cache));
+                }
+            }
+            Some("forward") => {
+                let id = get(&message, "id");
+                wasm_bindgen_futures::spawn_local(async move {
+                    match forward(&message).await {
+                        Ok(bytes) => {
+                            let array = Uint8Array::from(&bytes[..]);
+                            let buffer = array.buffer().into();
+                            post(
+                                &[
+                                    ("kind", "reply".into()),
+                                    ("id", id),
+                                    ("ok", true.into()),
+                                    ("bytes", array.into()),
+                                ],
+                                Some(&buffer),
+                            );
+                        }
+                        Err(message) => post(
+                            &[
+                                ("kind", "reply".into()),
+                                ("id", id),
+                                ("ok", false.into()),
+                                ("message", message.into()),
+                            ],
+                            None,
+                        ),
+                    }
+                });
+            }
+            other => {
+                web_sys::console::error_1(&format!("worker: unknown message kind {other:?}").into())
+            }
+        }
+    }
+
+    pub fn start() {
+        console_error_panic_hook::set_once();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(handle);
+        scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        // The handler lives as long as the worker.
+        on_message.forget();
+        post(&[("kind", "ready".into())], None);
+    }
+}
+
+fn main() {
+    #[cfg(target_arch = "wasm32")]
+    worker::start();
+}
