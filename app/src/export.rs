@@ -13,21 +13,27 @@ use crate::error::js_message;
 /// Pixels per SVG unit in exported PNGs (sharp on high-density screens and in print).
 const PNG_SCALE: f64 = 2.0;
 
-/// Offers `blob` as a download named `filename`.
-fn save_blob(blob: &Blob, filename: &str) -> Result<(), String> {
+/// Offers the resource at `url` (an object or data URL) as a download named `filename`.
+fn offer(url: &str, filename: &str) -> Result<(), String> {
     let document = web_sys::window()
         .and_then(|w| w.document())
         .ok_or("no document")?;
-    let url = Url::create_object_url_with_blob(blob).map_err(|e| js_message(&e))?;
     let anchor: HtmlAnchorElement = document
         .create_element("a")
         .map_err(|e| js_message(&e))?
         .unchecked_into();
-    anchor.set_href(&url);
+    anchor.set_href(url);
     anchor.set_download(filename);
     anchor.click();
-    let _ = Url::revoke_object_url(&url);
     Ok(())
+}
+
+/// Offers `blob` as a download named `filename`.
+fn save_blob(blob: &Blob, filename: &str) -> Result<(), String> {
+    let url = Url::create_object_url_with_blob(blob).map_err(|e| js_message(&e))?;
+    let offered = offer(&url, filename);
+    let _ = Url::revoke_object_url(&url);
+    offered
 }
 
 fn blob_of(text: &str, mime: &str) -> Result<Blob, String> {
@@ -49,6 +55,18 @@ pub fn csv_field(text: &str) -> String {
     } else {
         text.to_string()
     }
+}
+
+/// Offers a canvas' pixels as a PNG named `filename` (the attention map: one pixel per
+/// query/key pair, exactly as computed).
+pub fn save_canvas_as_png(canvas: &HtmlCanvasElement, filename: &str) -> Result<(), String> {
+    if canvas.width() == 0 {
+        return Err("there is no map to save yet".into());
+    }
+    let data_url = canvas
+        .to_data_url_with_type("image/png")
+        .map_err(|e| js_message(&e))?;
+    offer(&data_url, filename)
 }
 
 /// Renders `svg` (with the page's style sheet inlined) onto a canvas at
@@ -109,14 +127,7 @@ pub fn save_svg_as_png(svg: &Element, filename: &str, style_sheet: &str) -> Resu
             let data_url = canvas
                 .to_data_url_with_type("image/png")
                 .map_err(|e| js_message(&e))?;
-            let anchor: HtmlAnchorElement = document
-                .create_element("a")
-                .map_err(|e| js_message(&e))?
-                .unchecked_into();
-            anchor.set_href(&data_url);
-            anchor.set_download(&filename);
-            anchor.click();
-            Ok(())
+            offer(&data_url, &filename)
         })();
         if let Err(e) = drawn {
             web_sys::console::error_1(&JsValue::from_str(&format!("PNG export failed: {e}")));

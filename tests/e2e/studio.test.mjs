@@ -383,6 +383,9 @@ try {
   await page.locator('[data-testid="zoom-reset"]').first().click();
   assert.equal(await zoomNote.innerText(), 'whole map');
   console.log(`e2e [${label}] attention map zoomed by the wheel: ${zoomedText}`);
+  const mapPng = await step('saving the attention map as PNG', () => saved('export-png'));
+  assert.equal(mapPng.name, 'drope-attention.png');
+  assert.ok(mapPng.bytes.subarray(1, 4).toString() === 'PNG', 'the attention map did not save as a PNG');
   // The head grid: a labelled thumbnail per head; clicking one shows that head.
   const layers = await page.locator('select[data-testid="layer-select"] option').count();
   const headsPerLayer = await page.locator('select[data-testid="head-select"] option').count();
@@ -509,6 +512,12 @@ try {
   await step('waiting for the training readout to follow the pointer', () =>
     page.waitForFunction((before) => document.querySelector('[data-testid="training-readout"]')?.innerText !== before,
       readoutBefore, { timeout: left() }));
+  const storyCsv = await step('saving the training curves as CSV', () => saved('export-csv'));
+  assert.equal(storyCsv.name, 'drope-training.csv');
+  const storyRows = csvRows(storyCsv.bytes.toString('utf8'));
+  for (const model of ['rope', 'drope', 'nope']) {
+    assert.ok(storyRows.some((r) => r.startsWith(`${model},train,`)), `the training CSV has no ${model} rows`);
+  }
   noErrors('after the published views');
 
   // 7. Bad input: a mistyped link opens with a message; a 1 MB paste is refused at once.

@@ -16,8 +16,9 @@ use web_sys::{
 use crate::analysis::AttentionMap;
 use crate::colormap::VIRIDIS;
 use crate::error::js_message;
+use crate::export::{csv_field, save_canvas_as_png};
 use crate::format::quoted;
-use crate::views::ColourLegend;
+use crate::views::{ColourLegend, ExportButtons};
 
 /// How attention weights map to colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -107,6 +108,28 @@ pub fn draw(
     context
         .put_image_data(&image, 0.0, 0.0)
         .map_err(|e| js_message(&e))
+}
+
+/// The map as CSV in long form, one row per (query, key) the query can see:
+/// `query,key,query_token,key_token,weight`.
+pub fn map_csv(map: &AttentionMap, labels: &[String]) -> String {
+    let label = |i: usize| csv_field(labels.get(i).map_or("", String::as_str));
+    let mut out = String::from("query,key,query_token,key_token,weight\n");
+    for q in 0..map.len {
+        for k in 0..=q {
+            out += &format!("{q},{k},{},{},{}\n", label(q), label(k), map.weight(q, k));
+        }
+    }
+    out
+}
+
+/// The map as JSON: the tokens and each query's row of weights (keys `0..=query`).
+pub fn map_json(map: &AttentionMap, labels: &[String]) -> String {
+    let rows: Vec<&[f32]> = (0..map.len)
+        .map(|q| &map.weights[q * map.len..q * map.len + q + 1])
+        .collect();
+    serde_json::json!({ "tokens": labels.get(..map.len).unwrap_or(labels), "rows": rows })
+        .to_string()
 }
 
 /// Zoom and pan of the map inside its frame: the canvas is scaled by `zoom` and
@@ -382,6 +405,17 @@ pub fn AttentionHeatmap(
                     on:click=move |_| view_state.set(ZoomView::default())>"whole map"</button>
                 <span class="zoom-note" data-testid="zoom-note">{zoom_note}</span>
             </div>
+            <ExportButtons stem="drope-attention"
+                png=Callback::new(move |()| {
+                    let canvas = canvas_ref.get_untracked().ok_or("the map is not drawn")?;
+                    save_canvas_as_png(&canvas, "drope-attention.png")
+                })
+                csv=Callback::new(move |()| map.with_untracked(|m| {
+                    labels.with_untracked(|l| m.as_ref().map(|m| map_csv(m, l)).unwrap_or_default())
+                }))
+                json=Callback::new(move |()| map.with_untracked(|m| {
+                    labels.with_untracked(|l| m.as_ref().map(|m| map_json(m, l)).unwrap_or_default())
+                })) />
             <div
                 node_ref=frame_ref
                 class="heatmap-frame"

@@ -12,7 +12,9 @@ use engine::position::{PositionScheme, YARN_ALPHA, YARN_BETA};
 use leptos::prelude::*;
 use web_sys::MouseEvent;
 
+use crate::export::save_svg_as_png;
 use crate::views::chart_math::pointer_x;
+use crate::views::ExportButtons;
 
 const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 280.0;
@@ -110,6 +112,58 @@ pub fn pair_frequencies(
             }
         })
         .collect())
+}
+
+/// Every pair as CSV: wavelength, whether it cycles within L, and per scheme the
+/// frequency, its factor over RoPE's and the phases at L and 8L (radians).
+pub fn pairs_csv(pairs: &[PairFrequencies], training_length: usize) -> String {
+    let mut out = String::from("pair,wavelength_tokens,no_full_cycle_within_L");
+    for (name, ..) in SCHEMES {
+        let n = name.to_lowercase();
+        out += &format!(",{n}_frequency,{n}_factor,{n}_phase_at_L,{n}_phase_at_8L");
+    }
+    out.push('\n');
+    let l = training_length as f64;
+    for p in pairs {
+        out += &format!("{},{},{}", p.pair, p.wavelength, p.no_full_cycle);
+        for i in 0..SCHEMES.len() {
+            out += &format!(
+                ",{},{},{},{}",
+                p.frequency[i],
+                p.factor(i),
+                p.phase(i, l),
+                p.phase(i, 8.0 * l)
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The same as JSON, with the inputs that produced it.
+pub fn pairs_json(
+    pairs: &[PairFrequencies],
+    head_dim: usize,
+    base: f64,
+    training_length: usize,
+    s: f64,
+) -> String {
+    let rows: Vec<serde_json::Value> = pairs
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "pair": p.pair,
+                "wavelength_tokens": p.wavelength,
+                "no_full_cycle_within_L": p.no_full_cycle,
+                "frequency": SCHEMES.iter().enumerate().map(|(i, (_, id, _))| (id.to_string(), serde_json::json!(p.frequency[i]))).collect::<serde_json::Map<_, _>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "head_dim": head_dim, "base": base, "training_length": training_length, "scale": s,
+        "pairs": rows,
+    })
+    .to_string()
 }
 
 /// Parses a typed scale factor, clamped to [`SCALE_RANGE`]; `None` if not a number.
@@ -375,6 +429,19 @@ pub fn FrequencyExplorer(
                 <span class="explorer-facts">
                     {move || format!("D = {}, base {}, L = {}", head_dim.get(), base.get(), training_length.get())}
                 </span>
+                <ExportButtons stem="drope-frequencies"
+                    png=Callback::new(move |()| {
+                        let svg = svg_ref.get_untracked().ok_or("the chart is not drawn")?;
+                        save_svg_as_png(&svg, "drope-frequencies.png", include_str!("../style.css"))
+                    })
+                    csv=Callback::new(move |()| pairs.with_untracked(|p| {
+                        p.as_ref().map(|p| pairs_csv(p, training_length.get_untracked())).unwrap_or_default()
+                    }))
+                    json=Callback::new(move |()| pairs.with_untracked(|p| {
+                        p.as_ref().map(|p| pairs_json(p, head_dim.get_untracked(), base.get_untracked(),
+                            training_length.get_untracked(), scale.get_untracked())).unwrap_or_default()
+                    }))
+                />
             </div>
             <div class="chart-scroll">
             <svg node_ref=svg_ref data-testid="frequency-chart" class="frequency-chart"

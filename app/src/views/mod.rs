@@ -3,6 +3,7 @@
 
 pub mod attention_heatmap;
 pub mod chart_math;
+pub mod export_buttons;
 pub mod frequency_explorer;
 pub mod head_grid;
 pub mod legend;
@@ -13,6 +14,7 @@ pub mod token_strip;
 pub mod training_story;
 
 pub use attention_heatmap::{AttentionHeatmap, HeatScale};
+pub use export_buttons::ExportButtons;
 pub use frequency_explorer::FrequencyExplorer;
 pub use head_grid::HeadGrid;
 pub use legend::ColourLegend;

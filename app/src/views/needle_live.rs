@@ -8,9 +8,11 @@ use engine::init::SplitMix64;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use crate::export::csv_field;
 use crate::needle_live::{haystack_ids, run_trial, NeedleSubject, Tally, TrialOutcome};
 use crate::pause::next_frame;
 use crate::views::needle_results::{cell_style, percent};
+use crate::views::ExportButtons;
 
 /// Length multiples offered, and the ones ticked at first (8x L takes seconds per trial
 /// on the CPU path).
@@ -60,6 +62,8 @@ pub fn NeedleLive(
     let problem = RwSignal::new(None::<String>);
     // Bumped by Run and Stop: a loop whose number is no longer current stops.
     let generation = StoredValue::new(0u64);
+    // The lengths of the last run, in grid order.
+    let run_multiples = StoredValue::new(Vec::<usize>::new());
 
     let start = move |_| {
         problem.set(None);
@@ -82,6 +86,7 @@ pub fn NeedleLive(
         if multiples.is_empty() {
             return problem.set(Some("Tick at least one length.".into()));
         }
+        run_multiples.set_value(multiples.clone());
         let run_id = generation.get_value() + 1;
         generation.set_value(run_id);
         progress.set(Progress {
@@ -162,15 +167,34 @@ pub fn NeedleLive(
                 </span>
             </div>
             {move || problem.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-            {move || live_grid(&subjects.get(), &progress.get(), &chosen_sorted(chosen.get()))}
+            {move || live_grid(&subjects.get(), &progress.get(), &run_multiples.get_value())}
+            {move || progress.with(|p| !p.tallies.is_empty()).then(|| view! {
+                <ExportButtons stem="drope-needles-live"
+                    csv=Callback::new(move |()| {
+                        // The lengths of the run shown (the boxes may have changed since).
+                        let multiples = run_multiples.get_value();
+                        subjects.with_untracked(|s| progress.with_untracked(|p| live_csv(s, p, &multiples)))
+                    }) />
+            })}
             {move || progress.with(|p| p.last.clone()).map(|(label, trial)| last_trial(&label, &trial))}
         </section>
     }
 }
 
-fn chosen_sorted(mut multiples: Vec<usize>) -> Vec<usize> {
-    multiples.sort_unstable();
-    multiples
+/// The live grid as CSV: one row per (series, length) with its counts.
+fn live_csv(subjects: &[NeedleSubject], progress: &Progress, multiples: &[usize]) -> String {
+    let mut out = String::from("series,length_multiple,correct,trials\n");
+    for (subject, tallies) in subjects.iter().zip(&progress.tallies) {
+        for (tally, m) in tallies.iter().zip(multiples) {
+            out += &format!(
+                "{},{m},{},{}\n",
+                csv_field(&subject.label),
+                tally.correct,
+                tally.trials
+            );
+        }
+    }
+    out
 }
 
 /// Runs every trial in order (length, then depth round, then series), publishing each.

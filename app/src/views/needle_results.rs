@@ -5,9 +5,10 @@
 use leptos::prelude::*;
 
 use crate::colormap::VIRIDIS;
+use crate::export::csv_field;
 use crate::published::{NeedleCell, NeedleGrid};
 use crate::views::training_story::model_label;
-use crate::views::ColourLegend;
+use crate::views::{ColourLegend, ExportButtons};
 
 /// Length multiples shown when the file names none.
 const DEFAULT_MULTIPLES: [usize; 4] = [1, 2, 4, 8];
@@ -109,6 +110,55 @@ fn method_note(grid: &NeedleGrid) -> String {
 /// `button[data-testid="depth-toggle"]` opens `table[data-testid="depth-table"]`
 /// (`td[data-testid="depth-cell"]`); the paper's numbers are in
 /// `table[data-testid="paper-needle"]`.
+/// The grid as CSV: the pooled cells, then the per-depth ones (`depth` empty when pooled).
+pub fn grid_csv(grid: &NeedleGrid) -> String {
+    let mut out = String::from(
+        "model,scheme,length_multiple,depth,trials,correct,accuracy,wilson_low,wilson_high,digit_accuracy\n",
+    );
+    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for c in grid.lengths.iter().chain(&grid.cells) {
+        out += &format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            csv_field(&c.model),
+            csv_field(&c.scheme),
+            c.length_multiple,
+            opt(c.depth),
+            c.trials,
+            c.correct,
+            opt(c.accuracy),
+            opt(c.wilson_low),
+            opt(c.wilson_high),
+            opt(c.digit_accuracy)
+        );
+    }
+    out
+}
+
+/// The grid as JSON (the same fields as the CSV), with the paper's table beside it.
+pub fn grid_json(grid: &NeedleGrid) -> String {
+    let cell = |c: &NeedleCell| {
+        serde_json::json!({
+            "model": c.model, "scheme": c.scheme, "length_multiple": c.length_multiple,
+            "depth": c.depth, "trials": c.trials, "correct": c.correct, "accuracy": c.accuracy,
+            "wilson_low": c.wilson_low, "wilson_high": c.wilson_high,
+            "digit_accuracy": c.digit_accuracy,
+        })
+    };
+    serde_json::json!({
+        "pooled": grid.lengths.iter().map(cell).collect::<Vec<_>>(),
+        "by_depth": grid.cells.iter().map(cell).collect::<Vec<_>>(),
+        "paper": {
+            "model": engine::paper::NIAH_MODEL,
+            "training_length": engine::paper::NIAH_TRAINING_LENGTH,
+            "multiples": engine::paper::NIAH_MULTIPLES,
+            "ntk": engine::paper::NIAH_NTK,
+            "yarn": engine::paper::NIAH_YARN,
+            "drope": engine::paper::NIAH_DROPE,
+        },
+    })
+    .to_string()
+}
+
 #[component]
 pub fn NeedleResults(
     /// The parsed `niah.json`.
@@ -257,6 +307,9 @@ pub fn NeedleResults(
                 </table>
             </div>
             <p class="chart-summary">{move || grid.with(method_note)}</p>
+            <ExportButtons stem="drope-needles"
+                csv=Callback::new(move |()| grid.with_untracked(grid_csv))
+                json=Callback::new(move |()| grid.with_untracked(grid_json)) />
             <div class="table-scroll">{breakdown}</div>
             <div class="table-scroll">
                 <table data-testid="paper-needle" class="needle-table paper">

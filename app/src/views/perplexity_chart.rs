@@ -10,9 +10,10 @@ use std::collections::HashSet;
 use leptos::prelude::*;
 use web_sys::MouseEvent;
 
-use crate::export::{csv_field, save_svg_as_png, save_text};
+use crate::export::{csv_field, save_svg_as_png};
 use crate::format::quoted;
 use crate::views::chart_math::{moving_average, nice_step, pointer_x};
+use crate::views::ExportButtons;
 
 const WIDTH: f32 = 760.0;
 const HEIGHT: f32 = 300.0;
@@ -204,7 +205,6 @@ pub fn PerplexityChart(
     let hidden = RwSignal::new(HashSet::<String>::new());
     let hover = RwSignal::new(None::<usize>);
     let svg_ref = NodeRef::<leptos::svg::Svg>::new();
-    let export_error = RwSignal::new(None::<String>);
 
     let smoothed = Memo::new(move |_| {
         let w = window.get();
@@ -487,25 +487,15 @@ pub fn PerplexityChart(
                     />
                     " log position axis"
                 </label>
-                <span class="export" role="group" aria-label="Save this figure">
-                    "Save "
-                    <button type="button" data-testid="export-png" on:click=move |_| {
-                        if let Some(svg) = svg_ref.get_untracked() {
-                            let outcome = save_svg_as_png(&svg, "drope-perplexity.png", include_str!("../style.css"));
-                            export_error.set(outcome.err());
-                        }
-                    }>"PNG"</button>
-                    <button type="button" data-testid="export-csv" on:click=move |_| {
-                        let text = series.with_untracked(|s| token_texts.with_untracked(|t| chart_csv(s, t, window.get_untracked())));
-                        export_error.set(save_text("drope-perplexity.csv", "text/csv", &text).err());
-                    }>"CSV"</button>
-                    <button type="button" data-testid="export-json" on:click=move |_| {
-                        let text = series.with_untracked(|s| token_texts.with_untracked(|t| chart_json(s, t, training_length.get_untracked())));
-                        export_error.set(save_text("drope-perplexity.json", "application/json", &text).err());
-                    }>"JSON"</button>
-                </span>
+                <ExportButtons stem="drope-perplexity"
+                    png=Callback::new(move |()| {
+                        let svg = svg_ref.get_untracked().ok_or("the chart is not drawn")?;
+                        save_svg_as_png(&svg, "drope-perplexity.png", include_str!("../style.css"))
+                    })
+                    csv=Callback::new(move |()| series.with_untracked(|s| token_texts.with_untracked(|t| chart_csv(s, t, window.get_untracked()))))
+                    json=Callback::new(move |()| series.with_untracked(|s| token_texts.with_untracked(|t| chart_json(s, t, training_length.get_untracked()))))
+                />
             </div>
-            {move || export_error.get().map(|e| view! { <p class="error" role="alert">{format!("Could not save: {e}")}</p> })}
             <div class="series-legend" role="group" aria-label="Series (click to hide or show)">{legend}</div>
             <div class="chart-frame">
                 <svg

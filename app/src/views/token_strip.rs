@@ -5,7 +5,8 @@ use leptos::prelude::*;
 
 use crate::analysis::TokenStat;
 use crate::colormap::YL_OR_RD;
-use crate::views::{token_tooltip, ColourLegend};
+use crate::export::csv_field;
+use crate::views::{token_tooltip, ColourLegend, ExportButtons};
 
 /// The text shown for a token: newlines get a visible mark (the line still breaks).
 pub fn display_text(text: &str) -> String {
@@ -15,6 +16,41 @@ pub fn display_text(text: &str) -> String {
 /// One `span[data-testid="token"]` per token, background from NLL on a fixed scale
 /// `0..=nll_max` (the page uses `ln V`, so colours compare across models), and a
 /// divider before position `L`.
+/// The tokens as CSV: position, text, NLL, rank and the model's top guess before it.
+pub fn tokens_csv(tokens: &[TokenStat]) -> String {
+    let mut out = String::from("position,text,nll,rank,expected,expected_probability\n");
+    for t in tokens {
+        let guess = t.expected.first();
+        out += &format!(
+            "{},{},{},{},{},{}\n",
+            t.position,
+            csv_field(&t.text),
+            t.nll.map(|v| v.to_string()).unwrap_or_default(),
+            t.rank.map(|r| (r + 1).to_string()).unwrap_or_default(),
+            guess.map(|g| csv_field(&g.text)).unwrap_or_default(),
+            guess.map(|g| g.probability.to_string()).unwrap_or_default()
+        );
+    }
+    out
+}
+
+/// The tokens as JSON, with every guess the model made before each.
+pub fn tokens_json(tokens: &[TokenStat]) -> String {
+    serde_json::Value::Array(
+        tokens
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "position": t.position, "id": t.id, "text": t.text, "nll": t.nll,
+                    "rank": t.rank.map(|r| r + 1),
+                    "expected": t.expected.iter().map(|g| serde_json::json!({"text": g.text, "probability": g.probability})).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+    .to_string()
+}
+
 #[component]
 pub fn TokenStrip(
     /// The prompt's tokens.
@@ -70,6 +106,9 @@ pub fn TokenStrip(
                 low="0"
                 high=Signal::derive(move || format!("{:.1}+", nll_max.get()))
             />
+            <ExportButtons stem="drope-tokens"
+                csv=Callback::new(move |()| tokens.with_untracked(|t| tokens_csv(t)))
+                json=Callback::new(move |()| tokens.with_untracked(|t| tokens_json(t))) />
             <div class="token-strip" data-testid="token-strip">
                 {move || {
                     let (max, l) = (nll_max.get(), training_length.get());

@@ -8,8 +8,10 @@
 use leptos::prelude::*;
 use web_sys::MouseEvent;
 
+use crate::export::{csv_field, save_svg_as_png};
 use crate::published::{ModelTrainLog, TrainLog, TrainPoint};
 use crate::views::chart_math::{moving_average, nice_step, pointer_x};
+use crate::views::ExportButtons;
 
 const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 300.0;
@@ -215,6 +217,48 @@ pub fn readout(logs: &[ModelTrainLog], axis: StoryAxis, value: f64) -> Vec<Strin
 /// `path[data-testid="train-curve"]` (and `data-model`) per log, validation losses as
 /// `circle[data-testid="validation-point"]`, the drop as `[data-testid="drop-marker"]`,
 /// and the hover text in `[data-testid="training-readout"]`.
+/// The curves as CSV: one row per logged point, `model,kind,step,tokens,loss`
+/// (`kind` = train or validation; tokens = step x batch x length).
+pub fn story_csv(logs: &[ModelTrainLog]) -> String {
+    let mut out = String::from("model,kind,step,tokens,loss\n");
+    for m in logs {
+        let per_step = (m.log.batch * m.log.length) as f64;
+        let points = m.log.train.iter().map(|p| ("train", p.step, p.loss)).chain(
+            m.log
+                .validation
+                .iter()
+                .map(|p| ("validation", p.step, p.loss)),
+        );
+        for (kind, step, loss) in points {
+            out += &format!(
+                "{},{kind},{step},{},{loss}\n",
+                csv_field(&m.model),
+                step * per_step
+            );
+        }
+    }
+    out
+}
+
+/// The curves as JSON: per model its drop step, batch shape and both curves.
+pub fn story_json(logs: &[ModelTrainLog]) -> String {
+    let models: Vec<serde_json::Value> = logs
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "model": m.model,
+                "positions": m.log.positions,
+                "drop_step": m.log.drop_step,
+                "batch": m.log.batch,
+                "length": m.log.length,
+                "train": m.log.train.iter().map(|p| [p.step, p.loss, p.learning_rate]).collect::<Vec<_>>(),
+                "validation": m.log.validation.iter().map(|p| [p.step, p.loss]).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "train_columns": ["step", "loss", "learning_rate"], "validation_columns": ["step", "loss"], "models": models }).to_string()
+}
+
 #[component]
 pub fn TrainingStory(
     /// The logs to draw, in legend order (e.g. RoPE, NoPE, DroPE).
@@ -416,6 +460,14 @@ pub fn TrainingStory(
                         <option value="tokens" prop:selected=move || axis.get() == StoryAxis::Tokens>"tokens"</option>
                     </select>
                 </label>
+                <ExportButtons stem="drope-training"
+                    png=Callback::new(move |()| {
+                        let svg = svg_ref.get_untracked().ok_or("the chart is not drawn")?;
+                        save_svg_as_png(&svg, "drope-training.png", include_str!("../style.css"))
+                    })
+                    csv=Callback::new(move |()| logs.with_untracked(|l| story_csv(l)))
+                    json=Callback::new(move |()| logs.with_untracked(|l| story_json(l)))
+                />
             </div>
             <div class="chart-scroll">
             <svg node_ref=svg_ref data-testid="training-story" class="story-chart"
