@@ -520,6 +520,16 @@ try {
   }
   noErrors('after the published views');
 
+  // 6b. A phone-sized screen: no tab is wider than the screen (tables and charts scroll
+  // inside their frames).
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const view of ['perplexity', 'attention', 'tokens', 'needle', 'frequencies', 'training']) {
+    await openTab(view);
+    const widths = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+    assert.ok(widths[0] <= widths[1] + 1, `the ${view} tab is ${widths[0]} px wide on a ${widths[1]} px screen`);
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+
   // 7. Bad input: a mistyped link opens with a message; a 1 MB paste is refused at once.
   await page.goto(at('?view=graphs&length=x&models=rope:warp,rope&prompt=A+short+prompt.'), { waitUntil: 'load' });
   const problems = await step('waiting for the URL notice', () =>
