@@ -258,6 +258,8 @@ pub fn App() -> impl IntoView {
                     let download = download.map_err(|e| {
                         AppError::Input(format!("Could not download {}: {e}", series.entry.label))
                     })?;
+                    // Loading (parsing and uploading the weights) in a task of its own.
+                    crate::pause::next_frame().await;
                     let (loaded, failure) = load_on(wanted_context(), |c| download.load(c));
                     if let Some(reason) = failure {
                         fall_back_to_cpu(reason);

@@ -16,6 +16,7 @@ use crate::backend::StudioBackend;
 use crate::cpu_worker::{CpuWorker, WorkerBackend};
 use crate::error::AppError;
 use crate::manifest::{FileEntry, ModelEntry};
+use crate::pause::next_frame;
 use crate::weight_cache::fetch_verified;
 
 /// What the browser offers for running models on the GPU, found once at startup.
@@ -233,6 +234,9 @@ pub async fn download_model(
     let config = download(entry.files.config.clone()).await?;
     let tokenizer = download(entry.files.tokenizer.clone()).await?;
     let weights = download(entry.files.weights.clone()).await?;
+    // Parsing the tokenizer takes tens of milliseconds: a task of its own, so the page
+    // stays responsive (no task over 100 ms).
+    next_frame().await;
     DownloadedModel::from_bytes(entry.clone(), config, &tokenizer, weights)
 }
 

@@ -142,6 +142,35 @@ async fn perplexity_chart_draws_a_line_per_series_and_marks_multiples_of_l() {
     let cells = rows[1].query_selector_all("td").unwrap();
     assert_eq!(cells.item(3).unwrap().text_content().unwrap(), "\u{2013}");
 
+    // The keyboard moves the readout: End = the last position, Left one back, Escape hides it.
+    let chart = root
+        .query_selector(r#"svg[data-testid="perplexity-chart"]"#)
+        .unwrap()
+        .unwrap();
+    assert_eq!(chart.get_attribute("tabindex").as_deref(), Some("0"));
+    let key = |name: &str| {
+        let init = web_sys::KeyboardEventInit::new();
+        init.set_key(name);
+        init.set_bubbles(true);
+        let event =
+            web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
+        chart.dispatch_event(&event).unwrap();
+    };
+    let readout = || {
+        root.query_selector(r#"[data-testid="chart-readout"]"#)
+            .unwrap()
+            .map(|r| r.text_content().unwrap_or_default())
+    };
+    key("End");
+    settle().await;
+    assert!(readout().unwrap().contains("t39"), "{:?}", readout());
+    key("ArrowLeft");
+    settle().await;
+    assert!(readout().unwrap().contains("t38"), "{:?}", readout());
+    key("Escape");
+    settle().await;
+    assert_eq!(readout(), None);
+
     // A legend button hides its line and says so.
     let legend = all(&root, r#"[data-testid="legend-item"]"#);
     assert_eq!(legend.len(), 2);

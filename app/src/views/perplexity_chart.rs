@@ -345,6 +345,31 @@ pub fn PerplexityChart(
         hover.set((longest > 0).then(|| position.min(longest - 1)));
     };
 
+    // Keyboard: with the chart focused, the arrow keys move the readout one token (with
+    // Shift, a tenth of the prompt), Home and End jump to the ends, Escape hides it.
+    let on_key = move |ev: web_sys::KeyboardEvent| {
+        let longest = series.with(|all| all.iter().map(|s| s.nll.len()).max().unwrap_or(0));
+        if longest == 0 {
+            return;
+        }
+        let step = if ev.shift_key() {
+            (longest / 10).max(1)
+        } else {
+            1
+        };
+        let at = hover.get_untracked();
+        let next = match ev.key().as_str() {
+            "ArrowRight" => Some(at.map_or(0, |p| (p + step).min(longest - 1))),
+            "ArrowLeft" => Some(at.map_or(0, |p| p.saturating_sub(step))),
+            "Home" => Some(0),
+            "End" => Some(longest - 1),
+            "Escape" => None,
+            _ => return,
+        };
+        ev.prevent_default();
+        hover.set(next);
+    };
+
     let cursor = move || {
         let position = hover.get()?;
         let scale = scale.get();
@@ -504,9 +529,11 @@ pub fn PerplexityChart(
                     class="nll-chart perplexity-chart"
                     viewBox=format!("0 0 {WIDTH} {HEIGHT}")
                     role="img"
-                    aria-label="Smoothed negative log-likelihood against token position, one line per model and scheme"
+                    aria-label="Smoothed negative log-likelihood against token position, one line per model and scheme; arrow keys move the readout"
+                    tabindex="0"
                     on:mousemove=on_move
                     on:mouseleave=move |_| hover.set(None)
+                    on:keydown=on_key
                 >
                     {axes}
                     {lines}
