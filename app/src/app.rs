@@ -295,7 +295,7 @@ pub fn App() -> impl IntoView {
                 c.total(),
                 chart.with_untracked(Vec::len),
                 c.elapsed_ms().round(),
-                match (r.backend, CpuWorker::shared().placement()) {
+                match (r.backend, CpuWorker::shared_placement().unwrap_or("page")) {
                     ("CPU", "worker") => "the CPU (in a Web Worker)",
                     ("CPU", _) => "the CPU (on the page's thread)",
                     (other, _) => other,
@@ -673,7 +673,7 @@ pub fn App() -> impl IntoView {
                 {move || error.get().map(|e| view! { <p class="error" data-testid="error" role="alert">{e}</p> })}
                 <p class="run-summary" data-testid="run-summary" data-run=move || shown_run.get()
                     data-backend=move || focus.with(|r| r.as_ref().map(|r| r.backend))
-                    data-cpu=move || { summary.track(); CpuWorker::shared().placement() }>
+                    data-cpu=move || { summary.track(); CpuWorker::shared_placement() }>
                     {move || summary.get()}
                 </p>
             </section>

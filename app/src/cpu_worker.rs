@@ -18,10 +18,14 @@ use futures_channel::oneshot;
 use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{ErrorEvent, MessageEvent, Worker};
+use web_sys::{Event, MessageEvent, Worker};
 
 /// The worker's script, relative to the page (so a deployment under a sub-path works).
 pub const WORKER_SCRIPT: &str = "worker_loader.js";
+
+/// How long the page waits for the worker to report ready before running models on
+/// its own thread (the worker's wasm is about 300 kB compressed).
+const START_TIMEOUT_MS: i32 = 20_000;
 
 enum Phase {
     /// Started; messages queue until it reports ready.
@@ -34,10 +38,7 @@ enum Phase {
 type Reply = Result<Vec<u8>, String>;
 
 /// The worker's message and error listeners, kept alive with it.
-type Handlers = (
-    Closure<dyn FnMut(MessageEvent)>,
-    Closure<dyn FnMut(ErrorEvent)>,
-);
+type Handlers = (Closure<dyn FnMut(MessageEvent)>, Closure<dyn FnMut(Event)>);
 
 /// The running worker and the calls waiting for its replies.
 pub struct CpuWorker {
@@ -71,6 +72,12 @@ impl CpuWorker {
         SHARED.with(|cell| Rc::clone(cell.get_or_init(|| CpuWorker::start(WORKER_SCRIPT))))
     }
 
+    /// Where CPU passes of the page's worker run (see [`CpuWorker::placement`]), or
+    /// `None` when no model has needed the worker yet (it is not started just to ask).
+    pub fn shared_placement() -> Option<&'static str> {
+        SHARED.with(|cell| cell.get().map(|worker| worker.placement()))
+    }
+
     /// Starts a worker from `script`.
     pub fn start(script: &str) -> Rc<CpuWorker> {
         let worker = match Worker::new(script) {
@@ -95,18 +102,43 @@ impl CpuWorker {
                     }
                 })
             };
+            // A script that fails to load fires a plain `Event` (no message); an error
+            // inside the worker an `ErrorEvent`.
             let on_error = {
                 let me = me.clone();
-                Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
-                    let reason = match event.message() {
-                        m if m.is_empty() => format!("{WORKER_SCRIPT} could not be loaded"),
-                        m => m,
-                    };
+                Closure::<dyn FnMut(Event)>::new(move |event: Event| {
+                    let reason = field(&event, "message")
+                        .as_string()
+                        .filter(|m| !m.is_empty())
+                        .unwrap_or_else(|| format!("{WORKER_SCRIPT} could not be loaded"));
                     if let Some(me) = me.upgrade() {
                         me.fail(reason);
                     }
                 })
             };
+            // A worker whose wasm fails to load reports nothing (the loader's promise
+            // rejects inside it): give up waiting after a while and run on the page.
+            {
+                let me = me.clone();
+                let give_up = Closure::once(move || {
+                    if let Some(me) = me.upgrade() {
+                        if matches!(*me.phase.borrow(), Phase::Starting(_)) {
+                            me.fail(format!(
+                                "the CPU worker did not start within {} s",
+                                START_TIMEOUT_MS / 1000
+                            ));
+                        }
+                    }
+                });
+                if let Some(window) = web_sys::window() {
+                    let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+                        give_up.as_ref().unchecked_ref(),
+                        START_TIMEOUT_MS,
+                    );
+                }
+                // Runs once, when the timer fires.
+                give_up.forget();
+            }
             worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
             CpuWorker {
@@ -261,6 +293,13 @@ impl CpuWorker {
             .unwrap_or_else(|_| Err("the CPU worker dropped a call".into()))
     }
 
+    fn unload(&self, model: u32) {
+        self.post(
+            message(&[("kind", "unload".into()), ("model", model.into())]),
+            None,
+        );
+    }
+
     fn drop_cache(&self, cache: u32) {
         self.post(
             message(&[("kind", "drop".into()), ("cache", cache.into())]),
@@ -293,6 +332,13 @@ impl Drop for WorkerCache {
         if self.local.is_none() && self.len > 0 {
             self.worker.drop_cache(self.id);
         }
+    }
+}
+
+impl Drop for WorkerBackend {
+    fn drop(&mut self) {
+        // Moving a model between devices makes a new backend: free the worker's copy.
+        self.worker.unload(self.model);
     }
 }
 

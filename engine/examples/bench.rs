@@ -116,7 +116,10 @@ fn run() -> Result<(), String> {
         let chosen = gflops(MatmulBench::new(&context, m, n, k), 5e10)?;
         bench::report("matmul_gflops", "WebGPU native", &case, chosen);
         if tilings {
-            for tiling in MatmulTiling::ALL {
+            for tiling in MatmulTiling::ALL
+                .into_iter()
+                .filter(|t| t.fits(&context.limits))
+            {
                 let bench = MatmulBench::with_tiling(&context, m, n, k, tiling);
                 let value = gflops(bench, 2e10)?;
                 bench::report("matmul_tiling", &tiling.name(), &case, value);

@@ -69,8 +69,16 @@ fn every_matmul_tiling_matches_a_cpu_product() {
             .map(|_| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0)
             .collect()
     };
+    for tiling in [MatmulTiling::SMALL, MatmulTiling::LARGE] {
+        assert!(
+            tiling.workgroup_bytes() <= 16 * 1024,
+            "{} must fit WebGPU's baseline workgroup memory",
+            tiling.name()
+        );
+    }
     let kernels = MatmulTiling::ALL
         .into_iter()
+        .filter(|t| t.fits(&context.limits))
         .map(Kernel::Matmul)
         .chain([Kernel::MatVec]);
     for (m, n, k) in [(1, 7, 3), (3, 45, 70), (130, 70, 19), (257, 131, 36)] {

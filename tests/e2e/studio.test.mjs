@@ -112,6 +112,8 @@ page.on('console', (msg) => {
   if (msg.type() === 'error') consoleErrors.push(msg.text());
 });
 page.on('pageerror', (err) => pageErrors.push(String(err?.stack || err)));
+const requested = [];
+page.on('request', (r) => requested.push(r.url()));
 page.on('requestfailed', (req) => failedRequests.push(`${req.url()}: ${req.failure()?.errorText}`));
 // Record main-thread tasks over 50 ms (the browser's "long tasks").
 await page.addInitScript(() => {
@@ -290,7 +292,10 @@ try {
   await settled('the linked comparison', { backend: backendName, tokens: length, count: series.length });
   const firstChartMs = Date.now() - tOpen;
   const longestFirst = await longestTaskSince(0);
-  if (!webgpu) {
+  if (webgpu) {
+    // On WebGPU the CPU worker is not even downloaded.
+    assert.ok(!requested.some((u) => u.includes('worker_bg.wasm')), 'the CPU worker was fetched on WebGPU');
+  } else {
     // The CPU path runs in the Web Worker, not on the page's thread.
     assert.equal(await page.getAttribute(sel.summary, 'data-cpu'), 'worker', 'the CPU path did not run in the worker');
     assert.match(await page.innerText(sel.summary), /in a Web Worker/);

@@ -11,7 +11,8 @@
 //!   after the tokens of cache `cache` (created empty on first use), reply
 //!   `{kind: "reply", id, ok: true, bytes}` with the encoded output, or
 //!   `{kind: "reply", id, ok: false, message}`;
-//! - `{kind: "drop", cache}`: forget a cache.
+//! - `{kind: "drop", cache}`: forget a cache;
+//! - `{kind: "unload", model}`: forget a model and its caches.
 
 #[cfg(target_arch = "wasm32")]
 mod worker {
@@ -110,6 +111,15 @@ mod worker {
             Some("load") => {
                 if let Err(e) = load(&message) {
                     web_sys::console::error_1(&format!("worker: {e}").into());
+                }
+            }
+            Some("unload") => {
+                if let Ok(model) = number(&message, "model") {
+                    STATE.with(|s| {
+                        let mut s = s.borrow_mut();
+                        s.models.remove(&model);
+                        s.caches.retain(|_, (owner, _)| *owner != model);
+                    });
                 }
             }
             Some("drop") => {

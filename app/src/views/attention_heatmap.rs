@@ -236,14 +236,15 @@ pub fn AttentionHeatmap(
     // Pointer position and view when a drag started.
     let dragging = StoredValue::new(None::<(f64, f64, ZoomView)>);
     let cells = move || map.with_untracked(|m| m.as_ref().map_or(0, |m| m.len));
+    // The frame's inside (its border excluded): the canvas fills exactly this.
     let frame_size = move || {
         frame_ref
             .get_untracked()
-            .map_or(0.0, |f| f.get_bounding_client_rect().width())
+            .map_or(0.0, |f| f.client_width() as f64)
     };
 
-    // Redraw when the map, the scale or the canvas itself changes; a new map (another
-    // head or prompt length) starts unzoomed.
+    // Redraw when the map, the scale or the canvas itself changes; a map of another
+    // size (another prompt length) starts unzoomed, another head of the same keeps the view.
     Effect::new(move |previous_len: Option<usize>| {
         let Some(canvas) = canvas_ref.get() else {
             return 0;
@@ -274,8 +275,12 @@ pub fn AttentionHeatmap(
         view_state.update(|v| *v = v.zoomed(factor, px, py, size, cells()));
     };
     let frame_point = move |x: f64, y: f64| -> Option<(f64, f64)> {
-        let rect = frame_ref.get_untracked()?.get_bounding_client_rect();
-        Some((x - rect.left(), y - rect.top()))
+        let frame = frame_ref.get_untracked()?;
+        let rect = frame.get_bounding_client_rect();
+        Some((
+            x - rect.left() - frame.client_left() as f64,
+            y - rect.top() - frame.client_top() as f64,
+        ))
     };
     let on_wheel = move |event: WheelEvent| {
         event.prevent_default();

@@ -37,6 +37,10 @@ pub fn parse_trials(text: &str) -> Result<usize, String> {
 /// What the runner has so far: a tally per (subject, multiple) and the latest trial.
 #[derive(Clone, Default)]
 struct Progress {
+    /// Series labels and the training length at the run's start (the studio's series
+    /// may change while the grid is shown).
+    labels: Vec<String>,
+    training_length: usize,
     tallies: Vec<Vec<Tally>>,
     done: usize,
     planned: usize,
@@ -90,6 +94,8 @@ pub fn NeedleLive(
         let run_id = generation.get_value() + 1;
         generation.set_value(run_id);
         progress.set(Progress {
+            labels: subjects.iter().map(|s| s.label.clone()).collect(),
+            training_length: subjects.first().map_or(0, |s| s.model.training_length()),
             tallies: vec![vec![Tally::default(); multiples.len()]; subjects.len()],
             done: 0,
             planned: subjects.len() * multiples.len() * DEPTHS.len() * trials,
@@ -167,13 +173,13 @@ pub fn NeedleLive(
                 </span>
             </div>
             {move || problem.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-            {move || live_grid(&subjects.get(), &progress.get(), &run_multiples.get_value())}
+            {move || live_grid(&progress.get(), &run_multiples.get_value())}
             {move || progress.with(|p| !p.tallies.is_empty()).then(|| view! {
                 <ExportButtons stem="drope-needles-live"
                     csv=Callback::new(move |()| {
                         // The lengths of the run shown (the boxes may have changed since).
                         let multiples = run_multiples.get_value();
-                        subjects.with_untracked(|s| progress.with_untracked(|p| live_csv(s, p, &multiples)))
+                        progress.with_untracked(|p| live_csv(p, &multiples))
                     }) />
             })}
             {move || progress.with(|p| p.last.clone()).map(|(label, trial)| last_trial(&label, &trial))}
@@ -182,13 +188,13 @@ pub fn NeedleLive(
 }
 
 /// The live grid as CSV: one row per (series, length) with its counts.
-fn live_csv(subjects: &[NeedleSubject], progress: &Progress, multiples: &[usize]) -> String {
+fn live_csv(progress: &Progress, multiples: &[usize]) -> String {
     let mut out = String::from("series,length_multiple,correct,trials\n");
-    for (subject, tallies) in subjects.iter().zip(&progress.tallies) {
+    for (label, tallies) in progress.labels.iter().zip(&progress.tallies) {
         for (tally, m) in tallies.iter().zip(multiples) {
             out += &format!(
                 "{},{m},{},{}\n",
-                csv_field(&subject.label),
+                csv_field(label),
                 tally.correct,
                 tally.trials
             );
@@ -245,19 +251,20 @@ async fn drive(
     Ok(())
 }
 
-fn live_grid(subjects: &[NeedleSubject], progress: &Progress, multiples: &[usize]) -> AnyView {
+fn live_grid(progress: &Progress, multiples: &[usize]) -> AnyView {
     if progress.tallies.is_empty() {
         return ().into_any();
     }
-    let l = subjects.first().map_or(0, |s| s.model.training_length());
+    let l = progress.training_length;
     let header = multiples
         .iter()
         .map(|m| view! { <th scope="col">{format!("{m}x L ({} tokens)", m * l)}</th> })
         .collect_view();
-    let rows = subjects
+    let rows = progress
+        .labels
         .iter()
         .zip(&progress.tallies)
-        .map(|(subject, tallies)| {
+        .map(|(label, tallies)| {
             let cells = tallies
                 .iter()
                 .zip(multiples)
@@ -279,7 +286,7 @@ fn live_grid(subjects: &[NeedleSubject], progress: &Progress, multiples: &[usize
                     }
                 })
                 .collect_view();
-            view! { <tr><th scope="row">{subject.label.clone()}</th>{cells}</tr> }
+            view! { <tr><th scope="row">{label.clone()}</th>{cells}</tr> }
         })
         .collect_view();
     view! {

@@ -89,7 +89,8 @@ impl MatmulTiling {
         cols: 8,
         depth: 8,
     };
-    /// Every tiling the benchmark compares (the first two are the ones the model uses).
+    /// Every tiling the benchmark compares (the first two are the ones the model uses,
+    /// and fit WebGPU's baseline limits; see [`MatmulTiling::fits`] for the others).
     pub const ALL: [MatmulTiling; 5] = [
         MatmulTiling::SMALL,
         MatmulTiling::LARGE,
@@ -132,6 +133,18 @@ impl MatmulTiling {
     /// Columns of y one workgroup computes.
     pub fn tile_cols(self) -> u32 {
         16 * self.cols
+    }
+
+    /// Workgroup memory the kernel declares: two staged slices of `depth` rows of
+    /// vec4s, each row one vec4 longer than the tile's quarter.
+    pub fn workgroup_bytes(self) -> u32 {
+        16 * self.depth * ((self.tile_rows() / 4 + 1) + (self.tile_cols() / 4 + 1))
+    }
+
+    /// Whether a device with `limits` can run this tiling (WebGPU's baseline allows
+    /// 16 KiB of workgroup memory; 8 x 8 with K slices of 16 needs more).
+    pub fn fits(self, limits: &wgpu::Limits) -> bool {
+        self.workgroup_bytes() <= limits.max_compute_workgroup_storage_size
     }
 
     /// A short name for benchmark tables: `8x8 (k 8)`.
