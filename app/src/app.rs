@@ -131,6 +131,8 @@ pub fn App() -> impl IntoView {
     let series_problems = RwSignal::new(Vec::<String>::new());
     let progress = RwSignal::new(None::<(String, DownloadProgress)>);
     let activity = RwSignal::new(Activity::Idle);
+    // A step is running (Pause takes effect when it ends: its tokens still arrive).
+    let stepping = RwSignal::new(false);
     let chart = RwSignal::new(Vec::<ChartSeries>::new());
     let focus = RwSignal::new(None::<Arc<RunResult>>);
     // The second series (label, result), whose attention shows beside the focus'.
@@ -333,11 +335,14 @@ pub fn App() -> impl IntoView {
                 Mode::Whole => c.total(),
                 Mode::Grow => c.done() + grow_step.get_untracked(),
             };
+            stepping.set(true);
             let outcome = c.advance(upto).await;
             if generation.get_value() != run_id {
+                stepping.set(false);
                 return;
             }
             if let Err(e) = outcome {
+                stepping.set(false);
                 activity.set(Activity::Idle);
                 match e {
                     AppError::Engine(EngineError::Gpu(reason)) if use_gpu.get_untracked() => {
@@ -350,6 +355,7 @@ pub fn App() -> impl IntoView {
                 return;
             }
             publish(&c);
+            stepping.set(false);
             *cell.borrow_mut() = Some(c);
             // Let the browser paint (and take clicks) between steps.
             pause(if mode == Mode::Grow { 15 } else { 0 }).await;
@@ -597,6 +603,7 @@ pub fn App() -> impl IntoView {
         };
         view! {
             <span class="status" data-testid="run-status" data-activity=format!("{:?}", activity.get())
+                data-busy=move || stepping.get().to_string()
                 data-done=done data-total=total>
                 {text}
             </span>

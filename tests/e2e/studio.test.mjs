@@ -452,8 +452,12 @@ try {
   await step('waiting for growth to start', () =>
     page.waitForFunction((s) => ['Growing', 'Paused'].includes(document.querySelector(s.status)?.getAttribute('data-activity')), sel, { timeout: left() }));
   await page.click(sel.grow); // pause
+  // Paused, and the step that was running when Pause was clicked has landed.
   await step('waiting for the pause', () =>
-    page.waitForFunction((s) => document.querySelector(s.status)?.getAttribute('data-activity') === 'Paused', sel, { timeout: left() }));
+    page.waitForFunction((s) => {
+      const status = document.querySelector(s.status);
+      return status?.getAttribute('data-activity') === 'Paused' && status?.getAttribute('data-busy') === 'false';
+    }, sel, { timeout: left() }));
   const paused = Math.max(...Object.values(await linesNow()));
   assert.ok(paused < length - 1, `paused at ${paused}, already at the end`);
   await page.click(sel.step);
