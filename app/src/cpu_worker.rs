@@ -78,19 +78,25 @@ impl CpuWorker {
         SHARED.with(|cell| cell.get().map(|worker| worker.placement()))
     }
 
+    /// A handle in `phase` with nothing pending yet.
+    fn with(worker: Option<Worker>, phase: Phase, handlers: Option<Handlers>) -> CpuWorker {
+        CpuWorker {
+            worker,
+            phase: RefCell::new(phase),
+            waiting_for_start: RefCell::default(),
+            pending: RefCell::default(),
+            next_id: Cell::new(0),
+            _handlers: handlers,
+        }
+    }
+
     /// Starts a worker from `script`.
     pub fn start(script: &str) -> Rc<CpuWorker> {
         let worker = match Worker::new(script) {
             Ok(worker) => worker,
             Err(e) => {
-                return Rc::new(CpuWorker {
-                    worker: None,
-                    phase: RefCell::new(Phase::Failed(crate::error::js_message(&e))),
-                    waiting_for_start: RefCell::default(),
-                    pending: RefCell::default(),
-                    next_id: Cell::new(0),
-                    _handlers: None,
-                })
+                let reason = crate::error::js_message(&e);
+                return Rc::new(CpuWorker::with(None, Phase::Failed(reason), None));
             }
         };
         Rc::new_cyclic(|me: &Weak<CpuWorker>| {
@@ -141,14 +147,11 @@ impl CpuWorker {
             }
             worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-            CpuWorker {
-                worker: Some(worker),
-                phase: RefCell::new(Phase::Starting(Vec::new())),
-                waiting_for_start: RefCell::default(),
-                pending: RefCell::default(),
-                next_id: Cell::new(0),
-                _handlers: Some((on_message, on_error)),
-            }
+            CpuWorker::with(
+                Some(worker),
+                Phase::Starting(Vec::new()),
+                Some((on_message, on_error)),
+            )
         })
     }
 
