@@ -43,7 +43,7 @@ struct Report {
 impl Report {
     /// Runs one step with a header and its duration.
     fn step(&mut self, name: &str, f: impl FnOnce() -> Result<()>) -> bool {
-        println!("\n======== {name}");
+        println!("\n======== {name} ({})", disk_free());
         let start = Instant::now();
         let result = f();
         let time = start.elapsed();
@@ -154,6 +154,10 @@ pub fn run(args: &[String]) -> Result<()> {
     }
 
     if want("e2e") {
+        if env::var_os("CI").is_some() {
+            // The release build needs room; the wasm test build is no longer needed.
+            free_wasm_test_build();
+        }
         let built = report.step("e2e: trunk build --release", || {
             util::run(util::trunk().args(["build", "--release"]))
         });
@@ -183,6 +187,37 @@ pub fn run(args: &[String]) -> Result<()> {
     match report.failed() {
         0 => Ok(()),
         n => Err(format!("{n} step(s) failed")),
+    }
+}
+
+/// "N GiB free" on the disk that holds target/, read with `df` (CI once ran out of disk
+/// mid-run; the step headers show where the space went).
+fn disk_free() -> String {
+    let out = Command::new("df")
+        .args(["-Pk"])
+        .arg(root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    let kib = out.and_then(|o| {
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let line = text.lines().nth(1)?.to_owned();
+        line.split_whitespace().nth(3)?.parse::<u64>().ok()
+    });
+    match kib {
+        Some(k) => format!("{:.1} GiB free", k as f64 / (1024.0 * 1024.0)),
+        None => "free disk unknown".to_owned(),
+    }
+}
+
+/// Removes target/wasm32-unknown-unknown/debug (the browser tests' build, several GiB).
+fn free_wasm_test_build() {
+    let dir = root().join("target").join(WASM_TARGET).join("debug");
+    if dir.is_dir() {
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => println!("removed {} ({})", dir.display(), disk_free()),
+            Err(e) => println!("could not remove {}: {e}", dir.display()),
+        }
     }
 }
 
