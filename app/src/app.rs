@@ -17,14 +17,14 @@ use leptos::task::spawn_local;
 use crate::analysis::{uniform_nll, RunResult};
 use crate::controls::{PromptControls, SeriesEditor};
 use crate::cpu_worker::CpuWorker;
+use crate::embed_code::EmbedCode;
 use crate::error::AppError;
 use crate::format::{bytes_of, percent, quoted, thousands};
 use crate::head_profile::{pooled_map, profile};
 use crate::manifest::{fetch_manifest, Manifest};
-use crate::model_store::{
-    download_model, load_on, open_gpu, DownloadProgress, GpuStatus, ModelPool,
-};
+use crate::model_store::{DownloadProgress, GpuStatus};
 use crate::needle_live::NeedleSubject;
+use crate::page_engine::{page_gpu, page_model};
 use crate::panels::{FrequencyPanel, NeedlePanel, TrainingPanel};
 use crate::pause::pause;
 use crate::runs::{resolve_series, Comparison, ResolvedSeries};
@@ -148,9 +148,9 @@ pub fn App() -> impl IntoView {
     // The head the full attention map shows: (layer, head).
     let picked = RwSignal::new((0usize, 0usize));
     let log_colours = RwSignal::new(false);
+    let embed_open = RwSignal::new(false);
 
-    // Models downloaded this visit, and the comparison being grown.
-    let pool = StoredValue::new_local(Rc::new(RefCell::new(ModelPool::default())));
+    // The comparison being grown (models come from the page's engine).
     let comparison = StoredValue::new_local(None::<Rc<RefCell<Option<Comparison>>>>);
     // Bumped by every new run; a run whose number is no longer current stops.
     let generation = StoredValue::new(0u64);
@@ -169,7 +169,7 @@ pub fn App() -> impl IntoView {
         })
     });
 
-    let gpu = LocalResource::new(open_gpu);
+    let gpu = LocalResource::new(page_gpu);
     let use_gpu = RwSignal::new(true);
     let gpu_failure = RwSignal::new(None::<String>);
 
@@ -237,42 +237,23 @@ pub fn App() -> impl IntoView {
     // Every series' model, downloaded if needed, on the wanted device.
     let load_models = move |resolved: Vec<ResolvedSeries>, run_id: u64| async move {
         gpu.await;
-        let pool = pool.get_value();
         let mut out = Vec::new();
         for series in resolved {
             if generation.get_value() != run_id {
                 return Ok(None);
             }
-            let id = series.entry.id.clone();
-            let (found, failure) = pool.borrow_mut().on_device(&id, wanted_context());
+            let label = series.entry.label.clone();
+            let (loaded, failure) = page_model(&series.entry, wanted_context(), |p| {
+                progress.set(Some((label.clone(), p)));
+            })
+            .await;
+            progress.set(None);
             if let Some(reason) = failure {
                 fall_back_to_cpu(reason);
             }
-            let model = match found? {
-                Some(model) => model,
-                None => {
-                    let label = series.entry.label.clone();
-                    let download = download_model(&series.entry, |p| {
-                        progress.set(Some((label.clone(), p)));
-                    })
-                    .await;
-                    progress.set(None);
-                    let download = download.map_err(|e| {
-                        AppError::Input(format!("Could not download {}: {e}", series.entry.label))
-                    })?;
-                    // Loading (parsing and uploading the weights) in a task of its own.
-                    crate::pause::next_frame().await;
-                    let (loaded, failure) = load_on(wanted_context(), |c| download.load(c));
-                    if let Some(reason) = failure {
-                        fall_back_to_cpu(reason);
-                    }
-                    let loaded = loaded.map_err(|e| {
-                        AppError::Input(format!("Could not load {}: {e}", series.entry.label))
-                    })?;
-                    pool.borrow_mut().insert(Rc::clone(&loaded));
-                    loaded
-                }
-            };
+            let model = loaded.map_err(|e| {
+                AppError::Input(format!("Could not load {}: {e}", series.entry.label))
+            })?;
             out.push((series, model));
         }
         Ok::<_, AppError>(Some(out))
@@ -612,7 +593,7 @@ pub fn App() -> impl IntoView {
     };
 
     view! {
-        <style>{include_str!("style.css")}</style>
+        <div class="drope">
         <main class="studio">
             <header>
                 <h1>"DroPE Studio"</h1>
@@ -693,7 +674,21 @@ pub fn App() -> impl IntoView {
                         {v.title()}
                     </button>
                 }).collect_view()}
+                <button type="button" class="embed-toggle" data-testid="embed-code-toggle"
+                    aria-expanded=move || embed_open.get().to_string()
+                    on:click=move |_| embed_open.update(|open| *open = !*open)
+                    title="Put this view, with these settings, in your own page">
+                    "Copy embed code"
+                </button>
             </nav>
+            {move || embed_open.get().then(|| view! {
+                <EmbedCode state=Signal::derive(move || StudioState {
+                    view: view_shown.get(),
+                    series: series.get(),
+                    prompt: source.get(),
+                    length: length.get(),
+                }) />
+            })}
 
             <section class="panel" role="tabpanel" data-testid="view-panel" data-view=move || view_shown.get().key()>
                 {move || match view_shown.get() {
@@ -748,6 +743,7 @@ pub fn App() -> impl IntoView {
                 }}
             </section>
         </main>
+        </div>
     }
 }
 

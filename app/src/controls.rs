@@ -172,7 +172,7 @@ pub fn SeriesEditor(
                 let (for_focus, for_remove) = (spec.clone(), spec.clone());
                 view! {
                     <span class="series-chip" data-testid="series-chip" data-series=key>
-                        <span class="swatch" style=format!("background:{}", SERIES_COLOURS[i % SERIES_COLOURS.len()])></span>
+                        <span class="swatch" style:background=SERIES_COLOURS[i % SERIES_COLOURS.len()]></span>
                         {label_of(&spec)}
                         {(i == 0).then(|| view! { <span class="focus-mark" title="The focus series: token strip and attention maps">" (focus)"</span> })}
                         {(i > 0).then(|| view! {

@@ -20,6 +20,8 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Event, MessageEvent, Worker};
 
+use crate::assets::asset_url;
+
 /// The worker's script, relative to the page (so a deployment under a sub-path works).
 pub const WORKER_SCRIPT: &str = "worker_loader.js";
 
@@ -69,7 +71,9 @@ fn message(fields: &[(&str, JsValue)]) -> Object {
 impl CpuWorker {
     /// The page's worker, started on first use.
     pub fn shared() -> Rc<CpuWorker> {
-        SHARED.with(|cell| Rc::clone(cell.get_or_init(|| CpuWorker::start(WORKER_SCRIPT))))
+        SHARED.with(|cell| {
+            Rc::clone(cell.get_or_init(|| CpuWorker::start(&asset_url(WORKER_SCRIPT))))
+        })
     }
 
     /// Where CPU passes of the page's worker run (see [`CpuWorker::placement`]), or

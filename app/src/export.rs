@@ -84,10 +84,15 @@ pub fn save_svg_as_png(svg: &Element, filename: &str, style_sheet: &str) -> Resu
         .map_err(|e| js_message(&e))?;
     copy.set_attribute("height", &height.to_string())
         .map_err(|e| js_message(&e))?;
-    let markup = copy.outer_html().replacen(
-        '>',
-        &format!("><style>{}</style>", style_sheet.replace("]]>", "")),
-        1,
+    // The chart inside an outer <svg> that holds the style sheet: the sheet's rules are
+    // scoped to match below their root (style.css), so the chart must not be the root.
+    // CDATA: the sheet may hold `<` or `&`, which would end the SVG's XML (the image
+    // would never load).
+    let markup = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\">\
+         <style><![CDATA[{}]]></style>{}</svg>",
+        style_sheet.replace("]]>", ""),
+        copy.outer_html()
     );
     let url = Url::create_object_url_with_blob(&blob_of(&markup, "image/svg+xml")?)
         .map_err(|e| js_message(&e))?;
@@ -133,9 +138,18 @@ pub fn save_svg_as_png(svg: &Element, filename: &str, style_sheet: &str) -> Resu
             web_sys::console::error_1(&JsValue::from_str(&format!("PNG export failed: {e}")));
         }
     });
+    let failed_url = url.clone();
+    let on_error = Closure::once(move || {
+        let _ = Url::revoke_object_url(&failed_url);
+        web_sys::console::error_1(&JsValue::from_str(
+            "PNG export failed: the chart's SVG could not be drawn as an image",
+        ));
+    });
     image.set_onload(Some(on_load.as_ref().unchecked_ref()));
-    // The closure runs once, when the image has loaded; it lives until then.
+    image.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    // Each closure runs at most once, when the image has loaded or failed; they live until then.
     on_load.forget();
+    on_error.forget();
     image.set_src(&url);
     Ok(())
 }

@@ -8,10 +8,13 @@
 
 pub mod analysis;
 pub mod app;
+pub mod assets;
 pub mod backend;
 pub mod colormap;
 pub mod controls;
 pub mod cpu_worker;
+pub mod embed;
+pub mod embed_code;
 pub mod error;
 pub mod export;
 pub mod format;
@@ -19,6 +22,7 @@ pub mod head_profile;
 pub mod manifest;
 pub mod model_store;
 pub mod needle_live;
+pub mod page_engine;
 pub mod panels;
 pub mod pause;
 pub mod published;

@@ -9,6 +9,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{ReadableStreamDefaultReader, Response};
 
+use crate::assets::asset_url;
 use crate::error::{js_message, AppError};
 
 /// Folder of the model files, relative to the page URL (trunk copies `public/models` there).
@@ -157,7 +158,7 @@ pub async fn fetch_bytes(
     };
     let js_fail = |e: JsValue| fail(js_message(&e));
     let window = web_sys::window().ok_or_else(|| fail("no window".into()))?;
-    let response: Response = JsFuture::from(window.fetch_with_str(url))
+    let response: Response = JsFuture::from(window.fetch_with_str(&asset_url(url)))
         .await
         .map_err(js_fail)?
         .dyn_into()

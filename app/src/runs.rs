@@ -121,6 +121,20 @@ impl Comparison {
         self.runs.iter().map(|(_, _, r)| r.len()).min().unwrap_or(0)
     }
 
+    /// How many series have run their whole prompt.
+    pub fn series_done(&self) -> usize {
+        self.runs
+            .iter()
+            .filter(|(resolved, _, run)| {
+                run.len()
+                    >= self
+                        .prompts
+                        .get(&resolved.entry.id)
+                        .map_or(0, |p| p.ids.len())
+            })
+            .count()
+    }
+
     /// Whether every series has run its whole prompt.
     pub fn finished(&self) -> bool {
         self.runs.iter().all(|(resolved, _, run)| {
@@ -147,6 +161,22 @@ impl Comparison {
             run.advance(prompt, upto).await?;
         }
         Ok(())
+    }
+
+    /// Runs the first series that has not reached `upto` tokens (or its prompt's end)
+    /// up to there; `false` when every series already has. An embed calls this in a
+    /// loop, so it can wait between series while it is off screen.
+    pub async fn advance_one(&mut self, upto: usize) -> Result<bool, AppError> {
+        for (resolved, _, run) in &mut self.runs {
+            let Some(prompt) = self.prompts.get(&resolved.entry.id) else {
+                continue;
+            };
+            if run.len() < upto.min(prompt.ids.len()) {
+                run.advance(prompt, upto).await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The chart's lines: each series' NLL per position so far.

@@ -19,7 +19,8 @@
 // series; growing the prompt (grow, pause, step, play to the end); the URL keeps the
 // state across a reload; a bad URL and a 1 MB paste give messages, not a frozen page;
 // the published-data views (needle, frequencies, training) render. Screenshots of every
-// view go to tests/e2e/screenshots/<view>-<backend>.png.
+// view go to tests/e2e/screenshots/<view>-<backend>.png. Throughout: no request leaves the
+// origin, no Content-Security-Policy violation, no console error.
 //
 // The studio's DOM contract (data-testid): see app/src/app.rs and app/src/views/*.rs;
 // the selectors used are all in `sel` below.
@@ -29,6 +30,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { chromiumArgs, recordCspViolations } from './browser.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const base = process.env.STUDIO_URL;
@@ -75,17 +77,7 @@ const publishedViews = {
 const tabSelector = (view) => `button[data-testid="tab"][data-view="${view}"]`;
 const NLL_TOLERANCE = 1e-3;
 
-// Flags for Debian's chromium on a machine without network or GPU. WebGPU runs on
-// SwiftShader (CPU) with --enable-unsafe-webgpu; never pass --disable-software-rasterizer.
-const args = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
-];
+const args = chromiumArgs(webgpu);
 
 if (!base) {
   console.error('STUDIO_URL is not set (cargo xtask test sets it; or run trunk serve and pass its URL)');
@@ -126,6 +118,8 @@ await page.addInitScript(() => {
     // No long-task API: the report says 0.
   }
 });
+// Content-Security-Policy violations (the pages carry a strict policy: docs/EMBEDDING.md).
+await page.addInitScript(recordCspViolations);
 // Keep every GPUDevice the page opens, so the test can destroy it (a lost device).
 await page.addInitScript(() => {
   if (typeof GPUAdapter === 'undefined') return;
@@ -262,9 +256,14 @@ const heatmapDrawn = (index = 0) =>
     ).then((h) => h.jsonValue()),
   );
 
-const noErrors = (when) => {
+const origin = new URL(base).origin;
+const noErrors = async (when) => {
   assert.deepEqual(pageErrors, [], `uncaught page errors ${when}`);
   assert.deepEqual(consoleErrors, [], `console errors ${when}`);
+  // The site is self-contained and passes its own Content-Security-Policy.
+  const foreign = requested.filter((u) => !u.startsWith(origin) && !/^(data|blob):/.test(u));
+  assert.deepEqual(foreign, [], `requests that left the origin ${when}`);
+  assert.deepEqual(await page.evaluate(() => window.__csp || []), [], `CSP violations ${when}`);
 };
 
 let ok = false;
@@ -352,7 +351,7 @@ try {
   assert.equal(png.name, 'drope-perplexity.png');
   assert.ok(png.bytes.subarray(1, 4).toString() === 'PNG' && png.bytes.length > 5000, `PNG of ${png.bytes.length} bytes`);
   const shots = [await shoot('perplexity')];
-  noErrors('after the first run');
+  await noErrors('after the first run');
 
   // 2. Token strip and attention map of the focus series.
   await openTab('tokens');
@@ -441,7 +440,7 @@ try {
     const lostBackend = (await page.locator(sel.backend).first().innerText()).trim();
     assert.match(lostBackend, /^CPU \(WebGPU failed: /, `after the device loss the backend is "${lostBackend}"`);
     assert.equal(await page.locator(sel.backendSelect).inputValue(), 'cpu', 'the backend box does not show CPU');
-    noErrors('after the device loss');
+    await noErrors('after the device loss');
   }
 
   // 4. Grow: start, pause, one step, then play to the end (on the CPU path now).
@@ -474,7 +473,7 @@ try {
   await settled('the grown prompt', { backend: 'CPU', tokens: length, count: series.length });
   const grown = await linesNow();
   assert.ok(Object.values(grown).every((last) => last === length - 1), `growth ended at ${JSON.stringify(grown)}`);
-  noErrors('after growing');
+  await noErrors('after growing');
 
   // 5. The URL keeps the state: reload and find the same view, series and length.
   await openTab('attention');
@@ -527,7 +526,7 @@ try {
   for (const model of ['rope', 'drope', 'nope']) {
     assert.ok(storyRows.some((r) => r.startsWith(`${model},train,`)), `the training CSV has no ${model} rows`);
   }
-  noErrors('after the published views');
+  await noErrors('after the published views');
 
   // 6b. A phone-sized screen: no tab is wider than the screen (tables and charts scroll
   // inside their frames).
@@ -577,7 +576,7 @@ try {
         && document.querySelectorAll(s.line).length === 1
         && !document.querySelector(s.error);
     }, { s: sel, before: beforeMixed }, { timeout: left() }));
-  noErrors('after bad input');
+  await noErrors('after bad input');
 
   // 8. Cached open: the same link again (weights from the browser cache).
   const tCached = Date.now();

@@ -7,7 +7,7 @@
 //! cargo xtask serve [ARGS..]   setup, then `trunk serve ARGS..`
 //! cargo xtask build [ARGS..]   setup, then `trunk build --release ARGS..` (into dist/)
 //! cargo xtask test [GROUPS..]  setup, then native, wasm (headless Chromium) and e2e tests
-//! cargo xtask static DIR [PORT]  serve a folder with the built-in static file server
+//! cargo xtask static DIR [PORT] [SUB-PATH]  serve a folder with the built-in static file server
 //! cargo xtask untrained        regenerate the random-weight model
 //! cargo xtask models [--steps N]  train and export the RoPE, DroPE and NoPE models
 //! cargo xtask results [ARGS..] evaluate the shipped models: public/results + docs/RESULTS.md
@@ -31,11 +31,13 @@ usage: cargo xtask <command> [args]
 commands:
   setup              install what is missing (rustup target, trunk, wasm-bindgen-cli,
                      wasm-opt from npm binaryen, apt chromium/chromedriver/mesa, e2e node packages)
-  serve [ARGS..]     setup, then `trunk serve ARGS..` (studio at http://127.0.0.1:8080)
-  build [ARGS..]     setup, then `trunk build --release ARGS..` into dist/
+  serve [ARGS..]     build tools, then `trunk serve ARGS..` (studio at http://127.0.0.1:8080)
+  build [ARGS..]     build tools (no browsers), then `trunk build --release ARGS..` into dist/:
+                     a static site that works from any sub-path (docs/EMBEDDING.md)
   test [GROUPS..]    setup, then every test; GROUPS (default: all) among
                      native, wasm, e2e
-  static DIR [PORT]  serve DIR on 127.0.0.1:PORT (default 8080) with the built-in server
+  static DIR [PORT] [SUB-PATH]  serve DIR on 127.0.0.1:PORT (default 8080) with the built-in
+                    server, at /SUB-PATH/ when given (as GitHub Pages serves a project)
   untrained          regenerate the random-weight model public/models/untrained
                      (with public/models/tokenizer.json)
   models [--steps N] [--corpus DIR]
@@ -88,14 +90,14 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: &[String]) -> Result<()> {
-    setup::run()?;
+    setup::build_tools()?;
     let mut cmd = util::trunk();
     cmd.arg("serve").args(args);
     util::run(&mut cmd)
 }
 
 fn build(args: &[String]) -> Result<()> {
-    setup::run()?;
+    setup::build_tools()?;
     let mut cmd = util::trunk();
     cmd.args(["build", "--release"]).args(args);
     util::run(&mut cmd)
@@ -145,12 +147,14 @@ fn static_serve(args: &[String]) -> Result<()> {
     let dir = args
         .first()
         .map(|d| root().join(d))
-        .ok_or("usage: cargo xtask static DIR [PORT]")?;
+        .ok_or("usage: cargo xtask static DIR [PORT] [SUB-PATH]")?;
     let port: u16 = match args.get(1) {
         Some(p) => p.parse().map_err(|_| format!("bad port `{p}`"))?,
         None => 8080,
     };
-    let server = server::StaticServer::start(&dir, port)?;
+    // A sub-path (`drope-studio`) serves the folder as GitHub Pages serves a project site.
+    let mount = args.get(2).map_or("/", String::as_str);
+    let server = server::StaticServer::start_at(&dir, port, mount)?;
     println!("serving {} at {}", dir.display(), server.url());
     server.wait();
     Ok(())

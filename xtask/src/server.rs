@@ -1,6 +1,11 @@
 //! A tiny static file server (std only) for the end-to-end tests: GET/HEAD,
 //! one thread per connection, `Connection: close`, correct Content-Type for
 //! the studio's files, 404 for anything outside the served folder.
+//!
+//! It serves like GitHub Pages does where that matters to the site: under a sub-path
+//! (`/drope-studio/`), a folder asked for without its slash redirects to it, and every
+//! response says `Access-Control-Allow-Origin: *` (a sandboxed iframe has an opaque
+//! origin, so even its requests to the same server are cross-origin).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
@@ -12,31 +17,41 @@ use crate::util::Result;
 
 pub struct StaticServer {
     addr: SocketAddr,
+    mount: String,
     handle: JoinHandle<()>,
 }
 
 impl StaticServer {
-    /// Binds 127.0.0.1:`port` (0 = any free port) and serves `dir` in a background thread.
-    pub fn start(dir: &Path, port: u16) -> Result<StaticServer> {
+    /// Binds 127.0.0.1:`port` (0 = any free port) and serves `dir` at the path `mount`
+    /// (`/` or `/drope-studio/`) in a background thread; anything outside it is a 404.
+    pub fn start_at(dir: &Path, port: u16, mount: &str) -> Result<StaticServer> {
+        let mount = format!("/{}/", mount.trim_matches('/')).replace("//", "/");
         let dir = dir
             .canonicalize()
             .map_err(|e| format!("cannot serve {}: {e}", dir.display()))?;
         let listener = TcpListener::bind(("127.0.0.1", port))
             .map_err(|e| format!("cannot bind 127.0.0.1:{port}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let served = mount.clone();
         let handle = thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let dir = dir.clone();
+                let mount = served.clone();
                 thread::spawn(move || {
-                    let _ = handle(stream, &dir);
+                    let _ = handle(stream, &dir, &mount);
                 });
             }
         });
-        Ok(StaticServer { addr, handle })
+        Ok(StaticServer {
+            addr,
+            mount,
+            handle,
+        })
     }
 
+    /// The served folder's URL, with its trailing slash.
     pub fn url(&self) -> String {
-        format!("http://{}/", self.addr)
+        format!("http://{}{}", self.addr, self.mount)
     }
 
     /// Blocks forever (the accept loop never ends).
@@ -65,23 +80,50 @@ pub fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// Maps a request target (`/models/manifest.json?x=1`) to a file under `root`,
-/// refusing anything that would leave it.
-pub fn resolve(root: &Path, target: &str) -> Option<PathBuf> {
+/// What a request target comes to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resolved {
+    /// This file.
+    File(PathBuf),
+    /// A folder asked for without its trailing slash: redirect here (relative URLs in
+    /// its index.html would resolve against the parent otherwise).
+    Redirect(String),
+    /// Nothing (outside the mount or the folder, or missing).
+    Missing,
+}
+
+/// Maps a request target (`/drope-studio/models/manifest.json?x=1`) to a file under
+/// `root`, served at `mount` (`/drope-studio/`), refusing anything that would leave it.
+pub fn resolve(root: &Path, mount: &str, target: &str) -> Resolved {
     let path = target.split(['?', '#']).next().unwrap_or("");
-    let decoded = percent_decode(path)?;
+    if format!("{path}/") == mount {
+        return Resolved::Redirect(mount.to_string());
+    }
+    let Some(inside) = path.strip_prefix(mount) else {
+        return Resolved::Missing;
+    };
+    let Some(decoded) = percent_decode(inside) else {
+        return Resolved::Missing;
+    };
     let mut out = root.to_path_buf();
     for comp in Path::new(decoded.trim_start_matches('/')).components() {
         match comp {
             Component::Normal(c) => out.push(c),
             Component::CurDir => {}
-            _ => return None,
+            _ => return Resolved::Missing,
         }
     }
     if out.is_dir() {
+        if !path.ends_with('/') {
+            return Resolved::Redirect(format!("{path}/"));
+        }
         out.push("index.html");
     }
-    out.is_file().then_some(out)
+    if out.is_file() {
+        Resolved::File(out)
+    } else {
+        Resolved::Missing
+    }
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -101,7 +143,7 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn handle(stream: TcpStream, root: &Path) -> io::Result<()> {
+fn handle(stream: TcpStream, root: &Path, mount: &str) -> io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -126,11 +168,21 @@ fn handle(stream: TcpStream, root: &Path) -> io::Result<()> {
         );
     }
     let head_only = method == "HEAD";
-    let found = resolve(root, target).and_then(|p| {
-        let file = File::open(&p).ok()?;
-        let len = file.metadata().ok()?.len();
-        Some((p, file, len))
-    });
+    let found = match resolve(root, mount, target) {
+        Resolved::File(p) => File::open(&p).ok().and_then(|file| {
+            let len = file.metadata().ok()?.len();
+            Some((p, file, len))
+        }),
+        Resolved::Redirect(to) => {
+            let head = format!(
+                "HTTP/1.1 301 Moved Permanently\r\nLocation: {to}\r\nContent-Length: 0\r\n\
+                 Access-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n"
+            );
+            out.write_all(head.as_bytes())?;
+            return out.flush();
+        }
+        Resolved::Missing => None,
+    };
     match found {
         Some((path, mut file, len)) => {
             write_head(&mut out, "200 OK", content_type(&path), len)?;
@@ -152,7 +204,7 @@ fn handle(stream: TcpStream, root: &Path) -> io::Result<()> {
 fn write_head(out: &mut TcpStream, status: &str, ctype: &str, len: u64) -> io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len}\r\n\
-         Cache-Control: no-store\r\nConnection: close\r\n\r\n"
+         Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n"
     );
     out.write_all(head.as_bytes())
 }
@@ -196,7 +248,7 @@ mod tests {
         fs::write(dir.join("models/manifest.json"), "{}").unwrap();
         fs::write(dir.join("models/a b/model.safetensors"), [1u8; 10]).unwrap();
 
-        let server = StaticServer::start(&dir, 0).unwrap();
+        let server = StaticServer::start_at(&dir, 0, "/").unwrap();
         let addr = server.addr.to_string();
 
         let (head, body) = get(&addr, "/");
@@ -221,6 +273,34 @@ mod tests {
         let (head, _) = get(&addr, "/../etc/passwd");
         assert!(head.starts_with("HTTP/1.1 404"), "{head}");
         let (head, _) = get(&addr, "/%2e%2e/etc/passwd");
+        assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn serves_under_a_sub_path_like_github_pages() {
+        let dir = std::env::temp_dir().join(format!("xtask-subpath-test-{}", std::process::id()));
+        fs::create_dir_all(dir.join("models")).unwrap();
+        fs::write(dir.join("index.html"), "<p>studio</p>").unwrap();
+        fs::write(dir.join("models/index.html"), "<p>models</p>").unwrap();
+
+        let server = StaticServer::start_at(&dir, 0, "drope-studio").unwrap();
+        assert!(server.url().ends_with("/drope-studio/"), "{}", server.url());
+        let addr = server.addr.to_string();
+
+        let (head, body) = get(&addr, "/drope-studio/");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("Access-Control-Allow-Origin: *"), "{head}");
+        assert_eq!(body, b"<p>studio</p>");
+        let (head, _) = get(&addr, "/drope-studio");
+        assert!(head.starts_with("HTTP/1.1 301"), "{head}");
+        assert!(head.contains("Location: /drope-studio/"), "{head}");
+        let (head, _) = get(&addr, "/drope-studio/models?x=1");
+        assert!(head.contains("Location: /drope-studio/models/"), "{head}");
+        let (head, _) = get(&addr, "/index.html");
+        assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+        let (head, _) = get(&addr, "/drope-studio-other/index.html");
         assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 
         let _ = fs::remove_dir_all(&dir);

@@ -24,13 +24,25 @@ enum Done {
 }
 
 pub fn run() -> Result<()> {
+    setup(true)
+}
+
+/// Only what building the site needs (no browser, no test packages): for
+/// `cargo xtask build` and `serve`, and the Pages workflow's machine.
+pub fn build_tools() -> Result<()> {
+    setup(false)
+}
+
+fn setup(for_tests: bool) -> Result<()> {
     let start = Instant::now();
     println!("== setup");
     let bindgen = wasm_bindgen_version()?;
     check_trunk_toml(&bindgen)?;
 
     step(&format!("rust target {WASM_TARGET}"), rust_target)?;
-    step(&format!("apt: {}", APT_PACKAGES.join(" ")), apt_packages)?;
+    if for_tests {
+        step(&format!("apt: {}", APT_PACKAGES.join(" ")), apt_packages)?;
+    }
     step(&format!("trunk {TRUNK_VERSION}"), trunk)?;
     step(&format!("wasm-bindgen-cli {bindgen}"), || {
         wasm_bindgen_cli(&bindgen)
@@ -40,7 +52,9 @@ pub fn run() -> Result<()> {
         wasm_opt,
     )?;
     step("crates (cargo fetch)", cargo_fetch)?;
-    step(&format!("node packages ({E2E_DIR})"), e2e_node_modules)?;
+    if for_tests {
+        step(&format!("node packages ({E2E_DIR})"), e2e_node_modules)?;
+    }
     println!("== setup done in {}\n", secs(start.elapsed()));
     Ok(())
 }

@@ -4,8 +4,9 @@
 //!    wasm-only; the GPU conformance suite runs on Mesa's lavapipe)
 //! 2. wasm:    `cargo test --target wasm32-unknown-unknown -p engine` and `-p app`,
 //!    in headless Chromium through wasm-bindgen-test-runner + chromedriver
-//! 3. e2e:     `trunk build --release`, dist/ served by the built-in static server,
-//!    then `tests/e2e/studio.test.mjs` (playwright-core) with WebGPU, then without
+//! 3. e2e:     `trunk build --release`, dist/ served by the built-in static server
+//!    under `/drope-studio/`, then `tests/e2e/studio.test.mjs` (playwright-core) with
+//!    WebGPU, then without, then `tests/e2e/embed.test.mjs` (the example post, embeds)
 
 use std::env;
 use std::path::PathBuf;
@@ -17,6 +18,8 @@ use crate::setup::{self, E2E_DIR, WASM_TARGET};
 use crate::util::{self, root, secs, Result};
 
 const GROUPS: &[&str] = &["native", "wasm", "e2e"];
+/// Where the e2e tests find the site: a sub-path, as GitHub Pages serves a project.
+const SUB_PATH: &str = "/drope-studio/";
 /// Seconds wasm-bindgen-test-runner waits for a browser test binary (default 20 s is
 /// too short for numerical tests of unoptimised wasm on a 2-core CI machine).
 const WASM_TEST_TIMEOUT: &str = "600";
@@ -161,14 +164,19 @@ pub fn run(args: &[String]) -> Result<()> {
         let built = report.step("e2e: trunk build --release", || {
             util::run(util::trunk().args(["build", "--release"]))
         });
-        let names = ["e2e: studio, WebGPU", "e2e: studio, no WebGPU (CPU)"];
+        let names = [
+            "e2e: studio, WebGPU",
+            "e2e: studio, no WebGPU (CPU)",
+            "e2e: embeds and the example post",
+        ];
         if built {
-            match StaticServer::start(&root().join("dist"), 0) {
+            // Under a sub-path, as GitHub Pages serves the site.
+            match StaticServer::start_at(&root().join("dist"), 0, SUB_PATH) {
                 Ok(server) => {
                     println!("serving dist/ at {}", server.url());
-                    for (name, webgpu) in names.iter().zip([true, false]) {
-                        report.step(name, || e2e(&server.url(), webgpu));
-                    }
+                    report.step(names[0], || e2e("studio.test.mjs", &server.url(), true));
+                    report.step(names[1], || e2e("studio.test.mjs", &server.url(), false));
+                    report.step(names[2], || e2e("embed.test.mjs", &server.url(), false));
                 }
                 Err(e) => {
                     for name in names {
@@ -265,11 +273,11 @@ pub fn wasm_test(krate: &str) -> Result<Command> {
     Ok(cmd)
 }
 
-fn e2e(url: &str, webgpu: bool) -> Result<()> {
+fn e2e(script: &str, url: &str, webgpu: bool) -> Result<()> {
     let dir = root().join(E2E_DIR);
     util::run(
         Command::new("node")
-            .arg("studio.test.mjs")
+            .arg(script)
             .current_dir(&dir)
             .env("STUDIO_URL", url)
             .env("WEBGPU", if webgpu { "1" } else { "0" }),

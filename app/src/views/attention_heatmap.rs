@@ -205,9 +205,9 @@ impl ZoomView {
         (span(self.x), span(self.y))
     }
 
-    fn css(self) -> String {
+    fn transform(self) -> String {
         format!(
-            "transform: translate({:.2}px, {:.2}px) scale({:.4})",
+            "translate({:.2}px, {:.2}px) scale({:.4})",
             self.x, self.y, self.zoom
         )
     }
@@ -434,7 +434,7 @@ pub fn AttentionHeatmap(
                     node_ref=canvas_ref
                     data-testid="attention-heatmap"
                     class="heatmap"
-                    style=move || view_state.get().css()
+                    style:transform=move || view_state.get().transform()
                     on:mousemove=on_move
                     on:mouseleave=move |_| {
                         hovered.set(None);

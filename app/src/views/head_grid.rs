@@ -137,7 +137,7 @@ pub fn HeadGrid(
     view! {
         <div class="head-grid-view">
             <div class="head-grid" data-testid="head-grid"
-                style=move || format!("grid-template-columns: repeat({}, minmax(0, 1fr))", heads.get().max(1))>
+                style:grid-template-columns=move || format!("repeat({}, minmax(0, 1fr))", heads.get().max(1))>
                 {cells}
             </div>
             <p class="view-note">

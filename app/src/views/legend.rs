@@ -23,7 +23,7 @@ pub fn ColourLegend(
         <div class="legend">
             <span class="legend-title">{title}</span>
             <span class="legend-end">{low}</span>
-            <span class="legend-bar" style=format!("background: {}", colormap.css_gradient())></span>
+            <span class="legend-bar" style:background=colormap.css_gradient()></span>
             <span class="legend-end">{high}</span>
         </div>
     }

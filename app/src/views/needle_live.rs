@@ -11,7 +11,7 @@ use leptos::task::spawn_local;
 use crate::export::csv_field;
 use crate::needle_live::{haystack_ids, run_trial, NeedleSubject, Tally, TrialOutcome};
 use crate::pause::next_frame;
-use crate::views::needle_results::{cell_style, percent};
+use crate::views::needle_results::{cell_colours, percent};
 use crate::views::ExportButtons;
 
 /// Length multiples offered, and the ones ticked at first (8x L takes seconds per trial
@@ -276,7 +276,8 @@ fn live_grid(progress: &Progress, multiples: &[usize]) -> AnyView {
                     Some(accuracy) => {
                         view! {
                             <td class="needle-cell" data-testid="needle-live-cell" data-multiple=m
-                                style=cell_style(accuracy)
+                                style:--cell-background=cell_colours(accuracy).0
+                                style:--cell-ink=cell_colours(accuracy).1
                                 title=format!("{} of {} exact", tally.correct, tally.trials)>
                                 <span class="accuracy">{percent(accuracy)}</span>
                                 <span class="trials">{format!("{} / {}", tally.correct, tally.trials)}</span>
@@ -345,7 +346,7 @@ fn last_trial(label: &str, trial: &TrialOutcome) -> impl IntoView {
                         view! {
                             <li>
                                 <span class="layer">{format!("layer {layer}")}</span>
-                                <span class="bar" style=format!("width: {:.1}%", 100.0 * mass)></span>
+                                <span class="bar" style:width=format!("{:.1}%", 100.0 * mass)></span>
                                 <span class="value">{percent(mass as f64)}</span>
                             </li>
                         }

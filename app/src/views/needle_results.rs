@@ -19,13 +19,9 @@ pub fn percent(fraction: f64) -> String {
 }
 
 /// Background and text colour of a cell at `accuracy` in `[0, 1]`.
-pub fn cell_style(accuracy: f64) -> String {
+pub fn cell_colours(accuracy: f64) -> (String, String) {
     let background = VIRIDIS.at(accuracy as f32);
-    format!(
-        "background: {}; color: {}",
-        background.hex(),
-        background.text_colour().hex()
-    )
+    (background.hex(), background.text_colour().hex())
 }
 
 /// Hover text of a cell: counts, interval and per-digit accuracy, where known.
@@ -68,7 +64,8 @@ fn grid_cell(cell: Option<&NeedleCell>, test_id: &'static str, multiple: usize) 
     });
     view! {
         <td data-testid=test_id data-multiple=multiple class="needle-cell"
-            style=cell_style(accuracy) title=cell_tooltip(cell)>
+            style:--cell-background=cell_colours(accuracy).0 style:--cell-ink=cell_colours(accuracy).1
+            title=cell_tooltip(cell)>
             <span class="accuracy">{percent(accuracy)}</span>
             {interval}
             <span class="trials">{format!("n = {}", cell.trials)}</span>
@@ -272,7 +269,8 @@ pub fn NeedleResults(
                 .map(|(m, p)| {
                     view! {
                         <td data-testid="paper-cell" data-multiple=*m class="needle-cell"
-                            style=cell_style(p / 100.0)>
+                            style:--cell-background=cell_colours(p / 100.0).0
+                            style:--cell-ink=cell_colours(p / 100.0).1>
                             <span class="accuracy">{format!("{p:.2}%")}</span>
                         </td>
                     }

@@ -401,7 +401,7 @@ pub fn PerplexityChart(
                         };
                         view! {
                             <li>
-                                <span class="swatch" style=format!("background:{}", SERIES_COLOURS[i % SERIES_COLOURS.len()])></span>
+                                <span class="swatch" style:background=SERIES_COLOURS[i % SERIES_COLOURS.len()]></span>
                                 {format!("{}: {value}", s.label)}
                             </li>
                         }
@@ -443,7 +443,7 @@ pub fn PerplexityChart(
                             }
                         })
                     >
-                        <span class="swatch" style=format!("background:{}", SERIES_COLOURS[i % SERIES_COLOURS.len()])></span>
+                        <span class="swatch" style:background=SERIES_COLOURS[i % SERIES_COLOURS.len()]></span>
                         {s.label}
                     </button>
                 }

@@ -73,15 +73,13 @@ pub fn TokenStrip(
                 let background = YL_OR_RD.at(nll / nll_max.max(f32::EPSILON));
                 (
                     if partial { "token partial" } else { "token" },
-                    format!(
-                        "background: {}; color: {}",
-                        background.hex(),
-                        background.text_colour().hex()
-                    ),
+                    // Custom properties (set through the CSSOM, which the CSP allows;
+                    // a style attribute it would refuse), read by `.token` in style.css.
+                    Some((background.hex(), background.text_colour().hex())),
                 )
             }
-            None if partial => ("token no-nll partial", String::new()),
-            None => ("token no-nll", String::new()),
+            None if partial => ("token no-nll partial", None),
+            None => ("token no-nll", None),
         };
         let divider = (l > 0 && token.position == l).then(|| {
             view! {
@@ -93,7 +91,10 @@ pub fn TokenStrip(
         view! {
             {divider}
             // `data-nll`: the exact value, for tests that compare backends.
-            <span data-testid="token" class=class style=style title=tooltip data-nll=token.nll.map(|nll| nll.to_string())>
+            <span data-testid="token" class=class
+                style:--token-background=style.as_ref().map(|s| s.0.clone())
+                style:--token-ink=style.map(|s| s.1)
+                title=tooltip data-nll=token.nll.map(|nll| nll.to_string())>
                 {display_text(&token.text)}
             </span>
         }

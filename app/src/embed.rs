@@ -1,0 +1,507 @@
+//! One view of the studio, alone, for a blog post: `embed.html?view=...` (an iframe)
+//! and `<drope-studio view=...>` (a custom element) both mount [`Embed`]. It reads the
+//! same parameters as the studio's URL, runs its models on the page's shared engine
+//! ([`crate::page_engine`]), and only while it is on screen: the loader mounts it when it
+//! nears the viewport, and a run in progress waits between series while it is scrolled
+//! away.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::analysis::{uniform_nll, RunResult};
+use crate::assets::asset_url;
+use crate::error::AppError;
+use crate::format::quoted;
+use crate::manifest::{fetch_manifest, Manifest};
+use crate::model_store::GpuStatus;
+use crate::page_engine::{page_gpu, page_model};
+use crate::panels::{FrequencyPanel, TrainingPanel};
+use crate::pause::pause;
+use crate::published::fetch_needle_grid;
+use crate::runs::{resolve_series, Comparison};
+use crate::samples::{fetch_samples, SampleSet};
+use crate::url_state::{decode_query, encode_query, PromptSource, StudioState, View};
+use crate::views::{AttentionHeatmap, HeatScale, NeedleResults, PerplexityChart, TokenStrip};
+
+/// What an embed shows beyond the studio's URL state: the attention head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EmbedOptions {
+    /// The layer of the attention maps.
+    pub layer: usize,
+    /// The head of the attention maps.
+    pub head: usize,
+}
+
+/// An embed's parameters, from a query string or the custom element's attributes:
+/// the studio's state, the embed's own options, and what was wrong (each bad value
+/// keeps its default and is listed here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedParams {
+    /// The view, series, prompt and length, as in the studio's URL.
+    pub state: StudioState,
+    /// Layer and head.
+    pub options: EmbedOptions,
+    /// Values that were not understood.
+    pub problems: Vec<String>,
+}
+
+impl EmbedParams {
+    /// Reads `view=...&models=...` (the studio's parameters; `prompt-sample` is taken
+    /// for `sample`, the custom element's attribute name) plus `layer` and `head`.
+    pub fn parse(query: &str) -> EmbedParams {
+        let mut pairs = decode_query(query);
+        for (key, _) in &mut pairs {
+            if key == "prompt-sample" {
+                *key = "sample".to_string();
+            }
+        }
+        let (state, mut problems) = StudioState::from_pairs(&pairs);
+        let mut options = EmbedOptions::default();
+        for (key, value) in &pairs {
+            let slot = match key.as_str() {
+                "layer" => &mut options.layer,
+                "head" => &mut options.head,
+                _ => continue,
+            };
+            match value.trim().parse::<usize>() {
+                Ok(n) => *slot = n,
+                Err(_) => problems.push(format!("{key} `{value}` is not a whole number")),
+            }
+        }
+        EmbedParams {
+            state,
+            options,
+            problems,
+        }
+    }
+
+    /// The studio's URL query for the same figure (the embed's "open in the studio").
+    pub fn studio_query(&self) -> String {
+        let (pairs, _) = self.state.to_pairs();
+        encode_query(&pairs)
+    }
+}
+
+/// Where an embed is, for its `data-state` (the tests and the loader read it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedPhase {
+    /// Fetching the model list, samples or published data.
+    Preparing,
+    /// Downloading or loading models.
+    Loading,
+    /// Running the prompt.
+    Running,
+    /// A run waits because the embed is scrolled away.
+    Paused,
+    /// Drawn.
+    Ready,
+    /// Something failed (the message is shown).
+    Failed,
+}
+
+impl EmbedPhase {
+    fn key(self) -> &'static str {
+        match self {
+            EmbedPhase::Preparing => "preparing",
+            EmbedPhase::Loading => "loading",
+            EmbedPhase::Running => "running",
+            EmbedPhase::Paused => "paused",
+            EmbedPhase::Ready => "ready",
+            EmbedPhase::Failed => "failed",
+        }
+    }
+}
+
+/// The prompt text `state` names: a sample (the first when none is named) or its own.
+fn prompt_of(state: &StudioState, samples: &SampleSet) -> Result<String, String> {
+    match &state.prompt {
+        PromptSource::Text(text) => Ok(text.clone()),
+        PromptSource::Sample(id) if id.is_empty() => samples
+            .samples
+            .first()
+            .map(|s| s.text.clone())
+            .ok_or_else(|| "no prompt samples".to_string()),
+        PromptSource::Sample(id) => samples.get(id).map(|s| s.text.clone()).ok_or_else(|| {
+            let ids: Vec<&str> = samples.samples.iter().map(|s| s.id.as_str()).collect();
+            format!("no sample `{id}` (samples: {})", ids.join(", "))
+        }),
+    }
+}
+
+/// Waits while the embed is off screen.
+async fn while_hidden(visible: Signal<bool>, phase: RwSignal<EmbedPhase>) {
+    if visible.get_untracked() {
+        return;
+    }
+    let before = phase.get_untracked();
+    phase.set(EmbedPhase::Paused);
+    while !visible.get_untracked() {
+        pause(150).await;
+    }
+    phase.set(before);
+}
+
+/// Loads the series' models and runs the prompt through them, one series at a time,
+/// publishing each as it lands; waits between series while `visible` is false.
+async fn run_models(
+    params: &EmbedParams,
+    manifest: &Manifest,
+    visible: Signal<bool>,
+    phase: RwSignal<EmbedPhase>,
+    progress: RwSignal<Option<String>>,
+    shown: RwSignal<Option<Shown>>,
+) -> Result<(), AppError> {
+    let samples = fetch_samples().await?;
+    let text = prompt_of(&params.state, &samples).map_err(AppError::Input)?;
+    let (resolved, problems) = resolve_series(manifest, &params.state.series);
+    if resolved.is_empty() {
+        return Err(AppError::Input(format!(
+            "no series to run ({})",
+            problems.join("; ")
+        )));
+    }
+    phase.set(EmbedPhase::Loading);
+    let gpu = page_gpu().await;
+    let mut context = gpu.context();
+    let mut models = Vec::new();
+    for series in resolved {
+        while_hidden(visible, phase).await;
+        let label = series.entry.label.clone();
+        let (loaded, failure) = page_model(&series.entry, context.clone(), |p| {
+            progress.set(Some(format!(
+                "Downloading {label}: {}",
+                crate::format::bytes_of(p.received, p.total)
+            )));
+        })
+        .await;
+        progress.set(None);
+        if failure.is_some() {
+            // The GPU refused a model: the rest go to the CPU too.
+            context = None;
+        }
+        let model = loaded
+            .map_err(|e| AppError::Input(format!("Could not load {}: {e}", series.entry.label)))?;
+        models.push((series, model));
+    }
+    let mut comparison = Comparison::start(&models, &text, params.state.length)?;
+    phase.set(EmbedPhase::Running);
+    let total = comparison.total();
+    while !comparison.finished() {
+        while_hidden(visible, phase).await;
+        if !comparison.advance_one(total).await? {
+            break;
+        }
+        shown.set(Some(Shown::of(&comparison, &gpu)));
+    }
+    Ok(())
+}
+
+/// What a run has drawn so far.
+#[derive(Clone)]
+struct Shown {
+    chart: Vec<crate::views::ChartSeries>,
+    focus: Option<Arc<RunResult>>,
+    compared: Option<(String, Arc<RunResult>)>,
+    token_texts: Vec<String>,
+    done_tokens: usize,
+    /// Series that have run the whole prompt (`data-series-done`).
+    series_done: usize,
+    backend: &'static str,
+}
+
+impl Shown {
+    fn of(c: &Comparison, gpu: &GpuStatus) -> Shown {
+        let focus = c.focus();
+        let backend = match (&focus, gpu) {
+            (Some(r), GpuStatus::Ready { .. }) if r.backend == "WebGPU" => "WebGPU",
+            _ => "the CPU",
+        };
+        Shown {
+            chart: c.chart_series(),
+            compared: c.compared(),
+            token_texts: c.token_texts(),
+            done_tokens: c.total(),
+            series_done: c.series_done(),
+            focus,
+            backend,
+        }
+    }
+}
+
+/// One studio view, alone. `visible` is whether it is on screen (the loader's
+/// IntersectionObserver); runs wait while it is false.
+#[component]
+pub fn Embed(
+    /// What to show.
+    params: EmbedParams,
+    /// Whether the embed is on screen.
+    #[prop(into)]
+    visible: Signal<bool>,
+) -> impl IntoView {
+    let params = Rc::new(params);
+    let view_kind = params.state.view;
+    let phase = RwSignal::new(EmbedPhase::Preparing);
+    let error = RwSignal::new(None::<String>);
+    let progress = RwSignal::new(None::<String>);
+    let shown = RwSignal::new(None::<Shown>);
+    let manifest = RwSignal::new(None::<Manifest>);
+    let needle_grid = RwSignal::new(None);
+
+    {
+        let params = Rc::clone(&params);
+        spawn_local(async move {
+            let outcome = async {
+                let m = fetch_manifest().await?;
+                manifest.set(Some(m.clone()));
+                match view_kind {
+                    v if v.runs_models() => {
+                        run_models(&params, &m, visible, phase, progress, shown).await
+                    }
+                    View::Needle => {
+                        needle_grid.set(Some(fetch_needle_grid().await?));
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                }
+            }
+            .await;
+            match outcome {
+                Ok(()) => phase.set(EmbedPhase::Ready),
+                Err(e) => {
+                    error.set(Some(e.to_string()));
+                    phase.set(EmbedPhase::Failed);
+                }
+            }
+        });
+    }
+
+    let studio_link = format!("{}{}", asset_url("./"), params.studio_query());
+    let picked = RwSignal::new((params.options.layer, params.options.head));
+    let focus = Signal::derive(move || shown.with(|s| s.as_ref().and_then(|s| s.focus.clone())));
+    let training_length =
+        Signal::derive(move || focus.with(|r| r.as_ref().map_or(256, |r| r.training_length)));
+    let uniform = Signal::derive(move || {
+        focus.with(|r| uniform_nll(r.as_ref().map_or(4096, |r| r.vocab_size)))
+    });
+    let token_texts = Signal::derive(move || {
+        shown.with(|s| {
+            s.as_ref()
+                .map(|s| s.token_texts.clone())
+                .unwrap_or_default()
+        })
+    });
+    let chart = Signal::derive(move || {
+        shown.with(|s| s.as_ref().map(|s| s.chart.clone()).unwrap_or_default())
+    });
+    let axis_length = Signal::derive(move || token_texts.with(Vec::len));
+    let caption = move || {
+        shown.with(|s| {
+            let s = s.as_ref()?;
+            let next = s
+                .focus
+                .as_ref()
+                .and_then(|r| r.next.first())
+                .map(|g| quoted(&g.text));
+            Some(format!(
+                "{} tokens, {} series, on {}.{}",
+                s.done_tokens,
+                s.chart.len(),
+                s.backend,
+                next.map(|n| format!(" The focus model's next guess: {n}."))
+                    .unwrap_or_default()
+            ))
+        })
+    };
+    let problems = params.problems.clone();
+
+    let body = move || {
+        match view_kind {
+        View::Perplexity => view! {
+            <PerplexityChart series=chart token_texts=token_texts training_length=training_length
+                uniform_nll=uniform axis_length=axis_length />
+        }
+        .into_any(),
+        View::Tokens => view! {
+            <TokenStrip tokens=Signal::derive(move || focus.with(|r| r.as_ref().map(|r| r.tokens.clone()).unwrap_or_default()))
+                nll_max=uniform training_length=training_length />
+        }
+        .into_any(),
+        View::Attention => attention_pair(shown, picked, token_texts).into_any(),
+        View::Needle => view! {
+            {move || needle_grid.get().map(|grid| view! { <NeedleResults grid=Signal::stored(grid) /> })}
+        }
+        .into_any(),
+        View::Frequencies => view! { <FrequencyPanel shape=(32usize, 10_000.0f64, 256usize) /> }.into_any(),
+        View::Training => view! { <TrainingPanel manifest=manifest /> }.into_any(),
+    }
+    };
+
+    view! {
+        // The wrapper is the style sheet's scope root (rules match below it).
+        <div class="drope">
+        <div class="drope-embed" data-testid="embed" data-view=view_kind.key()
+            data-state=move || phase.get().key()
+            data-series-done=move || shown.with(|s| s.as_ref().map_or(0, |s| s.series_done))>
+            <div class="embed-head">
+                <strong class="embed-title">{view_kind.title()}</strong>
+                <span class="embed-status" data-testid="embed-status">{move || {
+                    if let Some(p) = progress.get() {
+                        return p;
+                    }
+                    match phase.get() {
+                        EmbedPhase::Preparing => "Starting\u{2026}".to_string(),
+                        EmbedPhase::Loading => "Loading models\u{2026}".to_string(),
+                        EmbedPhase::Running => "Running\u{2026}".to_string(),
+                        EmbedPhase::Paused => "Paused while off screen".to_string(),
+                        EmbedPhase::Ready | EmbedPhase::Failed => String::new(),
+                    }
+                }}</span>
+                <a class="embed-link" href=studio_link target="_blank" rel="noopener" data-testid="embed-link">
+                    "Open in DroPE Studio \u{2197}"
+                </a>
+            </div>
+            {(!problems.is_empty()).then(|| view! {
+                <p class="notice" data-testid="embed-problems" role="status">
+                    {format!("Some settings were not understood and were left at their defaults: {}.", problems.join("; "))}
+                </p>
+            })}
+            {move || error.get().map(|e| view! { <p class="error" data-testid="embed-error" role="alert">{e}</p> })}
+            {body}
+            <p class="embed-caption" data-testid="embed-caption">{caption}</p>
+        </div>
+        </div>
+    }
+}
+
+/// The attention maps of the first two series side by side, with the head's pickers.
+fn attention_pair(
+    shown: RwSignal<Option<Shown>>,
+    picked: RwSignal<(usize, usize)>,
+    labels: Signal<Vec<String>>,
+) -> impl IntoView {
+    let shape = move || {
+        shown.with(|s| {
+            s.as_ref()
+                .and_then(|s| s.focus.as_ref())
+                .map_or((0, 0), |r| (r.layers, r.heads))
+        })
+    };
+    let map_of = move |second: bool| {
+        Signal::derive(move || {
+            let (layer, head) = picked.get();
+            shown.with(|s| {
+                let s = s.as_ref()?;
+                let run = if second {
+                    &s.compared.as_ref()?.1
+                } else {
+                    s.focus.as_ref()?
+                };
+                run.attention_map(layer, head)
+            })
+        })
+    };
+    let label_of = move |second: bool| {
+        move || {
+            shown.with(|s| {
+                let s = s.as_ref()?;
+                if second {
+                    s.compared.as_ref().map(|(label, _)| label.clone())
+                } else {
+                    s.chart.first().map(|c| c.label.clone())
+                }
+            })
+        }
+    };
+    let scale = Signal::stored(HeatScale::Linear);
+    let picker = move |name: &'static str,
+                       which: fn(&mut (usize, usize)) -> &mut usize,
+                       count: fn((usize, usize)) -> usize| {
+        view! {
+            <label>{name} " "
+                <select data-testid=format!("embed-{}", name.to_lowercase())
+                    on:change=move |ev| picked.update(|p| *which(p) = event_target_value(&ev).parse().unwrap_or(0))>
+                    {move || (0..count(shape())).map(|i| view! {
+                        <option value=i selected=move || { let mut p = picked.get(); *which(&mut p) == i }>{i}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+        }
+    };
+    view! {
+        <div class="row">
+            {picker("Layer", |p| &mut p.0, |s| s.0)}
+            {picker("Head", |p| &mut p.1, |s| s.1)}
+        </div>
+        <div class="attention-pair">
+            <figure>
+                <figcaption>{label_of(false)}</figcaption>
+                <AttentionHeatmap map=map_of(false) labels=labels scale=scale />
+            </figure>
+            {move || shown.with(|s| s.as_ref().is_some_and(|s| s.compared.is_some())).then(|| view! {
+                <figure>
+                    <figcaption>{label_of(true)}</figcaption>
+                    <AttentionHeatmap map=map_of(true) labels=labels scale=scale />
+                </figure>
+            })}
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn params_read_the_studio_state_and_the_head() {
+        let p = EmbedParams::parse(
+            "view=attention&models=drope,rope&prompt-sample=austen-3&length=512&layer=2&head=5",
+        );
+        assert_eq!(p.state.view, View::Attention);
+        assert_eq!(p.state.series.len(), 2);
+        assert_eq!(p.state.prompt, PromptSource::Sample("austen-3".into()));
+        assert_eq!(p.state.length, Some(512));
+        assert_eq!(p.options, EmbedOptions { layer: 2, head: 5 });
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_eq!(
+            p.studio_query(),
+            "?view=attention&models=drope,rope&sample=austen-3&length=512"
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn bad_values_are_reported_and_keep_their_defaults() {
+        let p = EmbedParams::parse("view=nope&layer=x&length=1");
+        assert_eq!(p.state.view, View::Perplexity);
+        assert_eq!(p.options.layer, 0);
+        assert_eq!(p.problems.len(), 3, "{:?}", p.problems);
+        assert!(p.problems.iter().any(|m| m.contains("layer `x`")));
+    }
+
+    #[wasm_bindgen_test]
+    fn prompts_come_from_the_named_sample() {
+        let set: SampleSet = serde_json::from_str(
+            r#"{"training_length": 4, "samples": [
+                {"id": "a-1", "title": "A", "source": "a#1", "text": "first", "tokens": 1},
+                {"id": "b-2", "title": "B", "source": "b#2", "text": "second", "tokens": 1}]}"#,
+        )
+        .unwrap();
+        let state = |prompt| StudioState {
+            prompt,
+            ..StudioState::default()
+        };
+        assert_eq!(
+            prompt_of(&state(PromptSource::Sample(String::new())), &set).unwrap(),
+            "first"
+        );
+        assert_eq!(
+            prompt_of(&state(PromptSource::Sample("b-2".into())), &set).unwrap(),
+            "second"
+        );
+        let missing = prompt_of(&state(PromptSource::Sample("c".into())), &set).unwrap_err();
+        assert!(missing.contains("a-1, b-2"), "{missing}");
+    }
+}

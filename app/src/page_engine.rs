@@ -1,0 +1,152 @@
+//! The engine one page shares: one WebGPU device, one download of each model, one
+//! loaded copy per device. The studio and every embedded view on a page (several
+//! `<drope-studio>` elements in one blog post) ask here, so three figures of the same
+//! model cost one download of its weights, and views that start together wait for the
+//! first one's download instead of starting their own.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+
+use engine::gpu::GpuContext;
+use futures_channel::oneshot;
+
+use crate::error::AppError;
+use crate::manifest::ModelEntry;
+use crate::model_store::{
+    download_model, load_on, open_gpu, DownloadProgress, DownloadedModel, GpuStatus, LoadedModel,
+    ModelPool,
+};
+
+/// A value computed once and handed to everyone who asks, including those who asked
+/// while it was being computed.
+enum Once<T> {
+    Empty,
+    Pending(Vec<oneshot::Sender<T>>),
+    Ready(T),
+}
+
+/// Joins the computation in `slot` if there is one, else runs `make` and hands its
+/// value to every waiter. `keep` says whether the value stays (a failed download does
+/// not, so the next ask tries again).
+async fn once<T: Clone + 'static, F: Future<Output = T>>(
+    slot: impl Fn(&mut dyn FnMut(&mut Once<T>)) + Clone,
+    make: impl FnOnce() -> F,
+    keep: impl Fn(&T) -> bool,
+) -> T {
+    let mut waiting = None;
+    let mut ready = None;
+    slot(&mut |state| match state {
+        Once::Ready(value) => ready = Some(value.clone()),
+        Once::Pending(waiters) => {
+            let (send, receive) = oneshot::channel();
+            waiters.push(send);
+            waiting = Some(receive);
+        }
+        Once::Empty => *state = Once::Pending(Vec::new()),
+    });
+    if let Some(value) = ready {
+        return value;
+    }
+    if let Some(receive) = waiting {
+        if let Ok(value) = receive.await {
+            return value;
+        }
+        // The computing side was dropped (its view unmounted mid-download): start over.
+        return Box::pin(once(slot, make, keep)).await;
+    }
+    let value = make().await;
+    let mut waiters = Vec::new();
+    slot(&mut |state| {
+        if let Once::Pending(list) = std::mem::replace(state, Once::Empty) {
+            waiters = list;
+        }
+        if keep(&value) {
+            *state = Once::Ready(value.clone());
+        }
+    });
+    for waiter in waiters {
+        let _ = waiter.send(value.clone());
+    }
+    value
+}
+
+type Download = Result<Rc<DownloadedModel>, String>;
+
+thread_local! {
+    static GPU: RefCell<Once<GpuStatus>> = const { RefCell::new(Once::Empty) };
+    static DOWNLOADS: RefCell<HashMap<String, Once<Download>>> = RefCell::new(HashMap::new());
+    static POOL: Rc<RefCell<ModelPool>> = Rc::new(RefCell::new(ModelPool::default()));
+}
+
+/// The page's WebGPU device (opened on the first ask).
+pub async fn page_gpu() -> GpuStatus {
+    once(
+        |f: &mut dyn FnMut(&mut Once<GpuStatus>)| GPU.with(|cell| f(&mut cell.borrow_mut())),
+        open_gpu,
+        |_| true,
+    )
+    .await
+}
+
+/// The models the page has loaded, by id (each on the device it last ran on).
+pub fn page_pool() -> Rc<RefCell<ModelPool>> {
+    POOL.with(Rc::clone)
+}
+
+/// The model's files, downloaded once per page: a second ask while the first is
+/// downloading waits for it (only the first reports progress).
+pub async fn page_download(
+    entry: &ModelEntry,
+    on_progress: impl Fn(DownloadProgress),
+) -> Result<Rc<DownloadedModel>, AppError> {
+    let id = entry.id.clone();
+    let slot = move |f: &mut dyn FnMut(&mut Once<Download>)| {
+        DOWNLOADS.with(|map| f(map.borrow_mut().entry(id.clone()).or_insert(Once::Empty)))
+    };
+    let entry = entry.clone();
+    once(
+        slot,
+        || async move {
+            download_model(&entry, on_progress)
+                .await
+                .map_err(|e| e.to_string())
+        },
+        Result::is_ok,
+    )
+    .await
+    .map_err(AppError::Input)
+}
+
+/// The model on the GPU of `gpu` (the CPU when `None`): from the page's pool, else
+/// downloaded (once per page) and loaded. The second value is the GPU's reason when it
+/// refused the model and it came back on the CPU.
+pub async fn page_model(
+    entry: &ModelEntry,
+    gpu: Option<Rc<GpuContext>>,
+    on_progress: impl Fn(DownloadProgress),
+) -> (Result<Rc<LoadedModel>, AppError>, Option<String>) {
+    let pool = page_pool();
+    let (found, failure) = pool.borrow_mut().on_device(&entry.id, gpu.clone());
+    match found {
+        Ok(Some(model)) => return (Ok(model), failure),
+        Ok(None) => {}
+        Err(e) => return (Err(e), failure),
+    }
+    let download = match page_download(entry, on_progress).await {
+        Ok(download) => download,
+        Err(e) => return (Err(e), None),
+    };
+    // Another view may have loaded it while this one waited for the download.
+    if let (Ok(Some(model)), failure) = pool.borrow_mut().on_device(&entry.id, gpu.clone()) {
+        return (Ok(model), failure);
+    }
+    // Loading (parsing and uploading the weights) in a task of its own.
+    crate::pause::next_frame().await;
+    let (loaded, failure) = load_on(gpu, |c| download.load(c));
+    if let Ok(model) = &loaded {
+        pool.borrow_mut().insert(Rc::clone(model));
+    }
+    (loaded, failure)
+}

@@ -1,0 +1,14 @@
+// The studio page's start (index.html): the same loader as the embeds, then the whole
+// studio on the page body. An external module, not an inline script, so the page's
+// Content-Security-Policy needs no 'unsafe-inline'.
+import { loadStudio } from './drope-studio.js';
+
+try {
+  const studio = await loadStudio();
+  studio.start_studio();
+} catch (error) {
+  const message = document.createElement('p');
+  message.setAttribute('role', 'alert');
+  message.textContent = `DroPE Studio could not start: ${error && error.message ? error.message : error}`;
+  document.body.append(message);
+}
