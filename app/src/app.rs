@@ -21,14 +21,14 @@ use crate::embed_code::EmbedCode;
 use crate::error::AppError;
 use crate::format::{bytes_of, percent, quoted, thousands};
 use crate::head_profile::{pooled_map, profile};
-use crate::manifest::{fetch_manifest, Manifest};
+use crate::manifest::Manifest;
 use crate::model_store::{DownloadProgress, GpuStatus};
 use crate::needle_live::NeedleSubject;
-use crate::page_engine::{page_gpu, page_model};
+use crate::page_engine::{page_gpu, page_manifest, page_model, page_samples};
 use crate::panels::{FrequencyPanel, NeedlePanel, TrainingPanel};
 use crate::pause::pause;
 use crate::runs::{resolve_series, Comparison, ResolvedSeries};
-use crate::samples::{fetch_samples, SampleSet};
+use crate::samples::SampleSet;
 use crate::url_state::{PromptSource, StudioState, View};
 use crate::views::{
     AttentionHeatmap, ChartSeries, HeadGrid, HeatScale, PerplexityChart, TokenStrip,
@@ -174,14 +174,14 @@ pub fn App() -> impl IntoView {
     let gpu_failure = RwSignal::new(None::<String>);
 
     spawn_local(async move {
-        match fetch_manifest().await {
-            Ok(m) => manifest.set(Some(m)),
+        match page_manifest().await {
+            Ok(m) => manifest.set(Some((*m).clone())),
             Err(e) => error.set(Some(format!("Cannot list the models: {e}"))),
         }
     });
     spawn_local(async move {
-        match fetch_samples().await {
-            Ok(set) => samples.set(Some(set)),
+        match page_samples().await {
+            Ok(set) => samples.set(Some((*set).clone())),
             Err(e) => error.set(Some(format!("Cannot load the prompt samples: {e}"))),
         }
     });

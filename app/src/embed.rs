@@ -15,14 +15,14 @@ use crate::analysis::{uniform_nll, RunResult};
 use crate::assets::asset_url;
 use crate::error::AppError;
 use crate::format::quoted;
-use crate::manifest::{fetch_manifest, Manifest};
+use crate::manifest::Manifest;
 use crate::model_store::GpuStatus;
-use crate::page_engine::{page_gpu, page_model};
+use crate::page_engine::{page_gpu, page_manifest, page_model, page_samples};
 use crate::panels::{FrequencyPanel, TrainingPanel};
 use crate::pause::pause;
 use crate::published::fetch_needle_grid;
 use crate::runs::{resolve_series, Comparison};
-use crate::samples::{fetch_samples, SampleSet};
+use crate::samples::SampleSet;
 use crate::url_state::{decode_query, encode_query, PromptSource, StudioState, View};
 use crate::views::{AttentionHeatmap, HeatScale, NeedleResults, PerplexityChart, TokenStrip};
 
@@ -154,7 +154,7 @@ async fn run_models(
     progress: RwSignal<Option<String>>,
     shown: RwSignal<Option<Shown>>,
 ) -> Result<(), AppError> {
-    let samples = fetch_samples().await?;
+    let samples = page_samples().await?;
     let text = prompt_of(&params.state, &samples).map_err(AppError::Input)?;
     let (resolved, problems) = resolve_series(manifest, &params.state.series);
     if resolved.is_empty() {
@@ -254,8 +254,8 @@ pub fn Embed(
         let params = Rc::clone(&params);
         spawn_local(async move {
             let outcome = async {
-                let m = fetch_manifest().await?;
-                manifest.set(Some(m.clone()));
+                let m = page_manifest().await?;
+                manifest.set(Some((*m).clone()));
                 match view_kind {
                     v if v.runs_models() => {
                         run_models(&params, &m, visible, phase, progress, shown).await

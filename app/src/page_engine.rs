@@ -1,5 +1,5 @@
 //! The engine one page shares: one WebGPU device, one download of each model, one
-//! loaded copy per device. The studio and every embedded view on a page (several
+//! loaded copy per device, and one fetch of the model list and the prompt samples. The studio and every embedded view on a page (several
 //! `<drope-studio>` elements in one blog post) ask here, so three figures of the same
 //! model cost one download of its weights, and views that start together wait for the
 //! first one's download instead of starting their own.
@@ -13,11 +13,12 @@ use engine::gpu::GpuContext;
 use futures_channel::oneshot;
 
 use crate::error::AppError;
-use crate::manifest::ModelEntry;
+use crate::manifest::{fetch_manifest, Manifest, ModelEntry};
 use crate::model_store::{
     download_model, load_on, open_gpu, DownloadProgress, DownloadedModel, GpuStatus, LoadedModel,
     ModelPool,
 };
+use crate::samples::{fetch_samples, SampleSet};
 
 /// A value computed once and handed to everyone who asks, including those who asked
 /// while it was being computed.
@@ -73,8 +74,11 @@ async fn once<T: Clone + 'static, F: Future<Output = T>>(
 }
 
 type Download = Result<Rc<DownloadedModel>, String>;
+type Fetched<T> = Result<Rc<T>, String>;
 
 thread_local! {
+    static MANIFEST: RefCell<Once<Fetched<Manifest>>> = const { RefCell::new(Once::Empty) };
+    static SAMPLES: RefCell<Once<Fetched<SampleSet>>> = const { RefCell::new(Once::Empty) };
     static GPU: RefCell<Once<GpuStatus>> = const { RefCell::new(Once::Empty) };
     static DOWNLOADS: RefCell<HashMap<String, Once<Download>>> = RefCell::new(HashMap::new());
     static POOL: Rc<RefCell<ModelPool>> = Rc::new(RefCell::new(ModelPool::default()));
@@ -88,6 +92,42 @@ pub async fn page_gpu() -> GpuStatus {
         |_| true,
     )
     .await
+}
+
+/// `models/manifest.json`, fetched once per page (a failure is not kept).
+pub async fn page_manifest() -> Result<Rc<Manifest>, AppError> {
+    once(
+        |f: &mut dyn FnMut(&mut Once<Fetched<Manifest>>)| {
+            MANIFEST.with(|cell| f(&mut cell.borrow_mut()))
+        },
+        || async {
+            fetch_manifest()
+                .await
+                .map(Rc::new)
+                .map_err(|e| e.to_string())
+        },
+        Result::is_ok,
+    )
+    .await
+    .map_err(AppError::Input)
+}
+
+/// `samples.json`, fetched once per page (a failure is not kept).
+pub async fn page_samples() -> Result<Rc<SampleSet>, AppError> {
+    once(
+        |f: &mut dyn FnMut(&mut Once<Fetched<SampleSet>>)| {
+            SAMPLES.with(|cell| f(&mut cell.borrow_mut()))
+        },
+        || async {
+            fetch_samples()
+                .await
+                .map(Rc::new)
+                .map_err(|e| e.to_string())
+        },
+        Result::is_ok,
+    )
+    .await
+    .map_err(AppError::Input)
 }
 
 /// The models the page has loaded, by id (each on the device it last ran on).

@@ -6,7 +6,8 @@
 // What it checks:
 //   1. The example post (embed-example.html): out of view, its three <drope-studio>
 //      figures download nothing heavy and start no work; each starts when scrolled to;
-//      they share one engine (each model's weights are downloaded once); the bytes
+//      they share one engine (the wasm, the model list, the samples and each model's
+//      weights are downloaded once); the bytes
 //      downloaded before and after each figure scrolls in are printed.
 //   2. A figure scrolled away mid-run pauses, and finishes when it is back.
 //   3. A blog page on another path of the same site, with a sandboxed iframe
@@ -150,7 +151,9 @@ try {
     // One engine: each model's weights once, the wasm once.
     const weights = record.requests.filter((r) => r.url.endsWith('model.safetensors')).map((r) => new URL(r.url).pathname);
     assert.deepEqual([...new Set(weights)].length, weights.length, `each model downloaded once: ${weights}`);
-    assert.equal(record.requests.filter((r) => r.url.endsWith('app_bg.wasm')).length, 1, 'the wasm once');
+    for (const file of ['app_bg.wasm', 'models/manifest.json', 'samples.json']) {
+      assert.equal(record.requests.filter((r) => r.url.endsWith(file)).length, 1, `${file} once`);
+    }
     assert.ok(weights.every((p) => p.startsWith(new URL(base).pathname)), 'weights come from under the sub-path');
     await checkClean(page, record, 'example post');
     console.log(
