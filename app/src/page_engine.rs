@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
+use std::thread::LocalKey;
 
 use engine::gpu::GpuContext;
 use futures_channel::oneshot;
@@ -94,40 +95,29 @@ pub async fn page_gpu() -> GpuStatus {
     .await
 }
 
-/// `models/manifest.json`, fetched once per page (a failure is not kept).
-pub async fn page_manifest() -> Result<Rc<Manifest>, AppError> {
+/// The value `fetch` gives, fetched once per page and kept in `cell` (a failure is not
+/// kept, so the next ask tries again).
+async fn fetched_once<T: 'static, F: Future<Output = Result<T, AppError>>>(
+    cell: &'static LocalKey<RefCell<Once<Fetched<T>>>>,
+    fetch: impl FnOnce() -> F,
+) -> Result<Rc<T>, AppError> {
     once(
-        |f: &mut dyn FnMut(&mut Once<Fetched<Manifest>>)| {
-            MANIFEST.with(|cell| f(&mut cell.borrow_mut()))
-        },
-        || async {
-            fetch_manifest()
-                .await
-                .map(Rc::new)
-                .map_err(|e| e.to_string())
-        },
+        |f: &mut dyn FnMut(&mut Once<Fetched<T>>)| cell.with(|c| f(&mut c.borrow_mut())),
+        || async { fetch().await.map(Rc::new).map_err(|e| e.to_string()) },
         Result::is_ok,
     )
     .await
     .map_err(AppError::Input)
 }
 
-/// `samples.json`, fetched once per page (a failure is not kept).
+/// `models/manifest.json`, fetched once per page.
+pub async fn page_manifest() -> Result<Rc<Manifest>, AppError> {
+    fetched_once(&MANIFEST, fetch_manifest).await
+}
+
+/// `samples.json`, fetched once per page.
 pub async fn page_samples() -> Result<Rc<SampleSet>, AppError> {
-    once(
-        |f: &mut dyn FnMut(&mut Once<Fetched<SampleSet>>)| {
-            SAMPLES.with(|cell| f(&mut cell.borrow_mut()))
-        },
-        || async {
-            fetch_samples()
-                .await
-                .map(Rc::new)
-                .map_err(|e| e.to_string())
-        },
-        Result::is_ok,
-    )
-    .await
-    .map_err(AppError::Input)
+    fetched_once(&SAMPLES, fetch_samples).await
 }
 
 /// The models the page has loaded, by id (each on the device it last ran on).
