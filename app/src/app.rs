@@ -25,10 +25,10 @@ use crate::manifest::Manifest;
 use crate::model_store::{DownloadProgress, GpuStatus};
 use crate::needle_live::NeedleSubject;
 use crate::page_engine::{page_gpu, page_manifest, page_model, page_samples};
-use crate::panels::{FrequencyPanel, NeedlePanel, TrainingPanel};
+use crate::panels::{FrequencyPanel, NeedlePanel, TrainingPanel, SHIPPED_ROTARY_SHAPE};
 use crate::pause::pause;
 use crate::runs::{resolve_series, Comparison, ResolvedSeries};
-use crate::samples::SampleSet;
+use crate::samples::{resolve_prompt, SampleSet};
 use crate::url_state::{PromptSource, StudioState, View};
 use crate::views::{
     AttentionHeatmap, ChartSeries, HeadGrid, HeatScale, PerplexityChart, TokenStrip,
@@ -143,7 +143,7 @@ pub fn App() -> impl IntoView {
     let summary = RwSignal::new(None::<String>);
     // The focus model's (head_dim, rope_theta, L), for the frequency explorer; the
     // shipped models' shape until a model has run.
-    let rotary_shape = RwSignal::new((32usize, 10_000.0f64, 256usize));
+    let rotary_shape = RwSignal::new(SHIPPED_ROTARY_SHAPE);
     let grow_step = RwSignal::new(16usize);
     // The head the full attention map shows: (layer, head).
     let picked = RwSignal::new((0usize, 0usize));
@@ -190,37 +190,30 @@ pub fn App() -> impl IntoView {
     // user's own.
     let prompt_text = Memo::new(move |_| match source.get() {
         PromptSource::Text(text) => text,
-        PromptSource::Sample(id) => samples.with(|set| {
-            let Some(set) = set else {
-                return String::new();
-            };
-            set.get(&id)
-                .or_else(|| id.is_empty().then(|| set.samples.first()).flatten())
-                .map(|s| s.text.clone())
+        sample => samples.with(|set| {
+            set.as_ref()
+                .and_then(|set| resolve_prompt(&sample, set).ok())
                 .unwrap_or_default()
         }),
     });
     let unknown_sample = Memo::new(move |_| match source.get() {
-        PromptSource::Sample(id) if !id.is_empty() => samples.with(|set| {
+        PromptSource::Sample(id) if id.is_empty() => None,
+        sample @ PromptSource::Sample(_) => samples.with(|set| {
             set.as_ref()
-                .filter(|set| set.get(&id).is_none())
-                .map(|set| {
-                    let ids: Vec<&str> = set.samples.iter().map(|s| s.id.as_str()).collect();
-                    format!("no sample `{id}` (samples: {})", ids.join(", "))
-                })
+                .and_then(|set| resolve_prompt(&sample, set).err())
         }),
-        _ => None,
+        PromptSource::Text(_) => None,
     });
 
-    // Keep the URL in step with the state.
-    Effect::new(move |_| {
-        write_url(&StudioState {
-            view: view_shown.get(),
-            series: series.get(),
-            prompt: source.get(),
-            length: length.get(),
-        });
+    // What the URL holds (and what "Copy embed code" embeds).
+    let state = Memo::new(move |_| StudioState {
+        view: view_shown.get(),
+        series: series.get(),
+        prompt: source.get(),
+        length: length.get(),
     });
+    // Keep the URL in step with the state.
+    Effect::new(move |_| state.with(write_url));
 
     let wanted_context = move || -> Option<Rc<GpuContext>> {
         if use_gpu.get_untracked() {
@@ -682,12 +675,7 @@ pub fn App() -> impl IntoView {
                 </button>
             </nav>
             {move || embed_open.get().then(|| view! {
-                <EmbedCode state=Signal::derive(move || StudioState {
-                    view: view_shown.get(),
-                    series: series.get(),
-                    prompt: source.get(),
-                    length: length.get(),
-                }) />
+                <EmbedCode state=state />
             })}
 
             <section class="panel" role="tabpanel" data-testid="view-panel" data-view=move || view_shown.get().key()>

@@ -16,14 +16,13 @@ use crate::assets::asset_url;
 use crate::error::AppError;
 use crate::format::quoted;
 use crate::manifest::Manifest;
-use crate::model_store::GpuStatus;
 use crate::page_engine::{page_gpu, page_manifest, page_model, page_samples};
-use crate::panels::{FrequencyPanel, TrainingPanel};
+use crate::panels::{FrequencyPanel, TrainingPanel, SHIPPED_ROTARY_SHAPE};
 use crate::pause::pause;
 use crate::published::fetch_needle_grid;
 use crate::runs::{resolve_series, Comparison};
-use crate::samples::SampleSet;
-use crate::url_state::{decode_query, encode_query, PromptSource, StudioState, View};
+use crate::samples::resolve_prompt;
+use crate::url_state::{decode_query, encode_query, StudioState, View};
 use crate::views::{AttentionHeatmap, HeatScale, NeedleResults, PerplexityChart, TokenStrip};
 
 /// What an embed shows beyond the studio's URL state: the attention head.
@@ -115,22 +114,6 @@ impl EmbedPhase {
     }
 }
 
-/// The prompt text `state` names: a sample (the first when none is named) or its own.
-fn prompt_of(state: &StudioState, samples: &SampleSet) -> Result<String, String> {
-    match &state.prompt {
-        PromptSource::Text(text) => Ok(text.clone()),
-        PromptSource::Sample(id) if id.is_empty() => samples
-            .samples
-            .first()
-            .map(|s| s.text.clone())
-            .ok_or_else(|| "no prompt samples".to_string()),
-        PromptSource::Sample(id) => samples.get(id).map(|s| s.text.clone()).ok_or_else(|| {
-            let ids: Vec<&str> = samples.samples.iter().map(|s| s.id.as_str()).collect();
-            format!("no sample `{id}` (samples: {})", ids.join(", "))
-        }),
-    }
-}
-
 /// Waits while the embed is off screen.
 async fn while_hidden(visible: Signal<bool>, phase: RwSignal<EmbedPhase>) {
     if visible.get_untracked() {
@@ -155,7 +138,7 @@ async fn run_models(
     shown: RwSignal<Option<Shown>>,
 ) -> Result<(), AppError> {
     let samples = page_samples().await?;
-    let text = prompt_of(&params.state, &samples).map_err(AppError::Input)?;
+    let text = resolve_prompt(&params.state.prompt, &samples).map_err(AppError::Input)?;
     let (resolved, problems) = resolve_series(manifest, &params.state.series);
     if resolved.is_empty() {
         return Err(AppError::Input(format!(
@@ -164,8 +147,7 @@ async fn run_models(
         )));
     }
     phase.set(EmbedPhase::Loading);
-    let gpu = page_gpu().await;
-    let mut context = gpu.context();
+    let mut context = page_gpu().await.context();
     let mut models = Vec::new();
     for series in resolved {
         while_hidden(visible, phase).await;
@@ -194,7 +176,7 @@ async fn run_models(
         if !comparison.advance_one(total).await? {
             break;
         }
-        shown.set(Some(Shown::of(&comparison, &gpu)));
+        shown.set(Some(Shown::of(&comparison)));
     }
     Ok(())
 }
@@ -213,10 +195,10 @@ struct Shown {
 }
 
 impl Shown {
-    fn of(c: &Comparison, gpu: &GpuStatus) -> Shown {
+    fn of(c: &Comparison) -> Shown {
         let focus = c.focus();
-        let backend = match (&focus, gpu) {
-            (Some(r), GpuStatus::Ready { .. }) if r.backend == "WebGPU" => "WebGPU",
+        let backend = match &focus {
+            Some(r) if r.backend == "WebGPU" => "WebGPU",
             _ => "the CPU",
         };
         Shown {
@@ -317,6 +299,9 @@ pub fn Embed(
     };
     let problems = params.problems.clone();
 
+    let tokens = Signal::derive(move || {
+        focus.with(|r| r.as_ref().map(|r| r.tokens.clone()).unwrap_or_default())
+    });
     let body = move || {
         match view_kind {
         View::Perplexity => view! {
@@ -325,8 +310,7 @@ pub fn Embed(
         }
         .into_any(),
         View::Tokens => view! {
-            <TokenStrip tokens=Signal::derive(move || focus.with(|r| r.as_ref().map(|r| r.tokens.clone()).unwrap_or_default()))
-                nll_max=uniform training_length=training_length />
+            <TokenStrip tokens=tokens nll_max=uniform training_length=training_length />
         }
         .into_any(),
         View::Attention => attention_pair(shown, picked, token_texts).into_any(),
@@ -334,7 +318,7 @@ pub fn Embed(
             {move || needle_grid.get().map(|grid| view! { <NeedleResults grid=Signal::stored(grid) /> })}
         }
         .into_any(),
-        View::Frequencies => view! { <FrequencyPanel shape=(32usize, 10_000.0f64, 256usize) /> }.into_any(),
+        View::Frequencies => view! { <FrequencyPanel shape=SHIPPED_ROTARY_SHAPE /> }.into_any(),
         View::Training => view! { <TrainingPanel manifest=manifest /> }.into_any(),
     }
     };
@@ -453,6 +437,7 @@ fn attention_pair(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::url_state::PromptSource;
     use wasm_bindgen_test::wasm_bindgen_test;
 
     #[wasm_bindgen_test]
@@ -479,29 +464,5 @@ mod tests {
         assert_eq!(p.options.layer, 0);
         assert_eq!(p.problems.len(), 3, "{:?}", p.problems);
         assert!(p.problems.iter().any(|m| m.contains("layer `x`")));
-    }
-
-    #[wasm_bindgen_test]
-    fn prompts_come_from_the_named_sample() {
-        let set: SampleSet = serde_json::from_str(
-            r#"{"training_length": 4, "samples": [
-                {"id": "a-1", "title": "A", "source": "a#1", "text": "first", "tokens": 1},
-                {"id": "b-2", "title": "B", "source": "b#2", "text": "second", "tokens": 1}]}"#,
-        )
-        .unwrap();
-        let state = |prompt| StudioState {
-            prompt,
-            ..StudioState::default()
-        };
-        assert_eq!(
-            prompt_of(&state(PromptSource::Sample(String::new())), &set).unwrap(),
-            "first"
-        );
-        assert_eq!(
-            prompt_of(&state(PromptSource::Sample("b-2".into())), &set).unwrap(),
-            "second"
-        );
-        let missing = prompt_of(&state(PromptSource::Sample("c".into())), &set).unwrap_err();
-        assert!(missing.contains("a-1, b-2"), "{missing}");
     }
 }

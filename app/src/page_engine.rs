@@ -1,8 +1,9 @@
 //! The engine one page shares: one WebGPU device, one download of each model, one
-//! loaded copy per device, and one fetch of the model list and the prompt samples. The studio and every embedded view on a page (several
-//! `<drope-studio>` elements in one blog post) ask here, so three figures of the same
-//! model cost one download of its weights, and views that start together wait for the
-//! first one's download instead of starting their own.
+//! loaded copy per device, and one fetch of the model list and the prompt samples. The
+//! studio and every embedded view on a page (several `<drope-studio>` elements in one
+//! blog post) ask here, so three figures of the same model cost one download of its
+//! weights, and views that start together wait for the first one's download instead of
+//! starting their own.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -55,7 +56,8 @@ async fn once<T: Clone + 'static, F: Future<Output = T>>(
         if let Ok(value) = receive.await {
             return value;
         }
-        // The computing side was dropped (its view unmounted mid-download): start over.
+        // No value came: the computing task ended without one (spawned tasks run to
+        // completion, so this only guards against a future dropped mid-way). Compute here.
         return Box::pin(once(slot, make, keep)).await;
     }
     let value = make().await;

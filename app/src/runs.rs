@@ -137,13 +137,7 @@ impl Comparison {
 
     /// Whether every series has run its whole prompt.
     pub fn finished(&self) -> bool {
-        self.runs.iter().all(|(resolved, _, run)| {
-            run.len()
-                >= self
-                    .prompts
-                    .get(&resolved.entry.id)
-                    .map_or(0, |p| p.ids.len())
-        })
+        self.series_done() == self.runs.len()
     }
 
     fn focus_prompt(&self) -> Option<&PreparedPrompt> {

@@ -5,6 +5,7 @@ pub use engine::samples::{Sample, SampleSet};
 
 use crate::error::AppError;
 use crate::manifest::fetch_bytes;
+use crate::url_state::PromptSource;
 
 /// Where the page finds the samples (relative, so a sub-path deployment works).
 pub const SAMPLES_URL: &str = "samples.json";
@@ -17,6 +18,23 @@ pub fn parse_samples(bytes: &[u8]) -> Result<SampleSet, AppError> {
         return Err(AppError::Input(format!("{SAMPLES_URL} lists no samples")));
     }
     Ok(set)
+}
+
+/// The text `source` names: its own, or a sample's (the first when none is named); an
+/// unknown sample id is an error that lists the ids there are.
+pub fn resolve_prompt(source: &PromptSource, set: &SampleSet) -> Result<String, String> {
+    match source {
+        PromptSource::Text(text) => Ok(text.clone()),
+        PromptSource::Sample(id) if id.is_empty() => set
+            .samples
+            .first()
+            .map(|s| s.text.clone())
+            .ok_or_else(|| "no prompt samples".to_string()),
+        PromptSource::Sample(id) => set.get(id).map(|s| s.text.clone()).ok_or_else(|| {
+            let ids: Vec<&str> = set.samples.iter().map(|s| s.id.as_str()).collect();
+            format!("no sample `{id}` (samples: {})", ids.join(", "))
+        }),
+    }
 }
 
 /// Downloads and parses `samples.json`.
@@ -39,5 +57,22 @@ mod tests {
         let empty = parse_samples(br#"{"training_length": 256, "samples": []}"#);
         assert!(empty.unwrap_err().to_string().contains("no samples"));
         assert!(parse_samples(b"{\"samples\": 3").is_err());
+    }
+
+    #[wasm_bindgen_test]
+    fn prompts_come_from_the_named_sample() {
+        let set: SampleSet = serde_json::from_str(
+            r#"{"training_length": 4, "samples": [
+                {"id": "a-1", "title": "A", "source": "a#1", "text": "first", "tokens": 1},
+                {"id": "b-2", "title": "B", "source": "b#2", "text": "second", "tokens": 1}]}"#,
+        )
+        .unwrap();
+        let sample = |id: &str| PromptSource::Sample(id.into());
+        assert_eq!(resolve_prompt(&sample(""), &set).unwrap(), "first");
+        assert_eq!(resolve_prompt(&sample("b-2"), &set).unwrap(), "second");
+        let missing = resolve_prompt(&sample("c"), &set).unwrap_err();
+        assert!(missing.contains("a-1, b-2"), "{missing}");
+        let own = PromptSource::Text("mine".into());
+        assert_eq!(resolve_prompt(&own, &set).unwrap(), "mine");
     }
 }
