@@ -5,6 +5,9 @@ import { loadStudio } from './drope-studio.js';
 
 try {
   const studio = await loadStudio();
+  // Mounting the studio in a task of its own, not the one that instantiated the wasm:
+  // neither then holds the page for 100 ms.
+  await new Promise((resolve) => setTimeout(resolve, 0));
   studio.start_studio();
 } catch (error) {
   const message = document.createElement('p');

@@ -319,7 +319,9 @@ pub fn App() -> impl IntoView {
                 stepping.set(false);
                 activity.set(Activity::Idle);
                 match e {
-                    AppError::Engine(EngineError::Gpu(reason)) if use_gpu.get_untracked() => {
+                    // Also when the page already moved to the CPU: a model that loaded
+                    // onto the GPU before a later one found the device lost fails here.
+                    AppError::Engine(EngineError::Gpu(reason)) => {
                         // Start again on the CPU (the pool moves each model on demand).
                         fall_back_to_cpu(reason);
                         restart.set(Some(mode));
@@ -403,6 +405,9 @@ pub fn App() -> impl IntoView {
                 Mode::Whole => Activity::Running,
                 Mode::Grow => Activity::Growing,
             });
+            // Tokenizing the prompt took tens of milliseconds: the first forward pass
+            // (recording it, compiling the kernels) gets a task of its own.
+            pause(0).await;
             drive(run_id, mode).await;
         });
     };

@@ -170,6 +170,8 @@ async fn run_models(
     }
     let mut comparison = Comparison::start(&models, &text, params.state.length)?;
     phase.set(EmbedPhase::Running);
+    // The first forward pass gets a task of its own (as in the studio).
+    crate::pause::next_frame().await;
     let total = comparison.total();
     while !comparison.finished() {
         while_hidden(visible, phase).await;

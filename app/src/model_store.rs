@@ -2,12 +2,14 @@
 //! GPU or the CPU), and its tokenizer; the download that produces one; and the WebGPU
 //! device the page shares between models.
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use engine::device::DeviceBackend;
-use engine::gpu::GpuContext;
-use engine::{Backend, EngineError, ModelConfig, TextTokenizer, TrainedPositions};
+use engine::gpu::{GpuBackend, GpuContext};
+use engine::{Backend, EngineError, ModelConfig, ModelWeights, TextTokenizer, TrainedPositions};
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -110,8 +112,8 @@ pub struct LoadedModel {
 impl LoadedModel {
     /// The same model re-created on the GPU (`Some`) or the CPU (`None`) from the
     /// downloaded bytes.
-    pub fn on_device(&self, gpu: Option<Rc<GpuContext>>) -> Result<Self, AppError> {
-        self.download.load(gpu)
+    pub async fn on_device(&self, gpu: Option<Rc<GpuContext>>) -> Result<Self, AppError> {
+        self.download.load(gpu).await
     }
 
     /// Whether the model runs on WebGPU.
@@ -183,11 +185,19 @@ impl DownloadedModel {
     }
 
     /// Builds the model on the GPU when `gpu` is given, else on the CPU path in the
-    /// page's worker (`cpu_worker.rs`).
-    pub fn load(self: &Rc<Self>, gpu: Option<Rc<GpuContext>>) -> Result<LoadedModel, AppError> {
+    /// page's worker (`cpu_worker.rs`). On the GPU, parsing the weights and uploading
+    /// each layer are tasks of their own, so the page stays responsive meanwhile.
+    pub async fn load(
+        self: &Rc<Self>,
+        gpu: Option<Rc<GpuContext>>,
+    ) -> Result<LoadedModel, AppError> {
         let backend = match gpu {
             Some(gpu) => {
-                StudioBackend::Device(DeviceBackend::load(Some(gpu), &self.config, &self.weights)?)
+                let config = ModelConfig::from_json(&self.config)?;
+                let weights = ModelWeights::from_safetensors(&config, &self.weights)?;
+                next_frame().await;
+                let model = GpuBackend::upload(gpu, config, &weights, next_frame).await?;
+                StudioBackend::Device(DeviceBackend::Gpu(model))
             }
             None => StudioBackend::Worker(WorkerBackend::new(
                 CpuWorker::shared(),
@@ -249,43 +259,49 @@ pub struct ModelPool {
 }
 
 impl ModelPool {
-    /// The model with this id on the GPU of `gpu` (the CPU when `None`), re-created
-    /// there if it is on the other device; `None` when it was not downloaded yet. When
-    /// the GPU refuses it, the model comes back on the CPU with the GPU's reason.
-    pub fn on_device(
-        &mut self,
-        id: &str,
-        gpu: Option<Rc<GpuContext>>,
-    ) -> (Result<Option<Rc<LoadedModel>>, AppError>, Option<String>) {
-        let Some(model) = self.models.get(id).cloned() else {
-            return (Ok(None), None);
-        };
-        if model.on_gpu() == gpu.is_some() {
-            return (Ok(Some(model)), None);
-        }
-        let (outcome, failure) = load_on(gpu, |c| model.on_device(c));
-        if let Ok(moved) = &outcome {
-            self.models.insert(id.to_string(), Rc::clone(moved));
-        }
-        (outcome.map(Some), failure)
+    /// The model with this id, on whichever device it last ran.
+    pub fn get(&self, id: &str) -> Option<Rc<LoadedModel>> {
+        self.models.get(id).cloned()
     }
 
-    /// Adds a freshly loaded model.
+    /// Adds a freshly loaded model (replacing the same model on the other device).
     pub fn insert(&mut self, model: Rc<LoadedModel>) {
         self.models.insert(model.entry.id.clone(), model);
     }
 }
 
+/// The model with this id from `pool` on the GPU of `gpu` (the CPU when `None`),
+/// re-created there if it is on the other device; `None` when it was not downloaded
+/// yet. When the GPU refuses it, the model comes back on the CPU with the GPU's reason.
+pub async fn pooled_model(
+    pool: &RefCell<ModelPool>,
+    id: &str,
+    gpu: Option<Rc<GpuContext>>,
+) -> (Result<Option<Rc<LoadedModel>>, AppError>, Option<String>) {
+    // The pool is not borrowed across the load: other views use it meanwhile.
+    let Some(model) = pool.borrow().get(id) else {
+        return (Ok(None), None);
+    };
+    if model.on_gpu() == gpu.is_some() {
+        return (Ok(Some(model)), None);
+    }
+    let (outcome, failure) = load_on(gpu, |c| model.on_device(c)).await;
+    if let Ok(moved) = &outcome {
+        pool.borrow_mut().insert(Rc::clone(moved));
+    }
+    (outcome.map(Some), failure)
+}
+
 /// Builds a model with `load` on the GPU of `context`, or on the CPU when `context` is
 /// `None` or the GPU refuses the model; in that case the GPU's reason comes back too.
-pub fn load_on(
+pub async fn load_on<F: Future<Output = Result<LoadedModel, AppError>>>(
     context: Option<Rc<GpuContext>>,
-    load: impl Fn(Option<Rc<GpuContext>>) -> Result<LoadedModel, AppError>,
+    load: impl Fn(Option<Rc<GpuContext>>) -> F,
 ) -> (Result<Rc<LoadedModel>, AppError>, Option<String>) {
     let on_gpu = context.is_some();
-    match load(context) {
+    match load(context).await {
         Err(AppError::Engine(EngineError::Gpu(reason))) if on_gpu => {
-            (load(None).map(Rc::new), Some(reason))
+            (load(None).await.map(Rc::new), Some(reason))
         }
         outcome => (outcome.map(Rc::new), None),
     }

@@ -6,7 +6,7 @@
 //! starting their own.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::rc::Rc;
 use std::thread::LocalKey;
@@ -17,8 +17,8 @@ use futures_channel::oneshot;
 use crate::error::AppError;
 use crate::manifest::{fetch_manifest, Manifest, ModelEntry};
 use crate::model_store::{
-    download_model, load_on, open_gpu, DownloadProgress, DownloadedModel, GpuStatus, LoadedModel,
-    ModelPool,
+    download_model, load_on, open_gpu, pooled_model, DownloadProgress, DownloadedModel, GpuStatus,
+    LoadedModel, ModelPool,
 };
 use crate::samples::{fetch_samples, SampleSet};
 
@@ -85,6 +85,7 @@ thread_local! {
     static GPU: RefCell<Once<GpuStatus>> = const { RefCell::new(Once::Empty) };
     static DOWNLOADS: RefCell<HashMap<String, Once<Download>>> = RefCell::new(HashMap::new());
     static POOL: Rc<RefCell<ModelPool>> = Rc::new(RefCell::new(ModelPool::default()));
+    static LOAD_QUEUE: RefCell<LoadQueue> = RefCell::new(LoadQueue::default());
 }
 
 /// The page's WebGPU device (opened on the first ask).
@@ -151,6 +152,52 @@ pub async fn page_download(
     .map_err(AppError::Input)
 }
 
+/// Loads onto a device run one at a time page-wide: a model's upload spans several
+/// tasks, and two views asking for the same model meanwhile must get one copy (the
+/// second finds it in the pool when its turn comes).
+#[derive(Default)]
+struct LoadQueue {
+    busy: bool,
+    waiting: VecDeque<oneshot::Sender<LoadTurn>>,
+}
+
+/// The turn to load. Dropping it hands it to the next waiter; a turn sent to a view
+/// that went away is dropped with its channel and so passes on too.
+struct LoadTurn;
+
+impl Drop for LoadTurn {
+    fn drop(&mut self) {
+        let next = LOAD_QUEUE.with(|queue| {
+            let mut queue = queue.borrow_mut();
+            let next = queue.waiting.pop_front();
+            queue.busy = next.is_some();
+            next
+        });
+        // Outside the borrow: a refused turn comes back and is dropped, passing on.
+        if let Some(next) = next {
+            let _ = next.send(LoadTurn);
+        }
+    }
+}
+
+async fn load_turn() -> LoadTurn {
+    let wait = LOAD_QUEUE.with(|queue| {
+        let mut queue = queue.borrow_mut();
+        if !queue.busy {
+            queue.busy = true;
+            return None;
+        }
+        let (send, receive) = oneshot::channel();
+        queue.waiting.push_back(send);
+        Some(receive)
+    });
+    match wait {
+        None => LoadTurn,
+        // A sender is only dropped unsent when the page's queue itself goes away.
+        Some(receive) => receive.await.unwrap_or_else(|_| LoadTurn),
+    }
+}
+
 /// The model on the GPU of `gpu` (the CPU when `None`): from the page's pool, else
 /// downloaded (once per page) and loaded. The second value is the GPU's reason when it
 /// refused the model and it came back on the CPU.
@@ -160,23 +207,26 @@ pub async fn page_model(
     on_progress: impl Fn(DownloadProgress),
 ) -> (Result<Rc<LoadedModel>, AppError>, Option<String>) {
     let pool = page_pool();
-    let (found, failure) = pool.borrow_mut().on_device(&entry.id, gpu.clone());
-    match found {
-        Ok(Some(model)) => return (Ok(model), failure),
-        Ok(None) => {}
-        Err(e) => return (Err(e), failure),
+    {
+        let _turn = load_turn().await;
+        match pooled_model(&pool, &entry.id, gpu.clone()).await {
+            (Ok(Some(model)), failure) => return (Ok(model), failure),
+            (Ok(None), _) => {}
+            (Err(e), failure) => return (Err(e), failure),
+        }
     }
     let download = match page_download(entry, on_progress).await {
         Ok(download) => download,
         Err(e) => return (Err(e), None),
     };
-    // Another view may have loaded it while this one waited for the download.
-    if let (Ok(Some(model)), failure) = pool.borrow_mut().on_device(&entry.id, gpu.clone()) {
+    let _turn = load_turn().await;
+    // Another view may have loaded it while this one waited.
+    if let (Ok(Some(model)), failure) = pooled_model(&pool, &entry.id, gpu.clone()).await {
         return (Ok(model), failure);
     }
-    // Loading (parsing and uploading the weights) in a task of its own.
+    // Loading (parsing and uploading the weights) in tasks of their own.
     crate::pause::next_frame().await;
-    let (loaded, failure) = load_on(gpu, |c| download.load(c));
+    let (loaded, failure) = load_on(gpu, |c| download.load(c)).await;
     if let Ok(model) = &loaded {
         pool.borrow_mut().insert(Rc::clone(model));
     }

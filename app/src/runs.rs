@@ -85,13 +85,25 @@ impl Comparison {
         length: Option<usize>,
     ) -> Result<Comparison, AppError> {
         let mut prompts = HashMap::new();
+        // Tokenizing is the slowest step of starting a run (tens of milliseconds for a
+        // sample), so models with the same tokenizer file and cap (all shipped models)
+        // with a known hash share one tokenization.
+        let mut by_tokenizer: HashMap<(String, usize), PreparedPrompt> = HashMap::new();
         let mut runs = Vec::new();
         for (i, (resolved, model)) in series.iter().enumerate() {
             if !prompts.contains_key(&resolved.entry.id) {
-                prompts.insert(
-                    resolved.entry.id.clone(),
-                    prepare_prompt(model, text, length)?,
-                );
+                // A manifest without hashes shares nothing.
+                let tokenizer = match &resolved.entry.files.tokenizer.sha256 {
+                    sha if sha.is_empty() => format!("model {}", resolved.entry.id),
+                    sha => sha.clone(),
+                };
+                let key = (tokenizer, model.max_tokens());
+                let prepared = match by_tokenizer.get(&key) {
+                    Some(prepared) => prepared.clone(),
+                    None => prepare_prompt(model, text, length)?,
+                };
+                by_tokenizer.insert(key, prepared.clone());
+                prompts.insert(resolved.entry.id.clone(), prepared);
             }
             let scheme = resolved.scheme_for(model);
             // The focus and the series after it record attention: the attention tab

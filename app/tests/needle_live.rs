@@ -25,7 +25,7 @@ const TOKENIZER: &[u8] = include_bytes!("../../public/models/tokenizer.json");
 const PROSE: &str = "The river ran slowly past the old mill, and the miller sang of harvests \
                      long gone while the wheel turned under the grey sky. ";
 
-fn subject() -> NeedleSubject {
+async fn subject() -> NeedleSubject {
     let config_json = br#"{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 2, "intermediate_size": 48, "vocab_size": 4096,
         "max_position_embeddings": 64, "tie_word_embeddings": true}"#;
@@ -43,7 +43,7 @@ fn subject() -> NeedleSubject {
     NeedleSubject {
         label: "Tiny \u{b7} rope".into(),
         scheme: "rope".parse().unwrap(),
-        model: Rc::new(download.load(None).unwrap()),
+        model: Rc::new(download.load(None).await.unwrap()),
     }
 }
 
@@ -80,7 +80,7 @@ async fn wait_for_progress(root: &HtmlElement, want: &str) {
 #[wasm_bindgen_test]
 async fn runs_a_small_grid_and_explains_the_last_trial() {
     let root = container();
-    let subjects = RwSignal::new_local(vec![subject()]);
+    let subjects = RwSignal::new_local(vec![subject().await]);
     let haystack = RwSignal::new(Some(PROSE.repeat(20)));
     let _mounted = leptos::mount::mount_to(root.clone(), move || {
         view! { <NeedleLive subjects=subjects haystack=haystack /> }
@@ -148,7 +148,7 @@ async fn bad_settings_get_a_message_and_run_nothing() {
     settle().await;
     assert!(text(&root, r#"[role="alert"]"#).contains("No model has loaded yet"));
 
-    subjects.set(vec![subject()]);
+    subjects.set(vec![subject().await]);
     let trials: HtmlInputElement = root
         .query_selector(r#"input[data-testid="needle-trials"]"#)
         .unwrap()

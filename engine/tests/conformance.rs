@@ -15,9 +15,9 @@ use std::rc::Rc;
 use conformance::SCHEMES;
 use engine::cpu::CpuBackend;
 use engine::gpu::bench::matmul;
-use engine::gpu::kernels::{Kernel, MatmulTiling};
+use engine::gpu::kernels::{Kernel, LinearInput, MatmulTiling};
 use engine::gpu::{GpuBackend, GpuContext};
-use engine::init::{random_weights, SplitMix64};
+use engine::init::SplitMix64;
 use engine::ModelConfig;
 use pollster::block_on;
 
@@ -52,8 +52,26 @@ fn random_model(
         .as_bytes(),
     )
     .unwrap();
-    // Peaked attention (std 0.3) so position effects and masking errors show.
-    let weights = random_weights(&config, 11, 0.3).unwrap();
+    // Peaked attention (std 0.3) so position effects and masking errors show, and norm
+    // weights away from 1 (Llama's init) so a norm reading the wrong weight shows too.
+    let mut rng = SplitMix64::new(11);
+    let weights = engine::ModelWeights::from_layout(&config, |name, shape| {
+        let count: usize = shape.iter().product();
+        let centre = if name.ends_with("norm.weight") {
+            1.0
+        } else {
+            0.0
+        };
+        let values: Vec<f32> = (0..count)
+            .map(|_| (centre + rng.next_normal() * 0.3) as f32)
+            .collect();
+        Ok(candle_core::Tensor::from_vec(
+            values,
+            shape,
+            &candle_core::Device::Cpu,
+        )?)
+    })
+    .unwrap();
     (config, weights)
 }
 
@@ -80,7 +98,7 @@ fn every_matmul_tiling_matches_a_cpu_product() {
         .into_iter()
         .filter(|t| t.fits(&context.limits))
         .map(Kernel::Matmul)
-        .chain([Kernel::MatVec]);
+        .chain([Kernel::MatVec(LinearInput::Plain)]);
     for (m, n, k) in [(1, 7, 3), (3, 45, 70), (130, 70, 19), (257, 131, 36)] {
         let (x, w) = (random(m * k), random(n * k));
         let expected: Vec<f32> = (0..m * n)

@@ -14,6 +14,10 @@ use bytemuck::{Pod, Zeroable};
 
 /// Parameters and bindings shared by the two linear-layer kernels.
 const LINEAR: &str = include_str!("kernels/linear.wgsl");
+/// The softmax of a row with its head statistics, and the weighted sum of values: the
+/// separate attention kernels and the fused one call the same functions.
+const SOFTMAX_ROW: &str = include_str!("kernels/softmax_row.wgsl");
+const WEIGHTED_VALUES: &str = include_str!("kernels/weighted_values.wgsl");
 
 /// One compute kernel of the forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,16 +28,19 @@ pub enum Kernel {
     RmsNorm,
     /// Tiled `y (+)= x w^T`, with its register blocking.
     Matmul(MatmulTiling),
-    /// `y (+)= x w^T` for a few rows of x.
-    MatVec,
-    /// Rotary embedding, in place.
-    Rope,
+    /// `y (+)= x w^T` for a few rows of x, after the step `x` still needs.
+    MatVec(LinearInput),
+    /// QK-norm and rotary embedding of the new queries and keys, which it puts with
+    /// the values where attention reads them (keys and values into the KV cache).
+    AttentionInputs,
     /// Causal attention logits.
     AttentionScores,
     /// Row softmax plus head statistics.
     AttentionSoftmax,
     /// Probability-weighted sum of values.
     AttentionValues,
+    /// The three attention kernels in one, for a few new tokens.
+    AttentionDecode,
     /// `silu(gate) * up`.
     Swiglu,
     /// Log-normaliser, next-token score and top-k per logits row.
@@ -45,15 +52,41 @@ impl Kernel {
     pub fn source(self) -> Cow<'static, str> {
         let fixed = match self {
             Kernel::Matmul(tiling) => return Cow::Owned(tiling.source()),
-            Kernel::MatVec => {
-                return Cow::Owned([LINEAR, include_str!("kernels/matvec.wgsl")].concat())
+            Kernel::MatVec(input) => {
+                return Cow::Owned(
+                    [LINEAR, include_str!("kernels/matvec.wgsl")]
+                        .concat()
+                        .replace("{INPUT}", &(input as u32).to_string()),
+                )
             }
             Kernel::Embed => include_str!("kernels/embed.wgsl"),
             Kernel::RmsNorm => include_str!("kernels/rms_norm.wgsl"),
-            Kernel::Rope => include_str!("kernels/rope.wgsl"),
+            Kernel::AttentionInputs => include_str!("kernels/attention_inputs.wgsl"),
             Kernel::AttentionScores => include_str!("kernels/attention_scores.wgsl"),
-            Kernel::AttentionSoftmax => include_str!("kernels/attention_softmax.wgsl"),
-            Kernel::AttentionValues => include_str!("kernels/attention_values.wgsl"),
+            Kernel::AttentionSoftmax => {
+                return Cow::Owned(
+                    [include_str!("kernels/attention_softmax.wgsl"), SOFTMAX_ROW].concat(),
+                )
+            }
+            Kernel::AttentionValues => {
+                return Cow::Owned(
+                    [
+                        include_str!("kernels/attention_values.wgsl"),
+                        WEIGHTED_VALUES,
+                    ]
+                    .concat(),
+                )
+            }
+            Kernel::AttentionDecode => {
+                return Cow::Owned(
+                    [
+                        include_str!("kernels/attention_decode.wgsl"),
+                        SOFTMAX_ROW,
+                        WEIGHTED_VALUES,
+                    ]
+                    .concat(),
+                )
+            }
             Kernel::Swiglu => include_str!("kernels/swiglu.wgsl"),
             Kernel::LogitsSummary => include_str!("kernels/logits_summary.wgsl"),
         };
@@ -62,6 +95,18 @@ impl Kernel {
 
     /// Invocations per workgroup along x for the element-wise kernels.
     pub const WORKGROUP: u32 = 64;
+}
+
+/// What the input of `matvec.wgsl` holds. Each is a pipeline of its own (a constant in
+/// the shader), so no invocation branches on it in its inner loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinearInput {
+    /// The rows themselves.
+    Plain = 0,
+    /// Rows to RMS-normalise first, with the weight at binding 4.
+    Normed = 1,
+    /// Stacked `[gate; up]` rows of width 2K, combined as `silu(gate) * up` first.
+    Swiglu = 2,
 }
 
 /// The register blocking of `matmul.wgsl`: each of a workgroup's 16 x 16 invocations
@@ -234,8 +279,10 @@ pub struct MatmulParams {
     pub accumulate: u32,
     /// Element offset into y.
     pub y_offset: u32,
+    /// RMSNorm epsilon, for `matvec.wgsl` with [`LinearInput::Normed`].
+    pub eps: f32,
     /// Padding.
-    pub pad: [u32; 3],
+    pub pad: [u32; 2],
 }
 
 impl MatmulParams {
@@ -247,21 +294,19 @@ impl MatmulParams {
             k: k as u32,
             accumulate: 0,
             y_offset: 0,
-            pad: [0; 3],
+            eps: 0.0,
+            pad: [0; 2],
         }
     }
 
-    /// Rows up to which [`MatmulParams::kernel`] picks `matvec.wgsl`.
+    /// Rows up to which [`MatmulParams::tiling`] leaves the product to `matvec.wgsl`.
     pub const FEW_ROWS: u32 = 15;
 
-    /// The kernel for this product: `matvec.wgsl` for a few rows, else the tiled
-    /// kernel with the tiling [`MatmulTiling::for_output`] picks.
-    pub fn kernel(&self) -> Kernel {
-        if self.m <= Self::FEW_ROWS {
-            Kernel::MatVec
-        } else {
-            Kernel::Matmul(MatmulTiling::for_output(self.m as usize, self.n as usize))
-        }
+    /// The tiling [`MatmulTiling::for_output`] picks for this product, or `None` for a
+    /// few rows, which `matvec.wgsl` computes instead.
+    pub fn tiling(&self) -> Option<MatmulTiling> {
+        (self.m > Self::FEW_ROWS)
+            .then(|| MatmulTiling::for_output(self.m as usize, self.n as usize))
     }
 
     /// Workgroups of `kernel` (a matmul kernel): one per tile of y, or per 32 outputs
@@ -300,22 +345,30 @@ pub struct NormParams {
     pub width: u32,
     /// Epsilon.
     pub eps: f32,
-    /// Element offset of row 0 in the output.
-    pub out_offset: u32,
+    /// Padding.
+    pub pad: u32,
 }
 
-/// Parameters of `rope.wgsl`.
+/// Parameters of `attention_inputs.wgsl`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct RopeParams {
-    /// Tokens to rotate.
+pub struct AttentionInputParams {
+    /// New tokens.
     pub tokens: u32,
-    /// Heads per token.
+    /// Query heads.
     pub heads: u32,
+    /// Key/value heads.
+    pub kv_heads: u32,
     /// Per-head width D.
     pub head_dim: u32,
-    /// Element offset of the first row.
-    pub offset: u32,
+    /// Element offset of the first new row in the KV cache.
+    pub cache_offset: u32,
+    /// 1 to rotate queries and keys.
+    pub rotate: u32,
+    /// 1 to QK-norm queries and keys first.
+    pub qk_norm: u32,
+    /// RMSNorm epsilon of the QK-norm.
+    pub eps: f32,
 }
 
 /// Parameters of the attention kernels (`attention_scores`, `attention_values`).
@@ -360,6 +413,56 @@ pub struct SoftmaxParams {
     pub span_start: u32,
     /// End of the marked span (<= start: none).
     pub span_end: u32,
+}
+
+/// Parameters of `attention_decode.wgsl`: those of the three kernels it combines.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct DecodeParams {
+    /// New query tokens.
+    pub new_tokens: u32,
+    /// Keys: cached + new.
+    pub total: u32,
+    /// Keys cached before this chunk.
+    pub cached: u32,
+    /// Query heads.
+    pub heads: u32,
+    /// Key/value heads.
+    pub kv_heads: u32,
+    /// Per-head width D.
+    pub head_dim: u32,
+    /// Logit multiplier: logit_scale / sqrt(D).
+    pub scale: f32,
+    /// This layer.
+    pub layer: u32,
+    /// All layers (stride of the statistics).
+    pub layers: u32,
+    /// First key of the marked span.
+    pub span_start: u32,
+    /// End of the marked span (<= start: none).
+    pub span_end: u32,
+    /// Padding.
+    pub pad: u32,
+}
+
+impl DecodeParams {
+    /// The parameters of the scores and values kernels and of the softmax, in one.
+    pub fn combining(attention: AttentionParams, softmax: SoftmaxParams) -> Self {
+        DecodeParams {
+            new_tokens: attention.new_tokens,
+            total: attention.total,
+            cached: attention.cached,
+            heads: attention.heads,
+            kv_heads: attention.kv_heads,
+            head_dim: attention.head_dim,
+            scale: attention.scale,
+            layer: softmax.layer,
+            layers: softmax.layers,
+            span_start: softmax.span_start,
+            span_end: softmax.span_end,
+            pad: 0,
+        }
+    }
 }
 
 /// Parameters of `logits_summary.wgsl`.

@@ -16,7 +16,9 @@ mod pool;
 mod profile;
 mod recorder;
 
+use std::future::Future;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 pub use context::GpuContext;
 
@@ -29,8 +31,8 @@ use crate::cpu::RotaryTables;
 use crate::error::{EngineError, Result};
 use crate::weights::ModelWeights;
 use kernels::{
-    AttentionParams, Kernel, MatmulParams, NormParams, PairParams, PipelineCache, RopeParams,
-    SoftmaxParams, SummaryParams,
+    AttentionInputParams, AttentionParams, DecodeParams, Kernel, LinearInput, MatmulParams,
+    NormParams, PairParams, PipelineCache, SoftmaxParams, SummaryParams,
 };
 use pool::BufferPool;
 use recorder::{Recorder, Region};
@@ -42,15 +44,34 @@ pub const MAX_TOP_K: usize = 64;
 
 struct GpuLayer {
     input_layernorm: Region,
-    q_proj: Region,
-    k_proj: Region,
-    v_proj: Region,
+    /// `[q; k; v]` stacked: one matmul projects every head of the new tokens.
+    qkv: Region,
     o_proj: Region,
     post_attention_layernorm: Region,
     /// `[gate; up]` stacked: one matmul yields both halves of the SwiGLU input.
     gate_up: Region,
     down_proj: Region,
-    qk_norm: Option<(Region, Region)>,
+    /// `[q_norm; k_norm]` stacked, for models with QK-norm.
+    qk_norm: Option<Region>,
+}
+
+/// A linear layer's input and the step it still needs (see [`LinearInput`]).
+enum LayerInput<'r> {
+    /// The rows themselves.
+    Plain(&'r Region),
+    /// Rows to RMS-normalise with `weight` first; `scratch` takes the normalised rows
+    /// when a kernel of its own does that (many rows).
+    Normed {
+        x: &'r Region,
+        weight: &'r Region,
+        scratch: &'r Region,
+    },
+    /// Stacked `[gate; up]` rows, to combine as `silu(gate) * up` first (into
+    /// `scratch` for many rows).
+    Swiglu {
+        gate_up: &'r Region,
+        scratch: &'r Region,
+    },
 }
 
 /// A model loaded onto the GPU.
@@ -74,7 +95,7 @@ pub struct GpuCache {
     len: usize,
 }
 
-fn upload(context: &GpuContext, values: &[f32]) -> Region {
+fn upload_values(context: &GpuContext, values: &[f32]) -> Region {
     let bytes = (values.len() * 4) as u64;
     let buffer = context.device.create_buffer(&wgpu::BufferDescriptor {
         label: None,
@@ -96,11 +117,30 @@ fn tensor_values(tensor: &candle_core::Tensor) -> Result<Vec<f32>> {
 }
 
 impl GpuBackend {
-    /// Uploads `weights` (as loaded for the CPU path) to the GPU.
+    /// Uploads `weights` (as loaded for the CPU path) to the GPU at once.
     pub fn new(
         context: Rc<GpuContext>,
         config: ModelConfig,
         weights: &ModelWeights,
+    ) -> Result<Self> {
+        let upload = std::pin::pin!(Self::upload(context, config, weights, || {
+            std::future::ready(())
+        }));
+        match upload.poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(result) => result,
+            // Only `pause` could wait, and here it never does.
+            Poll::Pending => Err(EngineError::Gpu("the weight upload did not finish".into())),
+        }
+    }
+
+    /// Uploads `weights` to the GPU, awaiting `pause()` after the embedding table and
+    /// after each layer: a browser passes a yield to its event loop, so the page keeps
+    /// handling input (one model uploaded at once held the main thread ~120 ms).
+    pub async fn upload<P: Future<Output = ()>>(
+        context: Rc<GpuContext>,
+        config: ModelConfig,
+        weights: &ModelWeights,
+        mut pause: impl FnMut() -> P,
     ) -> Result<Self> {
         config.validate()?;
         // attention_values.wgsl spreads one head's D outputs over a 256-wide workgroup;
@@ -113,30 +153,37 @@ impl GpuBackend {
             )));
         }
         context.check_alive()?;
-        let up = |t: &candle_core::Tensor| -> Result<Region> {
-            Ok(upload(&context, &tensor_values(t)?))
+        // Tensors that one kernel reads as one matrix are uploaded stacked.
+        let stacked = |parts: &[&candle_core::Tensor]| -> Result<Region> {
+            let mut values = Vec::new();
+            for part in parts {
+                values.extend(tensor_values(part)?);
+            }
+            Ok(upload_values(&context, &values))
         };
+        let up = |t: &candle_core::Tensor| stacked(&[t]);
+        let embed_tokens = up(&weights.embed_tokens)?;
+        pause().await;
         let mut layers = Vec::with_capacity(weights.layers.len());
         for layer in &weights.layers {
-            let mut gate_up = tensor_values(&layer.gate_proj)?;
-            gate_up.extend(tensor_values(&layer.up_proj)?);
             layers.push(GpuLayer {
                 input_layernorm: up(&layer.input_layernorm)?,
-                q_proj: up(&layer.q_proj)?,
-                k_proj: up(&layer.k_proj)?,
-                v_proj: up(&layer.v_proj)?,
+                qkv: stacked(&[&layer.q_proj, &layer.k_proj, &layer.v_proj])?,
                 o_proj: up(&layer.o_proj)?,
                 post_attention_layernorm: up(&layer.post_attention_layernorm)?,
-                gate_up: upload(&context, &gate_up),
+                gate_up: stacked(&[&layer.gate_proj, &layer.up_proj])?,
                 down_proj: up(&layer.down_proj)?,
                 qk_norm: match &layer.qk_norm {
-                    Some((q, k)) => Some((up(q)?, up(k)?)),
+                    Some((q, k)) => Some(stacked(&[q, k])?),
                     None => None,
                 },
             });
+            pause().await;
+            // The device may have gone while the page did other work.
+            context.check_alive()?;
         }
         Ok(GpuBackend {
-            embed_tokens: up(&weights.embed_tokens)?,
+            embed_tokens,
             norm: up(&weights.norm)?,
             lm_head: weights.lm_head.as_ref().map(&up).transpose()?,
             layers,
@@ -225,6 +272,74 @@ impl GpuBackend {
         cache.capacity = capacity;
     }
 
+    /// Records `y[m, n] (+)= input[m, k] w[n, k]^T` with what precedes the layer (a
+    /// norm or SwiGLU): for a few rows one `matvec.wgsl` dispatch does both; for many,
+    /// that step's own kernel writes the input's scratch, then the tiled matmul runs.
+    fn linear(
+        &self,
+        rec: &mut Recorder<'_>,
+        input: LayerInput<'_>,
+        w: &Region,
+        y: &Region,
+        (m, n, k): (usize, usize, usize),
+        accumulate: bool,
+    ) {
+        let params = MatmulParams {
+            accumulate: accumulate as u32,
+            eps: self.config.rms_norm_eps as f32,
+            ..MatmulParams::new(m, n, k)
+        };
+        let Some(tiling) = params.tiling() else {
+            // Binding 4 (the norm weight) is read only for a normed input; any buffer
+            // fills it otherwise.
+            let (x, step, norm_weight) = match input {
+                LayerInput::Plain(x) => (x, LinearInput::Plain, x),
+                LayerInput::Normed { x, weight, .. } => (x, LinearInput::Normed, weight),
+                LayerInput::Swiglu { gate_up, .. } => (gate_up, LinearInput::Swiglu, gate_up),
+            };
+            let kernel = Kernel::MatVec(step);
+            rec.dispatch(
+                kernel,
+                params,
+                &[x, w, y, norm_weight],
+                params.groups(kernel),
+            );
+            return;
+        };
+        let x = match input {
+            LayerInput::Plain(x) => x,
+            LayerInput::Normed { x, weight, scratch } => {
+                rec.dispatch(
+                    Kernel::RmsNorm,
+                    NormParams {
+                        rows: m as u32,
+                        width: k as u32,
+                        eps: params.eps,
+                        pad: 0,
+                    },
+                    &[x, weight, scratch],
+                    rec.grid(m, 1),
+                );
+                scratch
+            }
+            LayerInput::Swiglu { gate_up, scratch } => {
+                rec.dispatch(
+                    Kernel::Swiglu,
+                    PairParams {
+                        rows: m as u32,
+                        width: k as u32,
+                        pad: [0; 2],
+                    },
+                    &[gate_up, scratch],
+                    rec.grid(m * k, Kernel::WORKGROUP),
+                );
+                scratch
+            }
+        };
+        let kernel = Kernel::Matmul(tiling);
+        rec.dispatch(kernel, params, &[x, w, y], params.groups(kernel));
+    }
+
     /// One pass over `tokens` (already split to fit the limits); `targets[t]` is the
     /// token after `tokens[t]`, or [`NO_TARGET`].
     async fn pass(
@@ -256,27 +371,25 @@ impl GpuBackend {
         };
         let token_ids = rec.upload(tokens);
         let target_ids = rec.upload(targets);
-        let rotary = input
-            .scheme
-            .frequencies
-            .as_deref()
-            .map(|freqs| RotaryTables::values(freqs, input.position_offset + cached, n));
-        let (cos, sin) = match &rotary {
-            Some((cos, sin)) => (rec.upload(cos), rec.upload(sin)),
-            None => (rec.scratch(1), rec.scratch(1)),
+        let tables = match input.scheme.frequencies.as_deref() {
+            Some(freqs) => {
+                let (cos, sin) = RotaryTables::values(freqs, input.position_offset + cached, n);
+                rec.upload(&[cos, sin].concat())
+            }
+            None => rec.scratch(1),
         };
+        let no_qk_norm = rec.scratch(1);
 
+        let qkv_width = (heads + 2 * kv_heads) * head_dim;
         let x = rec.scratch(n * hidden);
         let h = rec.scratch(n * hidden);
+        let qkv = rec.scratch(n * qkv_width);
         let q = rec.scratch(n * heads * head_dim);
-        let q_normed = rec.scratch(if c.qk_norm { n * heads * head_dim } else { 1 });
-        let k_new = rec.scratch(if c.qk_norm { n * kv_width } else { 1 });
         let attended = rec.scratch(n * heads * head_dim);
         let gate_up = rec.scratch(n * 2 * inter);
         let act = rec.scratch(n * inter);
         let stats = rec.scratch(n * layers * heads * 3);
 
-        let wg = Kernel::WORKGROUP;
         rec.dispatch(
             Kernel::Embed,
             PairParams {
@@ -285,44 +398,8 @@ impl GpuBackend {
                 pad: [0; 2],
             },
             &[&token_ids, &self.embed_tokens, &x],
-            rec.grid(n * hidden, wg),
+            rec.grid(n * hidden, Kernel::WORKGROUP),
         );
-        let matmul = |rec: &mut Recorder<'_>,
-                      x: &Region,
-                      w: &Region,
-                      y: &Region,
-                      m: usize,
-                      nn: usize,
-                      k: usize,
-                      accumulate: bool,
-                      y_offset: usize| {
-            let params = MatmulParams {
-                accumulate: accumulate as u32,
-                y_offset: y_offset as u32,
-                ..MatmulParams::new(m, nn, k)
-            };
-            let kernel = params.kernel();
-            rec.dispatch(kernel, params, &[x, w, y], params.groups(kernel));
-        };
-        let norm = |rec: &mut Recorder<'_>,
-                    x: &Region,
-                    w: &Region,
-                    out: &Region,
-                    rows: usize,
-                    width: usize,
-                    out_offset: usize| {
-            rec.dispatch(
-                Kernel::RmsNorm,
-                NormParams {
-                    rows: rows as u32,
-                    width: width as u32,
-                    eps,
-                    out_offset: out_offset as u32,
-                },
-                &[x, w, out],
-                rec.grid(rows, 1),
-            );
-        };
         let mut scores_of_layer = Vec::with_capacity(layers);
         let attention = AttentionParams {
             new_tokens: n as u32,
@@ -341,177 +418,125 @@ impl GpuBackend {
         for (index, layer) in self.layers.iter().enumerate() {
             let keys = cache_region(&cache.keys[index]);
             let values = cache_region(&cache.values[index]);
-            norm(&mut rec, &x, &layer.input_layernorm, &h, n, hidden, 0);
-            matmul(
-                &mut rec,
-                &h,
-                &layer.q_proj,
-                &q,
-                n,
-                heads * head_dim,
-                hidden,
-                false,
-                0,
-            );
-            matmul(
-                &mut rec,
-                &h,
-                &layer.v_proj,
-                &values,
-                n,
-                kv_width,
-                hidden,
-                false,
-                cached * kv_width,
-            );
-            let queries = match &layer.qk_norm {
-                Some((q_norm, k_norm)) => {
-                    matmul(
-                        &mut rec,
-                        &h,
-                        &layer.k_proj,
-                        &k_new,
-                        n,
-                        kv_width,
-                        hidden,
-                        false,
-                        0,
-                    );
-                    norm(&mut rec, &q, q_norm, &q_normed, n * heads, head_dim, 0);
-                    norm(
-                        &mut rec,
-                        &k_new,
-                        k_norm,
-                        &keys,
-                        n * kv_heads,
-                        head_dim,
-                        cached * kv_width,
-                    );
-                    &q_normed
-                }
-                None => {
-                    matmul(
-                        &mut rec,
-                        &h,
-                        &layer.k_proj,
-                        &keys,
-                        n,
-                        kv_width,
-                        hidden,
-                        false,
-                        cached * kv_width,
-                    );
-                    &q
-                }
+            let normed = |weight| LayerInput::Normed {
+                x: &x,
+                weight,
+                scratch: &h,
             };
-            if rotary.is_some() {
-                let rope = |heads: usize, offset: usize| RopeParams {
+            self.linear(
+                &mut rec,
+                normed(&layer.input_layernorm),
+                &layer.qkv,
+                &qkv,
+                (n, qkv_width, hidden),
+                false,
+            );
+            rec.dispatch(
+                Kernel::AttentionInputs,
+                AttentionInputParams {
                     tokens: n as u32,
                     heads: heads as u32,
+                    kv_heads: kv_heads as u32,
                     head_dim: head_dim as u32,
-                    offset: offset as u32,
-                };
+                    cache_offset: (cached * kv_width) as u32,
+                    rotate: input.scheme.frequencies.is_some() as u32,
+                    qk_norm: layer.qk_norm.is_some() as u32,
+                    eps,
+                },
+                &[
+                    &qkv,
+                    &tables,
+                    layer.qk_norm.as_ref().unwrap_or(&no_qk_norm),
+                    &q,
+                    &keys,
+                    &values,
+                ],
+                rec.grid(n * (heads + 2 * kv_heads), Kernel::WORKGROUP),
+            );
+            let scores = rec.scratch(heads * n * total);
+            let softmax = SoftmaxParams {
+                new_tokens: n as u32,
+                total: total as u32,
+                cached: cached as u32,
+                heads: heads as u32,
+                layer: index as u32,
+                layers: layers as u32,
+                span_start,
+                span_end,
+            };
+            if n as u32 <= MatmulParams::FEW_ROWS {
                 rec.dispatch(
-                    Kernel::Rope,
-                    rope(heads, 0),
-                    &[&cos, &sin, queries],
-                    rec.grid(n * heads * head_dim / 2, wg),
+                    Kernel::AttentionDecode,
+                    DecodeParams::combining(attention, softmax),
+                    &[&q, &keys, &values, &scores, &stats, &attended],
+                    // One workgroup per (token, head).
+                    rec.grid(n * heads, 1),
+                );
+            } else {
+                rec.dispatch(
+                    Kernel::AttentionScores,
+                    attention,
+                    &[&q, &keys, &scores],
+                    // Four keys per invocation.
+                    rec.grid(heads * n * total.div_ceil(4), Kernel::WORKGROUP),
                 );
                 rec.dispatch(
-                    Kernel::Rope,
-                    rope(kv_heads, cached * kv_width),
-                    &[&cos, &sin, &keys],
-                    rec.grid(n * kv_heads * head_dim / 2, wg),
+                    Kernel::AttentionSoftmax,
+                    softmax,
+                    &[&scores, &stats],
+                    rec.grid(heads * n, 1),
+                );
+                rec.dispatch(
+                    Kernel::AttentionValues,
+                    attention,
+                    &[&scores, &values, &attended],
+                    // One workgroup per (token, head).
+                    rec.grid(n * heads, 1),
                 );
             }
-            let scores = rec.scratch(heads * n * total);
-            rec.dispatch(
-                Kernel::AttentionScores,
-                attention,
-                &[queries, &keys, &scores],
-                // Four keys per invocation.
-                rec.grid(heads * n * total.div_ceil(4), wg),
-            );
-            rec.dispatch(
-                Kernel::AttentionSoftmax,
-                SoftmaxParams {
-                    new_tokens: n as u32,
-                    total: total as u32,
-                    cached: cached as u32,
-                    heads: heads as u32,
-                    layer: index as u32,
-                    layers: layers as u32,
-                    span_start,
-                    span_end,
-                },
-                &[&scores, &stats],
-                rec.grid(heads * n, 1),
-            );
-            rec.dispatch(
-                Kernel::AttentionValues,
-                attention,
-                &[&scores, &values, &attended],
-                // One workgroup per (token, head).
-                rec.grid(n * heads, 1),
-            );
-            matmul(
+            self.linear(
                 &mut rec,
-                &attended,
+                LayerInput::Plain(&attended),
                 &layer.o_proj,
                 &x,
-                n,
-                hidden,
-                heads * head_dim,
+                (n, hidden, heads * head_dim),
                 true,
-                0,
             );
-            norm(
+            self.linear(
                 &mut rec,
-                &x,
-                &layer.post_attention_layernorm,
-                &h,
-                n,
-                hidden,
-                0,
-            );
-            matmul(
-                &mut rec,
-                &h,
+                normed(&layer.post_attention_layernorm),
                 &layer.gate_up,
                 &gate_up,
-                n,
-                2 * inter,
-                hidden,
+                (n, 2 * inter, hidden),
                 false,
-                0,
             );
-            rec.dispatch(
-                Kernel::Swiglu,
-                PairParams {
-                    rows: n as u32,
-                    width: inter as u32,
-                    pad: [0; 2],
-                },
-                &[&gate_up, &act],
-                rec.grid(n * inter, wg),
-            );
-            matmul(
+            self.linear(
                 &mut rec,
-                &act,
+                LayerInput::Swiglu {
+                    gate_up: &gate_up,
+                    scratch: &act,
+                },
                 &layer.down_proj,
                 &x,
-                n,
-                hidden,
-                inter,
+                (n, hidden, inter),
                 true,
-                0,
             );
             scores_of_layer.push(scores);
         }
-        norm(&mut rec, &x, &self.norm, &h, n, hidden, 0);
         let logits = rec.scratch(n * vocab);
         let head = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
-        matmul(&mut rec, &h, head, &logits, n, vocab, hidden, false, 0);
+        self.linear(
+            &mut rec,
+            LayerInput::Normed {
+                x: &x,
+                weight: &self.norm,
+                scratch: &h,
+            },
+            head,
+            &logits,
+            (n, vocab, hidden),
+            false,
+        );
         let summary_width = 3 + 2 * top_k;
         let summary = rec.scratch(n * summary_width);
         rec.dispatch(

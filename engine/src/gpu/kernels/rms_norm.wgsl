@@ -1,12 +1,11 @@
 // out = x / sqrt(mean(x^2) + eps) * weight, row by row (one workgroup per row).
-// Rows of hidden_size normalise the residual stream; rows of head_dim are QK-norm.
+// The many-rows path's norms before a linear layer (matvec.wgsl does its own).
 
 struct Params {
     rows: u32,
     width: u32,
     eps: f32,
-    // Element offset of row 0 in out (keys are written straight into the KV cache).
-    out_offset: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -42,6 +41,6 @@ fn main(
     }
     let inv = 1.0 / sqrt(partial[0] / f32(p.width) + p.eps);
     for (var c = li; c < p.width; c += 64u) {
-        out[p.out_offset + base + c] = x[base + c] * inv * weight[c];
+        out[base + c] = x[base + c] * inv * weight[c];
     }
 }
