@@ -207,22 +207,18 @@ pub async fn page_model(
     on_progress: impl Fn(DownloadProgress),
 ) -> (Result<Rc<LoadedModel>, AppError>, Option<String>) {
     let pool = page_pool();
-    {
-        let _turn = load_turn().await;
-        match pooled_model(&pool, &entry.id, gpu.clone()).await {
-            (Ok(Some(model)), failure) => return (Ok(model), failure),
-            (Ok(None), _) => {}
-            (Err(e), failure) => return (Err(e), failure),
-        }
-    }
+    // Instant for a model in the pool: only kept downloads are ever loaded.
     let download = match page_download(entry, on_progress).await {
         Ok(download) => download,
         Err(e) => return (Err(e), None),
     };
     let _turn = load_turn().await;
-    // Another view may have loaded it while this one waited.
-    if let (Ok(Some(model)), failure) = pooled_model(&pool, &entry.id, gpu.clone()).await {
-        return (Ok(model), failure);
+    // Loaded before (by this view or another, perhaps while this one waited for its
+    // turn): taken from the pool, moved to this device if need be.
+    match pooled_model(&pool, &entry.id, gpu.clone()).await {
+        (Ok(Some(model)), failure) => return (Ok(model), failure),
+        (Ok(None), _) => {}
+        (Err(e), failure) => return (Err(e), failure),
     }
     // Loading (parsing and uploading the weights) in tasks of their own.
     crate::pause::next_frame().await;

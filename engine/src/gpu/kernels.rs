@@ -277,12 +277,10 @@ pub struct MatmulParams {
     pub k: u32,
     /// 1 to add into y.
     pub accumulate: u32,
-    /// Element offset into y.
-    pub y_offset: u32,
     /// RMSNorm epsilon, for `matvec.wgsl` with [`LinearInput::Normed`].
     pub eps: f32,
     /// Padding.
-    pub pad: [u32; 2],
+    pub pad: [u32; 3],
 }
 
 impl MatmulParams {
@@ -293,9 +291,8 @@ impl MatmulParams {
             n: n as u32,
             k: k as u32,
             accumulate: 0,
-            y_offset: 0,
             eps: 0.0,
-            pad: [0; 2],
+            pad: [0; 3],
         }
     }
 

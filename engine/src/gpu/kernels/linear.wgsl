@@ -7,12 +7,11 @@ struct Params {
     k: u32,
     // 1: add to y (residual connections), 0: overwrite.
     accumulate: u32,
-    // Element offset into y.
-    y_offset: u32,
     // RMSNorm epsilon (matvec.wgsl with INPUT 1).
     eps: f32,
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -93,7 +93,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var i = 0u; i < LANES; i++) {
             total += partial[li + i];
         }
-        let at = p.y_offset + row * p.n + col;
+        let at = row * p.n + col;
         if (p.accumulate != 0u) {
             total += y[at];
         }
