@@ -6,7 +6,7 @@
 use super::context::GpuContext;
 use super::kernels::{Kernel, MatmulParams, MatmulTiling, PipelineCache};
 use super::pool::BufferPool;
-use super::recorder::{Recorder, Region};
+use super::recorder::Recorder;
 use crate::error::Result;
 
 /// `x[m, k] w[n, k]^T` computed by `kernel` (a tiled kernel or the few-rows one),
@@ -24,12 +24,7 @@ pub async fn matmul(
     let w = rec.upload(w);
     let y = rec.scratch(m * n);
     let params = MatmulParams::new(m, n, k);
-    // The few-rows kernel also binds a norm weight, unread for plain input.
-    let regions: &[&Region] = match kernel {
-        Kernel::MatVec(_) => &[&x, &w, &y, &x],
-        _ => &[&x, &w, &y],
-    };
-    rec.dispatch(kernel, params, regions, params.groups(kernel));
+    rec.dispatch(kernel, params, &[&x, &w, &y], params.groups(kernel));
     let slot = rec.read_back(&y, 0, (m * n * 4) as u64);
     Ok(rec.run().await?.floats(slot))
 }

@@ -103,7 +103,7 @@ impl Kernel {
 pub enum LinearInput {
     /// The rows themselves.
     Plain = 0,
-    /// Rows to RMS-normalise first, with the weight at binding 4.
+    /// Rows to RMS-normalise first (the norm's weight is folded into the layer's).
     Normed = 1,
     /// Stacked `[gate; up]` rows of width 2K, combined as `silu(gate) * up` first.
     Swiglu = 2,
@@ -257,7 +257,13 @@ impl PipelineCache {
                     layout: None,
                     module: &module,
                     entry_point: Some("main"),
-                    compilation_options: Default::default(),
+                    // Every kernel writes its workgroup memory before reading it, so
+                    // zeroing it first (a barrier per workgroup, costly on CPU
+                    // implementations) is skipped natively; browsers always zero it.
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        zero_initialize_workgroup_memory: false,
+                        ..Default::default()
+                    },
                     cache: None,
                 }),
             )
@@ -306,11 +312,11 @@ impl MatmulParams {
             .then(|| MatmulTiling::for_output(self.m as usize, self.n as usize))
     }
 
-    /// Workgroups of `kernel` (a matmul kernel): one per tile of y, or per 32 outputs
-    /// of a row for `matvec.wgsl`.
+    /// Workgroups of `kernel` (a matmul kernel): one per tile of y, or per 64 outputs
+    /// of a row for `matvec.wgsl` (one per invocation).
     pub fn groups(&self, kernel: Kernel) -> (u32, u32, u32) {
         let Kernel::Matmul(tiling) = kernel else {
-            return (self.n.div_ceil(32), self.m, 1);
+            return (self.n.div_ceil(64), self.m, 1);
         };
         (
             self.n.div_ceil(tiling.tile_cols()),

@@ -42,13 +42,15 @@ const NO_TARGET: u32 = u32::MAX;
 /// Most predictions per position the GPU summary returns.
 pub const MAX_TOP_K: usize = 64;
 
+/// The weights of the linear layers that follow an RMSNorm hold that norm's weight
+/// folded in (see [`fold_norm`]).
 struct GpuLayer {
-    input_layernorm: Region,
-    /// `[q; k; v]` stacked: one matmul projects every head of the new tokens.
+    /// `[q; k; v]` stacked (one matmul projects every head of the new tokens), with the
+    /// input norm's weight folded in.
     qkv: Region,
     o_proj: Region,
-    post_attention_layernorm: Region,
-    /// `[gate; up]` stacked: one matmul yields both halves of the SwiGLU input.
+    /// `[gate; up]` stacked (one matmul yields both halves of the SwiGLU input), with
+    /// the post-attention norm's weight folded in.
     gate_up: Region,
     down_proj: Region,
     /// `[q_norm; k_norm]` stacked, for models with QK-norm.
@@ -59,13 +61,10 @@ struct GpuLayer {
 enum LayerInput<'r> {
     /// The rows themselves.
     Plain(&'r Region),
-    /// Rows to RMS-normalise with `weight` first; `scratch` takes the normalised rows
-    /// when a kernel of its own does that (many rows).
-    Normed {
-        x: &'r Region,
-        weight: &'r Region,
-        scratch: &'r Region,
-    },
+    /// Rows to RMS-normalise first (the norm's weight is in the layer's weights);
+    /// `scratch` takes the normalised rows when a kernel of its own does that (many
+    /// rows).
+    Normed { x: &'r Region, scratch: &'r Region },
     /// Stacked `[gate; up]` rows, to combine as `silu(gate) * up` first (into
     /// `scratch` for many rows).
     Swiglu {
@@ -80,8 +79,9 @@ pub struct GpuBackend {
     config: ModelConfig,
     embed_tokens: Region,
     layers: Vec<GpuLayer>,
-    norm: Region,
-    lm_head: Option<Region>,
+    /// The output head (`lm_head`, or the embedding table when tied) with the final
+    /// norm's weight folded in.
+    logits_head: Region,
     pipelines: PipelineCache,
     pool: BufferPool,
 }
@@ -114,6 +114,19 @@ fn tensor_values(tensor: &candle_core::Tensor) -> Result<Vec<f32>> {
         .to_dtype(candle_core::DType::F32)?
         .flatten_all()?
         .to_vec1::<f32>()?)
+}
+
+/// Multiplies column c of the row-major matrices in `values` by `norm[c]`: a linear
+/// layer after an RMSNorm computes `(x / rms(x) * g) W^T = (x / rms(x)) (W diag(g))^T`,
+/// so with g folded into W the kernels only divide by the RMS. `matvec.wgsl` then
+/// reads one vector per step instead of two, and takes the row's RMS from the very
+/// values it multiplies (no reduction of its own).
+fn fold_norm(values: &mut [f32], norm: &[f32]) {
+    for row in values.chunks_exact_mut(norm.len()) {
+        for (value, g) in row.iter_mut().zip(norm) {
+            *value *= g;
+        }
+    }
 }
 
 impl GpuBackend {
@@ -153,28 +166,34 @@ impl GpuBackend {
             )));
         }
         context.check_alive()?;
-        // Tensors that one kernel reads as one matrix are uploaded stacked.
-        let stacked = |parts: &[&candle_core::Tensor]| -> Result<Region> {
+        // Tensors that one kernel reads as one matrix are uploaded stacked, with the
+        // weight of the norm before them (if any) folded in.
+        let stacked = |parts: &[&candle_core::Tensor],
+                       norm: Option<&candle_core::Tensor>|
+         -> Result<Region> {
             let mut values = Vec::new();
             for part in parts {
                 values.extend(tensor_values(part)?);
             }
+            if let Some(norm) = norm {
+                fold_norm(&mut values, &tensor_values(norm)?);
+            }
             Ok(upload_values(&context, &values))
         };
-        let up = |t: &candle_core::Tensor| stacked(&[t]);
+        let up = |t: &candle_core::Tensor| stacked(&[t], None);
         let embed_tokens = up(&weights.embed_tokens)?;
         pause().await;
         let mut layers = Vec::with_capacity(weights.layers.len());
         for layer in &weights.layers {
+            let input_norm = Some(&layer.input_layernorm);
+            let mlp_norm = Some(&layer.post_attention_layernorm);
             layers.push(GpuLayer {
-                input_layernorm: up(&layer.input_layernorm)?,
-                qkv: stacked(&[&layer.q_proj, &layer.k_proj, &layer.v_proj])?,
+                qkv: stacked(&[&layer.q_proj, &layer.k_proj, &layer.v_proj], input_norm)?,
                 o_proj: up(&layer.o_proj)?,
-                post_attention_layernorm: up(&layer.post_attention_layernorm)?,
-                gate_up: stacked(&[&layer.gate_proj, &layer.up_proj])?,
+                gate_up: stacked(&[&layer.gate_proj, &layer.up_proj], mlp_norm)?,
                 down_proj: up(&layer.down_proj)?,
                 qk_norm: match &layer.qk_norm {
-                    Some((q, k)) => Some(stacked(&[q, k])?),
+                    Some((q, k)) => Some(stacked(&[q, k], None)?),
                     None => None,
                 },
             });
@@ -184,8 +203,12 @@ impl GpuBackend {
         }
         Ok(GpuBackend {
             embed_tokens,
-            norm: up(&weights.norm)?,
-            lm_head: weights.lm_head.as_ref().map(&up).transpose()?,
+            // With tied embeddings this is a second copy of the table: the gather
+            // needs it without the norm.
+            logits_head: stacked(
+                &[weights.lm_head.as_ref().unwrap_or(&weights.embed_tokens)],
+                Some(&weights.norm),
+            )?,
             layers,
             config,
             context,
@@ -290,25 +313,18 @@ impl GpuBackend {
             ..MatmulParams::new(m, n, k)
         };
         let Some(tiling) = params.tiling() else {
-            // Binding 4 (the norm weight) is read only for a normed input; any buffer
-            // fills it otherwise.
-            let (x, step, norm_weight) = match input {
-                LayerInput::Plain(x) => (x, LinearInput::Plain, x),
-                LayerInput::Normed { x, weight, .. } => (x, LinearInput::Normed, weight),
-                LayerInput::Swiglu { gate_up, .. } => (gate_up, LinearInput::Swiglu, gate_up),
+            let (x, step) = match input {
+                LayerInput::Plain(x) => (x, LinearInput::Plain),
+                LayerInput::Normed { x, .. } => (x, LinearInput::Normed),
+                LayerInput::Swiglu { gate_up, .. } => (gate_up, LinearInput::Swiglu),
             };
             let kernel = Kernel::MatVec(step);
-            rec.dispatch(
-                kernel,
-                params,
-                &[x, w, y, norm_weight],
-                params.groups(kernel),
-            );
+            rec.dispatch(kernel, params, &[x, w, y], params.groups(kernel));
             return;
         };
         let x = match input {
             LayerInput::Plain(x) => x,
-            LayerInput::Normed { x, weight, scratch } => {
+            LayerInput::Normed { x, scratch } => {
                 rec.dispatch(
                     Kernel::RmsNorm,
                     NormParams {
@@ -317,7 +333,7 @@ impl GpuBackend {
                         eps: params.eps,
                         pad: 0,
                     },
-                    &[x, weight, scratch],
+                    &[x, scratch],
                     rec.grid(m, 1),
                 );
                 scratch
@@ -418,14 +434,9 @@ impl GpuBackend {
         for (index, layer) in self.layers.iter().enumerate() {
             let keys = cache_region(&cache.keys[index]);
             let values = cache_region(&cache.values[index]);
-            let normed = |weight| LayerInput::Normed {
-                x: &x,
-                weight,
-                scratch: &h,
-            };
             self.linear(
                 &mut rec,
-                normed(&layer.input_layernorm),
+                LayerInput::Normed { x: &x, scratch: &h },
                 &layer.qkv,
                 &qkv,
                 (n, qkv_width, hidden),
@@ -504,7 +515,7 @@ impl GpuBackend {
             );
             self.linear(
                 &mut rec,
-                normed(&layer.post_attention_layernorm),
+                LayerInput::Normed { x: &x, scratch: &h },
                 &layer.gate_up,
                 &gate_up,
                 (n, 2 * inter, hidden),
@@ -524,15 +535,10 @@ impl GpuBackend {
             scores_of_layer.push(scores);
         }
         let logits = rec.scratch(n * vocab);
-        let head = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
         self.linear(
             &mut rec,
-            LayerInput::Normed {
-                x: &x,
-                weight: &self.norm,
-                scratch: &h,
-            },
-            head,
+            LayerInput::Normed { x: &x, scratch: &h },
+            &self.logits_head,
             &logits,
             (n, vocab, hidden),
             false,

@@ -4,7 +4,8 @@
 //!   work plus read-back), to tell fixed per-pass costs from GPU work;
 //! - `DROPE_GPU_PROFILE`: GPU time of every kernel from timestamp queries (each dispatch
 //!   in its own compute pass, so only where the adapter has `TIMESTAMP_QUERY`), summed by
-//!   kernel, to see which kernels a pass waits on.
+//!   kernel, to see which kernels a pass waits on (`DROPE_GPU_PROFILE=each` also
+//!   lists every dispatch in order).
 
 use std::collections::BTreeMap;
 
@@ -79,12 +80,19 @@ impl KernelTimer {
             .chunks_exact(8)
             .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
             .collect();
+        let each = std::env::var("DROPE_GPU_PROFILE").is_ok_and(|v| v == "each");
+        if each {
+            eprintln!("  GPU time by dispatch:");
+        }
         let mut by_kernel: BTreeMap<String, (f64, usize)> = BTreeMap::new();
         for (kernel, pair) in self.kernels.iter().zip(ticks.chunks_exact(2)) {
             let micros = pair[1].saturating_sub(pair[0]) as f64 * period as f64 / 1e3;
             let entry = by_kernel.entry(format!("{kernel:?}")).or_default();
             entry.0 += micros;
             entry.1 += 1;
+            if each {
+                eprintln!("    {micros:>10.1} us  {kernel:?}");
+            }
         }
         let mut rows: Vec<_> = by_kernel.into_iter().collect();
         rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));

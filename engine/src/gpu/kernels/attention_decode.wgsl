@@ -53,7 +53,7 @@ fn main(
     // Scores (as attention_scores.wgsl: one running vec4 dot product per key).
     let d4 = p.head_dim / 4u;
     let q_base = (t * p.heads + h) * d4;
-    var best = -3.0e38;
+    var running = NO_SCORES;
     for (var j = li; j <= query; j += WG) {
         let k_base = (j * p.kv_heads + kv) * d4;
         var dots = 0.0;
@@ -62,9 +62,9 @@ fn main(
         }
         let score = dots * p.scale;
         scores[row + j] = score;
-        best = max(best, score);
+        running = add_score(running, score);
     }
-    softmax_row(li, row, query, reduce_max(li, best), t, h);
+    softmax_row(li, row, query, running, t, h);
     // Every probability written above is visible to the whole workgroup after this.
     storageBarrier();
     workgroupBarrier();

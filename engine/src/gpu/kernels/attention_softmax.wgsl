@@ -34,9 +34,9 @@ fn main(
     let t = row % p.new_tokens;
     let query = p.cached + t;
     let base = row * p.total;
-    var best = -3.0e38;
+    var running = NO_SCORES;
     for (var j = li; j <= query; j += WG) {
-        best = max(best, scores[base + j]);
+        running = add_score(running, scores[base + j]);
     }
-    softmax_row(li, base, query, reduce_max(li, best), t, h);
+    softmax_row(li, base, query, running, t, h);
 }

@@ -1,5 +1,6 @@
-// out = x / sqrt(mean(x^2) + eps) * weight, row by row (one workgroup per row).
-// The many-rows path's norms before a linear layer (matvec.wgsl does its own).
+// out = x / sqrt(mean(x^2) + eps), row by row (one workgroup per row). The many-rows
+// path's norms before a linear layer, whose weights hold the norm's weight (GpuBackend
+// folds it in at upload); matvec.wgsl does its own.
 
 struct Params {
     rows: u32,
@@ -10,8 +11,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 var<workgroup> partial: array<f32, 64>;
 
@@ -31,16 +31,17 @@ fn main(
         let v = x[base + c];
         sum += v * v;
     }
+    // Every invocation adds the 64 partial sums itself: one barrier instead of a
+    // tree's seven, and barriers cost CPU implementations of WebGPU (SwiftShader,
+    // lavapipe) far more than reading shared memory.
     partial[li] = sum;
     workgroupBarrier();
-    for (var stride = 32u; stride > 0u; stride >>= 1u) {
-        if (li < stride) {
-            partial[li] += partial[li + stride];
-        }
-        workgroupBarrier();
+    var total = 0.0;
+    for (var i = 0u; i < 64u; i++) {
+        total += partial[i];
     }
-    let inv = 1.0 / sqrt(partial[0] / f32(p.width) + p.eps);
+    let inv = 1.0 / sqrt(total / f32(p.width) + p.eps);
     for (var c = li; c < p.width; c += 64u) {
-        out[base + c] = x[base + c] * inv * weight[c];
+        out[base + c] = x[base + c] * inv;
     }
 }
