@@ -26,7 +26,7 @@ use crate::model_store::{DownloadProgress, GpuStatus};
 use crate::needle_live::NeedleSubject;
 use crate::page_engine::{page_gpu, page_manifest, page_model, page_samples};
 use crate::panels::{FrequencyPanel, NeedlePanel, TrainingPanel, SHIPPED_ROTARY_SHAPE};
-use crate::pause::pause;
+use crate::pause::{next_frame, pause};
 use crate::runs::{resolve_series, Comparison, ResolvedSeries};
 use crate::samples::{resolve_prompt, SampleSet};
 use crate::url_state::{PromptSource, StudioState, View};
@@ -590,6 +590,19 @@ pub fn App() -> impl IntoView {
         .into_any()
     };
 
+    // The studio mounts in three tasks (the header; the controls; the view panel), each
+    // with the effects it starts: mounting it all at once held the main thread for
+    // 80-115 ms, and the page should never block for 100.
+    let stage = RwSignal::new(0u8);
+    spawn_local(async move {
+        next_frame().await;
+        stage.set(1);
+        next_frame().await;
+        stage.set(2);
+    });
+    let controls_shown = Memo::new(move |_| stage.get() >= 1);
+    let panel_shown = Memo::new(move |_| stage.get() >= 2);
+
     view! {
         <div class="drope">
         <main class="studio">
@@ -629,40 +642,42 @@ pub fn App() -> impl IntoView {
                 }}
             </header>
 
-            <section class="controls">
-                <PromptControls source=source samples=samples prompt_text=prompt_text length=length
-                    counts=counts unknown_sample=unknown_sample sample_choice=sample_choice on_run=run_whole />
-                <SeriesEditor series=series manifest=manifest problems=series_problems />
-                <div class="row">
-                    <button data-testid="run" class="primary" on:click=move |_| run_whole()
-                        prop:disabled=move || busy() || manifest.with(Option::is_none)
-                        title="Run the whole prompt through every series (Ctrl+Enter in the prompt box)">
-                        {move || if activity.get() == Activity::Running { "Running\u{2026}" } else { "Run" }}
-                    </button>
-                    <button data-testid="grow" on:click=move |_| play()
-                        prop:disabled=move || matches!(activity.get(), Activity::Loading | Activity::Running) || manifest.with(Option::is_none)
-                        title="Feed the prompt in a few tokens at a time and watch every view update">
-                        {move || match activity.get() { Activity::Growing => "Pause", Activity::Paused => "Play", _ => "Grow" }}
-                    </button>
-                    <button data-testid="step" on:click=move |_| step()
-                        prop:disabled=move || activity.get() != Activity::Paused title="One growth step">
-                        "Step"
-                    </button>
-                    <label title="Tokens added per growth step. Dynamic schemes (:dyn) recompute the cache whenever s changes, so larger steps grow them faster.">
-                        "tokens per step "
-                        <select data-testid="grow-step" on:change=move |ev| grow_step.set(event_target_value(&ev).parse().unwrap_or(16))>
-                            {GROW_STEPS.iter().map(|&n| view! { <option value=n selected=move || grow_step.get() == n>{n}</option> }).collect_view()}
-                        </select>
-                    </label>
-                    {status}
-                </div>
-                {move || error.get().map(|e| view! { <p class="error" data-testid="error" role="alert">{e}</p> })}
-                <p class="run-summary" data-testid="run-summary" data-run=move || shown_run.get()
-                    data-backend=move || focus.with(|r| r.as_ref().map(|r| r.backend))
-                    data-cpu=move || { summary.track(); CpuWorker::shared_placement() }>
-                    {move || summary.get()}
-                </p>
-            </section>
+            {move || controls_shown.get().then(|| view! {
+                <section class="controls">
+                    <PromptControls source=source samples=samples prompt_text=prompt_text length=length
+                        counts=counts unknown_sample=unknown_sample sample_choice=sample_choice on_run=run_whole />
+                    <SeriesEditor series=series manifest=manifest problems=series_problems />
+                    <div class="row">
+                        <button data-testid="run" class="primary" on:click=move |_| run_whole()
+                            prop:disabled=move || busy() || manifest.with(Option::is_none)
+                            title="Run the whole prompt through every series (Ctrl+Enter in the prompt box)">
+                            {move || if activity.get() == Activity::Running { "Running\u{2026}" } else { "Run" }}
+                        </button>
+                        <button data-testid="grow" on:click=move |_| play()
+                            prop:disabled=move || matches!(activity.get(), Activity::Loading | Activity::Running) || manifest.with(Option::is_none)
+                            title="Feed the prompt in a few tokens at a time and watch every view update">
+                            {move || match activity.get() { Activity::Growing => "Pause", Activity::Paused => "Play", _ => "Grow" }}
+                        </button>
+                        <button data-testid="step" on:click=move |_| step()
+                            prop:disabled=move || activity.get() != Activity::Paused title="One growth step">
+                            "Step"
+                        </button>
+                        <label title="Tokens added per growth step. Dynamic schemes (:dyn) recompute the cache whenever s changes, so larger steps grow them faster.">
+                            "tokens per step "
+                            <select data-testid="grow-step" on:change=move |ev| grow_step.set(event_target_value(&ev).parse().unwrap_or(16))>
+                                {GROW_STEPS.iter().map(|&n| view! { <option value=n selected=move || grow_step.get() == n>{n}</option> }).collect_view()}
+                            </select>
+                        </label>
+                        {status}
+                    </div>
+                    {move || error.get().map(|e| view! { <p class="error" data-testid="error" role="alert">{e}</p> })}
+                    <p class="run-summary" data-testid="run-summary" data-run=move || shown_run.get()
+                        data-backend=move || focus.with(|r| r.as_ref().map(|r| r.backend))
+                        data-cpu=move || { summary.track(); CpuWorker::shared_placement() }>
+                        {move || summary.get()}
+                    </p>
+                </section>
+            })}
 
             <nav class="tabs" role="tablist" aria-label="Views">
                 {View::ALL.iter().map(|&v| view! {
@@ -683,58 +698,60 @@ pub fn App() -> impl IntoView {
                 <EmbedCode state=state />
             })}
 
-            <section class="panel" role="tabpanel" data-testid="view-panel" data-view=move || view_shown.get().key()>
-                {move || match view_shown.get() {
-                    View::Perplexity => view! {
-                        <PerplexityChart series=chart token_texts=token_texts training_length=training_length
-                            uniform_nll=uniform axis_length=axis_length />
-                    }.into_any(),
-                    View::Tokens => view! {
-                        <p class="view-note">{move || focus.with(|r| r.as_ref().map(|r| format!("Tokens of the focus series ({} under {}), coloured by surprise.", r.backend, r.scheme)))}</p>
-                        <TokenStrip tokens=tokens nll_max=uniform training_length=training_length />
-                    }.into_any(),
-                    View::Attention => view! {
-                        <div class="row">
-                            <label>"Layer "
-                                <select data-testid="layer-select" on:change=move |ev| picked.update(|p| p.0 = event_target_value(&ev).parse().unwrap_or(0))>
-                                    {move || (0..shape.get().0).map(|i| view! { <option value=i selected=move || picked.get().0 == i>{i}</option> }).collect_view()}
-                                </select>
-                            </label>
-                            <label>"Head "
-                                <select data-testid="head-select" on:change=move |ev| picked.update(|p| p.1 = event_target_value(&ev).parse().unwrap_or(0))>
-                                    {move || (0..shape.get().1).map(|i| view! { <option value=i selected=move || picked.get().1 == i>{i}</option> }).collect_view()}
-                                </select>
-                            </label>
-                            <label>
-                                <input type="checkbox" prop:checked=move || log_colours.get()
-                                    on:change=move |ev| log_colours.set(event_target_checked(&ev)) />
-                                " log colour scale"
-                            </label>
-                        </div>
-                        <div class="attention-pair" data-testid="attention-pair">
-                            <figure>
-                                <figcaption>{move || chart.with(|c| c.first().map(|s| s.label.clone()))}</figcaption>
-                                <AttentionHeatmap map=attention labels=token_texts scale=heat_scale />
-                            </figure>
-                            {move || compared.with(Option::is_some).then(|| view! {
+            {move || panel_shown.get().then(|| view! {
+                <section class="panel" role="tabpanel" data-testid="view-panel" data-view=move || view_shown.get().key()>
+                    {move || match view_shown.get() {
+                        View::Perplexity => view! {
+                            <PerplexityChart series=chart token_texts=token_texts training_length=training_length
+                                uniform_nll=uniform axis_length=axis_length />
+                        }.into_any(),
+                        View::Tokens => view! {
+                            <p class="view-note">{move || focus.with(|r| r.as_ref().map(|r| format!("Tokens of the focus series ({} under {}), coloured by surprise.", r.backend, r.scheme)))}</p>
+                            <TokenStrip tokens=tokens nll_max=uniform training_length=training_length />
+                        }.into_any(),
+                        View::Attention => view! {
+                            <div class="row">
+                                <label>"Layer "
+                                    <select data-testid="layer-select" on:change=move |ev| picked.update(|p| p.0 = event_target_value(&ev).parse().unwrap_or(0))>
+                                        {move || (0..shape.get().0).map(|i| view! { <option value=i selected=move || picked.get().0 == i>{i}</option> }).collect_view()}
+                                    </select>
+                                </label>
+                                <label>"Head "
+                                    <select data-testid="head-select" on:change=move |ev| picked.update(|p| p.1 = event_target_value(&ev).parse().unwrap_or(0))>
+                                        {move || (0..shape.get().1).map(|i| view! { <option value=i selected=move || picked.get().1 == i>{i}</option> }).collect_view()}
+                                    </select>
+                                </label>
+                                <label>
+                                    <input type="checkbox" prop:checked=move || log_colours.get()
+                                        on:change=move |ev| log_colours.set(event_target_checked(&ev)) />
+                                    " log colour scale"
+                                </label>
+                            </div>
+                            <div class="attention-pair" data-testid="attention-pair">
                                 <figure>
-                                    <figcaption>{move || compared.with(|c| c.as_ref().map(|(label, _)| label.clone()))}</figcaption>
-                                    <AttentionHeatmap map=compared_attention labels=token_texts scale=heat_scale />
+                                    <figcaption>{move || chart.with(|c| c.first().map(|s| s.label.clone()))}</figcaption>
+                                    <AttentionHeatmap map=attention labels=token_texts scale=heat_scale />
                                 </figure>
-                            })}
-                        </div>
-                        <h3 class="sub-heading">"Every head"</h3>
-                        <HeadGrid profiles=head_profiles thumbnails=head_thumbnails
-                            heads=Signal::derive(move || shape.get().1) selected=picked scale=heat_scale />
-                    }.into_any(),
-                    View::Needle => view! {
-                        <NeedlePanel subjects=needle_subjects haystack=haystack />
-                    }
-                    .into_any(),
-                    View::Frequencies => view! { <FrequencyPanel shape=rotary_shape /> }.into_any(),
-                    View::Training => view! { <TrainingPanel manifest=manifest /> }.into_any(),
-                }}
-            </section>
+                                {move || compared.with(Option::is_some).then(|| view! {
+                                    <figure>
+                                        <figcaption>{move || compared.with(|c| c.as_ref().map(|(label, _)| label.clone()))}</figcaption>
+                                        <AttentionHeatmap map=compared_attention labels=token_texts scale=heat_scale />
+                                    </figure>
+                                })}
+                            </div>
+                            <h3 class="sub-heading">"Every head"</h3>
+                            <HeadGrid profiles=head_profiles thumbnails=head_thumbnails
+                                heads=Signal::derive(move || shape.get().1) selected=picked scale=heat_scale />
+                        }.into_any(),
+                        View::Needle => view! {
+                            <NeedlePanel subjects=needle_subjects haystack=haystack />
+                        }
+                        .into_any(),
+                        View::Frequencies => view! { <FrequencyPanel shape=rotary_shape /> }.into_any(),
+                        View::Training => view! { <TrainingPanel manifest=manifest /> }.into_any(),
+                    }}
+                </section>
+            })}
         </main>
         </div>
     }

@@ -11,6 +11,7 @@ use web_sys::{ReadableStreamDefaultReader, Response};
 
 use crate::assets::asset_url;
 use crate::error::{js_message, AppError};
+use crate::pause::next_frame;
 
 /// Folder of the model files, relative to the page URL (trunk copies `public/models` there).
 pub const MODELS_BASE: &str = "models/";
@@ -73,7 +74,7 @@ impl FileEntry {
     }
 
     /// Checks a download against the manifest's size and digest.
-    pub fn verify(&self, bytes: &[u8]) -> Result<(), AppError> {
+    pub async fn verify(&self, bytes: &[u8]) -> Result<(), AppError> {
         let mismatch = |reason: String| AppError::Integrity {
             url: self.url(),
             reason,
@@ -86,7 +87,7 @@ impl FileEntry {
             )));
         }
         if !self.sha256.is_empty() {
-            let digest = sha256_hex(bytes);
+            let digest = sha256_hex(bytes).await;
             if !digest.eq_ignore_ascii_case(self.sha256.trim()) {
                 return Err(mismatch(format!(
                     "SHA-256 is {digest}, expected {} (a stale cached copy?)",
@@ -130,13 +131,26 @@ impl Manifest {
     }
 }
 
-/// Lower-case hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
+/// Lower-case hex SHA-256 of `bytes`, a step at a time.
+pub async fn sha256_hex(bytes: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    for (i, step) in bytes.chunks(HASH_STEP).enumerate() {
+        if i > 0 {
+            next_frame().await;
+        }
+        hasher.update(step);
+    }
+    hasher
+        .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Bytes hashed per task: SHA-256 of a whole 10 MB model held Chromium's main thread
+/// for 50-80 ms; 2 MiB take a few milliseconds, and a pause between steps lets the
+/// page handle input and paint.
+const HASH_STEP: usize = 2 << 20;
 
 /// Downloads `manifest.json`.
 pub async fn fetch_manifest() -> Result<Manifest, AppError> {
@@ -246,14 +260,27 @@ mod tests {
     }
 
     #[wasm_bindgen_test]
-    fn verify_checks_size_and_digest() {
+    async fn digest_in_steps_is_the_whole_digest() {
+        // Three steps, the last a short one.
+        let bytes: Vec<u8> = (0..2 * HASH_STEP + 5)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let whole: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(sha256_hex(&bytes).await, whole);
+    }
+
+    #[wasm_bindgen_test]
+    async fn verify_checks_size_and_digest() {
         let m = Manifest::parse(MANIFEST.as_bytes()).unwrap();
         let weights = &m.models[0].files.weights;
-        weights.verify(b"hello").unwrap(); // digest given in upper case on purpose
-        let wrong = weights.verify(b"hellO").unwrap_err().to_string();
+        weights.verify(b"hello").await.unwrap(); // digest given in upper case on purpose
+        let wrong = weights.verify(b"hellO").await.unwrap_err().to_string();
         assert!(wrong.contains("SHA-256"), "{wrong}");
-        let short = weights.verify(b"hell").unwrap_err().to_string();
+        let short = weights.verify(b"hell").await.unwrap_err().to_string();
         assert!(short.contains("received 4 bytes"), "{short}");
-        m.models[0].files.config.verify(b"abc").unwrap(); // no digest: size only
+        m.models[0].files.config.verify(b"abc").await.unwrap(); // no digest: size only
     }
 }

@@ -71,7 +71,7 @@ pub async fn fetch_verified(
     let mut on_progress = on_progress;
     if let Some(cache) = &cache {
         if let Some(bytes) = cached(cache, &key).await {
-            if file.verify(&bytes).is_ok() {
+            if file.verify(&bytes).await.is_ok() {
                 on_progress(bytes.len() as u64);
                 return Ok((bytes, Source::Cache));
             }
@@ -79,7 +79,7 @@ pub async fn fetch_verified(
         }
     }
     let bytes = fetch_bytes(&file.url(), file.bytes, on_progress).await?;
-    file.verify(&bytes)?;
+    file.verify(&bytes).await?;
     if let Some(cache) = &cache {
         store(cache, &key, &bytes).await;
     }
@@ -119,8 +119,8 @@ mod tests {
         let key = format!("{}-test", cache_key(&file));
         store(&cache, &key, b"HELLO").await;
         assert_eq!(cached(&cache, &key).await.as_deref(), Some(&b"HELLO"[..]));
-        assert!(file.verify(b"HELLO").is_err());
-        assert!(file.verify(b"hello").is_ok());
+        assert!(file.verify(b"HELLO").await.is_err());
+        assert!(file.verify(b"hello").await.is_ok());
         let _ = await_promise(cache.delete_with_str(&key)).await;
         assert!(cached(&cache, &key).await.is_none());
     }
