@@ -91,7 +91,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// Runs the forward-pass and extension measurements for one backend: a short warm-up
-/// pass first (GPU pipelines compile on first use), then `repeats` runs per length.
+/// pass and a one-token extension first (GPU pipelines compile on first use, and a few
+/// new tokens take kernels of their own), then `repeats` runs per length.
 pub async fn forward_suite<B: Backend>(
     label: &str,
     backend: &B,
@@ -100,6 +101,7 @@ pub async fn forward_suite<B: Backend>(
     now_ms: &impl Fn() -> f64,
 ) -> Result<(), String> {
     full_forward_ms(backend, 16, 1, now_ms).await?;
+    extend_one_ms(backend, 17, 1, now_ms).await?;
     let mut longest = None;
     for &n in lengths {
         let ms = full_forward_ms(backend, n, repeats, now_ms).await?;
