@@ -93,7 +93,7 @@ impl Kernel {
         Cow::Borrowed(fixed)
     }
 
-    /// Invocations per workgroup along x for the element-wise kernels.
+    /// Invocations per workgroup along x for the element-wise kernels and `matvec.wgsl`.
     pub const WORKGROUP: u32 = 64;
 }
 
@@ -312,11 +312,11 @@ impl MatmulParams {
             .then(|| MatmulTiling::for_output(self.m as usize, self.n as usize))
     }
 
-    /// Workgroups of `kernel` (a matmul kernel): one per tile of y, or per 64 outputs
-    /// of a row for `matvec.wgsl` (one per invocation).
+    /// Workgroups of `kernel` (a matmul kernel): one per tile of y, or for
+    /// `matvec.wgsl` (one output per invocation) per `Kernel::WORKGROUP` outputs of a row.
     pub fn groups(&self, kernel: Kernel) -> (u32, u32, u32) {
         let Kernel::Matmul(tiling) = kernel else {
-            return (self.n.div_ceil(64), self.m, 1);
+            return (self.n.div_ceil(Kernel::WORKGROUP), self.m, 1);
         };
         (
             self.n.div_ceil(tiling.tile_cols()),
