@@ -8,6 +8,8 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use engine::gpu::GpuContext;
+use engine::EngineError;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -16,11 +18,11 @@ use crate::assets::asset_url;
 use crate::error::AppError;
 use crate::format::quoted;
 use crate::manifest::Manifest;
-use crate::page_engine::{page_gpu, page_manifest, page_model, page_samples};
+use crate::page_engine::{page_gpu, page_gpu_failed, page_manifest, page_model, page_samples};
 use crate::panels::{FrequencyPanel, TrainingPanel, SHIPPED_ROTARY_SHAPE};
 use crate::pause::pause;
 use crate::published::fetch_needle_grid;
-use crate::runs::{resolve_series, Comparison};
+use crate::runs::{resolve_series, Comparison, ResolvedSeries};
 use crate::samples::resolve_prompt;
 use crate::url_state::{decode_query, encode_query, StudioState, View};
 use crate::views::{AttentionHeatmap, HeatScale, NeedleResults, PerplexityChart, TokenStrip};
@@ -127,15 +129,32 @@ async fn while_hidden(visible: Signal<bool>, phase: RwSignal<EmbedPhase>) {
     phase.set(before);
 }
 
-/// Loads the series' models and runs the prompt through them, one series at a time,
-/// publishing each as it lands; waits between series while `visible` is false.
+/// The signals a run reports through.
+#[derive(Clone, Copy)]
+struct Reporting {
+    /// Whether the embed is on screen (runs wait while it is not).
+    visible: Signal<bool>,
+    phase: RwSignal<EmbedPhase>,
+    /// Download progress.
+    progress: RwSignal<Option<String>>,
+    /// What the run has drawn so far.
+    shown: RwSignal<Option<Shown>>,
+    /// Why the embed runs on the CPU though the page has WebGPU.
+    notice: RwSignal<Option<String>>,
+}
+
+/// The notice of an embed that moved to the CPU.
+fn fallback_notice(reason: &str) -> String {
+    format!("WebGPU failed ({reason}), so this figure runs on the CPU path.")
+}
+
+/// Runs the embed's prompt through its series' models. When WebGPU fails part way (a
+/// lost device), the page's GPU is marked failed (other embeds on the page start on the
+/// CPU), the notice says so, and the run starts again with every model on the CPU.
 async fn run_models(
     params: &EmbedParams,
     manifest: &Manifest,
-    visible: Signal<bool>,
-    phase: RwSignal<EmbedPhase>,
-    progress: RwSignal<Option<String>>,
-    shown: RwSignal<Option<Shown>>,
+    report: Reporting,
 ) -> Result<(), AppError> {
     let samples = page_samples().await?;
     let text = resolve_prompt(&params.state.prompt, &samples).map_err(AppError::Input)?;
@@ -146,8 +165,45 @@ async fn run_models(
             problems.join("; ")
         )));
     }
-    phase.set(EmbedPhase::Loading);
     let mut context = page_gpu().await.context();
+    loop {
+        let on_gpu = context.is_some();
+        let outcome = load_and_run(
+            &resolved,
+            &text,
+            params.state.length,
+            context.take(),
+            report,
+        )
+        .await;
+        match outcome {
+            Err(AppError::Engine(EngineError::Gpu(reason))) if on_gpu => {
+                page_gpu_failed(&reason);
+                report.notice.set(Some(fallback_notice(&reason)));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Loads every series' model (onto `context`'s GPU, else the CPU) and runs the prompt
+/// through them one series at a time, publishing each as it lands; waits between
+/// series while the embed is off screen.
+async fn load_and_run(
+    resolved: &[ResolvedSeries],
+    text: &str,
+    length: Option<usize>,
+    mut context: Option<Rc<GpuContext>>,
+    report: Reporting,
+) -> Result<(), AppError> {
+    let Reporting {
+        visible,
+        phase,
+        progress,
+        shown,
+        notice,
+    } = report;
+    phase.set(EmbedPhase::Loading);
     let mut models = Vec::new();
     for series in resolved {
         while_hidden(visible, phase).await;
@@ -160,15 +216,16 @@ async fn run_models(
         })
         .await;
         progress.set(None);
-        if failure.is_some() {
-            // The GPU refused a model: the rest go to the CPU too.
+        if let Some(reason) = failure {
+            // The GPU refused a model (it loaded on the CPU): the rest go there too.
+            notice.set(Some(fallback_notice(&reason)));
             context = None;
         }
         let model = loaded
             .map_err(|e| AppError::Input(format!("Could not load {}: {e}", series.entry.label)))?;
-        models.push((series, model));
+        models.push((series.clone(), model));
     }
-    let mut comparison = Comparison::start(&models, &text, params.state.length)?;
+    let mut comparison = Comparison::start(&models, text, length)?;
     phase.set(EmbedPhase::Running);
     // The first forward pass gets a task of its own (as in the studio).
     crate::pause::next_frame().await;
@@ -230,9 +287,17 @@ pub fn Embed(
     let phase = RwSignal::new(EmbedPhase::Preparing);
     let error = RwSignal::new(None::<String>);
     let progress = RwSignal::new(None::<String>);
+    let notice = RwSignal::new(None::<String>);
     let shown = RwSignal::new(None::<Shown>);
     let manifest = RwSignal::new(None::<Manifest>);
     let needle_grid = RwSignal::new(None);
+    let report = Reporting {
+        visible,
+        phase,
+        progress,
+        shown,
+        notice,
+    };
 
     {
         let params = Rc::clone(&params);
@@ -241,9 +306,7 @@ pub fn Embed(
                 let m = page_manifest().await?;
                 manifest.set(Some((*m).clone()));
                 match view_kind {
-                    v if v.runs_models() => {
-                        run_models(&params, &m, visible, phase, progress, shown).await
-                    }
+                    v if v.runs_models() => run_models(&params, &m, report).await,
                     View::Needle => {
                         needle_grid.set(Some(fetch_needle_grid().await?));
                         Ok(())
@@ -354,6 +417,7 @@ pub fn Embed(
                     {format!("Some settings were not understood and were left at their defaults: {}.", problems.join("; "))}
                 </p>
             })}
+            {move || notice.get().map(|n| view! { <p class="notice" data-testid="embed-notice" role="status">{n}</p> })}
             {move || error.get().map(|e| view! { <p class="error" data-testid="embed-error" role="alert">{e}</p> })}
             {body}
             <p class="embed-caption" data-testid="embed-caption">{caption}</p>

@@ -98,6 +98,18 @@ pub async fn page_gpu() -> GpuStatus {
     .await
 }
 
+/// Records that the page's WebGPU device failed (lost): views that ask afterwards get
+/// [`GpuStatus::Failed`] and load their models on the CPU instead of finding the
+/// failure again.
+pub fn page_gpu_failed(reason: &str) {
+    GPU.with(|cell| {
+        let mut state = cell.borrow_mut();
+        if matches!(*state, Once::Ready(_)) {
+            *state = Once::Ready(GpuStatus::Failed(reason.to_string()));
+        }
+    });
+}
+
 /// The value `fetch` gives, fetched once per page and kept in `cell` (a failure is not
 /// kept, so the next ask tries again).
 async fn fetched_once<T: 'static, F: Future<Output = Result<T, AppError>>>(

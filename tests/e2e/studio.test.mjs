@@ -7,7 +7,8 @@
 //   WEBGPU      1 (default): Chromium with --enable-unsafe-webgpu (SwiftShader on CPU):
 //               the studio must run on WebGPU; the test then switches to the CPU backend
 //               and compares the per-token NLLs (1e-3), and finally destroys the GPU
-//               device: the studio must fall back to the CPU with a notice.
+//               device: the studio must fall back to the CPU with a notice, and so must
+//               an embed (embed.html) that loses its device mid-run.
 //               0: without it, so the studio must run on its CPU backend.
 //   CHROMIUM    browser binary (default /usr/bin/chromium)
 //   TIMEOUT_S   budget for the whole test (default 300)
@@ -592,10 +593,38 @@ try {
     assert.ok(cachedFiles.some((k) => k.includes(`/models/${id}/model.safetensors?sha256=`)), `${id}'s weights are not cached: ${cachedFiles}`);
   }
 
+  // 9. An embed whose GPU device is lost mid-run starts again on the CPU and says so.
+  let embedLoss = null;
+  if (webgpu) {
+    await page.goto(at(`embed.html?view=perplexity&models=${series.join(',')}&length=${length}`), { waitUntil: 'load' });
+    const embed = page.locator('[data-testid="embed"]');
+    await step('waiting for the embed to run on WebGPU', () =>
+      page.locator('[data-testid="embed"][data-state="running"]').waitFor({ timeout: left() }));
+    const destroyed = await page.evaluate(() => {
+      const devices = window.__e2eDevices || [];
+      devices.forEach((d) => d.destroy());
+      return devices.length;
+    });
+    assert.ok(destroyed > 0, 'the embed opened no GPUDevice');
+    await step('waiting for the embed to finish after the device loss', () =>
+      page.waitForFunction(() => ['ready', 'failed'].includes(document.querySelector('[data-testid="embed"]')?.getAttribute('data-state')),
+        null, { timeout: left() }));
+    const error = await page.locator('[data-testid="embed-error"]').allInnerTexts();
+    assert.deepEqual(error, [], 'the embed failed instead of moving to the CPU');
+    const notice = await page.locator('[data-testid="embed-notice"]').innerText();
+    assert.match(notice, /^WebGPU failed \(.+\), so this figure runs on the CPU path\.$/, `the embed's notice: "${notice}"`);
+    const caption = await page.locator('[data-testid="embed-caption"]').innerText();
+    assert.match(caption, new RegExp(`^${length} tokens, ${series.length} series, on the CPU\\.`), `the embed's caption: "${caption}"`);
+    assert.equal(await embed.locator('path[data-testid="series-line"]').count(), series.length, 'a line per series');
+    await noErrors('after the embed lost its device');
+    embedLoss = notice;
+  }
+
   console.log(`  backend: ${backend}${cpuCompare ? `; NLL WebGPU vs CPU: ${cpuCompare}` : ''}`);
   console.log(`  page open -> first chart (${series.length} series x ${length} tokens): cold ${firstChartMs} ms, cached ${cachedChartMs} ms (${cachedFiles.length} files in the Cache API)`);
   console.log(`  longest main-thread task during the first run: ${longestFirst} ms; after a 1 MB paste: ${longestPaste} ms`);
   console.log(`  heatmap ${heat.width}x${heat.height}; heads of the focus run: ${JSON.stringify(headKinds)}; growth paused at ${paused}, stepped to ${stepped}`);
+  if (embedLoss) console.log(`  embed after a lost device: "${embedLoss}"`);
   console.log(`  screenshots: ${shots.join(', ')}`);
   console.log(`e2e [${label}] ok in ${since()}`);
   ok = true;
