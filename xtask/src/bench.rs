@@ -169,7 +169,9 @@ pub fn run(args: &[String]) -> Result<()> {
          machine). Forward pass: the shipped RoPE model (4 layers, width 192, vocabulary 4096), \
          one full pass over T tokens from an empty cache, median of 3 natively, 1 in the browser, \
          after a 16-token warm-up pass; wall time including reading results back. Extension: one more token \
-         after T-1 cached ones. Matmul: the WGSL kernel alone (many dispatches per submission) \
+         after a full pass over T-1 tokens; \"in a run of +1s\": the median of the 2nd to 4th of \
+         four one-token extensions in a row ending at T (as when the studio grows a prompt token \
+         by token). Matmul: the WGSL kernel alone (many dispatches per submission) \
          beside candle's CPU matmul on the same shape.\n\n",
     );
     let _ = writeln!(doc, "- machine: {machine}");

@@ -4,9 +4,8 @@
 //! checked against a CPU product for every tiling by the conformance suite.
 
 use super::context::GpuContext;
-use super::kernels::{Kernel, MatmulParams, MatmulTiling, PipelineCache};
-use super::pool::BufferPool;
-use super::recorder::Recorder;
+use super::kernels::{Kernel, MatmulParams, MatmulTiling};
+use super::recorder::{PassCaches, Recorder};
 use crate::error::Result;
 
 /// `x[m, k] w[n, k]^T` computed by `kernel` (a tiled kernel or the few-rows one),
@@ -18,8 +17,8 @@ pub async fn matmul(
     w: &[f32],
     (m, n, k): (usize, usize, usize),
 ) -> Result<Vec<f32>> {
-    let (pipelines, pool) = (PipelineCache::default(), BufferPool::default());
-    let mut rec = Recorder::new(context, &pipelines, &pool);
+    let caches = PassCaches::default();
+    let mut rec = Recorder::new(context, &caches);
     let x = rec.upload(x);
     let w = rec.upload(w);
     let y = rec.scratch(m * n);
@@ -32,8 +31,7 @@ pub async fn matmul(
 /// Prepared inputs for timing `y[m, n] = x[m, k] w[n, k]^T` on the GPU.
 pub struct MatmulBench<'c> {
     context: &'c GpuContext,
-    pipelines: PipelineCache,
-    pool: BufferPool,
+    caches: PassCaches,
     shape: (usize, usize, usize),
     tiling: MatmulTiling,
 }
@@ -55,8 +53,7 @@ impl<'c> MatmulBench<'c> {
     ) -> Self {
         MatmulBench {
             context,
-            pipelines: PipelineCache::default(),
-            pool: BufferPool::default(),
+            caches: PassCaches::default(),
             shape: (m, n, k),
             tiling,
         }
@@ -66,7 +63,7 @@ impl<'c> MatmulBench<'c> {
     /// The first call also compiles the pipeline: time a later one.
     pub async fn run(&self, repeats: usize) -> Result<()> {
         let (m, n, k) = self.shape;
-        let mut rec = Recorder::new(self.context, &self.pipelines, &self.pool);
+        let mut rec = Recorder::new(self.context, &self.caches);
         // Values do not matter for timing; pooled buffers are zero-filled on creation.
         let x = rec.scratch(m * k);
         let w = rec.scratch(n * k);

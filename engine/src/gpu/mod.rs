@@ -10,6 +10,7 @@
 //! exceed the adapter's `maxStorageBufferBindingSize`.
 
 pub mod bench;
+mod bind_groups;
 mod context;
 pub mod kernels;
 mod pool;
@@ -32,10 +33,9 @@ use crate::error::{EngineError, Result};
 use crate::weights::ModelWeights;
 use kernels::{
     AttentionInputParams, AttentionParams, DecodeParams, Kernel, LinearInput, MatmulParams,
-    NormParams, PairParams, PipelineCache, SoftmaxParams, SummaryParams,
+    NormParams, PairParams, SoftmaxParams, SummaryParams,
 };
-use pool::BufferPool;
-use recorder::{Recorder, Region};
+use recorder::{PassCaches, Recorder, Region};
 
 /// A token with no successor in the chunk (`logits_summary.wgsl`'s `NONE`).
 const NO_TARGET: u32 = u32::MAX;
@@ -82,8 +82,7 @@ pub struct GpuBackend {
     /// The output head (`lm_head`, or the embedding table when tied) with the final
     /// norm's weight folded in.
     logits_head: Region,
-    pipelines: PipelineCache,
-    pool: BufferPool,
+    caches: PassCaches,
 }
 
 /// Keys and values of every layer, on the GPU: `[capacity, kv_heads * D]` per layer.
@@ -212,8 +211,7 @@ impl GpuBackend {
             layers,
             config,
             context,
-            pipelines: PipelineCache::default(),
-            pool: BufferPool::default(),
+            caches: PassCaches::default(),
         })
     }
 
@@ -379,7 +377,7 @@ impl GpuBackend {
         let top_k = input.top_k.min(vocab).min(MAX_TOP_K);
         let eps = c.rms_norm_eps as f32;
 
-        let mut rec = Recorder::new(&self.context, &self.pipelines, &self.pool);
+        let mut rec = Recorder::new(&self.context, &self.caches);
         self.reserve(cache, total, &mut rec);
         let cache_region = |b: &wgpu::Buffer| Region {
             buffer: b.clone(),

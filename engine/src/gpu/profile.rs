@@ -1,7 +1,8 @@
 //! Native diagnostics for tuning the GPU path, off unless asked for by environment
 //! variables (the browser never sets them):
-//! - `DROPE_GPU_TRACE`: wall time of each phase of a pass (recording, error scopes, GPU
-//!   work plus read-back), to tell fixed per-pass costs from GPU work;
+//! - `DROPE_GPU_TRACE`: wall time of each phase of a pass (planning the dispatches, bind
+//!   groups, recording, error scopes, GPU work plus read-back), to tell fixed per-pass
+//!   costs from GPU work;
 //! - `DROPE_GPU_PROFILE`: GPU time of every kernel from timestamp queries (each dispatch
 //!   in its own compute pass, so only where the adapter has `TIMESTAMP_QUERY`), summed by
 //!   kernel, to see which kernels a pass waits on (`DROPE_GPU_PROFILE=each` also
@@ -112,23 +113,20 @@ pub struct PhaseTimer {
 }
 
 impl PhaseTimer {
-    /// Starts timing a pass of `dispatches` kernels.
-    pub fn start(dispatches: usize) -> Self {
+    /// Starts timing a pass (at the start of its recording).
+    pub fn start() -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         {
             let on = std::env::var_os("DROPE_GPU_TRACE").is_some();
             if on {
-                eprintln!("gpu pass: {dispatches} dispatches");
+                eprintln!("gpu pass:");
             }
             PhaseTimer {
                 last: on.then(|| std::cell::Cell::new(std::time::Instant::now())),
             }
         }
         #[cfg(target_arch = "wasm32")]
-        {
-            let _ = dispatches;
-            PhaseTimer {}
-        }
+        PhaseTimer {}
     }
 
     /// Prints the time since the previous mark.

@@ -1,12 +1,14 @@
 //! Records one forward pass: kernel dispatches with their parameter blocks, the copies
 //! that gather results into one read-back buffer, then a single submit and a single
-//! asynchronous map. All parameter blocks share one uniform buffer (written once) and
-//! every temporary buffer comes from the pool and goes back to it afterwards.
+//! asynchronous map. All parameter blocks share one uniform buffer (written once),
+//! every temporary buffer comes from the pool and goes back to it afterwards, and bind
+//! groups that bind what the last pass bound are reused (see `bind_groups.rs`).
 
 use std::rc::Rc;
 
 use bytemuck::Pod;
 
+use super::bind_groups::{BindGroupCache, BindKey};
 use super::context::GpuContext;
 use super::kernels::{Kernel, PipelineCache};
 use super::pool::{BufferPool, STORAGE};
@@ -27,7 +29,8 @@ struct Dispatch {
     pipeline: Rc<wgpu::ComputePipeline>,
     params_offset: u64,
     params_bytes: u64,
-    regions: Vec<Region>,
+    /// Buffers and the bytes bound of each, in binding order 1, 2, ...
+    storage: Vec<(wgpu::Buffer, u64)>,
     groups: (u32, u32, u32),
 }
 
@@ -38,11 +41,22 @@ pub struct ReadSlot {
     bytes: usize,
 }
 
+/// What a model's passes keep between them: compiled pipelines, free buffers and the
+/// last pass's bind groups.
+#[derive(Default)]
+pub struct PassCaches {
+    pub pipelines: PipelineCache,
+    pub pool: BufferPool,
+    pub bind_groups: BindGroupCache,
+}
+
 /// Collects the work of one forward pass.
 pub struct Recorder<'a> {
     context: &'a GpuContext,
     pipelines: &'a PipelineCache,
     pool: &'a BufferPool,
+    bind_groups: &'a BindGroupCache,
+    trace: PhaseTimer,
     params: Vec<u8>,
     dispatches: Vec<Dispatch>,
     /// (source, source offset, bytes, offset in the read-back buffer)
@@ -55,15 +69,13 @@ pub struct Recorder<'a> {
 
 impl<'a> Recorder<'a> {
     /// Starts an empty recording.
-    pub fn new(
-        context: &'a GpuContext,
-        pipelines: &'a PipelineCache,
-        pool: &'a BufferPool,
-    ) -> Self {
+    pub fn new(context: &'a GpuContext, caches: &'a PassCaches) -> Self {
         Recorder {
             context,
-            pipelines,
-            pool,
+            pipelines: &caches.pipelines,
+            pool: &caches.pool,
+            bind_groups: &caches.bind_groups,
+            trace: PhaseTimer::start(),
             params: Vec::new(),
             dispatches: Vec::new(),
             reads: Vec::new(),
@@ -74,12 +86,18 @@ impl<'a> Recorder<'a> {
     }
 
     /// A pooled storage buffer for `floats` 4-byte values, returned to the pool when the
-    /// pass is done.
+    /// pass is done. The region is the whole pooled buffer (up to the device's binding
+    /// limit): a pass one token longer than the last then binds the same bytes and
+    /// reuses its bind groups. Kernels never read past the sizes their parameters give.
     pub fn scratch(&mut self, floats: usize) -> Region {
         let bytes = (floats.max(1) * 4) as u64;
         let buffer = self.pool.take(&self.context.device, bytes, STORAGE);
         self.borrowed.push(buffer.clone());
-        Region { buffer, bytes }
+        let limit = self.context.limits.max_storage_buffer_binding_size;
+        Region {
+            bytes: buffer.size().min(limit).max(bytes),
+            buffer,
+        }
     }
 
     /// A pooled buffer holding `values` (token ids, rotation tables).
@@ -122,7 +140,10 @@ impl<'a> Recorder<'a> {
             pipeline: self.pipelines.get(&self.context.device, kernel),
             params_offset: offset as u64,
             params_bytes: std::mem::size_of::<P>() as u64,
-            regions: regions.iter().map(|r| (*r).clone()).collect(),
+            storage: regions
+                .iter()
+                .map(|r| (r.buffer.clone(), r.bytes))
+                .collect(),
             groups,
         });
     }
@@ -159,7 +180,8 @@ impl<'a> Recorder<'a> {
     /// Submits everything and waits (asynchronously) for the read-back. Validation and
     /// out-of-memory errors of the whole pass come back as [`EngineError::Gpu`].
     pub async fn run(self) -> Result<ReadBack> {
-        let trace = PhaseTimer::start(self.dispatches.len());
+        let trace = self.trace;
+        trace.mark(&format!("{} dispatches planned", self.dispatches.len()));
         let device = &self.context.device;
         let out_of_memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -182,35 +204,50 @@ impl<'a> Recorder<'a> {
         for (from, to, bytes) in &self.pre_copies {
             encoder.copy_buffer_to_buffer(from, 0, to, 0, *bytes);
         }
-        let bind_groups: Vec<wgpu::BindGroup> = self
+        let keys = self
             .dispatches
             .iter()
-            .map(|d| {
-                let mut entries = vec![wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &params_buffer,
-                        offset: d.params_offset,
-                        size: wgpu::BufferSize::new(d.params_bytes),
-                    }),
-                }];
-                for (i, region) in d.regions.iter().enumerate() {
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: i as u32 + 1,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &region.buffer,
-                            offset: 0,
-                            size: wgpu::BufferSize::new(region.bytes),
-                        }),
-                    });
-                }
-                device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: None,
-                    layout: &d.pipeline.get_bind_group_layout(0),
-                    entries: &entries,
-                })
+            .map(|d| BindKey {
+                kernel: d.kernel,
+                params: (params_buffer.clone(), d.params_offset, d.params_bytes),
+                storage: d.storage.clone(),
             })
             .collect();
+        let pipelines: std::collections::HashMap<Kernel, &wgpu::ComputePipeline> = self
+            .dispatches
+            .iter()
+            .map(|d| (d.kernel, &*d.pipeline))
+            .collect();
+        let (bind_groups, reuse) = self.bind_groups.take_or_create(keys, |key| {
+            let (params, offset, size) = &key.params;
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: params,
+                    offset: *offset,
+                    size: wgpu::BufferSize::new(*size),
+                }),
+            }];
+            for (i, (buffer, bytes)) in key.storage.iter().enumerate() {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(*bytes),
+                    }),
+                });
+            }
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &pipelines[&key.kernel].get_bind_group_layout(0),
+                entries: &entries,
+            })
+        });
+        trace.mark(&format!(
+            "bind groups ({} reused, {} created)",
+            reuse.reused, reuse.created
+        ));
         let timer = self
             .context
             .profiling
@@ -267,7 +304,9 @@ impl<'a> Recorder<'a> {
             timer.report(&ticks, self.context.queue.get_timestamp_period());
         }
         self.context.check_alive()?;
-        self.pool.give_back(self.borrowed);
+        // In reverse, so the next pass's takes get the same buffers in the same order
+        // (the pool hands out the last buffer given back first).
+        self.pool.give_back(self.borrowed.into_iter().rev());
         self.pool.give_back([params_buffer, staging]);
         Ok(ReadBack { bytes })
     }

@@ -66,24 +66,33 @@ pub async fn full_forward_ms<B: Backend>(
     Ok(median(times))
 }
 
-/// Milliseconds of extending a cached prompt of `n - 1` tokens by one (median).
-pub async fn extend_one_ms<B: Backend>(
+/// Milliseconds of extending a cached prompt by one token `steps` times in a row,
+/// ending at `n` tokens (after a prefill of `n - steps` into a fresh cache): the median
+/// of each step over `repeats`. The first step follows a full pass; later ones follow
+/// a one-token pass, as when the studio grows a prompt token by token.
+pub async fn extend_steps_ms<B: Backend>(
     backend: &B,
     n: usize,
+    steps: usize,
     repeats: usize,
     now_ms: &impl Fn() -> f64,
-) -> Result<f64, String> {
+) -> Result<Vec<f64>, String> {
     let tokens = prompt(n, backend.config().vocab_size);
-    let mut times = Vec::new();
+    let mut times = vec![Vec::new(); steps];
     for _ in 0..repeats.max(1) {
         let mut cache = backend.new_cache();
-        forward(backend, &mut cache, &tokens[..n - 1], n).await?;
-        let start = now_ms();
-        forward(backend, &mut cache, &tokens[n - 1..], n).await?;
-        times.push(now_ms() - start);
+        forward(backend, &mut cache, &tokens[..n - steps], n).await?;
+        for (step, at) in (n - steps..n).enumerate() {
+            let start = now_ms();
+            forward(backend, &mut cache, &tokens[at..at + 1], n).await?;
+            times[step].push(now_ms() - start);
+        }
     }
-    Ok(median(times))
+    Ok(times.into_iter().map(median).collect())
 }
+
+/// Steps in a run of one-token extensions; the first is not counted as "in a run".
+const RUN_STEPS: usize = 4;
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -101,7 +110,7 @@ pub async fn forward_suite<B: Backend>(
     now_ms: &impl Fn() -> f64,
 ) -> Result<(), String> {
     full_forward_ms(backend, 16, 1, now_ms).await?;
-    extend_one_ms(backend, 17, 1, now_ms).await?;
+    extend_steps_ms(backend, 17, 2, 1, now_ms).await?;
     let mut longest = None;
     for &n in lengths {
         let ms = full_forward_ms(backend, n, repeats, now_ms).await?;
@@ -111,14 +120,19 @@ pub async fn forward_suite<B: Backend>(
         }
     }
     if let Some((n, full)) = longest {
-        let one = extend_one_ms(backend, n, repeats, now_ms).await?;
-        report("extend_one", label, &format!("T={n} ms"), one);
-        report(
-            "extend_one",
-            label,
-            &format!("T={n} % of full"),
-            100.0 * one / full,
-        );
+        let first = extend_steps_ms(backend, n, 1, repeats, now_ms).await?[0];
+        let run = extend_steps_ms(backend, n, RUN_STEPS, repeats, now_ms).await?;
+        let in_run = median(run[1..].to_vec());
+        for (case, ms) in [("", first), (", in a run of +1s", in_run)] {
+            report("extend_one", label, &format!("T={n} ms{case}"), ms);
+            let share = 100.0 * ms / full;
+            report(
+                "extend_one",
+                label,
+                &format!("T={n} % of full{case}"),
+                share,
+            );
+        }
     }
     Ok(())
 }
