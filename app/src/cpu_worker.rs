@@ -331,12 +331,16 @@ pub struct WorkerCache {
     worker: Rc<CpuWorker>,
     id: u32,
     len: usize,
+    /// A pass was sent to the worker with this cache (perhaps still running there).
+    in_worker: bool,
     local: Option<Vec<LayerCache>>,
 }
 
 impl Drop for WorkerCache {
     fn drop(&mut self) {
-        if self.local.is_none() && self.len > 0 {
+        // Also when the first pass is still running (len 0): the worker then does not
+        // keep what that pass leaves.
+        if self.in_worker {
             self.worker.drop_cache(self.id);
         }
     }
@@ -400,6 +404,7 @@ impl Backend for WorkerBackend {
             worker: Rc::clone(&self.worker),
             id: self.worker.next_id(),
             len: 0,
+            in_worker: false,
             local: None,
         }
     }
@@ -421,6 +426,7 @@ impl Backend for WorkerBackend {
             ));
         }
         let output = if remote {
+            cache.in_worker = true;
             let reply = self
                 .worker
                 .forward(self.model, cache.id, encode_input(&input))

@@ -28,6 +28,7 @@ pub mod pause;
 pub mod published;
 pub mod runs;
 pub mod samples;
+pub mod turns;
 pub mod url_state;
 pub mod views;
 pub mod weight_cache;

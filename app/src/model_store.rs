@@ -3,6 +3,7 @@
 //! device the page shares between models.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -176,12 +177,23 @@ impl DownloadedModel {
         tokenizer_json: &[u8],
         weights: Vec<u8>,
     ) -> Result<Rc<Self>, AppError> {
-        Ok(Rc::new(DownloadedModel {
+        let tokenizer = Arc::new(TextTokenizer::from_json(tokenizer_json)?);
+        Ok(Self::with_tokenizer(entry, config, tokenizer, weights))
+    }
+
+    /// The same with the tokenizer already parsed (shared by models trained with it).
+    pub fn with_tokenizer(
+        entry: ModelEntry,
+        config: Vec<u8>,
+        tokenizer: Arc<TextTokenizer>,
+        weights: Vec<u8>,
+    ) -> Rc<Self> {
+        Rc::new(DownloadedModel {
             entry,
-            tokenizer: Arc::new(TextTokenizer::from_json(tokenizer_json)?),
+            tokenizer,
             config: config.into(),
             weights: weights.into(),
-        }))
+        })
     }
 
     /// Builds the model on the GPU when `gpu` is given, else on the CPU path in the
@@ -218,18 +230,25 @@ impl DownloadedModel {
     }
 }
 
-/// Downloads (or reads from the browser's cache) and verifies a model's three files,
-/// reporting progress over all of them, and parses the tokenizer.
+thread_local! {
+    /// Tokenizers parsed this visit, by their file's SHA-256: models trained with the
+    /// same tokenizer (every shipped one) share one download, parse and warm-up.
+    static TOKENIZERS: RefCell<HashMap<String, Arc<TextTokenizer>>> = RefCell::new(HashMap::new());
+}
+
+/// Downloads (or reads from the browser's cache) and verifies a model's files,
+/// reporting progress over all of them, and parses the tokenizer (or takes the one
+/// parsed before from the same file).
 pub async fn download_model(
     entry: &ModelEntry,
     on_progress: impl Fn(DownloadProgress),
 ) -> Result<Rc<DownloadedModel>, AppError> {
     let total = entry.total_bytes();
-    let mut done = 0u64;
-    let mut download = |file: FileEntry| {
-        let start = done;
-        done += file.bytes;
+    let files = &entry.files;
+    // Progress counts every file, in this order: config, tokenizer, weights.
+    let download = |file: &FileEntry, start: u64| {
         let on_progress = &on_progress;
+        let file = file.clone();
         async move {
             let (bytes, _source) = fetch_verified(&file, |received| {
                 on_progress(DownloadProgress {
@@ -241,23 +260,53 @@ pub async fn download_model(
             Ok::<_, AppError>(bytes)
         }
     };
-    let config = download(entry.files.config.clone()).await?;
-    let tokenizer = download(entry.files.tokenizer.clone()).await?;
-    let weights = download(entry.files.weights.clone()).await?;
-    // Parsing the tokenizer takes tens of milliseconds: a task of its own, so the page
-    // stays responsive (no task over 100 ms).
-    next_frame().await;
-    let model = DownloadedModel::from_bytes(entry.clone(), config, &tokenizer, weights)?;
-    // The page's first encodes run code for the first time (compiled on first call in
-    // the browser) and compile the pre-tokenizer's regex: 60-90 ms in Chromium, after
-    // which a whole sample takes a few ms. Here they get tasks of their own, in steps
-    // that split the cost (an empty text, then a space, took 25 and 12 ms in a test),
-    // rather than landing in the run's start with the prompt's tokenization.
+    let config = download(&files.config, 0).await?;
+    let tokenizer = match known_tokenizer(&files.tokenizer) {
+        Some(tokenizer) => tokenizer,
+        None => {
+            let json = download(&files.tokenizer, files.config.bytes).await?;
+            // Parsing takes tens of milliseconds: a task of its own, so the page stays
+            // responsive (no task over 100 ms).
+            next_frame().await;
+            let tokenizer = Arc::new(TextTokenizer::from_json(&json)?);
+            warm_up(&tokenizer).await;
+            if !files.tokenizer.sha256.is_empty() {
+                TOKENIZERS.with(|known| {
+                    known
+                        .borrow_mut()
+                        .insert(files.tokenizer.sha256.clone(), Arc::clone(&tokenizer))
+                });
+            }
+            tokenizer
+        }
+    };
+    let weights = download(&files.weights, files.config.bytes + files.tokenizer.bytes).await?;
+    Ok(DownloadedModel::with_tokenizer(
+        entry.clone(),
+        config,
+        tokenizer,
+        weights,
+    ))
+}
+
+/// The tokenizer parsed before from a file with `file`'s SHA-256, if any.
+fn known_tokenizer(file: &FileEntry) -> Option<Arc<TextTokenizer>> {
+    if file.sha256.is_empty() {
+        return None;
+    }
+    TOKENIZERS.with(|known| known.borrow().get(&file.sha256).cloned())
+}
+
+/// The first encodes of a tokenizer run code for the first time (compiled on first
+/// call in the browser) and compile the pre-tokenizer's regex: 60-90 ms in Chromium,
+/// after which a whole sample takes a few ms. Here they get tasks of their own, in
+/// steps that split the cost (an empty text, then a space, took 25 and 12 ms in a
+/// test), rather than landing in the run's start with the prompt's tokenization.
+async fn warm_up(tokenizer: &TextTokenizer) {
     for text in ["", " ", "Warm up."] {
         next_frame().await;
-        let _ = model.tokenizer.encode(text);
+        let _ = tokenizer.encode(text);
     }
-    Ok(model)
 }
 
 /// The models this visit has downloaded, by id, each kept on the device it last ran on:
@@ -265,7 +314,7 @@ pub async fn download_model(
 /// it from the bytes already downloaded.
 #[derive(Default)]
 pub struct ModelPool {
-    models: std::collections::HashMap<String, Rc<LoadedModel>>,
+    models: HashMap<String, Rc<LoadedModel>>,
 }
 
 impl ModelPool {

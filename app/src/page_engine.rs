@@ -6,7 +6,7 @@
 //! starting their own.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::thread::LocalKey;
@@ -21,6 +21,7 @@ use crate::model_store::{
     LoadedModel, ModelPool,
 };
 use crate::samples::{fetch_samples, SampleSet};
+use crate::turns::Turns;
 
 /// A value computed once and handed to everyone who asks, including those who asked
 /// while it was being computed.
@@ -85,7 +86,7 @@ thread_local! {
     static GPU: RefCell<Once<GpuStatus>> = const { RefCell::new(Once::Empty) };
     static DOWNLOADS: RefCell<HashMap<String, Once<Download>>> = RefCell::new(HashMap::new());
     static POOL: Rc<RefCell<ModelPool>> = Rc::new(RefCell::new(ModelPool::default()));
-    static LOAD_QUEUE: RefCell<LoadQueue> = RefCell::new(LoadQueue::default());
+    static LOAD_TURNS: Turns = Turns::default();
 }
 
 /// The page's WebGPU device (opened on the first ask).
@@ -167,47 +168,8 @@ pub async fn page_download(
 /// Loads onto a device run one at a time page-wide: a model's upload spans several
 /// tasks, and two views asking for the same model meanwhile must get one copy (the
 /// second finds it in the pool when its turn comes).
-#[derive(Default)]
-struct LoadQueue {
-    busy: bool,
-    waiting: VecDeque<oneshot::Sender<LoadTurn>>,
-}
-
-/// The turn to load. Dropping it hands it to the next waiter; a turn sent to a view
-/// that went away is dropped with its channel and so passes on too.
-struct LoadTurn;
-
-impl Drop for LoadTurn {
-    fn drop(&mut self) {
-        let next = LOAD_QUEUE.with(|queue| {
-            let mut queue = queue.borrow_mut();
-            let next = queue.waiting.pop_front();
-            queue.busy = next.is_some();
-            next
-        });
-        // Outside the borrow: a refused turn comes back and is dropped, passing on.
-        if let Some(next) = next {
-            let _ = next.send(LoadTurn);
-        }
-    }
-}
-
-async fn load_turn() -> LoadTurn {
-    let wait = LOAD_QUEUE.with(|queue| {
-        let mut queue = queue.borrow_mut();
-        if !queue.busy {
-            queue.busy = true;
-            return None;
-        }
-        let (send, receive) = oneshot::channel();
-        queue.waiting.push_back(send);
-        Some(receive)
-    });
-    match wait {
-        None => LoadTurn,
-        // A sender is only dropped unsent when the page's queue itself goes away.
-        Some(receive) => receive.await.unwrap_or_else(|_| LoadTurn),
-    }
+fn load_turns() -> Turns {
+    LOAD_TURNS.with(Turns::clone)
 }
 
 /// The model on the GPU of `gpu` (the CPU when `None`): from the page's pool, else
@@ -224,7 +186,7 @@ pub async fn page_model(
         Ok(download) => download,
         Err(e) => return (Err(e), None),
     };
-    let _turn = load_turn().await;
+    let _turn = load_turns().take().await;
     // Loaded before (by this view or another, perhaps while this one waited for its
     // turn): taken from the pool, moved to this device if need be.
     match pooled_model(&pool, &entry.id, gpu.clone()).await {

@@ -498,6 +498,14 @@ try {
   for (const m of [2, 4]) await page.uncheck(`input[data-testid="needle-length"][value="${m}"]`);
   await page.click('button[data-testid="needle-run"]');
   const planned = `${series.length * 3} of ${series.length * 3} trials`;
+  // Stop after the first trial and run again at once: the new run waits for the
+  // stopped one's trial (it cannot be interrupted), then runs every trial itself.
+  await step('waiting for the first needle trial', () =>
+    page.locator('[data-testid="needle-progress"]', { hasText: `1 of ${series.length * 3} trials` }).waitFor({ timeout: left() }));
+  await page.click('button[data-testid="needle-stop"]');
+  await page.click('button[data-testid="needle-run"]');
+  const afterRestart = await page.locator('[data-testid="needle-progress"]').innerText();
+  assert.match(afterRestart, /^(Waiting for the stopped run to finish its trial…|0 of \d+ trials)$/, `after Stop and Run: "${afterRestart}"`);
   await step('waiting for the live needle trials', () =>
     page.waitForFunction((want) => {
       const alert = document.querySelector('.needle-live [role="alert"]');
@@ -509,7 +517,7 @@ try {
   const lastTrial = await page.locator('[data-testid="needle-last"]').innerText();
   assert.match(lastTrial, /The magic number for/, lastTrial);
   assert.equal(await page.locator('[data-testid="needle-mass"] li').count(), 4, 'one bar per layer');
-  console.log(`e2e [${label}] live needle trials at 1x L: ${lastTrial.split('\n')[0]}`);
+  console.log(`e2e [${label}] live needle trials at 1x L (run again after Stop: "${afterRestart}"): ${lastTrial.split('\n')[0]}`);
   shots.push(await shoot('needle-live'));
   // The training story's hover readout follows the pointer.
   await openTab('training');

@@ -11,8 +11,12 @@
 //!   after the tokens of cache `cache` (created empty on first use), reply
 //!   `{kind: "reply", id, ok: true, bytes}` with the encoded output, or
 //!   `{kind: "reply", id, ok: false, message}`;
-//! - `{kind: "drop", cache}`: forget a cache;
+//! - `{kind: "drop", cache}`: forget a cache (also one a running pass uses: that pass
+//!   then does not keep it);
 //! - `{kind: "unload", model}`: forget a model and its caches.
+
+#[cfg(any(target_arch = "wasm32", test))]
+mod caches;
 
 #[cfg(target_arch = "wasm32")]
 mod worker {
@@ -23,6 +27,8 @@ mod worker {
     use engine::cpu::{CpuBackend, LayerCache};
     use engine::wire::{decode_input, encode_output};
     use engine::Backend;
+
+    use crate::caches::Caches;
     use js_sys::{Object, Reflect, Uint8Array};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
@@ -31,7 +37,7 @@ mod worker {
     #[derive(Default)]
     struct State {
         models: HashMap<u32, Result<Rc<CpuBackend>, String>>,
-        caches: HashMap<u32, (u32, Vec<LayerCache>)>,
+        caches: Caches<Vec<LayerCache>>,
     }
 
     thread_local! {
@@ -93,15 +99,13 @@ mod worker {
             None => return Err(format!("model {model} was never loaded in the worker")),
         };
         let mut cache = STATE
-            .with(|s| s.borrow_mut().caches.remove(&cache_id))
-            .map(|(_, cache)| cache)
+            .with(|s| s.borrow_mut().caches.take(cache_id, model))
             .unwrap_or_else(|| backend.new_cache());
         let output = backend.forward(&mut cache, input.as_input()).await;
         // A failed chunk may leave part of itself in the cache: drop it (the caller
         // starts a new cache after an error, as with any backend).
-        if output.is_ok() {
-            STATE.with(|s| s.borrow_mut().caches.insert(cache_id, (model, cache)));
-        }
+        let kept = output.is_ok().then_some(cache);
+        STATE.with(|s| s.borrow_mut().caches.finish(cache_id, kept));
         output.map(|o| encode_output(&o)).map_err(|e| e.to_string())
     }
 
@@ -118,13 +122,13 @@ mod worker {
                     STATE.with(|s| {
                         let mut s = s.borrow_mut();
                         s.models.remove(&model);
-                        s.caches.retain(|_, (owner, _)| *owner != model);
+                        s.caches.unload(model);
                     });
                 }
             }
             Some("drop") => {
                 if let Ok(cache) = number(&message, "cache") {
-                    STATE.with(|s| s.borrow_mut().caches.remove(&cache));
+                    STATE.with(|s| s.borrow_mut().caches.drop_cache(cache));
                 }
             }
             Some("forward") => {

@@ -20,6 +20,8 @@ use crate::export::{csv_field, save_canvas_as_png};
 use crate::format::quoted;
 use crate::views::{ColourLegend, ExportButtons};
 
+type WheelListener = Closure<dyn FnMut(WheelEvent)>;
+
 /// How attention weights map to colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HeatScale {
@@ -292,12 +294,21 @@ pub fn AttentionHeatmap(
     };
     // Wheel zoom needs a non-passive listener on the frame itself (leptos delegates
     // events to the document, where browsers make wheel listeners passive, so the page
-    // would scroll instead). One small closure per mounted frame, kept for its lifetime.
+    // would scroll instead). The listener is removed (and its closure freed) when the
+    // frame changes and when the view goes.
+    let wheel = StoredValue::new_local(None::<(web_sys::HtmlDivElement, WheelListener)>);
+    let remove_wheel = move || {
+        if let Some((frame, handler)) = wheel.try_update_value(Option::take).flatten() {
+            let _ = frame
+                .remove_event_listener_with_callback("wheel", handler.as_ref().unchecked_ref());
+        }
+    };
     Effect::new(move |_| {
         let Some(frame) = frame_ref.get() else {
             return;
         };
-        let handler = Closure::<dyn FnMut(WheelEvent)>::new(on_wheel);
+        remove_wheel();
+        let handler = WheelListener::new(on_wheel);
         let options = AddEventListenerOptions::new();
         options.set_passive(false);
         let _ = frame.add_event_listener_with_callback_and_add_event_listener_options(
@@ -305,8 +316,9 @@ pub fn AttentionHeatmap(
             handler.as_ref().unchecked_ref(),
             &options,
         );
-        handler.forget();
+        wheel.set_value(Some((frame, handler)));
     });
+    on_cleanup(remove_wheel);
     let on_down = move |event: MouseEvent| {
         if event.button() == 0 {
             dragging.set_value(Some((

@@ -11,6 +11,7 @@ use leptos::task::spawn_local;
 use crate::export::csv_field;
 use crate::needle_live::{haystack_ids, run_trial, NeedleSubject, Tally, TrialOutcome};
 use crate::pause::next_frame;
+use crate::turns::Turns;
 use crate::views::needle_results::{cell_colours, percent};
 use crate::views::ExportButtons;
 
@@ -68,6 +69,10 @@ pub fn NeedleLive(
     let generation = StoredValue::new(0u64);
     // The lengths of the last run, in grid order.
     let run_multiples = StoredValue::new(Vec::<usize>::new());
+    // One run at a time: a run started just after Stop waits for the stopped one to
+    // finish its trial (a pass cannot be interrupted) instead of sharing the models.
+    let turns = StoredValue::new_local(Turns::default());
+    let waiting = RwSignal::new(false);
 
     let start = move |_| {
         problem.set(None);
@@ -102,7 +107,14 @@ pub fn NeedleLive(
             last: None,
         });
         running.set(true);
+        let turns = turns.get_value();
         spawn_local(async move {
+            waiting.set(turns.busy());
+            let _turn = turns.take().await;
+            if generation.get_value() != run_id {
+                return;
+            }
+            waiting.set(false);
             let outcome = drive(
                 subjects, text, multiples, trials, run_id, generation, progress,
             )
@@ -167,9 +179,13 @@ pub fn NeedleLive(
                     view! { <button data-testid="needle-run" on:click=start>"Run needle trials"</button> }.into_any()
                 }}
                 <span class="needle-progress" data-testid="needle-progress" aria-live="polite">
-                    {move || progress.with(|p| {
-                        (p.planned > 0).then(|| format!("{} of {} trials", p.done, p.planned))
-                    })}
+                    {move || if waiting.get() && running.get() {
+                        Some("Waiting for the stopped run to finish its trial\u{2026}".to_string())
+                    } else {
+                        progress.with(|p| {
+                            (p.planned > 0).then(|| format!("{} of {} trials", p.done, p.planned))
+                        })
+                    }}
                 </span>
             </div>
             {move || problem.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
@@ -227,11 +243,11 @@ async fn drive(
                 let stream =
                     ((multiple as u64) << 32) | ((round as u64) << 16) | (depth * 1000.0) as u64;
                 for (row, subject) in subjects.iter().enumerate() {
+                    // Let the page paint between trials (each is one blocking pass on the CPU path).
+                    next_frame().await;
                     if generation.get_value() != run_id {
                         return Ok(());
                     }
-                    // Let the page paint between trials (each is one blocking pass on the CPU path).
-                    next_frame().await;
                     let mut rng = SplitMix64::for_stream(7, stream);
                     let trial = run_trial(subject, &haystacks[row], multiple, depth, &mut rng)
                         .await
