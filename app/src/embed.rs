@@ -18,6 +18,7 @@ use crate::assets::asset_url;
 use crate::error::AppError;
 use crate::format::quoted;
 use crate::manifest::Manifest;
+use crate::model_store::GpuStatus;
 use crate::page_engine::{page_gpu, page_gpu_failed, page_manifest, page_model, page_samples};
 use crate::panels::{FrequencyPanel, TrainingPanel, SHIPPED_ROTARY_SHAPE};
 use crate::pause::pause;
@@ -148,9 +149,10 @@ fn fallback_notice(reason: &str) -> String {
     format!("WebGPU failed ({reason}), so this figure runs on the CPU path.")
 }
 
-/// Runs the embed's prompt through its series' models. When WebGPU fails part way (a
-/// lost device), the page's GPU is marked failed (other embeds on the page start on the
-/// CPU), the notice says so, and the run starts again with every model on the CPU.
+/// Runs the embed's prompt through its series' models. When WebGPU fails part way, the
+/// notice says so and the run starts again with every model on the CPU; when the
+/// device itself was lost, the page's GPU is marked failed too, so embeds that start
+/// later go to the CPU at once (with the same notice).
 async fn run_models(
     params: &EmbedParams,
     manifest: &Manifest,
@@ -165,23 +167,31 @@ async fn run_models(
             problems.join("; ")
         )));
     }
-    let mut context = page_gpu().await.context();
+    let gpu = page_gpu().await;
+    if let GpuStatus::Failed(reason) = &gpu {
+        report.notice.set(Some(fallback_notice(reason)));
+    }
+    let mut context = gpu.context();
     loop {
-        let on_gpu = context.is_some();
+        let device = context.take();
         let outcome = load_and_run(
             &resolved,
             &text,
             params.state.length,
-            context.take(),
+            device.clone(),
             report,
         )
         .await;
-        match outcome {
-            Err(AppError::Engine(EngineError::Gpu(reason))) if on_gpu => {
-                page_gpu_failed(&reason);
+        match (outcome, device) {
+            (Err(AppError::Engine(EngineError::Gpu(reason))), Some(device)) => {
+                if device.check_alive().is_err() {
+                    page_gpu_failed(&reason);
+                }
                 report.notice.set(Some(fallback_notice(&reason)));
+                // What the GPU drew so far goes; the CPU run draws it again.
+                report.shown.set(None);
             }
-            outcome => return outcome,
+            (outcome, _) => return outcome,
         }
     }
 }

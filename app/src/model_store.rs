@@ -231,8 +231,9 @@ impl DownloadedModel {
 }
 
 thread_local! {
-    /// Tokenizers parsed this visit, by their file's SHA-256: models trained with the
-    /// same tokenizer (every shipped one) share one download, parse and warm-up.
+    /// Tokenizers parsed this visit, by their file's SHA-256: a model downloaded after
+    /// another with the same tokenizer (every shipped one has the same) skips its
+    /// download, parse and warm-up. Two downloads at once may both parse it.
     static TOKENIZERS: RefCell<HashMap<String, Arc<TextTokenizer>>> = RefCell::new(HashMap::new());
 }
 

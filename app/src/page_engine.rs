@@ -99,9 +99,9 @@ pub async fn page_gpu() -> GpuStatus {
     .await
 }
 
-/// Records that the page's WebGPU device failed (lost): views that ask afterwards get
+/// Records that the page's WebGPU device was lost: views that ask afterwards get
 /// [`GpuStatus::Failed`] and load their models on the CPU instead of finding the
-/// failure again.
+/// loss again.
 pub fn page_gpu_failed(reason: &str) {
     GPU.with(|cell| {
         let mut state = cell.borrow_mut();

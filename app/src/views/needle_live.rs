@@ -69,10 +69,9 @@ pub fn NeedleLive(
     let generation = StoredValue::new(0u64);
     // The lengths of the last run, in grid order.
     let run_multiples = StoredValue::new(Vec::<usize>::new());
-    // One run at a time: a run started just after Stop waits for the stopped one to
-    // finish its trial (a pass cannot be interrupted) instead of sharing the models.
-    let turns = StoredValue::new_local(Turns::default());
     let waiting = RwSignal::new(false);
+    // Trials running now, in this view (`data-trials-running`; never more than one).
+    let trials_running = RwSignal::new(0usize);
 
     let start = move |_| {
         problem.set(None);
@@ -107,19 +106,28 @@ pub fn NeedleLive(
             last: None,
         });
         running.set(true);
-        let turns = turns.get_value();
+        let turns = NEEDLE_TURNS.with(Turns::clone);
         spawn_local(async move {
             waiting.set(turns.busy());
             let _turn = turns.take().await;
-            if generation.get_value() != run_id {
+            if !current(generation, run_id) {
                 return;
             }
             waiting.set(false);
             let outcome = drive(
-                subjects, text, multiples, trials, run_id, generation, progress,
+                subjects,
+                text,
+                multiples,
+                trials,
+                Watch {
+                    run_id,
+                    generation,
+                    progress,
+                    trials_running,
+                },
             )
             .await;
-            if generation.get_value() == run_id {
+            if current(generation, run_id) {
                 running.set(false);
                 if let Err(e) = outcome {
                     problem.set(Some(e));
@@ -142,7 +150,8 @@ pub fn NeedleLive(
     };
 
     view! {
-        <section class="needle-live" data-testid="needle-live">
+        <section class="needle-live" data-testid="needle-live"
+            data-trials-running=move || trials_running.get()>
             <h3>"Run it here"</h3>
             <p class="view-note">
                 "Each trial hides \u{201c}The magic number for \u{2026} is \u{2026}\u{201d} in held-out prose at depth "
@@ -219,16 +228,40 @@ fn live_csv(progress: &Progress, multiples: &[usize]) -> String {
     out
 }
 
+thread_local! {
+    /// One needle run at a time page-wide: a run started just after Stop (or after the
+    /// tab was left and opened again) waits for the stopped one to finish its trial (a
+    /// pass cannot be interrupted) instead of sharing the models with it.
+    static NEEDLE_TURNS: Turns = Turns::default();
+}
+
+/// Whether run `run_id` is still the view's current one (`false` once the view is gone).
+fn current(generation: StoredValue<u64>, run_id: u64) -> bool {
+    generation.try_get_value() == Some(run_id)
+}
+
+/// What a run reports to and checks with its view.
+struct Watch {
+    run_id: u64,
+    generation: StoredValue<u64>,
+    progress: RwSignal<Progress>,
+    trials_running: RwSignal<usize>,
+}
+
 /// Runs every trial in order (length, then depth round, then series), publishing each.
 async fn drive(
     subjects: Vec<NeedleSubject>,
     text: String,
     multiples: Vec<usize>,
     trials: usize,
-    run_id: u64,
-    generation: StoredValue<u64>,
-    progress: RwSignal<Progress>,
+    watch: Watch,
 ) -> Result<(), String> {
+    let Watch {
+        run_id,
+        generation,
+        progress,
+        trials_running,
+    } = watch;
     let mut haystacks = Vec::with_capacity(subjects.len());
     for subject in &subjects {
         haystacks.push(Rc::new(
@@ -245,14 +278,16 @@ async fn drive(
                 for (row, subject) in subjects.iter().enumerate() {
                     // Let the page paint between trials (each is one blocking pass on the CPU path).
                     next_frame().await;
-                    if generation.get_value() != run_id {
+                    if !current(generation, run_id) {
                         return Ok(());
                     }
                     let mut rng = SplitMix64::for_stream(7, stream);
-                    let trial = run_trial(subject, &haystacks[row], multiple, depth, &mut rng)
-                        .await
-                        .map_err(|e| format!("{}: {e}", subject.label))?;
-                    if generation.get_value() != run_id {
+                    trials_running.update(|n| *n += 1);
+                    let trial =
+                        run_trial(subject, &haystacks[row], multiple, depth, &mut rng).await;
+                    trials_running.update(|n| *n = n.saturating_sub(1));
+                    let trial = trial.map_err(|e| format!("{}: {e}", subject.label))?;
+                    if !current(generation, run_id) {
                         return Ok(());
                     }
                     progress.update(|p| {

@@ -5,8 +5,9 @@
 //! role the same buffer as last time, scratch bindings cover the whole pooled buffer
 //! (so a prompt one token longer binds the same bytes), and the parameter blocks sit
 //! at the same offsets of the same uniform buffer. Only the bind groups the last pass
-//! used are kept, so what the cache holds on to stays bounded (it can keep a dropped
-//! session's keys and values alive until the model's next pass).
+//! used are kept, so what the cache holds on to stays bounded: one pass's buffers, kept
+//! alive until the model's next pass (a dropped session's keys and values, and scratch
+//! buffers the pool let go, included).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
