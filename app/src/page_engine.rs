@@ -57,11 +57,13 @@ async fn once<T: Clone + 'static, F: Future<Output = T>>(
         if let Ok(value) = receive.await {
             return value;
         }
-        // No value came: the computing task ended without one (spawned tasks run to
-        // completion, so this only guards against a future dropped mid-way). Compute here.
+        // No value came: the computing future was dropped mid-way (see `Abandoned`).
+        // Compute here (or join whoever asked again first).
         return Box::pin(once(slot, make, keep)).await;
     }
+    let abandoned = Abandoned(Some(slot.clone()), std::marker::PhantomData);
     let value = make().await;
+    abandoned.disarm();
     let mut waiters = Vec::new();
     slot(&mut |state| {
         if let Once::Pending(list) = std::mem::replace(state, Once::Empty) {
@@ -75,6 +77,30 @@ async fn once<T: Clone + 'static, F: Future<Output = T>>(
         let _ = waiter.send(value.clone());
     }
     value
+}
+
+/// Empties a pending slot if the future computing its value is dropped before the
+/// value comes (a resource re-run or a view gone mid-download): the waiters' channels
+/// close with it, so they compute the value themselves instead of waiting forever.
+struct Abandoned<T, S: Fn(&mut dyn FnMut(&mut Once<T>))>(Option<S>, std::marker::PhantomData<T>);
+
+impl<T, S: Fn(&mut dyn FnMut(&mut Once<T>))> Abandoned<T, S> {
+    /// The value came: nothing to undo.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<T, S: Fn(&mut dyn FnMut(&mut Once<T>))> Drop for Abandoned<T, S> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0.take() {
+            slot(&mut |state| {
+                if matches!(state, Once::Pending(_)) {
+                    *state = Once::Empty;
+                }
+            });
+        }
+    }
 }
 
 type Download = Result<Rc<DownloadedModel>, String>;
@@ -201,4 +227,47 @@ pub async fn page_model(
         pool.borrow_mut().insert(Rc::clone(model));
     }
     (loaded, failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    thread_local! {
+        static SLOT: RefCell<Once<u32>> = const { RefCell::new(Once::Empty) };
+    }
+
+    fn poll<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        future.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn slot(f: &mut dyn FnMut(&mut Once<u32>)) {
+        SLOT.with(|cell| f(&mut cell.borrow_mut()))
+    }
+
+    #[wasm_bindgen_test]
+    fn waiters_get_the_value_once_and_recompute_when_its_computation_is_dropped() {
+        let computed = Cell::new(0);
+        let make = |value: u32| {
+            let computed = &computed;
+            move || async move {
+                computed.set(computed.get() + 1);
+                value
+            }
+        };
+        // A computation that never finishes, joined by a waiter, then dropped.
+        let mut stuck = Box::pin(once(slot, std::future::pending::<u32>, |_| true));
+        assert!(poll(stuck.as_mut()).is_pending());
+        let mut waiter = Box::pin(once(slot, make(7), |_| true));
+        assert!(poll(waiter.as_mut()).is_pending());
+        drop(stuck);
+        assert_eq!(poll(waiter.as_mut()), Poll::Ready(7), "the waiter hangs");
+        // Kept: later asks get it without computing.
+        assert_eq!(poll(pin!(once(slot, make(8), |_| true))), Poll::Ready(7));
+        assert_eq!(computed.get(), 1);
+    }
 }
