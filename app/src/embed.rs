@@ -151,8 +151,8 @@ fn fallback_notice(reason: &str) -> String {
 
 /// Runs the embed's prompt through its series' models. When WebGPU fails part way, the
 /// notice says so and the run starts again with every model on the CPU; when the
-/// device itself was lost, the page's GPU is marked failed too, so embeds that start
-/// later go to the CPU at once (with the same notice).
+/// device is gone (lost, or it reported an error outside a pass), the page's GPU is
+/// marked failed too, so embeds that start later go to the CPU at once (with a notice).
 async fn run_models(
     params: &EmbedParams,
     manifest: &Manifest,
@@ -184,8 +184,10 @@ async fn run_models(
         .await;
         match (outcome, device) {
             (Err(AppError::Engine(EngineError::Gpu(reason))), Some(device)) => {
-                if device.check_alive().is_err() {
-                    page_gpu_failed(&reason);
+                // The browser reports a loss a little after the failed pass.
+                crate::pause::next_frame().await;
+                if let Err(EngineError::Gpu(gone)) = device.check_alive() {
+                    page_gpu_failed(&gone);
                 }
                 report.notice.set(Some(fallback_notice(&reason)));
                 // What the GPU drew so far goes; the CPU run draws it again.

@@ -70,8 +70,9 @@ pub fn NeedleLive(
     // The lengths of the last run, in grid order.
     let run_multiples = StoredValue::new(Vec::<usize>::new());
     let waiting = RwSignal::new(false);
-    // Trials running now, in this view (`data-trials-running`; never more than one).
-    let trials_running = RwSignal::new(0usize);
+    // Trials running now in this view, and the most that ever ran at once
+    // (`data-trials-peak`: never more than one).
+    let trials_running = RwSignal::new((0usize, 0usize));
 
     let start = move |_| {
         problem.set(None);
@@ -151,7 +152,7 @@ pub fn NeedleLive(
 
     view! {
         <section class="needle-live" data-testid="needle-live"
-            data-trials-running=move || trials_running.get()>
+            data-trials-peak=move || trials_running.get().1>
             <h3>"Run it here"</h3>
             <p class="view-note">
                 "Each trial hides \u{201c}The magic number for \u{2026} is \u{2026}\u{201d} in held-out prose at depth "
@@ -245,7 +246,7 @@ struct Watch {
     run_id: u64,
     generation: StoredValue<u64>,
     progress: RwSignal<Progress>,
-    trials_running: RwSignal<usize>,
+    trials_running: RwSignal<(usize, usize)>,
 }
 
 /// Runs every trial in order (length, then depth round, then series), publishing each.
@@ -282,10 +283,13 @@ async fn drive(
                         return Ok(());
                     }
                     let mut rng = SplitMix64::for_stream(7, stream);
-                    trials_running.update(|n| *n += 1);
+                    trials_running.update(|(now, peak)| {
+                        *now += 1;
+                        *peak = (*peak).max(*now);
+                    });
                     let trial =
                         run_trial(subject, &haystacks[row], multiple, depth, &mut rng).await;
-                    trials_running.update(|n| *n = n.saturating_sub(1));
+                    trials_running.update(|(now, _)| *now = now.saturating_sub(1));
                     let trial = trial.map_err(|e| format!("{}: {e}", subject.label))?;
                     if !current(generation, run_id) {
                         return Ok(());
