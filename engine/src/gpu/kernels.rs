@@ -18,6 +18,9 @@ const LINEAR: &str = include_str!("kernels/linear.wgsl");
 /// separate attention kernels and the fused one call the same functions.
 const SOFTMAX_ROW: &str = include_str!("kernels/softmax_row.wgsl");
 const WEIGHTED_VALUES: &str = include_str!("kernels/weighted_values.wgsl");
+/// Rotating a query or key pair and placing it where attention reads it: the separate
+/// kernel and the fused projection call the same function.
+const ROTARY_PAIR: &str = include_str!("kernels/rotary_pair.wgsl");
 
 /// One compute kernel of the forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,6 +44,9 @@ pub enum Kernel {
     AttentionValues,
     /// The three attention kernels in one, for a few new tokens.
     AttentionDecode,
+    /// The normed q/k/v projection and `AttentionInputs` in one, for a few new tokens
+    /// of a model without QK-norm.
+    QkvDecode,
     /// `silu(gate) * up`.
     Swiglu,
     /// Log-normaliser, next-token score and top-k per logits row.
@@ -61,7 +67,11 @@ impl Kernel {
             }
             Kernel::Embed => include_str!("kernels/embed.wgsl"),
             Kernel::RmsNorm => include_str!("kernels/rms_norm.wgsl"),
-            Kernel::AttentionInputs => include_str!("kernels/attention_inputs.wgsl"),
+            Kernel::AttentionInputs => {
+                return Cow::Owned(
+                    [include_str!("kernels/attention_inputs.wgsl"), ROTARY_PAIR].concat(),
+                )
+            }
             Kernel::AttentionScores => include_str!("kernels/attention_scores.wgsl"),
             Kernel::AttentionSoftmax => {
                 return Cow::Owned(
@@ -86,6 +96,9 @@ impl Kernel {
                     ]
                     .concat(),
                 )
+            }
+            Kernel::QkvDecode => {
+                return Cow::Owned([include_str!("kernels/qkv_decode.wgsl"), ROTARY_PAIR].concat())
             }
             Kernel::Swiglu => include_str!("kernels/swiglu.wgsl"),
             Kernel::LogitsSummary => include_str!("kernels/logits_summary.wgsl"),
@@ -372,6 +385,36 @@ pub struct AttentionInputParams {
     pub qk_norm: u32,
     /// RMSNorm epsilon of the QK-norm.
     pub eps: f32,
+}
+
+/// Parameters of `qkv_decode.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct QkvParams {
+    /// New tokens.
+    pub tokens: u32,
+    /// Input width (the hidden size).
+    pub width: u32,
+    /// Query heads.
+    pub heads: u32,
+    /// Key/value heads.
+    pub kv_heads: u32,
+    /// Per-head width D.
+    pub head_dim: u32,
+    /// Element offset of the first new row in the KV cache.
+    pub cache_offset: u32,
+    /// 1 to rotate queries and keys.
+    pub rotate: u32,
+    /// RMSNorm epsilon of the input norm.
+    pub eps: f32,
+}
+
+impl QkvParams {
+    /// Workgroups: one invocation per rotary pair of every head, per token.
+    pub fn groups(&self) -> (u32, u32, u32) {
+        let pairs = (self.heads + 2 * self.kv_heads) * self.head_dim / 2;
+        (pairs.div_ceil(Kernel::WORKGROUP), self.tokens, 1)
+    }
 }
 
 /// Parameters of the attention kernels (`attention_scores`, `attention_values`).

@@ -33,7 +33,7 @@ use crate::error::{EngineError, Result};
 use crate::weights::ModelWeights;
 use kernels::{
     AttentionInputParams, AttentionParams, DecodeParams, Kernel, LinearInput, MatmulParams,
-    NormParams, PairParams, SoftmaxParams, SummaryParams,
+    NormParams, PairParams, QkvParams, SoftmaxParams, SummaryParams,
 };
 use recorder::{PassCaches, Recorder, Region};
 
@@ -429,39 +429,62 @@ impl GpuBackend {
             Some(span) => (span.start as u32, span.end as u32),
             None => (0, 0),
         };
+        let few_rows = n as u32 <= MatmulParams::FEW_ROWS;
+        let rotate = input.scheme.frequencies.is_some() as u32;
+        let cache_offset = (cached * kv_width) as u32;
         for (index, layer) in self.layers.iter().enumerate() {
             let keys = cache_region(&cache.keys[index]);
             let values = cache_region(&cache.values[index]);
-            self.linear(
-                &mut rec,
-                LayerInput::Normed { x: &x, scratch: &h },
-                &layer.qkv,
-                &qkv,
-                (n, qkv_width, hidden),
-                false,
-            );
-            rec.dispatch(
-                Kernel::AttentionInputs,
-                AttentionInputParams {
+            if few_rows && layer.qk_norm.is_none() {
+                // Projection, rotation and placement in one dispatch.
+                let params = QkvParams {
                     tokens: n as u32,
+                    width: hidden as u32,
                     heads: heads as u32,
                     kv_heads: kv_heads as u32,
                     head_dim: head_dim as u32,
-                    cache_offset: (cached * kv_width) as u32,
-                    rotate: input.scheme.frequencies.is_some() as u32,
-                    qk_norm: layer.qk_norm.is_some() as u32,
+                    cache_offset,
+                    rotate,
                     eps,
-                },
-                &[
+                };
+                rec.dispatch(
+                    Kernel::QkvDecode,
+                    params,
+                    &[&x, &layer.qkv, &tables, &q, &keys, &values],
+                    params.groups(),
+                );
+            } else {
+                self.linear(
+                    &mut rec,
+                    LayerInput::Normed { x: &x, scratch: &h },
+                    &layer.qkv,
                     &qkv,
-                    &tables,
-                    layer.qk_norm.as_ref().unwrap_or(&no_qk_norm),
-                    &q,
-                    &keys,
-                    &values,
-                ],
-                rec.grid(n * (heads + 2 * kv_heads), Kernel::WORKGROUP),
-            );
+                    (n, qkv_width, hidden),
+                    false,
+                );
+                rec.dispatch(
+                    Kernel::AttentionInputs,
+                    AttentionInputParams {
+                        tokens: n as u32,
+                        heads: heads as u32,
+                        kv_heads: kv_heads as u32,
+                        head_dim: head_dim as u32,
+                        cache_offset,
+                        rotate,
+                        qk_norm: layer.qk_norm.is_some() as u32,
+                        eps,
+                    },
+                    &[
+                        &qkv,
+                        &tables,
+                        layer.qk_norm.as_ref().unwrap_or(&no_qk_norm),
+                        &q,
+                        &keys,
+                        &values,
+                    ],
+                    rec.grid(n * (heads + 2 * kv_heads), Kernel::WORKGROUP),
+                );
+            }
             let scores = rec.scratch(heads * n * total);
             let softmax = SoftmaxParams {
                 new_tokens: n as u32,
@@ -473,7 +496,7 @@ impl GpuBackend {
                 span_start,
                 span_end,
             };
-            if n as u32 <= MatmulParams::FEW_ROWS {
+            if few_rows {
                 rec.dispatch(
                     Kernel::AttentionDecode,
                     DecodeParams::combining(attention, softmax),

@@ -3,7 +3,8 @@
 // the cached rows. Queries and keys are QK-normalised (models with qk_norm: RMSNorm
 // over each head with the q_norm or k_norm weight) and then rotated with the tables
 // cos/sin[t, D/2] (computed on the CPU from the scheme's frequencies, in f64, by the
-// same code the CPU path uses; pair d is dims (d, d + D/2), as in Hugging Face Llama).
+// same code the CPU path uses; pair d is dims (d, d + D/2), as in Hugging Face Llama;
+// rotary_pair.wgsl rotates and places each pair).
 // One invocation per (token, head): one dispatch does what took six.
 
 struct Params {
@@ -44,15 +45,14 @@ fn main(
     let t = item / slots;
     let slot = item % slots;
     let d = p.head_dim;
+    let half = d / 2u;
     let source = item * d;
     if (slot >= p.heads + p.kv_heads) {
-        let at = p.cache_offset + (t * p.kv_heads + slot - p.heads - p.kv_heads) * d;
-        for (var c = 0u; c < d; c++) {
-            values[at + c] = qkv[source + c];
+        for (var c = 0u; c < half; c++) {
+            place_pair(t, slot, c, vec2<f32>(qkv[source + c], qkv[source + c + half]));
         }
         return;
     }
-    let is_query = slot < p.heads;
     var inv = 1.0;
     if (p.qk_norm != 0u) {
         var sum = 0.0;
@@ -62,34 +62,12 @@ fn main(
         }
         inv = 1.0 / sqrt(sum / f32(d) + p.eps);
     }
-    let norm_base = select(d, 0u, is_query);
-    var at: u32;
-    if (is_query) {
-        at = (t * p.heads + slot) * d;
-    } else {
-        at = p.cache_offset + (t * p.kv_heads + slot - p.heads) * d;
-    }
-    let half = d / 2u;
+    let norm_base = select(d, 0u, slot < p.heads);
     for (var c = 0u; c < half; c++) {
-        var first = qkv[source + c];
-        var second = qkv[source + c + half];
+        var pair = vec2<f32>(qkv[source + c], qkv[source + c + half]);
         if (p.qk_norm != 0u) {
-            first = first * inv * norms[norm_base + c];
-            second = second * inv * norms[norm_base + c + half];
+            pair = pair * inv * vec2<f32>(norms[norm_base + c], norms[norm_base + c + half]);
         }
-        if (p.rotate != 0u) {
-            let cos_t = tables[t * half + c];
-            let sin_t = tables[(p.tokens + t) * half + c];
-            let rotated = first * cos_t - second * sin_t;
-            second = second * cos_t + first * sin_t;
-            first = rotated;
-        }
-        if (is_query) {
-            q[at + c] = first;
-            q[at + c + half] = second;
-        } else {
-            keys[at + c] = first;
-            keys[at + c + half] = second;
-        }
+        place_pair(t, slot, c, pair);
     }
 }
