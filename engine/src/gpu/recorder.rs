@@ -179,7 +179,7 @@ impl<'a> Recorder<'a> {
 
     /// Submits everything and waits (asynchronously) for the read-back. Validation and
     /// out-of-memory errors of the whole pass come back as [`EngineError::Gpu`].
-    pub async fn run(self) -> Result<ReadBack> {
+    pub async fn run(mut self) -> Result<ReadBack> {
         let trace = self.trace;
         trace.mark(&format!("{} dispatches planned", self.dispatches.len()));
         let device = &self.context.device;
@@ -204,19 +204,15 @@ impl<'a> Recorder<'a> {
         for (from, to, bytes) in &self.pre_copies {
             encoder.copy_buffer_to_buffer(from, 0, to, 0, *bytes);
         }
+        // The keys take the storage bindings: recording needs only pipelines and groups.
         let keys = self
             .dispatches
-            .iter()
+            .iter_mut()
             .map(|d| BindKey {
                 kernel: d.kernel,
                 params: (params_buffer.clone(), d.params_offset, d.params_bytes),
-                storage: d.storage.clone(),
+                storage: std::mem::take(&mut d.storage),
             })
-            .collect();
-        let pipelines: std::collections::HashMap<Kernel, &wgpu::ComputePipeline> = self
-            .dispatches
-            .iter()
-            .map(|d| (d.kernel, &*d.pipeline))
             .collect();
         let (bind_groups, reuse) = self.bind_groups.take_or_create(keys, |key| {
             let (params, offset, size) = &key.params;
@@ -240,7 +236,10 @@ impl<'a> Recorder<'a> {
             }
             device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: None,
-                layout: &pipelines[&key.kernel].get_bind_group_layout(0),
+                layout: &self
+                    .pipelines
+                    .get(device, key.kernel)
+                    .get_bind_group_layout(0),
                 entries: &entries,
             })
         });
