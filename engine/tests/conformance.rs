@@ -184,6 +184,39 @@ fn shipped_models_match_the_cpu_path() {
     }
 }
 
+/// Extending a prompt one token at a time binds the same buffers every pass (the pool's
+/// order, whole-buffer scratch bindings, fixed parameter offsets), so after the first
+/// such pass no bind group is created: with and without QK-norm (the two q/k/v paths),
+/// with and without attention captured.
+#[test]
+fn one_token_passes_reuse_every_bind_group() {
+    let context = context();
+    for qk_norm in [false, true] {
+        let (config, weights) = random_model(4, 2, true, qk_norm);
+        let gpu = GpuBackend::new(Rc::clone(&context), config.clone(), &weights).unwrap();
+        let scheme = "rope".parse::<engine::SchemeSpec>().unwrap();
+        let prompt = tokens(40, config.vocab_size, 5);
+        for capture in [
+            engine::Capture::default(),
+            conformance::capture_all(&config, 3),
+        ] {
+            let what = format!("qk_norm={qk_norm}, {} heads captured", capture.heads.len());
+            let chunks = [20, 1, 1, 1, 1];
+            block_on(conformance::run(
+                &gpu,
+                &prompt[..24],
+                &chunks,
+                &scheme,
+                &capture,
+            ))
+            .unwrap();
+            let stats = gpu.last_pass_bind_groups();
+            assert!(stats.reused > 0, "{what}: {stats:?}");
+            assert_eq!(stats.created, 0, "{what}: {stats:?}");
+        }
+    }
+}
+
 #[test]
 fn gpu_errors_are_values() {
     let context = context();

@@ -9,7 +9,7 @@
 //! alive until the model's next pass (a dropped session's keys and values, and scratch
 //! buffers the pool let go, included).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use super::kernels::Kernel;
@@ -27,12 +27,16 @@ pub struct BindKey {
 #[derive(Default)]
 pub struct BindGroupCache {
     last_pass: RefCell<HashMap<BindKey, wgpu::BindGroup>>,
+    last_stats: Cell<BindStats>,
 }
 
-/// Counts of one pass's lookups (for `DROPE_GPU_TRACE`).
+/// Counts of one pass's lookups (for `DROPE_GPU_TRACE`, and the test that a run of
+/// one-token passes creates none).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct BindStats {
+    /// Bind groups taken from the pass before (or from earlier in this pass).
     pub reused: usize,
+    /// Bind groups created because nothing bound the same.
     pub created: usize,
 }
 
@@ -66,6 +70,12 @@ impl BindGroupCache {
             current.insert(key, group);
         }
         self.last_pass.replace(current);
+        self.last_stats.set(stats);
         (groups, stats)
+    }
+
+    /// The counts of the last pass.
+    pub fn last_pass_stats(&self) -> BindStats {
+        self.last_stats.get()
     }
 }

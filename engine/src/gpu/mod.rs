@@ -21,6 +21,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
+pub use bind_groups::BindStats;
 pub use context::GpuContext;
 
 use crate::analysis::HeadStats;
@@ -225,6 +226,11 @@ impl GpuBackend {
     /// The device this model runs on.
     pub fn context(&self) -> &Rc<GpuContext> {
         &self.context
+    }
+
+    /// How many bind groups the last pass reused and created (see `bind_groups.rs`).
+    pub fn last_pass_bind_groups(&self) -> BindStats {
+        self.caches.bind_groups.last_pass_stats()
     }
 
     /// How many of `wanted` new tokens after `cached` ones fit one pass under the
