@@ -120,6 +120,34 @@ impl RunResult {
     }
 }
 
+/// A picked (layer, head) that the model's (layers, heads) does not have, set back to
+/// 0 where it is out of range, with what was out of range; `None` when it fits (or the
+/// shape is not known yet, (0, 0)). A URL can ask for any head, and the focus can
+/// change to a smaller model.
+pub fn head_in_shape(
+    (layer, head): (usize, usize),
+    (layers, heads): (usize, usize),
+) -> Option<((usize, usize), String)> {
+    if layers == 0 || heads == 0 || (layer < layers && head < heads) {
+        return None;
+    }
+    let mut out_of_range = Vec::new();
+    if layer >= layers {
+        out_of_range.push(format!(
+            "layer {layer} (the model has layers 0-{})",
+            layers - 1
+        ));
+    }
+    if head >= heads {
+        out_of_range.push(format!("head {head} (the model has heads 0-{})", heads - 1));
+    }
+    let fixed = (
+        if layer < layers { layer } else { 0 },
+        if head < heads { head } else { 0 },
+    );
+    Some((fixed, out_of_range.join(", ")))
+}
+
 /// `ln V`: the NLL of a uniform guess over a vocabulary of `vocab_size` tokens.
 pub fn uniform_nll(vocab_size: usize) -> f32 {
     (vocab_size.max(1) as f32).ln()
@@ -140,19 +168,29 @@ pub fn mean_nll(tokens: &[TokenStat], positions: Range<usize>) -> Option<(f32, u
     })
 }
 
+/// The most tokens [`display_texts`] lets wait for the rest of a character: a UTF-8
+/// character is at most 4 bytes, and a byte-level token holds at least one, so only
+/// tokens that straddle characters chain further.
+pub const MAX_PENDING_TOKENS: usize = 8;
+
 /// The text each token contributes, for display. Byte-level BPE can split one
 /// character over several tokens, and the tokenizer's offsets then give each of them the
 /// whole character (an emoji over four tokens would show four times). Decoding
 /// incrementally instead gives each character to the token that completes its UTF-8
 /// bytes; the tokens before it get empty text. (A token that both completes a character
 /// and starts another waits with it: the texts still concatenate to the prompt.)
+/// A U+FFFD in the text itself looks like an incomplete character, so at most
+/// [`MAX_PENDING_TOKENS`] wait: a run of them would otherwise make the decoding
+/// quadratic (its texts then no longer concatenate to the prompt, and the caller falls
+/// back to the offsets' text).
 pub fn display_texts(tokenizer: &TextTokenizer, ids: &[u32]) -> Result<Vec<String>, EngineError> {
     let mut texts = Vec::with_capacity(ids.len());
     let mut pending = 0; // first token whose bytes are not yet shown
     for i in 0..ids.len() {
         let text = tokenizer.decode(&ids[pending..=i])?;
         // Lossy decoding ends in U+FFFD while a character is incomplete.
-        if text.ends_with('\u{FFFD}') && i + 1 < ids.len() {
+        let waiting = i + 1 - pending;
+        if text.ends_with('\u{FFFD}') && i + 1 < ids.len() && waiting < MAX_PENDING_TOKENS {
             texts.push(String::new());
         } else {
             texts.push(text);
@@ -410,6 +448,41 @@ mod tests {
                 "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": []}
         });
         TextTokenizer::from_json(json.to_string().as_bytes()).unwrap()
+    }
+
+    #[wasm_bindgen_test]
+    fn heads_past_the_model_go_back_to_zero() {
+        assert_eq!(head_in_shape((3, 5), (4, 6)), None);
+        assert_eq!(head_in_shape((9, 99), (0, 0)), None, "shape not known yet");
+        let (fixed, why) = head_in_shape((3, 5), (2, 6)).unwrap();
+        assert_eq!(fixed, (0, 5));
+        assert_eq!(why, "layer 3 (the model has layers 0-1)");
+        let (fixed, why) = head_in_shape((9, 99), (4, 6)).unwrap();
+        assert_eq!(fixed, (0, 0));
+        assert!(why.contains("layer 9") && why.contains("head 99 (the model has heads 0-5)"));
+    }
+
+    /// A U+FFFD typed in the prompt never completes: the decoding must not wait for it
+    /// forever (each token would decode every token since the first).
+    #[wasm_bindgen_test]
+    fn replacement_characters_in_the_text_do_not_wait_forever() {
+        let tokenizer = byte_tokenizer();
+        let prompt = "\u{FFFD}".repeat(50);
+        let ids: Vec<u32> = tokenizer
+            .encode(&prompt)
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(ids.len(), 150);
+        let texts = display_texts(&tokenizer, &ids).unwrap();
+        assert_eq!(texts.len(), ids.len());
+        for (i, window) in texts.windows(MAX_PENDING_TOKENS).enumerate() {
+            assert!(
+                window.iter().any(|t| !t.is_empty()),
+                "tokens {i}.. all wait: {window:?}"
+            );
+        }
     }
 
     #[wasm_bindgen_test]

@@ -14,7 +14,7 @@ use engine::EngineError;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::analysis::{uniform_nll, RunResult};
+use crate::analysis::{head_in_shape, uniform_nll, RunResult};
 use crate::controls::{PromptControls, SeriesEditor};
 use crate::cpu_worker::CpuWorker;
 use crate::embed_code::EmbedCode;
@@ -28,15 +28,11 @@ use crate::page_engine::{page_gpu, page_manifest, page_model, page_samples};
 use crate::panels::{FrequencyPanel, NeedlePanel, TrainingPanel, SHIPPED_ROTARY_SHAPE};
 use crate::pause::{next_frame, pause};
 use crate::runs::{resolve_series, Comparison, ResolvedSeries};
-use crate::samples::{resolve_prompt, SampleSet};
-use crate::url_state::{PromptSource, StudioState, View};
+use crate::samples::{check_prompt_size, resolve_prompt, SampleSet};
+use crate::url_state::{PromptSource, StudioState, View, MAX_URL_PROMPT_CHARS};
 use crate::views::{
     AttentionHeatmap, ChartSeries, HeadGrid, HeatScale, PerplexityChart, TokenStrip,
 };
-
-/// Prompts longer than this many characters are refused before tokenizing (a pasted
-/// megabyte would stall the page; 8L tokens are about 10,000 characters).
-pub const MAX_PROMPT_CHARS: usize = 100_000;
 
 /// Cells per side of a head's thumbnail in the head grid.
 const THUMBNAIL_CELLS: usize = 48;
@@ -347,13 +343,8 @@ pub fn App() -> impl IntoView {
             return;
         };
         let text = prompt_text.get_untracked();
-        if text.chars().count() > MAX_PROMPT_CHARS {
-            error.set(Some(format!(
-                "The prompt is {} characters; the studio takes at most {} (it runs at most 8L \
-                 tokens, about 10,000 characters). Shorten it, or pick a sample.",
-                thousands(text.chars().count() as u64),
-                thousands(MAX_PROMPT_CHARS as u64)
-            )));
+        if let Err(e) = check_prompt_size(&text) {
+            error.set(Some(e));
             return;
         }
         let (resolved, problems) = resolve_series(&m, &series.get_untracked());
@@ -530,6 +521,12 @@ pub fn App() -> impl IntoView {
     });
     let shape =
         Signal::derive(move || focus.with(|r| r.as_ref().map_or((0, 0), |r| (r.layers, r.heads))));
+    // A focus with fewer layers or heads than the picked head's: back to 0 there.
+    Effect::new(move |_| {
+        if let Some((fixed, _)) = head_in_shape(picked.get_untracked(), shape.get()) {
+            picked.set(fixed);
+        }
+    });
     let axis_length = Signal::derive(move || counts.get().1);
     // Every head of the focus run (computed when the attention tab reads them).
     let head_profiles = Memo::new(move |_| {
@@ -646,6 +643,11 @@ pub fn App() -> impl IntoView {
                 <section class="controls">
                     <PromptControls source=source samples=samples prompt_text=prompt_text length=length
                         counts=counts unknown_sample=unknown_sample sample_choice=sample_choice on_run=run_whole />
+                    {move || source.with(|s| matches!(s, PromptSource::Text(t) if t.chars().count() > MAX_URL_PROMPT_CHARS)).then(|| view! {
+                        <p class="notice" role="status" data-testid="link-notice">
+                            {format!("This prompt is over {} characters, too long for the page's link: the address bar keeps the other settings, but a reload or a shared link opens the first sample.", thousands(MAX_URL_PROMPT_CHARS as u64))}
+                        </p>
+                    })}
                     <SeriesEditor series=series manifest=manifest problems=series_problems />
                     <div class="row">
                         <button data-testid="run" class="primary" on:click=move |_| run_whole()

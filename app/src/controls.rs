@@ -21,6 +21,22 @@ const SCHEME_PRESETS: &[(&str, &str)] = &[
     ("none:dyn+beta", "DroPE with its fitted logit scale"),
 ];
 
+/// The length box's value: empty for the whole prompt (up to the cap), else a whole
+/// number of at least 2 tokens; anything else is an error (the length stays as it was).
+fn parse_length_field(value: &str) -> Result<Option<usize>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match value.parse::<usize>() {
+        Ok(n) if n >= 2 => Ok(Some(n)),
+        _ => Err(format!(
+            "Length `{value}` is not a token count (a whole number of at least 2); \
+             the length is unchanged."
+        )),
+    }
+}
+
 /// The prompt box: a held-out sample or the user's own text, and how many of its tokens
 /// to run.
 #[component]
@@ -43,6 +59,7 @@ pub fn PromptControls(
     /// Runs the prompt (Ctrl+Enter in the text box).
     on_run: impl Fn() + Copy + 'static,
 ) -> impl IntoView {
+    let length_problem = RwSignal::new(None::<String>);
     let chosen = move || match source.get() {
         PromptSource::Text(_) => "own".to_string(),
         PromptSource::Sample(id) if id.is_empty() => samples.with(|s| {
@@ -89,11 +106,18 @@ pub fn PromptControls(
                     placeholder=move || counts.get().1.to_string()
                     on:change=move |ev| {
                         let value = event_target_value(&ev);
-                        length.set(value.trim().parse::<usize>().ok().filter(|&n| n >= 2));
+                        match parse_length_field(&value) {
+                            Ok(n) => {
+                                length_problem.set(None);
+                                length.set(n);
+                            }
+                            Err(e) => length_problem.set(Some(e)),
+                        }
                     } />
                 {move || format!(" tokens (of {})", max_length())}
             </label>
         </div>
+        {move || length_problem.get().map(|p| view! { <p class="error" role="alert" data-testid="length-problem">{p}</p> })}
         {move || unknown_sample.get().map(|p| view! { <p class="error" role="alert">{p}</p> })}
         <textarea
             id="prompt"
@@ -210,5 +234,22 @@ pub fn SeriesEditor(
                 (!p.is_empty()).then(|| view! { <p class="error" role="alert">{format!("Left out: {}", p.join("; "))}</p> })
             }}
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn length_field_takes_token_counts_or_nothing() {
+        assert_eq!(parse_length_field(""), Ok(None));
+        assert_eq!(parse_length_field(" 300 "), Ok(Some(300)));
+        assert_eq!(parse_length_field("2"), Ok(Some(2)));
+        for bad in ["1", "0", "-3", "abc", "2.5", "1e3"] {
+            let error = parse_length_field(bad).unwrap_err();
+            assert!(error.contains(&format!("`{bad}`")), "{error}");
+        }
     }
 }

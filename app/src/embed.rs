@@ -13,7 +13,7 @@ use engine::EngineError;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::analysis::{uniform_nll, RunResult};
+use crate::analysis::{head_in_shape, uniform_nll, RunResult};
 use crate::assets::asset_url;
 use crate::error::AppError;
 use crate::format::quoted;
@@ -24,7 +24,7 @@ use crate::panels::{FrequencyPanel, TrainingPanel, SHIPPED_ROTARY_SHAPE};
 use crate::pause::pause;
 use crate::published::fetch_needle_grid;
 use crate::runs::{resolve_series, Comparison, ResolvedSeries};
-use crate::samples::resolve_prompt;
+use crate::samples::{check_prompt_size, resolve_prompt};
 use crate::url_state::{decode_query, encode_query, StudioState, View};
 use crate::views::{AttentionHeatmap, HeatScale, NeedleResults, PerplexityChart, TokenStrip};
 
@@ -142,6 +142,8 @@ struct Reporting {
     shown: RwSignal<Option<Shown>>,
     /// Why the embed runs on the CPU though the page has WebGPU.
     notice: RwSignal<Option<String>>,
+    /// Series that name no model (the others still run).
+    left_out: RwSignal<Vec<String>>,
 }
 
 /// The notice of an embed that moved to the CPU.
@@ -160,6 +162,7 @@ async fn run_models(
 ) -> Result<(), AppError> {
     let samples = page_samples().await?;
     let text = resolve_prompt(&params.state.prompt, &samples).map_err(AppError::Input)?;
+    check_prompt_size(&text).map_err(AppError::Input)?;
     let (resolved, problems) = resolve_series(manifest, &params.state.series);
     if resolved.is_empty() {
         return Err(AppError::Input(format!(
@@ -167,6 +170,13 @@ async fn run_models(
             problems.join("; ")
         )));
     }
+    report.left_out.update(|named| {
+        for problem in problems {
+            if !named.contains(&problem) {
+                named.push(problem);
+            }
+        }
+    });
     let gpu = page_gpu().await;
     if let GpuStatus::Failed(reason) = &gpu {
         report.notice.set(Some(fallback_notice(reason)));
@@ -214,6 +224,7 @@ async fn load_and_run(
         progress,
         shown,
         notice,
+        ..
     } = report;
     phase.set(EmbedPhase::Loading);
     let mut models = Vec::new();
@@ -300,6 +311,7 @@ pub fn Embed(
     let error = RwSignal::new(None::<String>);
     let progress = RwSignal::new(None::<String>);
     let notice = RwSignal::new(None::<String>);
+    let left_out = RwSignal::new(Vec::<String>::new());
     let shown = RwSignal::new(None::<Shown>);
     let manifest = RwSignal::new(None::<Manifest>);
     let needle_grid = RwSignal::new(None);
@@ -309,6 +321,7 @@ pub fn Embed(
         progress,
         shown,
         notice,
+        left_out,
     };
 
     {
@@ -390,7 +403,7 @@ pub fn Embed(
             <TokenStrip tokens=tokens nll_max=uniform training_length=training_length />
         }
         .into_any(),
-        View::Attention => attention_pair(shown, picked, token_texts).into_any(),
+        View::Attention => attention_pair(shown, picked, token_texts, left_out).into_any(),
         View::Needle => view! {
             {move || needle_grid.get().map(|grid| view! { <NeedleResults grid=Signal::stored(grid) /> })}
         }
@@ -429,6 +442,9 @@ pub fn Embed(
                     {format!("Some settings were not understood and were left at their defaults: {}.", problems.join("; "))}
                 </p>
             })}
+            {move || left_out.with(|p| (!p.is_empty()).then(|| view! {
+                <p class="notice" data-testid="embed-left-out" role="status">{format!("Left out: {}.", p.join("; "))}</p>
+            }))}
             {move || notice.get().map(|n| view! { <p class="notice" data-testid="embed-notice" role="status">{n}</p> })}
             {move || error.get().map(|e| view! { <p class="error" data-testid="embed-error" role="alert">{e}</p> })}
             {body}
@@ -443,6 +459,7 @@ fn attention_pair(
     shown: RwSignal<Option<Shown>>,
     picked: RwSignal<(usize, usize)>,
     labels: Signal<Vec<String>>,
+    left_out: RwSignal<Vec<String>>,
 ) -> impl IntoView {
     let shape = move || {
         shown.with(|s| {
@@ -451,6 +468,14 @@ fn attention_pair(
                 .map_or((0, 0), |r| (r.layers, r.heads))
         })
     };
+    // `layer` and `head` come from the embed's settings: one the model lacks is named
+    // and shown as 0.
+    Effect::new(move |_| {
+        if let Some((fixed, why)) = head_in_shape(picked.get_untracked(), shape()) {
+            picked.set(fixed);
+            left_out.update(|l| l.push(why));
+        }
+    });
     let map_of = move |second: bool| {
         Signal::derive(move || {
             let (layer, head) = picked.get();

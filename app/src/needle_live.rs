@@ -100,7 +100,12 @@ pub async fn run_trial(
     let doc = maker
         .make(
             &haystack[start..start + total],
-            total - (ANSWER_DIGITS + 1),
+            total.checked_sub(ANSWER_DIGITS + 1).ok_or_else(|| {
+                AppError::Input(format!(
+                    "a needle test of {total} tokens leaves no room for the question and its \
+                     {ANSWER_DIGITS}-digit answer"
+                ))
+            })?,
             &[depth],
             0,
             rng,

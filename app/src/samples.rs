@@ -4,6 +4,7 @@
 pub use engine::samples::{Sample, SampleSet};
 
 use crate::error::AppError;
+use crate::format::thousands;
 use crate::manifest::fetch_bytes;
 use crate::url_state::PromptSource;
 
@@ -37,6 +38,24 @@ pub fn resolve_prompt(source: &PromptSource, set: &SampleSet) -> Result<String, 
     }
 }
 
+/// Prompts longer than this many characters are refused before tokenizing (a pasted
+/// megabyte would stall the page; 8L tokens are about 10,000 characters).
+pub const MAX_PROMPT_CHARS: usize = 100_000;
+
+/// An error for a prompt over [`MAX_PROMPT_CHARS`] (the studio's and the embeds').
+pub fn check_prompt_size(text: &str) -> Result<(), String> {
+    let chars = text.chars().count();
+    if chars <= MAX_PROMPT_CHARS {
+        return Ok(());
+    }
+    Err(format!(
+        "The prompt is {} characters; the studio takes at most {} (it runs at most 8L \
+         tokens, about 10,000 characters). Shorten it, or pick a sample.",
+        thousands(chars as u64),
+        thousands(MAX_PROMPT_CHARS as u64)
+    ))
+}
+
 /// Downloads and parses `samples.json`.
 pub async fn fetch_samples() -> Result<SampleSet, AppError> {
     parse_samples(&fetch_bytes(SAMPLES_URL, 0, |_| {}).await?)
@@ -57,6 +76,13 @@ mod tests {
         let empty = parse_samples(br#"{"training_length": 256, "samples": []}"#);
         assert!(empty.unwrap_err().to_string().contains("no samples"));
         assert!(parse_samples(b"{\"samples\": 3").is_err());
+    }
+
+    #[wasm_bindgen_test]
+    fn prompts_over_the_cap_are_refused() {
+        assert!(check_prompt_size(&"é".repeat(MAX_PROMPT_CHARS)).is_ok());
+        let error = check_prompt_size(&"a".repeat(MAX_PROMPT_CHARS + 1)).unwrap_err();
+        assert!(error.contains("100,001 characters"), "{error}");
     }
 
     #[wasm_bindgen_test]

@@ -217,6 +217,10 @@ impl StudioState {
                 },
                 "models" => {
                     let mut series = Vec::new();
+                    if value.split(',').all(|s| s.trim().is_empty()) {
+                        problems
+                            .push("`models` names no series, so the default ones are shown".into());
+                    }
                     for item in value.split(',').filter(|s| !s.trim().is_empty()) {
                         match SeriesSpec::parse(item) {
                             Ok(s) if !series.contains(&s) => series.push(s),
@@ -395,6 +399,12 @@ mod tests {
         assert!(problems[0].contains("unknown view `graphs`"));
         assert!(problems[1].contains("rope:warp:9"));
         assert!(problems[3].contains("length `-3`"));
+        for empty in ["?models=", "?models=,%20,"] {
+            let (state, problems) = StudioState::from_query(empty);
+            assert_eq!(state.series, StudioState::default().series);
+            assert_eq!(problems.len(), 1, "{empty}: {problems:?}");
+            assert!(problems[0].contains("names no series"), "{problems:?}");
+        }
     }
 
     #[wasm_bindgen_test]

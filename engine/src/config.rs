@@ -4,6 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
 
+/// The longest training length a config may declare (2^20 tokens): the studio runs up
+/// to 8 times it, which must stay a small number of tokens even on 32-bit wasm.
+pub const MAX_TRAINING_LENGTH: usize = 1 << 20;
+
 /// How a checkpoint was trained with respect to positions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -123,6 +127,13 @@ impl ModelConfig {
         if head_dim < 4 || !head_dim.is_multiple_of(2) {
             return fail(format!("head_dim ({head_dim}) must be even and at least 4"));
         }
+        if self.max_position_embeddings > MAX_TRAINING_LENGTH {
+            return fail(format!(
+                "max_position_embeddings ({}) is over {MAX_TRAINING_LENGTH}: the studio runs \
+                 prompts up to 8 times the training length",
+                self.max_position_embeddings
+            ));
+        }
         if !(self.rope_theta > 1.0 && self.rope_theta.is_finite()) {
             return fail(format!("rope_theta ({}) must be > 1", self.rope_theta));
         }
@@ -130,9 +141,8 @@ impl ModelConfig {
             return fail(format!("rms_norm_eps ({}) must be > 0", self.rms_norm_eps));
         }
         if let Some(c) = self.drope_c {
-            if !c.is_finite() {
-                return fail("drope_c must be a finite number".into());
-            }
+            crate::position::check_beta_coefficient(c)
+                .map_err(|e| EngineError::Config(format!("drope_c: {e}")))?;
         }
         Ok(())
     }
@@ -205,5 +215,26 @@ mod tests {
         assert!(ModelConfig::from_json(b"not json").is_err());
         let zero = LLAMA_JSON.replace("\"vocab_size\": 300", "\"vocab_size\": 0");
         assert!(ModelConfig::from_json(zero.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn rejects_values_out_of_range() {
+        let with_c = |c: &str| LLAMA_JSON.replacen('{', &format!("{{\"drope_c\": {c},"), 1);
+        assert_eq!(
+            ModelConfig::from_json(with_c("0.4").as_bytes())
+                .unwrap()
+                .drope_c,
+            Some(0.4)
+        );
+        let long = LLAMA_JSON.replace(
+            "\"max_position_embeddings\": 64",
+            "\"max_position_embeddings\": 2000000000",
+        );
+        let err = ModelConfig::from_json(long.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("max_position_embeddings"), "{err}");
+        for bad in ["-5", "1e300"] {
+            let err = ModelConfig::from_json(with_c(bad).as_bytes()).unwrap_err();
+            assert!(err.to_string().contains("drope_c"), "{bad}: {err}");
+        }
     }
 }

@@ -107,6 +107,25 @@ pub fn yarn_logit_scale(s: f64) -> f64 {
     t * t
 }
 
+/// The range of DroPE logit-scale coefficients c accepted (`+beta=c`, `drope_c`). c is
+/// fitted on held-out text (the trainer searches [-0.3, 1]; a negative c softens
+/// attention past L). At 10, beta = 1 + c ln s already multiplies the logits by 8 at
+/// s = 2, and a huge c makes the scaled logits infinite in f32, every probability NaN.
+pub const BETA_COEFFICIENT_RANGE: std::ops::RangeInclusive<f64> = -1.0..=10.0;
+
+/// An error unless c is in [`BETA_COEFFICIENT_RANGE`].
+pub fn check_beta_coefficient(c: f64) -> std::result::Result<(), String> {
+    if BETA_COEFFICIENT_RANGE.contains(&c) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the DroPE coefficient c (beta = 1 + c ln s) must be between {} and {}, got {c}",
+            BETA_COEFFICIENT_RANGE.start(),
+            BETA_COEFFICIENT_RANGE.end()
+        ))
+    }
+}
+
 /// DroPE's logit scale `beta(s) = 1 + c ln s`, and 1 for `s <= 1`.
 pub fn drope_beta(c: f64, s: f64) -> f64 {
     if s <= 1.0 {
@@ -208,11 +227,7 @@ impl SchemeSpec {
             }
         }
         if let LogitScale::Coefficient(c) = self.logit_scale {
-            if !c.is_finite() {
-                return Err(EngineError::Scheme(format!(
-                    "beta coefficient c must be finite, got {c}"
-                )));
-            }
+            check_beta_coefficient(c).map_err(EngineError::Scheme)?;
         }
         Ok(())
     }
@@ -260,6 +275,14 @@ impl SchemeSpec {
                 drope_beta(c, s)
             }
         };
+        // A negative c (softer attention past L) turns beta negative at a large enough
+        // s: attention would then go to the least similar keys.
+        if beta <= 0.0 {
+            return Err(EngineError::Scheme(format!(
+                "beta = 1 + c ln s is {beta:.3} at s = {s}: a DroPE logit scale must stay \
+                 above 0 (use a smaller s or a larger c)"
+            )));
+        }
         Ok(AppliedScheme {
             scale: s,
             frequencies: self
@@ -472,6 +495,12 @@ mod tests {
             fitted.apply(4096, D, BASE, L, None).is_err(),
             "no fitted c must be an error"
         );
+        // A negative c is allowed until beta would reach 0.
+        let soft: SchemeSpec = "none:2+beta=-0.3".parse().unwrap();
+        assert!(soft.apply(10, D, BASE, L, None).unwrap().logit_scale < 1.0);
+        let past_zero: SchemeSpec = "none:100+beta=-0.3".parse().unwrap();
+        let err = past_zero.apply(10, D, BASE, L, None).unwrap_err();
+        assert!(err.to_string().contains("above 0"), "{err}");
         let a = fitted.apply(8 * L, D, BASE, L, Some(0.412)).unwrap();
         assert_eq!(a.scale, 8.0);
         assert!((a.logit_scale - 1.856_729_915_172_092_4).abs() < 1e-12);
@@ -487,6 +516,8 @@ mod tests {
             "none",
             "none:dyn+beta",
             "none:4+beta=0.412",
+            "none:4+beta=0",
+            "none:4+beta=10",
         ] {
             let spec: SchemeSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), text);
@@ -500,6 +531,8 @@ mod tests {
             "none+gamma",
             "none+beta=x",
             "pi:inf",
+            "none:8+beta=-1.5",
+            "none:2+beta=1e300",
         ] {
             assert!(
                 bad.parse::<SchemeSpec>().is_err(),

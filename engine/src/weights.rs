@@ -177,6 +177,13 @@ impl ModelWeights {
                     "tensor `{name}` has the wrong byte length"
                 )));
             }
+            // A NaN or infinite weight would make every output NaN, silently.
+            let non_finite = values.iter().filter(|v| !v.is_finite()).count();
+            if non_finite > 0 {
+                return Err(EngineError::Weights(format!(
+                    "tensor `{name}` holds {non_finite} NaN or infinite values"
+                )));
+            }
             Ok(Tensor::from_vec(values, shape, &Device::Cpu)?)
         })
     }

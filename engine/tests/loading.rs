@@ -61,6 +61,18 @@ fn truncated_or_garbage_files_are_errors() {
 }
 
 #[test]
+fn non_finite_weights_are_errors() {
+    let mut bytes = saved(DType::F32);
+    // The data section ends with the last tensor's last f32.
+    let end = bytes.len();
+    bytes[end - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    let err = CpuBackend::load(CONFIG.as_bytes(), &bytes)
+        .err()
+        .expect("must fail");
+    assert!(err.to_string().contains("1 NaN or infinite"), "{err}");
+}
+
+#[test]
 fn shapes_that_disagree_with_the_config_are_errors() {
     let bytes = saved(DType::F32);
     let wider = CONFIG.replace("\"intermediate_size\": 48", "\"intermediate_size\": 64");
