@@ -2,7 +2,8 @@
 # One prepared run of the native GPU benchmark on a lent GPU machine (the device tool
 # lends one for minutes, so everything worth knowing comes back from a single call):
 #   bench.tsv    the BENCH lines that docs/bench/<card>.tsv records (forward passes,
-#                +1 token at T=2048, matmul GFLOP/s with every tiling);
+#                +1 token at T=2048, also with each matvec shape side by side, matmul
+#                GFLOP/s with every tiling);
 #   trace.txt    each pass's phases at T=2048 (planning, bind groups, recording, GPU work
 #                and read-back), a full pass and then runs of one-token passes;
 #   profile.txt  GPU time of every dispatch of those passes (timestamp queries);

@@ -19,7 +19,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use engine::cpu::CpuBackend;
 use engine::gpu::bench::MatmulBench;
-use engine::gpu::kernels::MatmulTiling;
+use engine::gpu::kernels::{MatVecShape, MatmulTiling};
 use engine::gpu::{GpuBackend, GpuContext};
 use pollster::block_on;
 
@@ -91,6 +91,23 @@ fn run() -> Result<(), String> {
         repeats,
         &now_ms,
     ))?;
+    // Both shapes of the few-rows kernel side by side (the adapter's own is used above):
+    // which one extends a prompt faster is a property of the device, so it is measured.
+    if let Some(&n) = lengths.iter().max() {
+        let own = context.matvec_shape();
+        for shape in MatVecShape::ALL {
+            context.set_matvec_shape(shape);
+            let ms = block_on(bench::extend_in_run_ms(&gpu, n, repeats, &now_ms))?;
+            let mark = if shape == own { ", the adapter's" } else { "" };
+            bench::report(
+                "extend_one",
+                "WebGPU native",
+                &format!("T={n} ms, in a run of +1s, matvec {}{mark}", shape.name()),
+                ms,
+            );
+        }
+        context.set_matvec_shape(own);
+    }
 
     // Matmul shapes: the model's logits (T=2048, vocab 4096, width 192), its MLP
     // (2048 x 1024 x 192 stacked gate/up), and a square one; the large one for real GPUs.

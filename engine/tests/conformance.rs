@@ -15,7 +15,7 @@ use std::rc::Rc;
 use conformance::SCHEMES;
 use engine::cpu::CpuBackend;
 use engine::gpu::bench::matmul;
-use engine::gpu::kernels::{Kernel, LinearInput, MatmulTiling};
+use engine::gpu::kernels::{Kernel, LinearInput, MatVecShape, MatmulTiling};
 use engine::gpu::{GpuBackend, GpuContext};
 use engine::init::SplitMix64;
 use engine::ModelConfig;
@@ -98,7 +98,7 @@ fn every_matmul_tiling_matches_a_cpu_product() {
         .into_iter()
         .filter(|t| t.fits(&context.limits))
         .map(Kernel::Matmul)
-        .chain([Kernel::MatVec(LinearInput::Plain)]);
+        .chain(MatVecShape::ALL.map(|shape| Kernel::MatVec(LinearInput::Plain, shape)));
     for (m, n, k) in [(1, 7, 3), (3, 45, 70), (130, 70, 19), (257, 131, 36)] {
         let (x, w) = (random(m * k), random(n * k));
         let expected: Vec<f32> = (0..m * n)
@@ -142,6 +142,35 @@ fn random_models_match_the_cpu_path() {
                 &name, &cpu, &gpu, &prompt, SCHEMES, true,
             ))
             .unwrap();
+        }
+    }
+}
+
+/// The few-rows kernel in both of its shapes (the adapter picks one; lavapipe and
+/// SwiftShader would never run the other): prompts grown a few tokens at a time go
+/// through it for every linear layer, with each input (plain, normed, SwiGLU).
+#[test]
+fn both_matvec_shapes_match_the_cpu_path() {
+    let context = context();
+    for shape in MatVecShape::ALL {
+        context.set_matvec_shape(shape);
+        for (heads, kv_heads, tied, qk_norm) in [(4, 2, false, false), (4, 2, true, true)] {
+            let (config, weights) = random_model(heads, kv_heads, tied, qk_norm);
+            let name = format!("{shape:?}: random {heads}q/{kv_heads}kv qk_norm={qk_norm}");
+            let cpu = CpuBackend::from_weights(config.clone(), weights.clone()).unwrap();
+            let gpu = GpuBackend::new(Rc::clone(&context), config.clone(), &weights).unwrap();
+            for len in [1, config.training_length() + 3] {
+                let prompt = tokens(len, config.vocab_size, 40 + len as u64);
+                block_on(conformance::check_model(
+                    &name,
+                    &cpu,
+                    &gpu,
+                    &prompt,
+                    &["rope", "none:4+beta=0.412"],
+                    true,
+                ))
+                .unwrap();
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ mod conformance;
 use std::rc::Rc;
 
 use engine::cpu::CpuBackend;
+use engine::gpu::kernels::MatVecShape;
 use engine::gpu::{GpuBackend, GpuContext};
 use engine::init::{random_weights, SplitMix64};
 use engine::ModelConfig;
@@ -60,6 +61,35 @@ async fn grouped_query_model_matches_the_cpu_path_on_webgpu() {
         )
         .await
         .unwrap();
+    }
+}
+
+/// The browser reports SwiftShader as a fallback (CPU) adapter, so the few-rows kernel
+/// walks rows alone there; the shape GPUs get compiles (Tint) and agrees too.
+#[wasm_bindgen_test]
+async fn both_matvec_shapes_match_the_cpu_path_on_webgpu() {
+    let context = context().await;
+    assert_eq!(
+        context.matvec_shape(),
+        MatVecShape::Alone,
+        "{}",
+        context.adapter
+    );
+    let config = ModelConfig::from_json(
+        br#"{"hidden_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "intermediate_size": 72, "vocab_size": 300,
+            "max_position_embeddings": 16, "tie_word_embeddings": false}"#,
+    )
+    .unwrap();
+    let weights = random_weights(&config, 12, 0.3).unwrap();
+    let cpu = CpuBackend::from_weights(config.clone(), weights.clone()).unwrap();
+    let gpu = GpuBackend::new(Rc::clone(&context), config.clone(), &weights).unwrap();
+    for shape in MatVecShape::ALL {
+        context.set_matvec_shape(shape);
+        let prompt = tokens(19, 300, 19);
+        conformance::check_model(&format!("{shape:?}"), &cpu, &gpu, &prompt, &["rope"], true)
+            .await
+            .unwrap();
     }
 }
 

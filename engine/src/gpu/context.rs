@@ -1,9 +1,11 @@
 //! The GPU device: adapter and device acquisition, the limits the forward pass must
 //! respect, device-loss tracking, and asynchronous read-back.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::kernels::MatVecShape;
 use crate::error::{EngineError, Result};
 
 /// A wgpu device and queue with what the engine needs to know about them.
@@ -18,6 +20,8 @@ pub struct GpuContext {
     pub adapter: String,
     /// Kernel timestamps were asked for and the adapter has them (see `profile.rs`).
     pub profiling: bool,
+    /// How `matvec.wgsl` shares an output among invocations on this adapter.
+    matvec_shape: Cell<MatVecShape>,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<AtomicBool>,
 }
@@ -80,9 +84,22 @@ impl GpuContext {
             limits,
             adapter,
             profiling,
+            matvec_shape: Cell::new(MatVecShape::for_device(info.device_type)),
             lost,
             uncaptured,
         })
+    }
+
+    /// How `matvec.wgsl` shares an output among invocations: picked by adapter when
+    /// the context is created.
+    pub fn matvec_shape(&self) -> MatVecShape {
+        self.matvec_shape.get()
+    }
+
+    /// Uses `shape` for the passes recorded from now on (tests and benchmarks run both
+    /// on one device).
+    pub fn set_matvec_shape(&self, shape: MatVecShape) {
+        self.matvec_shape.set(shape);
     }
 
     /// An error if the device was lost (driver reset, tab in the background too long...).

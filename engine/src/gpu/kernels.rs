@@ -31,8 +31,9 @@ pub enum Kernel {
     RmsNorm,
     /// Tiled `y (+)= x w^T`, with its register blocking.
     Matmul(MatmulTiling),
-    /// `y (+)= x w^T` for a few rows of x, after the step `x` still needs.
-    MatVec(LinearInput),
+    /// `y (+)= x w^T` for a few rows of x, after the step `x` still needs, with the
+    /// adapter's way of sharing an output among invocations.
+    MatVec(LinearInput, MatVecShape),
     /// QK-norm and rotary embedding of the new queries and keys, which it puts with
     /// the values where attention reads them (keys and values into the KV cache).
     AttentionInputs,
@@ -58,12 +59,18 @@ impl Kernel {
     pub fn source(self) -> Cow<'static, str> {
         let fixed = match self {
             Kernel::Matmul(tiling) => return Cow::Owned(tiling.source()),
-            Kernel::MatVec(input) => {
+            Kernel::MatVec(input, shape) => {
+                let lane_sum = match shape {
+                    MatVecShape::Alone => include_str!("kernels/lane_sum_alone.wgsl"),
+                    MatVecShape::Shared => include_str!("kernels/lane_sum_shared.wgsl"),
+                };
                 return Cow::Owned(
-                    [LINEAR, include_str!("kernels/matvec.wgsl")]
+                    [LINEAR, include_str!("kernels/matvec.wgsl"), lane_sum]
                         .concat()
-                        .replace("{INPUT}", &(input as u32).to_string()),
-                )
+                        .replace("{INPUT}", &(input as u32).to_string())
+                        .replace("{LANES}", &shape.lanes().to_string())
+                        .replace("{WG}", &shape.workgroup().to_string()),
+                );
             }
             Kernel::Embed => include_str!("kernels/embed.wgsl"),
             Kernel::RmsNorm => include_str!("kernels/rms_norm.wgsl"),
@@ -120,6 +127,56 @@ pub enum LinearInput {
     Normed = 1,
     /// Stacked `[gate; up]` rows of width 2K, combined as `silu(gate) * up` first.
     Swiglu = 2,
+}
+
+/// How `matvec.wgsl` shares an output among invocations (see the kernel's comment).
+/// Which is faster depends on the adapter, so `GpuContext` picks one per device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatVecShape {
+    /// One invocation per output, walking its weight row alone: no workgroup memory and
+    /// no barrier, which CPU implementations of WebGPU (SwiftShader, lavapipe) need.
+    Alone,
+    /// 32 invocations per output, reading neighbouring weights, their sums added through
+    /// workgroup memory: a one-token pass on a GPU waits on short chains of loads.
+    Shared,
+}
+
+impl MatVecShape {
+    /// Both, for tests and benchmarks.
+    pub const ALL: [MatVecShape; 2] = [MatVecShape::Alone, MatVecShape::Shared];
+
+    /// `Alone` on adapters that run on the CPU (lavapipe natively; SwiftShader, which
+    /// the browser reports as its fallback adapter), `Shared` on GPUs.
+    pub fn for_device(device_type: wgpu::DeviceType) -> Self {
+        match device_type {
+            wgpu::DeviceType::Cpu => MatVecShape::Alone,
+            _ => MatVecShape::Shared,
+        }
+    }
+
+    /// Invocations per output.
+    pub const fn lanes(self) -> u32 {
+        match self {
+            MatVecShape::Alone => 1,
+            MatVecShape::Shared => 32,
+        }
+    }
+
+    /// Invocations per workgroup.
+    pub const fn workgroup(self) -> u32 {
+        match self {
+            MatVecShape::Alone => Kernel::WORKGROUP,
+            MatVecShape::Shared => 256,
+        }
+    }
+
+    /// Its name in benchmark tables and traces.
+    pub const fn name(self) -> &'static str {
+        match self {
+            MatVecShape::Alone => "one invocation per output",
+            MatVecShape::Shared => "32 invocations per output",
+        }
+    }
 }
 
 /// The register blocking of `matmul.wgsl`: each of a workgroup's 16 x 16 invocations
@@ -326,10 +383,14 @@ impl MatmulParams {
     }
 
     /// Workgroups of `kernel` (a matmul kernel): one per tile of y, or for
-    /// `matvec.wgsl` (one output per invocation) per `Kernel::WORKGROUP` outputs of a row.
+    /// `matvec.wgsl` one per `workgroup / lanes` outputs of a row.
     pub fn groups(&self, kernel: Kernel) -> (u32, u32, u32) {
         let Kernel::Matmul(tiling) = kernel else {
-            return (self.n.div_ceil(Kernel::WORKGROUP), self.m, 1);
+            let per_group = match kernel {
+                Kernel::MatVec(_, shape) => shape.workgroup() / shape.lanes(),
+                _ => Kernel::WORKGROUP,
+            };
+            return (self.n.div_ceil(per_group), self.m, 1);
         };
         (
             self.n.div_ceil(tiling.tile_cols()),

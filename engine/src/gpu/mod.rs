@@ -322,7 +322,7 @@ impl GpuBackend {
                 LayerInput::Normed { x, .. } => (x, LinearInput::Normed),
                 LayerInput::Swiglu { gate_up, .. } => (gate_up, LinearInput::Swiglu),
             };
-            let kernel = Kernel::MatVec(step);
+            let kernel = Kernel::MatVec(step, self.context.matvec_shape());
             rec.dispatch(kernel, params, &[x, w, y], params.groups(kernel));
             return;
         };

@@ -94,6 +94,18 @@ pub async fn extend_steps_ms<B: Backend>(
 /// Steps in a run of one-token extensions; the first is not counted as "in a run".
 const RUN_STEPS: usize = 4;
 
+/// Milliseconds of one token's extension at `n` tokens in a run of them: the median of
+/// the 2nd to last of [`RUN_STEPS`] single-token steps in a row.
+pub async fn extend_in_run_ms<B: Backend>(
+    backend: &B,
+    n: usize,
+    repeats: usize,
+    now_ms: &impl Fn() -> f64,
+) -> Result<f64, String> {
+    let run = extend_steps_ms(backend, n, RUN_STEPS, repeats, now_ms).await?;
+    Ok(median(run[1..].to_vec()))
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -121,8 +133,7 @@ pub async fn forward_suite<B: Backend>(
     }
     if let Some((n, full)) = longest {
         let first = extend_steps_ms(backend, n, 1, repeats, now_ms).await?[0];
-        let run = extend_steps_ms(backend, n, RUN_STEPS, repeats, now_ms).await?;
-        let in_run = median(run[1..].to_vec());
+        let in_run = extend_in_run_ms(backend, n, repeats, now_ms).await?;
         for (case, ms) in [("", first), (", in a run of +1s", in_run)] {
             report("extend_one", label, &format!("T={n} ms{case}"), ms);
             let share = 100.0 * ms / full;
