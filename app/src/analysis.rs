@@ -134,12 +134,15 @@ pub fn head_in_shape(
     let mut out_of_range = Vec::new();
     if layer >= layers {
         out_of_range.push(format!(
-            "layer {layer} (the model has layers 0-{})",
+            "layer {layer} (the model has layers 0-{}; showing 0)",
             layers - 1
         ));
     }
     if head >= heads {
-        out_of_range.push(format!("head {head} (the model has heads 0-{})", heads - 1));
+        out_of_range.push(format!(
+            "head {head} (the model has heads 0-{}; showing 0)",
+            heads - 1
+        ));
     }
     let fixed = (
         if layer < layers { layer } else { 0 },
@@ -456,10 +459,10 @@ mod tests {
         assert_eq!(head_in_shape((9, 99), (0, 0)), None, "shape not known yet");
         let (fixed, why) = head_in_shape((3, 5), (2, 6)).unwrap();
         assert_eq!(fixed, (0, 5));
-        assert_eq!(why, "layer 3 (the model has layers 0-1)");
+        assert_eq!(why, "layer 3 (the model has layers 0-1; showing 0)");
         let (fixed, why) = head_in_shape((9, 99), (4, 6)).unwrap();
         assert_eq!(fixed, (0, 0));
-        assert!(why.contains("layer 9") && why.contains("head 99 (the model has heads 0-5)"));
+        assert!(why.contains("layer 9") && why.contains("head 99 (the model has heads 0-5;"));
     }
 
     /// A U+FFFD typed in the prompt never completes: the decoding must not wait for it

@@ -105,8 +105,15 @@ pub fn PromptControls(
                     prop:value=move || length.get().map(|n| n.to_string()).unwrap_or_default()
                     placeholder=move || counts.get().1.to_string()
                     on:change=move |ev| {
-                        let value = event_target_value(&ev);
-                        match parse_length_field(&value) {
+                        let input = event_target::<web_sys::HtmlInputElement>(&ev);
+                        // A number box reports text that is not a number as "", as if
+                        // it were empty: its validity tells them apart.
+                        let parsed = if input.validity().bad_input() {
+                            Err("The length box does not hold a number; the length is unchanged.".to_string())
+                        } else {
+                            parse_length_field(&input.value())
+                        };
+                        match parsed {
                             Ok(n) => {
                                 length_problem.set(None);
                                 length.set(n);

@@ -264,8 +264,11 @@ impl StudioState {
     /// [`MAX_URL_PROMPT_CHARS`] is left out (`false` in the second place).
     pub fn to_pairs(&self) -> (QueryPairs, bool) {
         let mut pairs = vec![("view".to_string(), self.view.key().to_string())];
-        let series: Vec<String> = self.series.iter().map(ToString::to_string).collect();
-        pairs.push(("models".into(), series.join(",")));
+        // No series (the user removed them all) is no parameter: `models=` is an error.
+        if !self.series.is_empty() {
+            let series: Vec<String> = self.series.iter().map(ToString::to_string).collect();
+            pairs.push(("models".into(), series.join(",")));
+        }
         let mut complete = true;
         match &self.prompt {
             PromptSource::Sample(id) if !id.is_empty() => pairs.push(("sample".into(), id.clone())),
@@ -399,6 +402,15 @@ mod tests {
         assert!(problems[0].contains("unknown view `graphs`"));
         assert!(problems[1].contains("rope:warp:9"));
         assert!(problems[3].contains("length `-3`"));
+        let none = StudioState {
+            series: Vec::new(),
+            ..StudioState::default()
+        };
+        assert!(
+            !none.to_query().0.contains("models"),
+            "{}",
+            none.to_query().0
+        );
         for empty in ["?models=", "?models=,%20,"] {
             let (state, problems) = StudioState::from_query(empty);
             assert_eq!(state.series, StudioState::default().series);

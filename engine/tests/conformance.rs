@@ -42,10 +42,21 @@ fn random_model(
     tied: bool,
     qk_norm: bool,
 ) -> (ModelConfig, engine::ModelWeights) {
+    random_model_of_width((48, 72), heads, kv_heads, tied, qk_norm)
+}
+
+/// A random model with the given (hidden, intermediate) sizes.
+fn random_model_of_width(
+    (hidden, intermediate): (usize, usize),
+    heads: usize,
+    kv_heads: usize,
+    tied: bool,
+    qk_norm: bool,
+) -> (ModelConfig, engine::ModelWeights) {
     let config = ModelConfig::from_json(
         format!(
-            r#"{{"hidden_size": 48, "num_hidden_layers": 2, "num_attention_heads": {heads},
-                "num_key_value_heads": {kv_heads}, "intermediate_size": 72, "vocab_size": 300,
+            r#"{{"hidden_size": {hidden}, "num_hidden_layers": 2, "num_attention_heads": {heads},
+                "num_key_value_heads": {kv_heads}, "intermediate_size": {intermediate}, "vocab_size": 300,
                 "max_position_embeddings": 16, "tie_word_embeddings": {tied}, "drope_c": 0.4,
                 "qk_norm": {qk_norm}}}"#
         )
@@ -99,7 +110,16 @@ fn every_matmul_tiling_matches_a_cpu_product() {
         .filter(|t| t.fits(&context.limits))
         .map(Kernel::Matmul)
         .chain(MatVecShape::ALL.map(|shape| Kernel::MatVec(LinearInput::Plain, shape)));
-    for (m, n, k) in [(1, 7, 3), (3, 45, 70), (130, 70, 19), (257, 131, 36)] {
+    // K = 130 and 200: the 32-lane matvec's four-step loop runs (K > 96), for some lanes
+    // or all; the smaller K only reach its one-step tail.
+    for (m, n, k) in [
+        (1, 7, 3),
+        (3, 45, 70),
+        (2, 37, 130),
+        (1, 9, 200),
+        (130, 70, 19),
+        (257, 131, 36),
+    ] {
         let (x, w) = (random(m * k), random(n * k));
         let expected: Vec<f32> = (0..m * n)
             .map(|at| {
@@ -148,15 +168,17 @@ fn random_models_match_the_cpu_path() {
 
 /// The few-rows kernel in both of its shapes (the adapter picks one; lavapipe and
 /// SwiftShader would never run the other): prompts grown a few tokens at a time go
-/// through it for every linear layer, with each input (plain, normed, SwiGLU).
+/// through it for every linear layer, with each input (plain, normed, SwiGLU), at
+/// widths past 96 (where the 32-lane shape's four-step loop runs) and below.
 #[test]
 fn both_matvec_shapes_match_the_cpu_path() {
     let context = context();
     for shape in MatVecShape::ALL {
         context.set_matvec_shape(shape);
-        for (heads, kv_heads, tied, qk_norm) in [(4, 2, false, false), (4, 2, true, true)] {
-            let (config, weights) = random_model(heads, kv_heads, tied, qk_norm);
-            let name = format!("{shape:?}: random {heads}q/{kv_heads}kv qk_norm={qk_norm}");
+        for (width, qk_norm) in [((128, 200), false), ((48, 72), true)] {
+            let (heads, kv_heads, tied) = (4, 2, !qk_norm);
+            let (config, weights) = random_model_of_width(width, heads, kv_heads, tied, qk_norm);
+            let name = format!("{shape:?}: random {width:?} qk_norm={qk_norm}");
             let cpu = CpuBackend::from_weights(config.clone(), weights.clone()).unwrap();
             let gpu = GpuBackend::new(Rc::clone(&context), config.clone(), &weights).unwrap();
             for len in [1, config.training_length() + 3] {
