@@ -211,7 +211,7 @@ try {
           <script type="module" src="${at('drope-studio.js')}"></script>
           <h1>A post</h1>
           <iframe id="sandboxed" sandbox="allow-scripts" src="${frameSrc}" style="width:100%;height:560px;border:0"></iframe>
-          <drope-studio view="tokens" models="drope" sample="kjv-2" length="300"></drope-studio>
+          <drope-studio view="tokens" models="drope,dorpe" sample="kjv-2" length="300"></drope-studio>
           <div style="height:3000px"></div>
           <iframe id="below" src="${at('embed.html?view=attention&models=nope')}" style="width:100%;height:500px;border:0"></iframe>`,
       }),
@@ -228,6 +228,9 @@ try {
     await element.scrollIntoViewIfNeeded();
     await waitReady(element, 'custom element on another path');
     assert.ok((await element.locator('span[data-testid="token"]').count()) >= 299, 'the token strip');
+    // A series naming no model is named on the figure; the others still run.
+    const leftOut = await element.locator('[data-testid="embed-left-out"]').innerText();
+    assert.match(leftOut, /^Left out: no model `dorpe` \(models: rope, drope/, leftOut);
     // The iframe far below loaded its page but started nothing: no wasm, no models.
     const below = page.frames().find((f) => f.url().includes('models=nope'));
     assert.equal(await below.locator('drope-studio').getAttribute('data-state'), 'waiting', 'the iframe below waits');
