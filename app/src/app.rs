@@ -643,7 +643,7 @@ pub fn App() -> impl IntoView {
                 <section class="controls">
                     <PromptControls source=source samples=samples prompt_text=prompt_text length=length
                         counts=counts unknown_sample=unknown_sample sample_choice=sample_choice on_run=run_whole />
-                    {move || source.with(|s| matches!(s, PromptSource::Text(t) if t.chars().count() > MAX_URL_PROMPT_CHARS)).then(|| view! {
+                    {move || source.with(PromptSource::too_long_for_url).then(|| view! {
                         <p class="notice" role="status" data-testid="link-notice">
                             {format!("This prompt is over {} characters, too long for the page's link: the address bar keeps the other settings, but a reload or a shared link opens the first sample.", thousands(MAX_URL_PROMPT_CHARS as u64))}
                         </p>

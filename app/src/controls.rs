@@ -6,7 +6,7 @@ use web_sys::KeyboardEvent;
 
 use crate::manifest::Manifest;
 use crate::samples::SampleSet;
-use crate::url_state::{PromptSource, SeriesSpec, MAX_SERIES};
+use crate::url_state::{parse_token_count, PromptSource, SeriesSpec, MAX_SERIES};
 use crate::views::perplexity_chart::SERIES_COLOURS;
 
 /// Position schemes offered in the scheme box (any text `SchemeSpec` parses is accepted).
@@ -21,20 +21,16 @@ const SCHEME_PRESETS: &[(&str, &str)] = &[
     ("none:dyn+beta", "DroPE with its fitted logit scale"),
 ];
 
-/// The length box's value: empty for the whole prompt (up to the cap), else a whole
-/// number of at least 2 tokens; anything else is an error (the length stays as it was).
+/// The length box's value: empty for the whole prompt (up to the cap), else a token
+/// count as the URL takes it; anything else is an error (the length stays as it was).
 fn parse_length_field(value: &str) -> Result<Option<usize>, String> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);
     }
-    match value.parse::<usize>() {
-        Ok(n) if n >= 2 => Ok(Some(n)),
-        _ => Err(format!(
-            "Length `{value}` is not a token count (a whole number of at least 2); \
-             the length is unchanged."
-        )),
-    }
+    parse_token_count(value)
+        .map(Some)
+        .map_err(|e| format!("{e}; the length is unchanged."))
 }
 
 /// The prompt box: a held-out sample or the user's own text, and how many of its tokens

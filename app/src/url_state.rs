@@ -169,6 +169,24 @@ pub enum PromptSource {
     Text(String),
 }
 
+impl PromptSource {
+    /// Own text longer than [`MAX_URL_PROMPT_CHARS`]: links leave it out.
+    pub fn too_long_for_url(&self) -> bool {
+        matches!(self, PromptSource::Text(text) if text.chars().count() > MAX_URL_PROMPT_CHARS)
+    }
+}
+
+/// A prompt length as the URL and the length box take it: a whole number of at least
+/// 2 tokens.
+pub fn parse_token_count(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n >= 2 => Ok(n),
+        _ => Err(format!(
+            "length `{value}` is not a token count (a whole number of at least 2)"
+        )),
+    }
+}
+
 /// Everything the URL holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StudioState {
@@ -248,11 +266,9 @@ impl StudioState {
                         state.prompt = PromptSource::Text(value.clone());
                     }
                 }
-                "length" => match value.trim().parse::<usize>() {
-                    Ok(n) if n >= 2 => state.length = Some(n),
-                    _ => problems.push(format!(
-                        "length `{value}` is not a token count (a whole number of at least 2)"
-                    )),
+                "length" => match parse_token_count(value) {
+                    Ok(n) => state.length = Some(n),
+                    Err(e) => problems.push(e),
                 },
                 _ => {}
             }
@@ -273,10 +289,8 @@ impl StudioState {
         match &self.prompt {
             PromptSource::Sample(id) if !id.is_empty() => pairs.push(("sample".into(), id.clone())),
             PromptSource::Sample(_) => {}
-            PromptSource::Text(text) if text.chars().count() <= MAX_URL_PROMPT_CHARS => {
-                pairs.push(("prompt".into(), text.clone()))
-            }
-            PromptSource::Text(_) => complete = false,
+            PromptSource::Text(_) if self.prompt.too_long_for_url() => complete = false,
+            PromptSource::Text(text) => pairs.push(("prompt".into(), text.clone())),
         }
         if let Some(length) = self.length {
             pairs.push(("length".into(), length.to_string()));
