@@ -50,8 +50,48 @@ impl TokenStreams {
     }
 }
 
-/// Draws training batches: random windows of the training stream, and with probability
-/// `needle_fraction` a retrieval document of the same length instead.
+/// Share of repeat sequences by training step: `early` before `switch`, `late` from it on.
+///
+/// Copying from the context (induction heads) forms in an abrupt phase change whose
+/// timing depends on how often the data rewards it; sequences that repeat a span make
+/// that reward dense, so the circuits form in a few million tokens instead of tens of
+/// millions (docs/TRAINING.md). Once they exist, fewer repeats leave more room for prose.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RepeatSchedule {
+    /// Share of sequences that repeat a span, before `switch`.
+    pub early: f64,
+    /// Share from step `switch` on.
+    pub late: f64,
+    /// The step at which the share drops from `early` to `late`.
+    pub switch: usize,
+}
+
+impl RepeatSchedule {
+    /// No repeat sequences at all.
+    pub const NONE: RepeatSchedule = RepeatSchedule {
+        early: 0.0,
+        late: 0.0,
+        switch: 0,
+    };
+
+    /// The share at training step `step`.
+    pub fn at(&self, step: usize) -> f64 {
+        if step < self.switch {
+            self.early
+        } else {
+            self.late
+        }
+    }
+}
+
+/// Shortest and longest repeated span, in tokens.
+pub const REPEAT_SPAN: (usize, usize) = (8, 40);
+
+/// Draws training batches: random windows of the training stream; with probability
+/// `needle_fraction` a retrieval document of the same length instead; and with the
+/// repeat schedule's probability a span repeated to fill the window (half of them random
+/// tokens, which can only be predicted by copying, half prose, so copying carries over
+/// to text).
 pub struct BatchSampler<'a> {
     /// The training stream.
     pub stream: &'a [u32],
@@ -59,6 +99,10 @@ pub struct BatchSampler<'a> {
     pub needles: &'a NeedleMaker<'a>,
     /// Share of sequences that are retrieval documents.
     pub needle_fraction: f64,
+    /// Share of sequences that repeat a span, by step.
+    pub repeats: RepeatSchedule,
+    /// Vocabulary size (random spans draw ids below it).
+    pub vocab: usize,
     /// Sequences per batch.
     pub batch: usize,
     /// Tokens per sequence (the training length L).
@@ -80,10 +124,31 @@ impl BatchSampler<'_> {
         Ok(&self.stream[start..start + len])
     }
 
-    /// One sequence of `length + 1` tokens (inputs and shifted targets).
-    fn sequence(&self, rng: &mut SplitMix64) -> Result<Vec<u32>, String> {
+    /// A span of random tokens or of prose, repeated to fill `want` tokens.
+    fn repeated_span(&self, rng: &mut SplitMix64, want: usize) -> Result<Vec<u32>, String> {
+        let (shortest, longest) = REPEAT_SPAN;
+        let longest = longest.min(want / 2).max(shortest.min(want / 2)).max(1);
+        let shortest = shortest.min(longest);
+        let len = shortest + (rng.next_u64() % (longest - shortest + 1) as u64) as usize;
+        let span: Vec<u32> = if rng.next_u64() % 2 == 0 {
+            (0..len)
+                .map(|_| (rng.next_u64() % self.vocab as u64) as u32)
+                .collect()
+        } else {
+            self.window(rng, len)?.to_vec()
+        };
+        Ok(span.iter().copied().cycle().take(want).collect())
+    }
+
+    /// One sequence of `length + 1` tokens (inputs and shifted targets) at `step`.
+    fn sequence(&self, rng: &mut SplitMix64, step: usize) -> Result<Vec<u32>, String> {
         let want = self.length + 1;
-        if rng.next_f64() >= self.needle_fraction {
+        let draw = rng.next_f64();
+        let repeat_share = self.repeats.at(step);
+        if draw < repeat_share {
+            return self.repeated_span(rng, want);
+        }
+        if draw >= repeat_share + self.needle_fraction {
             return Ok(self.window(rng, want)?.to_vec());
         }
         // A needle is ~16 tokens and the question ~20: short windows get fewer needles.
@@ -113,7 +178,7 @@ impl BatchSampler<'_> {
         let mut inputs = Vec::with_capacity(self.batch * self.length);
         let mut targets = Vec::with_capacity(self.batch * self.length);
         for _ in 0..self.batch {
-            let seq = self.sequence(&mut rng)?;
+            let seq = self.sequence(&mut rng, step)?;
             inputs.extend_from_slice(&seq[..self.length]);
             targets.extend_from_slice(&seq[1..]);
         }
@@ -126,4 +191,64 @@ impl BatchSampler<'_> {
 /// Non-overlapping validation windows of `length + 1` tokens, at most `count` of them.
 pub fn eval_windows(stream: &[u32], length: usize, count: usize) -> Vec<&[u32]> {
     stream.chunks_exact(length + 1).take(count).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repeat_share_switches_at_its_step() {
+        let schedule = RepeatSchedule {
+            early: 0.5,
+            late: 0.2,
+            switch: 10,
+        };
+        assert_eq!(schedule.at(0), 0.5);
+        assert_eq!(schedule.at(9), 0.5);
+        assert_eq!(schedule.at(10), 0.2);
+        assert_eq!(RepeatSchedule::NONE.at(0), 0.0);
+    }
+
+    #[test]
+    fn repeat_sequences_are_periodic_and_batches_reproducible() {
+        let tokenizer =
+            TextTokenizer::from_json(include_bytes!("../../public/models/tokenizer.json"))
+                .unwrap();
+        let needles = NeedleMaker::new(&tokenizer).unwrap();
+        let stream: Vec<u32> = (0..5000u32).map(|i| (i * 7919) % 4096).collect();
+        let sampler = |early: f64| BatchSampler {
+            stream: &stream,
+            needles: &needles,
+            needle_fraction: 0.0,
+            repeats: RepeatSchedule {
+                early,
+                late: 0.0,
+                switch: 5,
+            },
+            vocab: 4096,
+            batch: 16,
+            length: 64,
+            seed: 9,
+        };
+        let all = sampler(1.0);
+        let (inputs, targets) = all.batch(0, &Device::Cpu).unwrap();
+        let inputs = inputs.to_vec2::<u32>().unwrap();
+        let targets = targets.to_vec2::<u32>().unwrap();
+        for (row, next) in inputs.iter().zip(&targets) {
+            // Some period p in the span range makes the whole row repeat itself.
+            let period = (REPEAT_SPAN.0..=REPEAT_SPAN.1)
+                .find(|&p| (p..row.len()).all(|t| row[t] == row[t - p]))
+                .expect("a repeat sequence repeats its span");
+            assert!(period <= 32, "a span is at most half the window");
+            assert_eq!(&row[1..], &next[..next.len() - 1]);
+        }
+        // After the switch the share is 0: prose windows, which are not periodic here.
+        let (late, _) = all.batch(5, &Device::Cpu).unwrap();
+        for row in late.to_vec2::<u32>().unwrap() {
+            assert!(stream.windows(row.len()).any(|w| w == row.as_slice()));
+        }
+        let again = all.batch(0, &Device::Cpu).unwrap().0.to_vec2::<u32>().unwrap();
+        assert_eq!(again, inputs);
+    }
 }

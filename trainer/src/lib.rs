@@ -13,6 +13,7 @@ pub mod manifest;
 /// The needle documents live in the engine (the studio's live runner uses them too).
 pub use engine::needles;
 pub mod optimizer;
+pub mod probes;
 pub mod results;
 pub mod samples;
 pub mod train;

@@ -41,12 +41,14 @@ impl AdamW {
         })
     }
 
-    /// One update with learning rate `lr`.
+    /// One update with learning rate `lr`, the gradients multiplied by `grad_scale`
+    /// (the clipping factor, see [`clip_factor`]).
     pub fn step(
         &mut self,
         params: &[(String, Var)],
         grads: &candle_core::backprop::GradStore,
         lr: f64,
+        grad_scale: f64,
     ) -> candle_core::Result<()> {
         self.steps += 1;
         let c = self.config;
@@ -55,6 +57,13 @@ impl AdamW {
         for (name, var) in params {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
+            };
+            let scaled;
+            let grad = if grad_scale == 1.0 {
+                grad
+            } else {
+                scaled = (grad * grad_scale)?;
+                &scaled
             };
             let (m, v) = self
                 .moments
@@ -71,10 +80,66 @@ impl AdamW {
     }
 }
 
-/// Linear warm-up to `peak`, then cosine decay to `peak * floor` at `total` steps.
-pub fn learning_rate(step: usize, total: usize, warmup: usize, peak: f64, floor: f64) -> f64 {
+/// The global L2 norm of the gradients of `params`.
+pub fn global_norm(
+    params: &[(String, Var)],
+    grads: &candle_core::backprop::GradStore,
+) -> candle_core::Result<f64> {
+    let mut sum = 0f64;
+    for (_, var) in params {
+        if let Some(grad) = grads.get(var.as_tensor()) {
+            sum += grad.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        }
+    }
+    Ok(sum.sqrt())
+}
+
+/// The factor that scales gradients of global norm `norm` down to at most `max_norm`
+/// (1 when already within it, or when `max_norm` is 0, meaning no clipping).
+pub fn clip_factor(norm: f64, max_norm: f64) -> f64 {
+    if max_norm > 0.0 && norm > max_norm {
+        max_norm / norm
+    } else {
+        1.0
+    }
+}
+
+/// The learning rate's shape after the warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// Cosine decay from the peak to `peak * floor` at the last step.
+    Cosine,
+    /// The peak to the end (the paper's recalibration).
+    Constant,
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "cosine" => Ok(Schedule::Cosine),
+            "constant" => Ok(Schedule::Constant),
+            other => Err(format!("a schedule is cosine or constant, not {other}")),
+        }
+    }
+}
+
+/// Linear warm-up to `peak`, then cosine decay to `peak * floor` at `total` steps, or the
+/// peak held constant.
+pub fn learning_rate(
+    schedule: Schedule,
+    step: usize,
+    total: usize,
+    warmup: usize,
+    peak: f64,
+    floor: f64,
+) -> f64 {
     if step < warmup {
         return peak * (step + 1) as f64 / warmup as f64;
+    }
+    if schedule == Schedule::Constant {
+        return peak;
     }
     let progress = ((step - warmup) as f64 / (total.saturating_sub(warmup)).max(1) as f64).min(1.0);
     let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
@@ -87,10 +152,28 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_then_decays_to_the_floor() {
-        assert!((learning_rate(0, 100, 10, 1e-3, 0.1) - 1e-4).abs() < 1e-12);
-        assert!((learning_rate(9, 100, 10, 1e-3, 0.1) - 1e-3).abs() < 1e-12);
-        assert!((learning_rate(10, 100, 10, 1e-3, 0.1) - 1e-3).abs() < 1e-12);
-        assert!((learning_rate(100, 100, 10, 1e-3, 0.1) - 1e-4).abs() < 1e-12);
-        assert!(learning_rate(55, 100, 10, 1e-3, 0.1) < 1e-3);
+        let lr = |step| learning_rate(Schedule::Cosine, step, 100, 10, 1e-3, 0.1);
+        assert!((lr(0) - 1e-4).abs() < 1e-12);
+        assert!((lr(9) - 1e-3).abs() < 1e-12);
+        assert!((lr(10) - 1e-3).abs() < 1e-12);
+        assert!((lr(100) - 1e-4).abs() < 1e-12);
+        assert!(lr(55) < 1e-3);
+    }
+
+    #[test]
+    fn constant_schedule_holds_the_peak_after_its_warm_up() {
+        let lr = |step| learning_rate(Schedule::Constant, step, 100, 10, 3e-4, 0.1);
+        assert!((lr(4) - 1.5e-4).abs() < 1e-12);
+        assert_eq!(lr(10), 3e-4);
+        assert_eq!(lr(99), 3e-4);
+        assert_eq!("constant".parse::<Schedule>(), Ok(Schedule::Constant));
+        assert!("linear".parse::<Schedule>().is_err());
+    }
+
+    #[test]
+    fn clipping_scales_only_norms_above_the_limit() {
+        assert_eq!(clip_factor(0.5, 1.0), 1.0);
+        assert_eq!(clip_factor(4.0, 1.0), 0.25);
+        assert_eq!(clip_factor(4.0, 0.0), 1.0);
     }
 }

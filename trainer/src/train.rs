@@ -9,8 +9,15 @@
 //! - NoPE: `--positions none --steps N`
 //!
 //! Options for the recalibration: `--rewarm W` restarts the schedule at `--first-step`
-//! (W warm-up steps to `--lr`, cosine to the floor at N) instead of continuing the
-//! pretraining cosine; `--qk-norm true` adds the paper's QK-norm (new weights start at 1).
+//! (W warm-up steps to `--lr`, then `--schedule`: cosine to the floor at N, or constant)
+//! instead of continuing the pretraining cosine; `--qk-norm true` adds the paper's QK-norm
+//! (new weights start at 1).
+//!
+//! The curriculum: `--repeat-fraction F` of the sequences repeat a span (random tokens or
+//! prose) until `--repeat-switch S`, then `--repeat-late G`; `--needle-fraction` are
+//! retrieval documents; the rest prose windows. Gradients are clipped to a global norm
+//! of `--clip` (1.0; 0 turns it off). At every evaluation the probes of
+//! [`crate::probes`] are measured and logged.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,9 +29,11 @@ use engine::{ModelConfig, ModelWeights, PositionScheme, TextTokenizer, TrainedPo
 use serde::{Deserialize, Serialize};
 
 use crate::args::Args;
-use crate::data::{eval_windows, BatchSampler, TokenStreams};
+use crate::data::{eval_windows, BatchSampler, RepeatSchedule, TokenStreams};
+use crate::eval::EvalModel;
 use crate::needles::NeedleMaker;
-use crate::optimizer::{learning_rate, AdamW, AdamWConfig};
+use crate::optimizer::{clip_factor, global_norm, learning_rate, AdamW, AdamWConfig, Schedule};
+use crate::probes::{probe, ProbeRow};
 
 /// The training log written to `train-log.json` (read by the studio's training view).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -43,6 +52,9 @@ pub struct TrainLog {
     pub validation: Vec<[f64; 2]>,
     /// Training throughput of this run, tokens per second (last segment).
     pub tokens_per_second: f64,
+    /// The probes at every evaluation (absent in logs written before they existed).
+    #[serde(default)]
+    pub probes: Vec<ProbeRow>,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -247,6 +259,12 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             "stop-at",
             "qk-norm",
             "rewarm",
+            "schedule",
+            "clip",
+            "repeat-fraction",
+            "repeat-late",
+            "repeat-switch",
+            "probe-every",
         ],
     )?;
     let out = PathBuf::from(args.required("out")?);
@@ -270,6 +288,17 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     let min_lr: f64 = args.get_or("min-lr", 0.1)?;
     // 0: continue the run's schedule; W > 0: a fresh warm-up + cosine from --first-step.
     let rewarm: usize = args.get_or("rewarm", 0)?;
+    let schedule: Schedule = args.get_or("schedule", Schedule::Cosine)?;
+    let clip: f64 = args.get_or("clip", 1.0)?;
+    if !(clip >= 0.0 && clip.is_finite()) {
+        return Err(format!("--clip must be a finite value >= 0, got {clip}"));
+    }
+    let repeat_early: f64 = args.get_or("repeat-fraction", 0.0)?;
+    let repeats = RepeatSchedule {
+        early: repeat_early,
+        late: args.get_or("repeat-late", repeat_early)?,
+        switch: args.get_or("repeat-switch", 0)?,
+    };
     if first_step >= total_steps {
         return Err(format!(
             "--first-step ({first_step}) must be below --steps ({total_steps})"
@@ -277,6 +306,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     }
     let seed: u64 = args.get_or("seed", 1)?;
     let eval_every: usize = args.get_or("eval-every", 100)?;
+    // Probes at every evaluation by default; 0 turns them off.
+    let probe_every: usize = args.get_or("probe-every", eval_every)?;
     let snapshot_every: usize = args.get_or("snapshot-every", 100)?;
     let log_every: usize = args.get_or("log-every", 10)?;
     // Stop early (state saved) without changing the schedule: for time-boxed sessions.
@@ -293,10 +324,22 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     let needles = NeedleMaker::new(&tokenizer)?;
+    let needle_fraction: f64 = args.get_or("needle-fraction", 0.15)?;
+    let shares = [needle_fraction, repeats.early, repeats.late];
+    if shares.iter().any(|x| !(0.0..=1.0).contains(x))
+        || needle_fraction + repeats.early.max(repeats.late) > 1.0
+    {
+        return Err(format!(
+            "--needle-fraction ({needle_fraction}), --repeat-fraction ({}) and --repeat-late ({}) must each lie in [0, 1], and the needles plus either repeat share at most 1",
+            repeats.early, repeats.late
+        ));
+    }
     let sampler = BatchSampler {
         stream: &streams.train,
         needles: &needles,
-        needle_fraction: args.get_or("needle-fraction", 0.15)?,
+        needle_fraction,
+        repeats,
+        vocab: tokenizer.vocab_size(),
         batch,
         length,
         seed,
@@ -399,6 +442,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         let grads = loss.backward().map_err(err)?;
         let lr = if rewarm > 0 {
             learning_rate(
+                schedule,
                 step - first_step,
                 total_steps - first_step,
                 rewarm,
@@ -406,9 +450,12 @@ pub fn run(argv: &[String]) -> Result<(), String> {
                 min_lr,
             )
         } else {
-            learning_rate(step, total_steps, warmup, peak_lr, min_lr)
+            learning_rate(schedule, step, total_steps, warmup, peak_lr, min_lr)
         };
-        optimizer.step(&vars, &grads, lr).map_err(err)?;
+        let norm = global_norm(&vars, &grads).map_err(err)?;
+        optimizer
+            .step(&vars, &grads, lr, clip_factor(norm, clip))
+            .map_err(err)?;
         let loss = loss.to_scalar::<f32>().map_err(err)? as f64;
         if !loss.is_finite() {
             return Err(format!("loss became {loss} at step {step}; lower --lr"));
@@ -420,7 +467,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         if step.is_multiple_of(log_every) || step == total_steps {
             log.train.push([step as f64, loss, lr, elapsed]);
             println!(
-                "step {step:>6}  loss {loss:.4}  lr {lr:.2e}  {:.0} tok/s",
+                "step {step:>6}  loss {loss:.4}  lr {lr:.2e}  grad norm {norm:.3}  {:.0} tok/s",
                 log.tokens_per_second
             );
         }
@@ -432,6 +479,31 @@ pub fn run(argv: &[String]) -> Result<(), String> {
                 "step {step:>6}  validation loss {val:.4}  perplexity {:.2}",
                 val.exp()
             );
+        }
+        if probe_every > 0 && (step.is_multiple_of(probe_every) || step == total_steps) {
+            let model = EvalModel {
+                id: String::new(),
+                config: config.clone(),
+                weights: weights_of(&config, &vars)?,
+            };
+            let prose: Vec<&[u32]> = validation.iter().take(8).map(|w| &w[..length]).collect();
+            let row = probe(&model, step, &prose)?;
+            let strongest = row
+                .previous_token
+                .iter()
+                .map(|heads| heads.iter().copied().fold(0.0, f64::max))
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            println!(
+                "step {step:>6}  induction {} tokens: {:.2} -> {:.2}  at 4L: {:.2} -> {:.2}  previous-token (max per layer): {strongest}",
+                row.induction.tokens,
+                row.induction.first,
+                row.induction.second,
+                row.induction_4l.first,
+                row.induction_4l.second
+            );
+            log.probes.push(row);
         }
         if step.is_multiple_of(snapshot_every) || step == total_steps {
             let weights = weights_of(&config, &vars)?;

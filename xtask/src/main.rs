@@ -41,8 +41,8 @@ commands:
   untrained          regenerate the random-weight model public/models/untrained
                      (with public/models/tokenizer.json)
   models [--steps N] [--corpus DIR]
-                     train RoPE, DroPE (drop at 7N/8) and NoPE for N steps (default 2448 = 10M tokens;
-                     resumable, hours on 2 cores: run with nohup) and export them
+                     train RoPE, DroPE (drop at 7N/8) and NoPE for N steps (default 7680 = 7.9M tokens
+                     each; resumable, about 1.5 hours on 2 cores: run with nohup) and export them
   bench [--quick] [--native-only]
                      CPU and WebGPU forward-pass times (native, and in headless Chromium),
                      extension cost and matmul GFLOP/s, into docs/BENCHMARKS.md

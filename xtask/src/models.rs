@@ -1,7 +1,8 @@
 //! `cargo xtask models`: trains and exports the studio's three models, reproducibly.
 //!
 //! 1. RoPE for N steps (`runs/rope`),
-//! 2. DroPE: the RoPE snapshot at 7N/8, RoPE removed, recalibrated to step N (`runs/drope`),
+//! 2. DroPE: the RoPE snapshot at 7N/8, RoPE removed, recalibrated to step N with a fresh
+//!    warm-up to a constant learning rate (`runs/drope`),
 //! 3. NoPE: no positions from step 0, N steps (`runs/nope`),
 //! 4. export of all three into `public/models/` and a new manifest.
 //!
@@ -31,8 +32,19 @@ fn trainer(args: &[&str]) -> Result<()> {
     util::run(&mut cmd)
 }
 
+/// The recipe (docs/TRAINING.md): a small model at a short L, many small batches, a
+/// curriculum of repeated spans that makes copying (induction heads) form early, then
+/// fewer repeats; DroPE recalibrated with a fresh, clipped warm-up to a constant rate.
+const LENGTH: &str = "128";
+const BATCH: &str = "8";
+/// Default steps: 7680 x 8 x 128 = 7.9M tokens per model.
+const DEFAULT_STEPS: usize = 7680;
+/// Recalibration: learning rate (the paper's, without QK-norm) and warm-up share.
+const RECAL_LR: &str = "3e-4";
+const RECAL_WARMUP_SHARE: usize = 10;
+
 pub fn run(args: &[String]) -> Result<()> {
-    let mut steps: usize = 2448;
+    let mut steps: usize = DEFAULT_STEPS;
     let mut corpus = "../shared/corpus".to_string();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -47,8 +59,13 @@ pub fn run(args: &[String]) -> Result<()> {
             }
         }
     }
-    if !steps.is_multiple_of(16) {
-        return Err(format!("--steps must be a multiple of 16 (the drop point 7N/8 must be a snapshot), got {steps}"));
+    if steps < 16 || !steps.is_multiple_of(16) {
+        return Err(format!("--steps must be a positive multiple of 16 (the drop point 7N/8 must be a snapshot), got {steps}"));
+    }
+    if !Path::new(&corpus).is_dir() {
+        return Err(format!(
+            "corpus folder {corpus} not found (pass --corpus DIR)"
+        ));
     }
     util::run(
         Command::new("cargo")
@@ -56,7 +73,11 @@ pub fn run(args: &[String]) -> Result<()> {
             .current_dir(root()),
     )?;
     let snapshot_every = (steps / 16).to_string();
-    let drop_step = (steps / 8 * 7).to_string();
+    let eval_every = (steps / 32).to_string();
+    let drop_step = steps / 8 * 7;
+    // Half the sequences repeat a span until 5/8 of the run (copying forms in the first
+    // half, docs/TRAINING.md), a quarter after.
+    let repeat_switch = (steps / 8 * 5).to_string();
     let total = steps.to_string();
     let common = |out: &str, positions: &str| -> Vec<String> {
         [
@@ -72,23 +93,39 @@ pub fn run(args: &[String]) -> Result<()> {
             "--steps",
             &total,
             "--batch",
-            "16",
+            BATCH,
             "--length",
-            "256",
+            LENGTH,
+            "--layers",
+            "4",
+            "--hidden",
+            "128",
+            "--heads",
+            "4",
+            "--intermediate",
+            "384",
+            "--lr",
+            "1e-3",
             "--warmup",
-            "40",
+            "100",
+            "--clip",
+            "1.0",
             "--eval-every",
-            &snapshot_every,
+            &eval_every,
             "--snapshot-every",
             &snapshot_every,
             "--log-every",
-            "10",
+            "20",
             "--seed",
             "1",
-            // Upper end of the 10-20%: at N = 640 with 15% no model retrieved a
-            // single needle, so the retrieval skill gets more examples.
             "--needle-fraction",
             "0.2",
+            "--repeat-fraction",
+            "0.5",
+            "--repeat-late",
+            "0.25",
+            "--repeat-switch",
+            &repeat_switch,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -98,16 +135,23 @@ pub fn run(args: &[String]) -> Result<()> {
         a.extend(extra.iter().map(|s| s.to_string()));
         trainer(&a.iter().map(String::as_str).collect::<Vec<_>>())
     };
-    if !Path::new(&corpus).is_dir() {
-        return Err(format!(
-            "corpus folder {corpus} not found (pass --corpus DIR)"
-        ));
-    }
     run_training(common("runs/rope", "rope"), &[])?;
     let snapshot = format!("runs/rope/snapshot-{drop_step}.safetensors");
+    let rewarm = ((steps - drop_step) / RECAL_WARMUP_SHARE).max(1).to_string();
     run_training(
         common("runs/drope", "none"),
-        &["--init-from", &snapshot, "--first-step", &drop_step],
+        &[
+            "--init-from",
+            &snapshot,
+            "--first-step",
+            &drop_step.to_string(),
+            "--rewarm",
+            &rewarm,
+            "--schedule",
+            "constant",
+            "--lr",
+            RECAL_LR,
+        ],
     )?;
     run_training(common("runs/nope", "none"), &[])?;
     let cards = [
