@@ -17,6 +17,7 @@ const SCHEME_PRESETS: &[(&str, &str)] = &[
     ("yarn:dyn", "YaRN, dynamic s"),
     ("pi:8", "position interpolation, s = 8"),
     ("yarn:8", "YaRN, s = 8"),
+    ("yarn-ramp:8", "YaRN with the continuous ramp, s = 8"),
     ("none", "no positions (DroPE / NoPE)"),
     ("none:dyn+beta", "DroPE with its fitted logit scale"),
 ];
@@ -222,7 +223,7 @@ pub fn SeriesEditor(
                     }).collect_view())}
                 </select>
                 <input class="scheme" list="scheme-presets" data-testid="add-scheme" placeholder="as trained"
-                    aria-label="Position scheme (rope, pi:4, ntk:dyn, yarn:8, none:dyn+beta ...)"
+                    aria-label="Position scheme (rope, pi:4, ntk:dyn, yarn:8, yarn-ramp:8, none:dyn+beta ...)"
                     prop:value=move || new_scheme.get()
                     on:input=move |ev| new_scheme.set(event_target_value(&ev))
                     on:keydown=move |ev: KeyboardEvent| if ev.key() == "Enter" { add() } />

@@ -25,6 +25,7 @@ pub mod needle_live;
 pub mod page_engine;
 pub mod panels;
 pub mod pause;
+pub mod probes;
 pub mod published;
 pub mod runs;
 pub mod samples;

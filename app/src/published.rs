@@ -5,7 +5,7 @@
 //! every malformed file becomes an [`AppError`] naming the file, never a panic.
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
 use crate::manifest::{fetch_bytes, MODELS_BASE};
@@ -42,6 +42,40 @@ pub struct ValidationPoint {
     pub loss: f64,
 }
 
+/// Mean NLL of the first and the second copy of a random-token span repeated once
+/// (`trainer::probes::InductionScore`). A model that copies from its context predicts
+/// the second copy far better than the first; a value that was NaN (written as null)
+/// is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct InductionScore {
+    /// Total sequence length (two copies of `tokens / 2` random tokens).
+    #[serde(default)]
+    pub tokens: usize,
+    /// Mean NLL over the first copy, nats.
+    #[serde(default)]
+    pub first: Option<f64>,
+    /// Mean NLL over the second copy, nats.
+    #[serde(default)]
+    pub second: Option<f64>,
+}
+
+/// One row of the probes logged during training (`trainer::probes::ProbeRow`). A DroPE
+/// log has two rows at its drop step: RoPE's, then the just-dropped model's.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ProbeRow {
+    /// Optimizer step.
+    pub step: f64,
+    /// Induction within `L` (sequences of `min(100, L)` tokens).
+    #[serde(default)]
+    pub induction: Option<InductionScore>,
+    /// Induction at `4L` under the model's native scheme.
+    #[serde(default)]
+    pub induction_4l: Option<InductionScore>,
+    /// Mean attention on the previous token over validation prose, `[layer][head]`.
+    #[serde(default)]
+    pub previous_token: Vec<Vec<Option<f64>>>,
+}
+
 /// A model's `train-log.json`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainLog {
@@ -59,6 +93,8 @@ pub struct TrainLog {
     pub validation: Vec<ValidationPoint>,
     /// Training throughput, when logged.
     pub tokens_per_second: Option<f64>,
+    /// Probes of copying and previous-token heads, in order (empty in older logs).
+    pub probes: Vec<ProbeRow>,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +107,8 @@ struct RawTrainLog {
     validation: Vec<Vec<Option<f64>>>,
     #[serde(default)]
     tokens_per_second: Option<f64>,
+    #[serde(default)]
+    probes: Vec<ProbeRow>,
 }
 
 impl TrainLog {
@@ -112,6 +150,17 @@ impl TrainLog {
             .into_iter()
             .map(|(step, loss, _)| ValidationPoint { step, loss })
             .collect();
+        // Two rows may share a step (a drop's before and after), not go back.
+        if let Some(i) = raw.probes.windows(2).position(|w| w[1].step < w[0].step) {
+            return Err(malformed(
+                file,
+                format!(
+                    "probes[{}] goes back to step {}",
+                    i + 1,
+                    raw.probes[i + 1].step
+                ),
+            ));
+        }
         Ok(TrainLog {
             positions: raw.positions,
             drop_step: raw.drop_step,
@@ -120,6 +169,7 @@ impl TrainLog {
             train,
             validation,
             tokens_per_second: raw.tokens_per_second,
+            probes: raw.probes,
         })
     }
 

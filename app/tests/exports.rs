@@ -40,6 +40,7 @@ fn training_curves_save_every_point() {
                 step: 30.0,
                 loss: 2.5,
             }],
+            probes: Vec::new(),
         },
     }];
     let csv = story_csv(&logs);
@@ -52,6 +53,7 @@ fn training_curves_save_every_point() {
     assert_eq!(json["models"][0]["drop_step"], 20.0);
     assert_eq!(json["models"][0]["train"][2][1], 2.0);
     assert_eq!(json["models"][0]["validation"][0][1], 2.5);
+    assert_eq!(json["models"][0]["probes"], Value::Array(Vec::new()));
 }
 
 #[wasm_bindgen_test]
@@ -60,7 +62,9 @@ fn frequency_pairs_save_each_scheme() {
     let csv = pairs_csv(&pairs, 256);
     let rows = lines(&csv);
     assert_eq!(rows.len(), 1 + 4, "a header and one row per pair (D/2 = 4)");
-    assert_eq!(rows[0].split(',').count(), 3 + 4 * 4);
+    // Four columns for each of RoPE, PI, NTK, YaRN and YaRN (ramp).
+    assert_eq!(rows[0].split(',').count(), 3 + 5 * 4);
+    assert!(rows[0].ends_with(",yarn-ramp_phase_at_8L"), "{}", rows[0]);
     // Pair 0 under PI: frequency / RoPE's = 1/s.
     let pi_factor: f64 = rows[1].split(',').nth(3 + 4 + 1).unwrap().parse().unwrap();
     assert!((pi_factor - 0.25).abs() < 1e-12, "{}", rows[1]);

@@ -5,7 +5,9 @@
 #![cfg(target_arch = "wasm32")]
 
 use app::colormap::VIRIDIS;
-use app::published::{ModelTrainLog, NeedleGrid, TrainLog, TrainPoint, ValidationPoint};
+use app::published::{
+    InductionScore, ModelTrainLog, NeedleGrid, ProbeRow, TrainLog, TrainPoint, ValidationPoint,
+};
 use app::views::{FrequencyExplorer, NeedleResults, StoryAxis, TrainingStory};
 use js_sys::{Array, Function, Object, Reflect};
 use leptos::prelude::*;
@@ -70,6 +72,7 @@ fn log(positions: &str, drop_step: Option<f64>, loss: impl Fn(f64) -> f64) -> Tr
             })
             .collect(),
         tokens_per_second: None,
+        probes: Vec::new(),
     }
 }
 
@@ -191,6 +194,151 @@ async fn training_story_draws_each_curve_and_marks_the_drop() {
     );
 }
 
+/// Probe rows at `(step, second-copy NLL within L)`; at 4L the NLL is 1 nat higher;
+/// two layers of two heads, head 1 the previous-token head.
+fn probes(rows: &[(f64, f64)]) -> Vec<ProbeRow> {
+    let score = |tokens, second| InductionScore {
+        tokens,
+        first: Some(8.4),
+        second: Some(second),
+    };
+    rows.iter()
+        .map(|&(step, second)| ProbeRow {
+            step,
+            induction: Some(score(100, second)),
+            induction_4l: Some(score(256, second + 1.0)),
+            previous_token: vec![vec![Some(0.1), Some(0.7)], vec![Some(0.2), Some(0.3)]],
+        })
+        .collect()
+}
+
+/// The three logs with probes for RoPE and DroPE (none for NoPE): DroPE copies like
+/// RoPE until the drop at 150, loses it there (two rows at 150), and recovers.
+fn three_logs_with_probes() -> Vec<ModelTrainLog> {
+    let mut logs = three_logs();
+    logs[0].log.probes = probes(&[(40.0, 8.2), (80.0, 4.0), (120.0, 2.0), (200.0, 1.5)]);
+    logs[2].log.probes = probes(&[
+        (40.0, 8.2),
+        (80.0, 4.0),
+        (120.0, 2.0),
+        (150.0, 1.8),
+        (150.0, 7.9),
+        (200.0, 2.4),
+    ]);
+    logs
+}
+
+#[wasm_bindgen_test]
+async fn probe_story_draws_copying_under_the_loss_chart() {
+    let root = container();
+    let logs = RwSignal::new(three_logs_with_probes());
+    let zoom = RwSignal::new(false);
+    let axis = RwSignal::new(StoryAxis::Steps);
+    let _mounted = leptos::mount::mount_to(root.clone(), move || {
+        view! { <TrainingStory logs=logs zoom=zoom axis=axis /> }
+    });
+    settle().await;
+
+    let curves = all(
+        &root,
+        r#"svg[data-testid="probe-story"] path[data-testid="second-copy"]"#,
+    );
+    let drawn: Vec<(String, String)> = curves
+        .iter()
+        .map(|c| {
+            let attr = |name| c.get_attribute(name).unwrap();
+            (attr("data-model"), attr("data-length"))
+        })
+        .collect();
+    let pair = |m: &str, l: &str| (m.to_string(), l.to_string());
+    assert_eq!(
+        drawn,
+        [
+            pair("drope", "within"),
+            pair("drope", "4l"),
+            pair("rope", "within"),
+            pair("rope", "4l")
+        ],
+        "NoPE has no probes: no curve"
+    );
+    // DroPE's two rows at the drop are one vertical segment: the same x twice.
+    let d = curves[0].get_attribute("d").unwrap();
+    let xs: Vec<&str> = d
+        .split_whitespace()
+        .map(|p| p[1..].split(',').next().unwrap())
+        .collect();
+    assert_eq!(xs.len(), 6, "{d}");
+    assert_eq!(xs[3], xs[4], "{d}");
+    assert_eq!(all(&root, r#"[data-testid="uniform-line"]"#).len(), 1);
+
+    // The drop marker sits where the loss chart's does: the x axes line up.
+    let x_of = |selector: &str| one(&root, selector).get_attribute("x1").unwrap();
+    let markers = || {
+        (
+            x_of(r#"svg[data-testid="training-story"] [data-testid="drop-marker"]"#),
+            x_of(r#"[data-testid="probe-drop-marker"]"#),
+        )
+    };
+    let (story, probe) = markers();
+    assert_eq!(story, probe);
+    zoom.set(true);
+    settle().await;
+    let (story_zoomed, probe_zoomed) = markers();
+    assert_eq!(story_zoomed, probe_zoomed);
+    assert_ne!(story_zoomed, story);
+
+    let legend: Vec<String> = all(&root, ".probe-story .story-legend li[data-model]")
+        .iter()
+        .map(|li| li.get_attribute("data-model").unwrap())
+        .collect();
+    assert_eq!(legend, ["rope", "drope"]);
+
+    let summary = text(&root, r#"[data-testid="probe-summary"]"#);
+    assert!(
+        summary.contains("RoPE copies from step 80 on."),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("DroPE at step 150: second copy 1.80 nats with RoPE, 7.90 right after"),
+        "{summary}"
+    );
+    assert!(text(&root, ".probe-story figcaption").contains("lower = the model copies"));
+
+    // Previous-token heads: DroPE with RoPE, just dropped and at the end; RoPE at the end.
+    let rows: Vec<String> = all(&root, r#"[data-testid="previous-token-heads"] tbody tr"#)
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r.get_attribute("data-model").unwrap(),
+                r.get_attribute("data-when").unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "rope/end",
+            "drope/with-rope",
+            "drope/just-dropped",
+            "drope/end"
+        ]
+    );
+    let cells = all(&root, r#"[data-testid="previous-token-cell"]"#);
+    assert_eq!(cells.len(), 4 * 2, "one per row and layer");
+    assert_eq!(cells[0].text_content().unwrap(), "0.70 h1");
+
+    axis.set(StoryAxis::Tokens);
+    settle().await;
+    assert!(text(&root, r#"svg[data-testid="probe-story"]"#).contains("tokens seen"));
+
+    // Logs without probes (the committed ones): no probe chart at all.
+    logs.set(three_logs());
+    settle().await;
+    assert!(all(&root, ".probe-story").is_empty());
+    assert_eq!(all(&root, r#"path[data-testid="train-curve"]"#).len(), 3);
+}
+
 fn cx_of_pair(root: &HtmlElement, scheme: &str, pair: usize) -> f64 {
     let dots = all(root, &format!(".scheme-{scheme} circle.dot"));
     dots[pair].get_attribute("cx").unwrap().parse().unwrap()
@@ -219,7 +367,7 @@ async fn frequency_explorer_plots_factors_band_and_phases() {
         .iter()
         .map(|c| c.get_attribute("data-scheme").unwrap())
         .collect();
-    assert_eq!(schemes, ["pi", "ntk", "yarn"]);
+    assert_eq!(schemes, ["pi", "ntk", "yarn", "yarn-ramp"]);
     assert_eq!(all(&root, ".scheme-pi circle.dot").len(), 4);
 
     // D = 8, b = 10000: wavelengths 6.3, 63, 628, 6283 tokens; only pair 3 exceeds L = 1024.

@@ -48,9 +48,9 @@ const NOUNS: &[&str] = &[
 pub const ANSWER_DIGITS: usize = 7;
 
 /// The scheme a needle trial of `multiple` x L runs under, from a scheme family
-/// without a scale (`"rope"`, `"pi"`, `"yarn"`, `"none"`, `"none+beta"`): the scale
-/// factor fixed at the length multiple (`"pi:4"`, `"none:4+beta"`), since the whole
-/// prompt and answer run at one length; plain RoPE and NoPE have no scale.
+/// without a scale (`"rope"`, `"pi"`, `"yarn"`, `"yarn-ramp"`, `"none"`, `"none+beta"`):
+/// the scale factor fixed at the length multiple (`"pi:4"`, `"none:4+beta"`), since the
+/// whole prompt and answer run at one length; plain RoPE and NoPE have no scale.
 pub fn scheme_at(family: &str, multiple: usize) -> String {
     match family.split_once('+') {
         Some((head, tail)) if multiple > 1 => format!("{head}:{multiple}+{tail}"),
@@ -290,9 +290,19 @@ mod tests {
         assert_eq!(scheme_at("none", 8), "none");
         assert_eq!(scheme_at("pi", 1), "pi");
         assert_eq!(scheme_at("yarn", 4), "yarn:4");
+        assert_eq!(scheme_at("yarn-ramp", 4), "yarn-ramp:4");
         assert_eq!(scheme_at("none+beta", 2), "none:2+beta");
         assert_eq!(scheme_at("none+beta", 1), "none+beta");
-        for family in ["rope", "pi", "ntk", "yarn", "none", "none+beta"] {
+        let families = [
+            "rope",
+            "pi",
+            "ntk",
+            "yarn",
+            "yarn-ramp",
+            "none",
+            "none+beta",
+        ];
+        for family in families {
             for multiple in [1, 2, 8] {
                 let text = scheme_at(family, multiple);
                 assert!(text.parse::<crate::SchemeSpec>().is_ok(), "{text}");

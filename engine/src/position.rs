@@ -2,6 +2,12 @@
 //! (DroPE / NoPE), each with a fixed or dynamic scale factor `s`, plus DroPE's logit
 //! scale `beta(s) = 1 + c ln s`.
 //!
+//! YaRN comes in two forms. `yarn` ([`PositionScheme::Yarn`]) is YaRN as its authors'
+//! reference code and Hugging Face transformers (`rope_type: "yarn"`) run it: the
+//! correction range is rounded out to whole pairs and the blend ramps linearly over the
+//! pair index. `yarn-ramp` ([`PositionScheme::YarnRamp`]) is the paper's formula read
+//! literally: a continuous ramp in the number of turns `L / lambda_d` of each pair.
+//!
 //! Formulas: ../shared/paper-notes.md ("Baselines ... exact formulas"), which follows
 //! Su et al. 2021 (RoPE), Chen et al. 2023 (PI), bloc97 2023 (NTK-aware), Peng et al.
 //! 2023 (YaRN) and Gelberg et al. 2025 (DroPE). Pair `d` of a head of width `D` is the
@@ -14,7 +20,8 @@ use std::str::FromStr;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 
-/// YaRN's default ramp bounds (Peng et al. 2023, for Llama).
+/// YaRN's default ramp bounds in turns within `L` (Peng et al. 2023, for Llama): alpha is
+/// the reference code's `beta_slow`, beta its `beta_fast`.
 pub const YARN_ALPHA: f64 = 1.0;
 /// See [`YARN_ALPHA`].
 pub const YARN_BETA: f64 = 32.0;
@@ -28,9 +35,18 @@ pub enum PositionScheme {
     Pi,
     /// NTK-aware scaling: base `b' = b * s^(D/(D-2))`.
     Ntk,
-    /// YaRN: per-pair blend of PI and RoPE by the ramp `g(L / lambda_d)`, plus an
-    /// attention temperature `(0.1 ln s + 1)^2`.
+    /// YaRN as its reference code runs it (`yarn`): per-pair blend of PI and RoPE by a
+    /// ramp that is linear in the pair index between the whole pairs `low` and `high`
+    /// of [`yarn_correction_range`], plus an attention temperature `(0.1 ln s + 1)^2`.
     Yarn {
+        /// Turns within `L` below which a pair is interpolated (`beta_slow`; sets `high`).
+        alpha: f64,
+        /// Turns within `L` above which a pair is kept as RoPE (`beta_fast`; sets `low`).
+        beta: f64,
+    },
+    /// YaRN with the continuous ramp (`yarn-ramp`): per-pair blend of PI and RoPE by
+    /// `g(L / lambda_d)` of [`yarn_ramp`], plus the same temperature as [`Self::Yarn`].
+    YarnRamp {
         /// Ramp start (pairs with fewer than `alpha` turns within `L` are interpolated).
         alpha: f64,
         /// Ramp end (pairs with more than `beta` turns within `L` are kept as RoPE).
@@ -89,7 +105,8 @@ pub fn rope_frequencies(head_dim: usize, base: f64) -> Vec<f64> {
         .collect()
 }
 
-/// YaRN's ramp `g(r)`: 0 below `alpha`, 1 above `beta`, linear in between.
+/// The continuous ramp of `yarn-ramp`, `g(r)`: 0 below `alpha`, 1 above `beta`, linear
+/// in between (`r` is a pair's turns within `L`, `L / lambda_d`).
 pub fn yarn_ramp(r: f64, alpha: f64, beta: f64) -> f64 {
     if r < alpha {
         0.0
@@ -98,6 +115,34 @@ pub fn yarn_ramp(r: f64, alpha: f64, beta: f64) -> f64 {
     } else {
         (r - alpha) / (beta - alpha)
     }
+}
+
+/// YaRN's correction range `(low, high)` in pair indices, as the reference code computes
+/// it: the (fractional) pair with `r` turns within `L` is
+/// `d(r) = D ln(L / (2 pi r)) / (2 ln b)` (solving `L theta_d / 2pi = r`), and
+/// `low = max(floor(d(beta)), 0)`, `high = min(ceil(d(alpha)), D - 1)`. (The upper clamp
+/// is `D - 1`, not `D/2 - 1`, in the reference; it is kept so the tables match.)
+pub fn yarn_correction_range(
+    head_dim: usize,
+    base: f64,
+    training_length: usize,
+    alpha: f64,
+    beta: f64,
+) -> (f64, f64) {
+    let width = head_dim as f64;
+    let pair_with_turns =
+        |r: f64| width * (training_length as f64 / (r * 2.0 * PI_F64)).ln() / (2.0 * base.ln());
+    let low = pair_with_turns(beta).floor().max(0.0);
+    let high = pair_with_turns(alpha).ceil().min(width - 1.0);
+    (low, high)
+}
+
+/// The reference YaRN's interpolation weight of pair `d`: `(d - low) / (high - low)`
+/// clamped to [0, 1] (with `high` nudged by 0.001 when it equals `low`). 0 keeps the
+/// pair as RoPE, 1 interpolates it as PI.
+pub fn yarn_pair_ramp(pair: usize, low: f64, high: f64) -> f64 {
+    let high = if low == high { high + 0.001 } else { high };
+    ((pair as f64 - low) / (high - low)).clamp(0.0, 1.0)
 }
 
 /// YaRN's attention temperature as a multiplier of the logits: `(0.1 ln s + 1)^2`
@@ -165,7 +210,20 @@ impl PositionScheme {
                 .enumerate()
                 .map(|(d, t)| t * s.powf(-2.0 * d as f64 / (d_total - 2.0)))
                 .collect(),
-            PositionScheme::Yarn { alpha, beta } => theta
+            PositionScheme::Yarn { alpha, beta } => {
+                let (low, high) =
+                    yarn_correction_range(head_dim, base, training_length, alpha, beta);
+                theta
+                    .iter()
+                    .enumerate()
+                    .map(|(d, t)| {
+                        // The reference's names: extrapolated (RoPE) share = 1 - ramp.
+                        let extrapolation = 1.0 - yarn_pair_ramp(d, low, high);
+                        t / s * (1.0 - extrapolation) + t * extrapolation
+                    })
+                    .collect()
+            }
+            PositionScheme::YarnRamp { alpha, beta } => theta
                 .iter()
                 .map(|t| {
                     let wavelength = 2.0 * PI_F64 / t;
@@ -180,7 +238,7 @@ impl PositionScheme {
     /// The scheme's own multiplier of the attention logits (YaRN's temperature).
     pub fn logit_scale(self, s: f64) -> f64 {
         match self {
-            PositionScheme::Yarn { .. } => yarn_logit_scale(s),
+            PositionScheme::Yarn { .. } | PositionScheme::YarnRamp { .. } => yarn_logit_scale(s),
             _ => 1.0,
         }
     }
@@ -191,6 +249,7 @@ impl PositionScheme {
             PositionScheme::Pi => "pi",
             PositionScheme::Ntk => "ntk",
             PositionScheme::Yarn { .. } => "yarn",
+            PositionScheme::YarnRamp { .. } => "yarn-ramp",
             PositionScheme::None => "none",
         }
     }
@@ -219,7 +278,9 @@ impl SchemeSpec {
                 )));
             }
         }
-        if let PositionScheme::Yarn { alpha, beta } = self.position {
+        if let PositionScheme::Yarn { alpha, beta } | PositionScheme::YarnRamp { alpha, beta } =
+            self.position
+        {
             if !(alpha.is_finite() && beta.is_finite() && 0.0 <= alpha && alpha < beta) {
                 return Err(EngineError::Scheme(format!(
                     "YaRN needs 0 <= alpha < beta, got alpha = {alpha}, beta = {beta}"
@@ -294,15 +355,16 @@ impl SchemeSpec {
 }
 
 /// Text form used in URLs and on the command line: `<scheme>[:<s>|:dyn][+beta[=<c>]]`,
-/// for example `rope`, `pi:4`, `ntk:dyn`, `yarn:8`, `none`, `none:dyn+beta`,
-/// `none:4+beta=0.412`. YaRN always uses alpha = 1, beta = 32 in this form.
+/// for example `rope`, `pi:4`, `ntk:dyn`, `yarn:8`, `yarn-ramp:8`, `none`,
+/// `none:dyn+beta`, `none:4+beta=0.412`. `yarn` is the reference YaRN, `yarn-ramp` the
+/// continuous-ramp one; both always use alpha = 1, beta = 32 in this form.
 impl FromStr for SchemeSpec {
     type Err = EngineError;
 
     fn from_str(text: &str) -> Result<Self> {
         let bad = |why: &str| {
             EngineError::Scheme(format!(
-                "`{text}` is not a scheme ({why}); expected e.g. rope, pi:4, ntk:dyn, yarn:8, none:dyn+beta"
+                "`{text}` is not a scheme ({why}); expected e.g. rope, pi:4, ntk:dyn, yarn:8, yarn-ramp:8, none:dyn+beta"
             ))
         };
         let text_lower = text.trim().to_ascii_lowercase();
@@ -319,6 +381,10 @@ impl FromStr for SchemeSpec {
             "pi" => PositionScheme::Pi,
             "ntk" => PositionScheme::Ntk,
             "yarn" => PositionScheme::Yarn {
+                alpha: YARN_ALPHA,
+                beta: YARN_BETA,
+            },
+            "yarn-ramp" => PositionScheme::YarnRamp {
                 alpha: YARN_ALPHA,
                 beta: YARN_BETA,
             },
@@ -428,8 +494,8 @@ mod tests {
 
     // r_d = L theta_d / 2pi = 162.97, 16.297, 1.6297, 0.16297; g = 1, 0.49347, 0.020314, 0.
     #[test]
-    fn yarn_blends_by_the_ramp() {
-        let yarn = PositionScheme::Yarn {
+    fn yarn_ramp_blends_by_the_continuous_ramp() {
+        let yarn = PositionScheme::YarnRamp {
             alpha: 1.0,
             beta: 32.0,
         };
@@ -450,6 +516,163 @@ mod tests {
                 0.002_652_358_052_563_147_5,
                 0.00025,
             ],
+        );
+    }
+
+    const REFERENCE_YARN: PositionScheme = PositionScheme::Yarn {
+        alpha: YARN_ALPHA,
+        beta: YARN_BETA,
+    };
+
+    /// Reference YaRN's frequencies for a head of width `head_dim`, base 10000.
+    fn reference(head_dim: usize, training_length: usize, s: f64) -> Vec<f64> {
+        REFERENCE_YARN
+            .frequencies(head_dim, BASE, training_length, s)
+            .unwrap()
+    }
+
+    fn near(got: f64, want: f64) {
+        assert!(
+            (got - want).abs() <= 1e-15 + 1e-12 * want.abs(),
+            "{got} != {want}"
+        );
+    }
+
+    // The pair with r turns within L: d(r) = D ln(L / (2 pi r)) / (2 ln b); 2 ln 10000
+    // = 18.420681.
+    #[test]
+    fn reference_yarn_rounds_the_correction_range_to_whole_pairs() {
+        // D = 32, L = 128: L / 2pi = 20.371833.
+        // d(32) = 32 ln(20.371833 / 32) / 18.420681 = 32 (-0.451583) / 18.420681 = -0.78448
+        //   -> floor -1 -> max(., 0) = 0.
+        // d(1) = 32 ln(20.371833) / 18.420681 = 32 (3.014153) / 18.420681 = 5.23612 -> 6.
+        assert_eq!(yarn_correction_range(32, BASE, 128, 1.0, 32.0), (0.0, 6.0));
+        // D = 64, L = 256: L / 2pi = 40.743665.
+        // d(32) = 64 ln(1.273240) / 18.420681 = 64 (0.241564) / 18.420681 = 0.83928 -> 0.
+        // d(1) = 64 ln(40.743665) / 18.420681 = 64 (3.707300) / 18.420681 = 12.88048 -> 13.
+        assert_eq!(yarn_correction_range(64, BASE, 256, 1.0, 32.0), (0.0, 13.0));
+        // D = 64, L = 4096: L / 2pi = 651.898638.
+        // d(32) = 64 ln(20.371833) / 18.420681 = 10.47224 -> 10.
+        // d(1) = 64 ln(651.898638) / 18.420681 = 64 (6.479755) / 18.420681 = 22.51344 -> 23.
+        assert_eq!(
+            yarn_correction_range(64, BASE, 4096, 1.0, 32.0),
+            (10.0, 23.0)
+        );
+        // The upper clamp is D - 1 (not D/2 - 1), as in the reference: D = 8,
+        // L = 65536: d(32) = 2.51315 -> 2, d(1) = 4.01830 -> 5 (kept, although the last
+        // pair is 3).
+        assert_eq!(yarn_correction_range(8, BASE, 65536, 1.0, 32.0), (2.0, 5.0));
+    }
+
+    // theta_d = 10000^(-2d/32) = 10^(-d/4); low = 0, high = 6, so pair d is interpolated
+    // by ramp d/6: theta'_d = theta_d (ramp / s + 1 - ramp), s = 8.
+    #[test]
+    fn reference_yarn_blends_by_whole_pairs_d32_l128() {
+        let f = reference(32, 128, 8.0);
+        assert_eq!(f.len(), 16);
+        // Pair 0 (ramp 0, fully extrapolated): RoPE's 1, although it turns only 20.4
+        // times within L (the continuous ramp would give 0.6718 here).
+        assert_eq!(f[0], 1.0);
+        // Pair 1: ramp 1/6: 10^(-0.25) (1/48 + 5/6) = 0.562341 x 0.854167 = 0.480333.
+        near(f[1], 0.480_333_215_266_756_5);
+        // Pair 2: ramp 1/3: 10^(-0.5) (1/24 + 2/3) = 0.316228 x 17/24 = 0.223995.
+        near(f[2], 0.223_994_667_595_260_2);
+        // Pair 3: ramp 1/2: 10^(-0.75) (1/16 + 1/2) = 0.177828 x 0.5625 = 0.100028.
+        near(f[3], 0.100_028_216_814_689_42);
+        // Pairs 6 .. 15 (ramp 1, fully interpolated): PI's theta_d / 8.
+        // Pair 6: 10^(-1.5) / 8 = 0.0316228 / 8 = 0.00395285.
+        near(f[6], 0.003_952_847_075_210_474);
+        // Pair 15: 10^(-3.75) / 8 = 1.77828e-4 / 8 = 2.22285e-5.
+        near(f[15], 2.222_849_262_548_653_4e-5);
+        let rope = PositionScheme::Rope
+            .frequencies(32, BASE, 128, 8.0)
+            .unwrap();
+        let pi = PositionScheme::Pi.frequencies(32, BASE, 128, 8.0).unwrap();
+        near(f[0], rope[0]);
+        for d in 6..16 {
+            near(f[d], pi[d]);
+        }
+    }
+
+    // theta_d = 10000^(-2d/64) = 10^(-d/8); low = 0, high = 13, ramp d/13, s = 4.
+    #[test]
+    fn reference_yarn_blends_by_whole_pairs_d64_l256() {
+        let f = reference(64, 256, 4.0);
+        let rope = PositionScheme::Rope
+            .frequencies(64, BASE, 256, 4.0)
+            .unwrap();
+        let pi = PositionScheme::Pi.frequencies(64, BASE, 256, 4.0).unwrap();
+        assert_eq!(f[0], rope[0]);
+        // Pair 5: ramp 5/13: 10^(-0.625) (5/52 + 8/13) = 0.237137 x 37/52 = 0.168732.
+        near(f[5], 0.168_732_359_825_925_44);
+        // Pair 12: ramp 12/13: 10^(-1.5) (12/52 + 1/13) = 0.0316228 x 16/52 = 0.00973009.
+        near(f[12], 0.009_730_085_108_210_398);
+        // Pair 13 on (ramp 1): PI's; pair 13: 10^(-1.625) / 4 = 0.0237137 / 4 = 0.00592843.
+        near(f[13], 0.005_928_434_264_154_138_5);
+        for d in 13..32 {
+            near(f[d], pi[d]);
+        }
+    }
+
+    // D = 64, L = 4096, s = 16: low = 10, high = 23; theta_d = 10^(-d/8).
+    #[test]
+    fn reference_yarn_keeps_pairs_below_low_as_rope() {
+        let f = reference(64, 4096, 16.0);
+        let rope = PositionScheme::Rope
+            .frequencies(64, BASE, 4096, 16.0)
+            .unwrap();
+        let pi = PositionScheme::Pi
+            .frequencies(64, BASE, 4096, 16.0)
+            .unwrap();
+        for d in 0..=10 {
+            near(f[d], rope[d]);
+        }
+        // Pair 16: ramp 6/13: 10^(-2) (6/208 + 7/13) = 0.01 x 118/208 = 0.00567308.
+        near(f[16], 0.005_673_076_923_076_923);
+        for d in 23..32 {
+            near(f[d], pi[d]);
+        }
+    }
+
+    #[test]
+    fn reference_yarn_edges() {
+        // D = 8, L = 65536, s = 2: low = 2, high = 5, so the last pair (3) is only a third
+        // interpolated: 0.001 (1/6 + 2/3) = 8.3333e-4; pair 2 stays RoPE's 0.01.
+        let f = reference(8, 65536, 2.0);
+        near(f[2], 0.01);
+        near(f[3], 0.001 * 5.0 / 6.0);
+        // D = 8, L = 6 (< 2 pi): d(1) = 8 ln(0.95493) / 18.420681 = -0.02 -> ceil 0, so
+        // low = high = 0 and high becomes 0.001: pair 0 is RoPE, every other pair PI.
+        assert_eq!(yarn_correction_range(8, BASE, 6, 1.0, 32.0).1, 0.0);
+        close(&reference(8, 6, 4.0), &[1.0, 0.025, 0.0025, 0.00025]);
+        assert_eq!(yarn_pair_ramp(0, 0.0, 0.0), 0.0);
+        assert_eq!(yarn_pair_ramp(1, 0.0, 0.0), 1.0);
+        // At s = 1 every scheme is RoPE.
+        close(&reference(32, 128, 1.0), &rope_frequencies(32, BASE));
+        // Both YaRNs share the temperature.
+        assert_eq!(REFERENCE_YARN.logit_scale(8.0), yarn_logit_scale(8.0));
+        let ramp = PositionScheme::YarnRamp {
+            alpha: YARN_ALPHA,
+            beta: YARN_BETA,
+        };
+        assert_eq!(ramp.logit_scale(8.0), yarn_logit_scale(8.0));
+    }
+
+    #[test]
+    fn yarn_is_the_reference_and_yarn_ramp_the_continuous_ramp() {
+        let yarn: SchemeSpec = "yarn:8".parse().unwrap();
+        assert_eq!(yarn.position, REFERENCE_YARN);
+        let ramp: SchemeSpec = "YaRN-Ramp:8".parse().unwrap();
+        assert_eq!(
+            ramp.position,
+            PositionScheme::YarnRamp {
+                alpha: YARN_ALPHA,
+                beta: YARN_BETA,
+            }
+        );
+        assert_ne!(
+            yarn.apply(10, 32, BASE, 128, None).unwrap().frequencies,
+            ramp.apply(10, 32, BASE, 128, None).unwrap().frequencies
         );
     }
 
@@ -513,6 +736,11 @@ mod tests {
             "pi:4",
             "ntk:dyn",
             "yarn:8",
+            "yarn:dyn",
+            "yarn-ramp:8",
+            "yarn-ramp:dyn",
+            "yarn-ramp",
+            "yarn-ramp:4+beta=0.412",
             "none",
             "none:dyn+beta",
             "none:4+beta=0.412",
@@ -525,6 +753,8 @@ mod tests {
         for bad in [
             "",
             "alibi",
+            "yarn-rampx:2",
+            "yarnramp:2",
             "pi:0.5",
             "pi:abc",
             "pi:NaN",

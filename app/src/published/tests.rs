@@ -114,6 +114,75 @@ fn train_logs_parse_and_skip_non_finite_losses() {
     }
 }
 
+/// A DroPE log with probes: RoPE's row at the drop step (40), the just-dropped model's
+/// row at the same step, a recalibration row; one NaN written as null.
+const DROPE_LOG_WITH_PROBES: &str = r#"{"positions": "none", "drop_step": 40, "batch": 2,
+    "length": 8, "train": [[40, 5.0, 0.001, 1.0], [50, 5.5, 0.001, 1.0]],
+    "validation": [[40, 5.1]],
+    "probes": [
+      {"step": 40, "induction": {"tokens": 8, "first": 8.4, "second": 1.2},
+       "induction_4l": {"tokens": 32, "first": 8.5, "second": 7.9},
+       "previous_token": [[0.1, 0.9], [0.3, 0.2]]},
+      {"step": 40, "induction": {"tokens": 8, "first": 8.4, "second": 8.1},
+       "induction_4l": {"tokens": 32, "first": 8.4, "second": null},
+       "previous_token": [[0.1, 0.2], [null, 0.2]]},
+      {"step": 50, "induction": {"tokens": 8, "first": 8.3, "second": 2.0},
+       "induction_4l": {"tokens": 32, "first": 8.3, "second": 2.5},
+       "previous_token": [[0.1, 0.6], [0.2, 0.2]], "a_later_probe": 1}
+    ]}"#;
+
+#[wasm_bindgen_test]
+fn train_logs_with_probes_keep_both_rows_at_the_drop() {
+    let log = TrainLog::parse("train-log.json", DROPE_LOG_WITH_PROBES.as_bytes()).unwrap();
+    let steps: Vec<f64> = log.probes.iter().map(|p| p.step).collect();
+    assert_eq!(
+        steps,
+        [40.0, 40.0, 50.0],
+        "both rows at the drop step, in order"
+    );
+    let within = |i: usize| log.probes[i].induction.unwrap();
+    assert_eq!((within(0).first, within(0).second), (Some(8.4), Some(1.2)));
+    assert_eq!(within(1).second, Some(8.1));
+    assert_eq!(within(0).tokens, 8);
+    let at_4l = log.probes[1].induction_4l.unwrap();
+    assert_eq!((at_4l.tokens, at_4l.second), (32, None), "null is None");
+    assert_eq!(log.probes[1].previous_token[1], [None, Some(0.2)]);
+    assert_eq!(log.probes[2].previous_token.len(), 2);
+
+    // Missing parts of a row are empty, not errors.
+    let sparse = DROPE_LOG_WITH_PROBES.replace(
+        r#""induction_4l": {"tokens": 32, "first": 8.3, "second": 2.5},"#,
+        "",
+    );
+    let log = TrainLog::parse("train-log.json", sparse.as_bytes()).unwrap();
+    assert_eq!(log.probes[2].induction_4l, None);
+
+    // Steps that go back, a row without a step, or a mistyped value are errors.
+    for bad in [
+        DROPE_LOG_WITH_PROBES.replacen(r#""step": 50"#, r#""step": 30"#, 1),
+        DROPE_LOG_WITH_PROBES.replacen(r#""step": 50,"#, "", 1),
+        DROPE_LOG_WITH_PROBES.replacen(r#""second": 2.0"#, r#""second": "low""#, 1),
+    ] {
+        let err = TrainLog::parse("models/drope/train-log.json", bad.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("models/drope/train-log.json is malformed"),
+            "{err}"
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+fn train_logs_without_probes_have_none() {
+    let text = r#"{"positions": "rope", "drop_step": null, "batch": 2, "length": 8,
+        "train": [[10, 5.0, 0.001, 1.0]], "validation": []}"#;
+    let log = TrainLog::parse("train-log.json", text.as_bytes()).unwrap();
+    assert!(log.probes.is_empty());
+    let empty = text.replace(r#""validation": []"#, r#""validation": [], "probes": []"#);
+    let log = TrainLog::parse("train-log.json", empty.as_bytes()).unwrap();
+    assert!(log.probes.is_empty());
+}
+
 #[wasm_bindgen_test]
 fn the_committed_train_logs_parse() {
     for bytes in [

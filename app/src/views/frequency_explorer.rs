@@ -1,7 +1,8 @@
 //! Frequency explorer (SVG): for a scale factor `s`, how much PI, NTK-aware scaling and
-//! YaRN shrink each rotary pair's frequency relative to RoPE (log scale), with the band
-//! of pairs that never complete a cycle within the training length `L` highlighted, and
-//! a table of the phase a chosen pair reaches at distance `L` and `8L` under each scheme.
+//! YaRN (the reference `yarn` and the continuous-ramp `yarn-ramp`) shrink each rotary
+//! pair's frequency relative to RoPE (log scale), with the band of pairs that never
+//! complete a cycle within the training length `L` highlighted, and a table of the phase
+//! a chosen pair reaches at distance `L` and `8L` under each scheme.
 //!
 //! Every number comes from `engine::position` (the formulas the model runs with), so
 //! the figure cannot drift from the engine.
@@ -27,7 +28,7 @@ const BOTTOM: f64 = 42.0;
 pub const SCALE_RANGE: (f64, f64) = (1.0, 64.0);
 
 /// The schemes compared, RoPE first (the reference), with their names and CSS ids.
-pub const SCHEMES: [(&str, &str, PositionScheme); 4] = [
+pub const SCHEMES: [(&str, &str, PositionScheme); 5] = [
     ("RoPE", "rope", PositionScheme::Rope),
     ("PI", "pi", PositionScheme::Pi),
     ("NTK", "ntk", PositionScheme::Ntk),
@@ -35,6 +36,14 @@ pub const SCHEMES: [(&str, &str, PositionScheme); 4] = [
         "YaRN",
         "yarn",
         PositionScheme::Yarn {
+            alpha: YARN_ALPHA,
+            beta: YARN_BETA,
+        },
+    ),
+    (
+        "YaRN (ramp)",
+        "yarn-ramp",
+        PositionScheme::YarnRamp {
             alpha: YARN_ALPHA,
             beta: YARN_BETA,
         },
@@ -47,7 +56,7 @@ pub struct PairFrequencies {
     /// Pair index `d` (dimensions `d` and `d + D/2`).
     pub pair: usize,
     /// Angular frequency (radians per token) per scheme, in [`SCHEMES`] order.
-    pub frequency: [f64; 4],
+    pub frequency: [f64; SCHEMES.len()],
     /// RoPE's wavelength `2 pi / theta_d`, in tokens.
     pub wavelength: f64,
     /// Whether the wavelength exceeds `L`: the pair never completes a cycle in training.
@@ -102,7 +111,7 @@ pub fn pair_frequencies(
     });
     Ok((0..head_dim / 2)
         .map(|pair| {
-            let frequency = [0, 1, 2, 3].map(|i| per_scheme[i][pair]);
+            let frequency = std::array::from_fn(|i| per_scheme[i][pair]);
             let wavelength = TAU / frequency[0];
             PairFrequencies {
                 pair,
@@ -115,11 +124,11 @@ pub fn pair_frequencies(
 }
 
 /// Every pair as CSV: wavelength, whether it cycles within L, and per scheme the
-/// frequency, its factor over RoPE's and the phases at L and 8L (radians).
+/// frequency, its factor over RoPE's and the phases at L and 8L (radians); columns are
+/// named by the scheme's id (`yarn-ramp_frequency`).
 pub fn pairs_csv(pairs: &[PairFrequencies], training_length: usize) -> String {
     let mut out = String::from("pair,wavelength_tokens,no_full_cycle_within_L");
-    for (name, ..) in SCHEMES {
-        let n = name.to_lowercase();
+    for (_, n, _) in SCHEMES {
         out += &format!(",{n}_frequency,{n}_factor,{n}_phase_at_L,{n}_phase_at_8L");
     }
     out.push('\n');
@@ -446,7 +455,7 @@ pub fn FrequencyExplorer(
             <div class="chart-scroll">
             <svg node_ref=svg_ref data-testid="frequency-chart" class="frequency-chart"
                 viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img"
-                aria-label="Frequency scaling factor of PI, NTK and YaRN per rotary pair"
+                aria-label="Frequency scaling factor of PI, NTK, YaRN and YaRN (ramp) per rotary pair"
                 on:mousemove=on_move>
                 {plot}
             </svg>
@@ -460,7 +469,9 @@ pub fn FrequencyExplorer(
             <figcaption class="chart-summary">
                 "PI divides every frequency by s; NTK keeps the highest and divides the lowest by s; \
                  YaRN keeps pairs with more than 32 turns within L and interpolates those with fewer \
-                 than 1. Pairs in the shaded band never complete a cycle in training, so any scaling \
+                 than 1, ramping linearly over the whole pairs between (as its reference code \
+                 does); YaRN (ramp) ramps continuously in the number of turns instead. Pairs in \
+                 the shaded band never complete a cycle in training, so any scaling \
                  that keeps their phases in the trained range must shrink them by about 1/s."
             </figcaption>
         </figure>
@@ -490,6 +501,15 @@ mod tests {
             (rows[0].factor(3) - 1.0).abs() < 1e-12,
             "YaRN keeps fast pairs"
         );
+        // L = 1024: d(32) = 0.71, d(1) = 2.21, so low = 0, high = 3: YaRN halves pair 3
+        // and keeps 2/3 of pair 2's frequency; the continuous ramp halves pair 3
+        // (r = 0.16 < 1) and nearly halves pair 2 (r = 1.63, g = 0.02).
+        assert!(
+            (rows[3].factor(3) - 0.5).abs() < 1e-12,
+            "YaRN halves the slowest"
+        );
+        assert!((rows[3].factor(4) - 0.5).abs() < 1e-12, "so does the ramp");
+        assert!((rows[2].factor(3) - (2.0 / 3.0 / 2.0 + 1.0 / 3.0)).abs() < 1e-12);
         // Wavelength 2 pi / 0.001 = 6283 > 1024; 2 pi / 0.01 = 628 < 1024.
         assert_eq!(
             rows.iter().map(|r| r.no_full_cycle).collect::<Vec<_>>(),

@@ -10,6 +10,7 @@ pub mod legend;
 pub mod needle_live;
 pub mod needle_results;
 pub mod perplexity_chart;
+pub mod probe_story;
 pub mod token_strip;
 pub mod training_story;
 
@@ -21,6 +22,7 @@ pub use legend::ColourLegend;
 pub use needle_live::NeedleLive;
 pub use needle_results::NeedleResults;
 pub use perplexity_chart::{ChartSeries, PerplexityChart};
+pub use probe_story::ProbeStory;
 pub use token_strip::TokenStrip;
 pub use training_story::{StoryAxis, TrainingStory};
 

@@ -11,9 +11,12 @@ use web_sys::MouseEvent;
 use crate::export::{csv_field, save_svg_as_png};
 use crate::published::{ModelTrainLog, TrainLog, TrainPoint};
 use crate::views::chart_math::{moving_average, nice_step, pointer_x};
+use crate::views::probe_story::ProbeStory;
 use crate::views::ExportButtons;
 
-const WIDTH: f64 = 760.0;
+/// Width of the chart's viewBox; the probe chart below shares it (and the x margins,
+/// through [`StoryFrame::px`]) so the two x axes line up.
+pub const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 300.0;
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 16.0;
@@ -39,7 +42,8 @@ impl StoryAxis {
         }
     }
 
-    fn title(self) -> &'static str {
+    /// The axis title.
+    pub fn title(self) -> &'static str {
         match self {
             StoryAxis::Steps => "training step",
             StoryAxis::Tokens => "tokens seen",
@@ -253,6 +257,7 @@ pub fn story_json(logs: &[ModelTrainLog]) -> String {
                 "length": m.log.length,
                 "train": m.log.train.iter().map(|p| [p.step, p.loss, p.learning_rate]).collect::<Vec<_>>(),
                 "validation": m.log.validation.iter().map(|p| [p.step, p.loss]).collect::<Vec<_>>(),
+                "probes": m.log.probes,
             })
         })
         .collect();
@@ -488,6 +493,7 @@ pub fn TrainingStory(
                 </p>
             </figcaption>
         </figure>
+        <ProbeStory logs=logs axis=axis zoom=zoom />
     }
 }
 

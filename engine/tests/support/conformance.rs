@@ -199,6 +199,7 @@ pub const SCHEMES: &[&str] = &[
     "pi:4",
     "ntk:4",
     "yarn:4",
+    "yarn-ramp:4",
     "pi:dyn",
     "ntk:dyn",
     "yarn:dyn",

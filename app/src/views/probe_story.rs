@@ -1,0 +1,435 @@
+//! The probes under the training story (SVG): per model, its loss on the second copy of
+//! a repeated random sequence over training (low = it copies from its context, the work
+//! of induction heads), within the training length and at 4L, against the uniform guess
+//! `ln V`; and per layer its strongest previous-token head (the other half of an
+//! induction circuit, which RoPE makes easy to form) at the drop and at the end.
+//!
+//! It reads the `probes` of each `train-log.json` and shares the loss chart's x axis
+//! (steps or tokens, zoom, drop marker). Logs without probes draw nothing.
+
+use leptos::prelude::*;
+
+use crate::analysis::uniform_nll;
+use crate::colormap::VIRIDIS;
+use crate::probes::{
+    copying_onset, drop_effect, has_probes, head_snapshots, second_copy_series,
+    strongest_previous_token_heads, CopyPoint, ProbeLength, PROBE_LENGTHS,
+};
+use crate::published::{ModelTrainLog, TrainLog};
+use crate::views::chart_math::nice_step;
+use crate::views::training_story::{
+    drop_point, model_label, short_count, StoryAxis, StoryFrame, WIDTH,
+};
+
+const HEIGHT: f64 = 220.0;
+const TOP: f64 = 16.0;
+const BOTTOM: f64 = 42.0;
+
+/// The sentences under the chart: when each model starts copying, and what a drop did.
+pub fn probe_summary(logs: &[ModelTrainLog]) -> Vec<String> {
+    logs.iter()
+        .filter_map(|m| {
+            let name = model_label(&m.model);
+            if let Some(e) = drop_effect(&m.log) {
+                let mut text = format!(
+                    "{name} at step {}: second copy {:.2} nats with RoPE, {:.2} right after \
+                     RoPE is removed",
+                    e.step, e.with_rope, e.dropped
+                );
+                if let Some((step, nll)) = e.recalibrated {
+                    text += &format!(", {nll:.2} after recalibrating to step {step}");
+                }
+                return Some(text + ".");
+            }
+            let last = m.log.probes.last()?.step;
+            Some(match copying_onset(&m.log) {
+                Some(step) => format!("{name} copies from step {step} on."),
+                None => format!("{name} does not copy by step {last}."),
+            })
+        })
+        .collect()
+}
+
+/// Maps (axis value, NLL) to SVG coordinates: the loss chart's x, its own y.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeFrame {
+    /// The loss chart's frame, for its x range and x mapping.
+    pub story: StoryFrame,
+    /// NLLs shown, bottom and top (rounded to ticks; `uniform` always inside).
+    pub y: (f64, f64),
+}
+
+impl ProbeFrame {
+    /// The frame for `logs` on `axis`, zoomed or not, with the uniform NLL `uniform`.
+    pub fn new(logs: &[ModelTrainLog], axis: StoryAxis, zoom: bool, uniform: f64) -> ProbeFrame {
+        let story = StoryFrame::new(logs, axis, zoom);
+        let shown = |x: f64| (story.x.0..=story.x.1).contains(&x);
+        let mut y = (uniform, uniform);
+        for m in logs {
+            for length in PROBE_LENGTHS {
+                for p in second_copy_series(&m.log, length) {
+                    if shown(axis.value(&m.log, p.step)) {
+                        y = (y.0.min(p.second), y.1.max(p.second));
+                    }
+                }
+            }
+        }
+        let step = nice_step((y.1 - y.0).max(1.0) as f32, 4) as f64;
+        let low = (y.0 / step).floor() * step;
+        let high = ((y.1 / step).ceil() * step).max(low + step);
+        ProbeFrame {
+            story,
+            y: (low, high),
+        }
+    }
+
+    /// SVG x of an axis value (the loss chart's).
+    pub fn px(&self, value: f64) -> f64 {
+        self.story.px(value)
+    }
+
+    /// SVG y of an NLL.
+    pub fn py(&self, nll: f64) -> f64 {
+        TOP + (1.0 - (nll - self.y.0) / (self.y.1 - self.y.0)) * (HEIGHT - TOP - BOTTOM)
+    }
+
+    /// Whether an axis value is inside the x range.
+    pub fn contains(&self, value: f64) -> bool {
+        (self.story.x.0..=self.story.x.1).contains(&value)
+    }
+}
+
+/// `(axis value, point)` of `log`'s second-copy losses at `length` inside the frame.
+fn shown_points(
+    log: &TrainLog,
+    length: ProbeLength,
+    axis: StoryAxis,
+    frame: &ProbeFrame,
+) -> Vec<(f64, CopyPoint)> {
+    second_copy_series(log, length)
+        .into_iter()
+        .map(|p| (axis.value(log, p.step), p))
+        .filter(|(x, _)| frame.contains(*x))
+        .collect()
+}
+
+/// SVG path through `(axis value, point)`s, in order.
+pub fn copy_path(points: &[(f64, CopyPoint)], frame: &ProbeFrame) -> String {
+    let mut path = String::new();
+    for (x, p) in points {
+        let command = if path.is_empty() { 'M' } else { 'L' };
+        path += &format!("{command}{:.1},{:.1} ", frame.px(*x), frame.py(p.second));
+    }
+    path
+}
+
+/// Multiples of a nice step inside `[low, high]`.
+fn ticks(low: f64, high: f64, count: usize, at_least: f64) -> Vec<f64> {
+    let step = (nice_step((high - low) as f32, count) as f64).max(at_least);
+    let first = (low / step - 1e-9).ceil();
+    (0..4 * count.max(1))
+        .map(|i| (first + i as f64) * step)
+        .take_while(|v| *v <= high + step * 1e-9)
+        .collect()
+}
+
+/// The probe chart `svg[data-testid="probe-story"]`: per model a
+/// `path[data-testid="second-copy"]` per probe length (`data-model`, `data-length` =
+/// `within` or `4l`), the uniform guess `[data-testid="uniform-line"]`, the drop
+/// `[data-testid="probe-drop-marker"]`; the sentences in `[data-testid="probe-summary"]`
+/// and the table `[data-testid="previous-token-heads"]`. Nothing when no log has probes.
+#[component]
+pub fn ProbeStory(
+    /// The logs, in the training story's order (so the colours match).
+    #[prop(into)]
+    logs: Signal<Vec<ModelTrainLog>>,
+    /// Steps or tokens on the x axis, as in the loss chart.
+    #[prop(into)]
+    axis: Signal<StoryAxis>,
+    /// Zoom onto the steps around the drop, as in the loss chart.
+    #[prop(into)]
+    zoom: Signal<bool>,
+    /// Vocabulary size: a uniform guess costs `ln V` nats (4096, the shipped tokenizer).
+    #[prop(default = 4096)]
+    vocab_size: usize,
+) -> impl IntoView {
+    let uniform = uniform_nll(vocab_size) as f64;
+
+    let plot = move || {
+        let (logs, axis) = (logs.get(), axis.get());
+        let frame = ProbeFrame::new(&logs, axis, zoom.get(), uniform);
+        let (x0, x1) = (frame.px(frame.story.x.0), frame.px(frame.story.x.1));
+        let (y0, y1) = (frame.py(frame.y.0), frame.py(frame.y.1));
+        let y_ticks = ticks(frame.y.0, frame.y.1, 4, 0.0)
+            .into_iter()
+            .map(|v| {
+                let y = frame.py(v);
+                view! {
+                    <line class="grid" x1=x0 x2=x1 y1=y y2=y></line>
+                    <text class="tick" x=x0 - 6.0 y=y + 4.0 text-anchor="end">{format!("{v:.1}")}</text>
+                }
+            })
+            .collect_view();
+        let x_ticks = ticks(frame.story.x.0, frame.story.x.1, 7, 1.0)
+            .into_iter()
+            .map(|v| {
+                let x = frame.px(v);
+                view! {
+                    <line class="axis-tick" x1=x x2=x y1=y0 y2=y0 + 4.0></line>
+                    <text class="tick" x=x y=y0 + 16.0 text-anchor="middle">{short_count(v)}</text>
+                }
+            })
+            .collect_view();
+        let uniform_line = {
+            let y = frame.py(uniform);
+            let label = format!("uniform guess: ln {vocab_size} = {uniform:.2}");
+            view! {
+                <line data-testid="uniform-line" class="uniform" x1=x0 x2=x1 y1=y y2=y>
+                    <title>{label.clone()}</title>
+                </line>
+                <text class="uniform-label" x=x1 - 4.0 y=y - 4.0 text-anchor="end">{label}</text>
+            }
+        };
+        let drop = drop_point(&logs).and_then(|(m, step)| {
+            let value = axis.value(&m.log, step);
+            let label = format!("{} drops RoPE (step {step})", model_label(&m.model));
+            frame.contains(value).then(|| {
+                let x = frame.px(value);
+                view! {
+                    <line data-testid="probe-drop-marker" class="drop-marker" x1=x x2=x y1=y0 y2=y1>
+                        <title>{label}</title>
+                    </line>
+                }
+            })
+        });
+        // As in the loss chart: logs with a drop underneath the RoPE run they repeat.
+        let mut order: Vec<usize> = (0..logs.len()).collect();
+        order.sort_by_key(|&i| logs[i].log.drop_step.is_none());
+        let curves = order
+            .into_iter()
+            .map(|i| {
+                let m = &logs[i];
+                let lines = PROBE_LENGTHS
+                    .map(|length| {
+                        let points = shown_points(&m.log, length, axis, &frame);
+                        let path = copy_path(&points, &frame);
+                        let class = format!("probe-point probe-{}", length.key());
+                        let dots = points
+                            .iter()
+                            .map(|(x, p)| {
+                                let first = p
+                                    .first
+                                    .map(|f| format!(", first copy {f:.2}"))
+                                    .unwrap_or_default();
+                                let tip = format!(
+                                    "{} step {}, {} ({} tokens): second copy {:.2} nats{first}",
+                                    model_label(&m.model),
+                                    p.step,
+                                    length.name(),
+                                    p.tokens,
+                                    p.second
+                                );
+                                view! {
+                                    <circle class=class.clone() cx=frame.px(*x)
+                                        cy=frame.py(p.second) r="2.6">
+                                        <title>{tip}</title>
+                                    </circle>
+                                }
+                            })
+                            .collect_view();
+                        (!path.is_empty()).then(|| {
+                            view! {
+                                <path data-testid="second-copy" data-model=m.model.clone()
+                                    data-length=length.key()
+                                    class=format!("probe-line probe-{}", length.key()) d=path></path>
+                                {dots}
+                            }
+                        })
+                    })
+                    .into_iter()
+                    .collect_view();
+                view! { <g class=format!("series series-{}", i % 6)>{lines}</g> }
+            })
+            .collect_view();
+        view! {
+            {y_ticks}
+            {x_ticks}
+            <line class="axis" x1=x0 x2=x1 y1=y0 y2=y0></line>
+            <line class="axis" x1=x0 x2=x0 y1=y0 y2=y1></line>
+            {uniform_line}
+            {drop}
+            {curves}
+            <text class="axis-label" x=(x0 + x1) / 2.0 y=HEIGHT - 4.0 text-anchor="middle">{axis.title()}</text>
+            <text class="axis-label" x=12.0 y=(y0 + y1) / 2.0 text-anchor="middle"
+                transform=format!("rotate(-90 12 {})", (y0 + y1) / 2.0)>"second copy (nats)"</text>
+        }
+    };
+
+    let legend = move || {
+        logs.with(|logs| {
+            let tokens = |length: ProbeLength| {
+                logs.iter()
+                    .flat_map(|m| m.log.probes.iter())
+                    .find_map(|r| length.score(r))
+                    .map_or(String::new(), |s| format!(" ({} tokens)", s.tokens))
+            };
+            // Only the models with probes (the colours stay the loss chart's).
+            let models = logs
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| has_probes(std::slice::from_ref(m)))
+                .map(|(i, m)| {
+                    view! {
+                        <li class=format!("series series-{}", i % 6) data-model=m.model.clone()>
+                            <span class="swatch"></span>
+                            <b>{model_label(&m.model)}</b>
+                        </li>
+                    }
+                })
+                .collect_view();
+            view! {
+                {models}
+                <li><span class="swatch probe-within"></span>"solid: within L" {tokens(ProbeLength::WithinL)}</li>
+                <li><span class="swatch probe-4l"></span>"dashed: at 4L" {tokens(ProbeLength::FourL)}</li>
+            }
+        })
+    };
+
+    let heads = move || {
+        logs.with(|logs| {
+            let rows: Vec<_> = logs
+                .iter()
+                .flat_map(|m| {
+                    head_snapshots(&m.log)
+                        .into_iter()
+                        .map(move |(when, row)| (m, when, strongest_previous_token_heads(row)))
+                })
+                .collect();
+            let layers = rows.iter().map(|(_, _, l)| l.len()).max()?;
+            let header = (0..layers)
+                .map(|l| view! { <th scope="col">{format!("layer {l}")}</th> })
+                .collect_view();
+            let body = rows
+                .into_iter()
+                .map(|(m, when, strongest)| {
+                    let cells = (0..layers)
+                        .map(|layer| match strongest.get(layer).copied().flatten() {
+                            Some((head, share)) => {
+                                let colour = VIRIDIS.at(share as f32);
+                                let tip = format!(
+                                    "layer {layer}: head {head} puts {share:.2} of its attention \
+                                     on the previous token"
+                                );
+                                view! {
+                                    <td data-testid="previous-token-cell" title=tip
+                                        style:background=colour.hex()
+                                        style:color=colour.text_colour().hex()>
+                                        {format!("{share:.2}")}
+                                        <small>{format!(" h{head}")}</small>
+                                    </td>
+                                }
+                                .into_any()
+                            }
+                            None => view! { <td>"\u{2013}"</td> }.into_any(),
+                        })
+                        .collect_view();
+                    view! {
+                        <tr data-model=m.model.clone() data-when=when.key()>
+                            <th scope="row">{model_label(&m.model)}</th>
+                            <td class="when">{when.label()}</td>
+                            {cells}
+                        </tr>
+                    }
+                })
+                .collect_view();
+            Some(view! {
+                <table class="probe-heads" data-testid="previous-token-heads">
+                    <caption>
+                        "Strongest previous-token head per layer: the share of its attention \
+                         a head puts on the token just before (colour: 0 dark, 1 light). \
+                         Induction heads build on such heads."
+                    </caption>
+                    <thead>
+                        <tr><th scope="col">"model"</th><th scope="col">"measured"</th>{header}</tr>
+                    </thead>
+                    <tbody>{body}</tbody>
+                </table>
+            })
+        })
+    };
+
+    let summary = move || logs.with(|l| probe_summary(l)).join(" ");
+    let aria = move || {
+        format!(
+            "Loss on the second copy of a repeated random sequence for each model, against {}",
+            axis.get().title()
+        )
+    };
+
+    view! {
+        <Show when=move || logs.with(|l| has_probes(l))>
+            <figure class="probe-story">
+                <div class="chart-scroll">
+                <svg data-testid="probe-story" class="story-chart"
+                    viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=aria>
+                    {plot}
+                </svg>
+                </div>
+                <ul class="story-legend">{legend}</ul>
+                <figcaption class="chart-summary">
+                    "Copying from context. Each model reads a sequence of random tokens twice \
+                     in a row; the lines show its loss on the second copy. The first copy \
+                     cannot be predicted (about ln V, the dotted line), so lower = the model \
+                     copies from its context, the work of induction heads. Solid: within the \
+                     training length L; dashed: at 4L, where RoPE meets rotations it never saw. "
+                    <span data-testid="probe-summary">{summary}</span>
+                </figcaption>
+                {heads}
+            </figure>
+        </Show>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probes::tests::drope;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn frame_path_and_summary() {
+        let logs = [ModelTrainLog {
+            model: "drope".into(),
+            log: drope(),
+        }];
+        let uniform = 4096f64.ln();
+        let frame = ProbeFrame::new(&logs, StoryAxis::Steps, false, uniform);
+        assert!(frame.y.0 <= 1.5 && frame.y.1 >= 9.0, "{:?}", frame.y);
+        let within = shown_points(&logs[0].log, ProbeLength::WithinL, StoryAxis::Steps, &frame);
+        let path = copy_path(&within, &frame);
+        assert_eq!(path.matches('M').count(), 1, "{path}");
+        assert_eq!(path.matches('L').count(), 4, "{path}");
+        // On the tokens axis: step x batch x length.
+        let frame = ProbeFrame::new(&logs, StoryAxis::Tokens, false, uniform);
+        let at_4l = shown_points(&logs[0].log, ProbeLength::FourL, StoryAxis::Tokens, &frame);
+        assert_eq!(at_4l.len(), 4);
+        assert_eq!(at_4l[0].0, 10.0 * 16.0);
+        assert_eq!(
+            probe_summary(&logs),
+            [
+                "DroPE at step 30: second copy 1.50 nats with RoPE, 8.00 right after RoPE is \
+              removed, 2.00 after recalibrating to step 40."
+            ]
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn ticks_are_multiples_of_a_nice_step() {
+        assert_eq!(ticks(0.0, 10.0, 4, 0.0), [0.0, 5.0, 10.0]);
+        assert_eq!(
+            ticks(15.0, 40.0, 5, 1.0),
+            [15.0, 20.0, 25.0, 30.0, 35.0, 40.0]
+        );
+        assert_eq!(ticks(0.0, 3.0, 7, 1.0), [0.0, 1.0, 2.0, 3.0]);
+    }
+}
