@@ -213,8 +213,7 @@ mod tests {
     #[test]
     fn repeat_sequences_are_periodic_and_batches_reproducible() {
         let tokenizer =
-            TextTokenizer::from_json(include_bytes!("../../public/models/tokenizer.json"))
-                .unwrap();
+            TextTokenizer::from_json(include_bytes!("../../public/models/tokenizer.json")).unwrap();
         let needles = NeedleMaker::new(&tokenizer).unwrap();
         let stream: Vec<u32> = (0..5000u32).map(|i| (i * 7919) % 4096).collect();
         let sampler = |early: f64| BatchSampler {
@@ -248,7 +247,12 @@ mod tests {
         for row in late.to_vec2::<u32>().unwrap() {
             assert!(stream.windows(row.len()).any(|w| w == row.as_slice()));
         }
-        let again = all.batch(0, &Device::Cpu).unwrap().0.to_vec2::<u32>().unwrap();
+        let again = all
+            .batch(0, &Device::Cpu)
+            .unwrap()
+            .0
+            .to_vec2::<u32>()
+            .unwrap();
         assert_eq!(again, inputs);
     }
 }

@@ -111,12 +111,16 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
         let first = log["drop_step"].as_f64().unwrap_or(0.0);
-        for key in ["train", "validation"] {
+        // Rows are `[step, ...]` arrays, probes `{"step": ...}` objects. The earlier
+        // run's rows up to the drop step are kept: its probe there (with RoPE) sits beside
+        // this run's (just dropped), which shows what the drop destroys.
+        let step_of = |r: &serde_json::Value| r[0].as_f64().or(r["step"].as_f64()).unwrap_or(0.0);
+        for key in ["train", "validation", "probes"] {
             let mut merged: Vec<serde_json::Value> = earlier[key]
                 .as_array()
                 .map(|rows| {
                     rows.iter()
-                        .filter(|r| r[0].as_f64().unwrap_or(0.0) <= first)
+                        .filter(|r| step_of(r) <= first)
                         .cloned()
                         .collect()
                 })

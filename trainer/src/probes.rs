@@ -72,8 +72,7 @@ pub fn induction(
             "an induction probe needs at least 4 tokens, got {tokens}"
         ));
     }
-    let sequences =
-        repeated_random_sequences(model.config.vocab_size, tokens, INDUCTION_SEQUENCES);
+    let sequences = repeated_random_sequences(model.config.vocab_size, tokens, INDUCTION_SEQUENCES);
     let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
     let half = tokens / 2;
     let (mut first, mut second) = (0.0, 0.0);

@@ -1,6 +1,9 @@
 //! Sample texts for the studio's prompt box, cut from test-split documents only (never
 //! from text a model was fitted on), so what a reader grows past `L` in the page is held
-//! out. One sample per corpus file, each long enough for a prompt of 8L tokens.
+//! out. One sample per corpus file, each long enough for a prompt of 8L tokens, and
+//! first (the studio's default) one passage of about 2L tokens repeated to 8L: the
+//! paper's story in one prompt. Past L, a model that can copy from its context predicts
+//! every repeat almost perfectly; RoPE, which never saw distances over L, cannot.
 
 use std::path::Path;
 
@@ -78,22 +81,62 @@ pub fn pick_samples(
     Ok(samples)
 }
 
-/// `trainer samples --corpus DIR --tokenizer FILE --out public/samples.json [--length 256]`:
-/// writes one sample per corpus file, each at least 8 x `--length` tokens.
+/// A sample that repeats the leading paragraphs (at least `passage_tokens` tokens) of
+/// `from` until the whole reaches `min_tokens`.
+pub fn repeated_passage(
+    from: &Sample,
+    tokenizer: &TextTokenizer,
+    passage_tokens: usize,
+    min_tokens: usize,
+) -> Result<Sample, String> {
+    let (passage, tokens) = leading_paragraphs(&from.text, tokenizer, passage_tokens)?;
+    let copies = min_tokens.div_ceil(tokens.max(1)).max(2);
+    let text = vec![passage.as_str(); copies].join("\n\n");
+    let total = tokenizer.encode(&text).map_err(|e| e.to_string())?.len();
+    Ok(Sample {
+        id: "repeated".into(),
+        title: format!(
+            "A passage of {tokens} tokens, {copies} times ({})",
+            from.title
+        ),
+        source: from.source.clone(),
+        text,
+        tokens: total,
+    })
+}
+
+/// `trainer samples --corpus DIR --tokenizer FILE --out public/samples.json
+/// [--length L | --models DIR]`: writes one sample per corpus file, each at least 8L
+/// tokens, after the repeated passage. L is `--length`, else the training length of
+/// `DIR/rope` (the shipped models), else 256.
 pub fn run(argv: &[String]) -> Result<(), String> {
-    let args = Args::parse(argv, &["corpus", "tokenizer", "out", "length"])?;
+    let args = Args::parse(argv, &["corpus", "tokenizer", "out", "length", "models"])?;
     let tokenizer_path = args.required("tokenizer")?;
     let bytes = std::fs::read(tokenizer_path).map_err(|e| format!("{tokenizer_path}: {e}"))?;
     let tokenizer = TextTokenizer::from_json(&bytes).map_err(|e| e.to_string())?;
-    let length: usize = args.get_or("length", 256)?;
+    let models: String = args.get_or("models", String::new())?;
+    let shipped_length = if models.is_empty() {
+        256
+    } else {
+        let path = Path::new(&models).join("rope").join("config.json");
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        engine::ModelConfig::from_json(&bytes)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .training_length()
+    };
+    let length: usize = args.get_or("length", shipped_length)?;
     let documents = corpus::load(Path::new(args.required("corpus")?))?;
-    let samples = pick_samples(&documents, &tokenizer, 8 * length)?;
-    if samples.is_empty() {
+    let mut samples = pick_samples(&documents, &tokenizer, 8 * length)?;
+    let Some(first) = samples.first() else {
         return Err(format!(
             "no test-split document reaches {} tokens",
             8 * length
         ));
-    }
+    };
+    // 2L tokens a copy: every repeat copies from further back than any distance RoPE
+    // was trained on.
+    let repeated = repeated_passage(first, &tokenizer, 2 * length, 8 * length)?;
+    samples.insert(0, repeated);
     let out = args.required("out")?;
     let set = SampleSet {
         training_length: length,
@@ -143,5 +186,54 @@ mod tests {
         let shorter = sample.text.rsplit_once("\n\n").unwrap().0;
         assert!(tokenizer.encode(shorter).unwrap().len() < 500);
         assert!(sample.id.starts_with("river-"));
+    }
+
+    #[test]
+    fn the_repeated_sample_repeats_whole_leading_paragraphs_to_the_length() {
+        let tokenizer = tokenizer();
+        let paragraphs: Vec<String> = (0..40)
+            .map(|i| format!("Paragraph {i} tells of the mill, the bridge and field number {i}."))
+            .collect();
+        let from = Sample {
+            id: "river-3".into(),
+            title: "River (test document 3)".into(),
+            source: "river.txt#3".into(),
+            text: paragraphs.join("\n\n"),
+            tokens: 0,
+        };
+        let repeated = repeated_passage(&from, &tokenizer, 100, 500).unwrap();
+        assert_eq!(repeated.id, "repeated");
+        assert_eq!(repeated.source, "river.txt#3");
+        assert!(repeated.tokens >= 500);
+        assert_eq!(
+            tokenizer.encode(&repeated.text).unwrap().len(),
+            repeated.tokens
+        );
+        // The passage is the first k paragraphs; the text is it again and again.
+        let k = repeated
+            .text
+            .split("\n\n")
+            .position(|p| p == paragraphs[0])
+            .and_then(|_| {
+                repeated
+                    .text
+                    .split("\n\n")
+                    .skip(1)
+                    .position(|p| p == paragraphs[0])
+            })
+            .unwrap()
+            + 1;
+        let passage = paragraphs[..k].join("\n\n");
+        assert!(tokenizer.encode(&passage).unwrap().len() >= 100);
+        assert!(
+            tokenizer
+                .encode(&paragraphs[..k - 1].join("\n\n"))
+                .unwrap()
+                .len()
+                < 100
+        );
+        let copies = repeated.text.split("\n\n").count() / k;
+        assert!(copies >= 2);
+        assert_eq!(repeated.text, vec![passage.as_str(); copies].join("\n\n"));
     }
 }

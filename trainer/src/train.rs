@@ -419,6 +419,17 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         config.parameter_count(),
         positions
     );
+    if !resumed && !init_from.is_empty() && probe_every > 0 {
+        // The probes right after initialising from another run (for DroPE: RoPE just
+        // dropped, before any recalibration), so the log shows what the drop destroys.
+        let model = EvalModel {
+            id: String::new(),
+            config: config.clone(),
+            weights: weights_of(&config, &vars)?,
+        };
+        let prose: Vec<&[u32]> = validation.iter().take(8).map(|w| &w[..length]).collect();
+        log.probes.push(probe(&model, step, &prose)?);
+    }
     let segment_start = Instant::now();
     let segment_first = step;
     let save = |step: usize, optimizer: &AdamW, log: &TrainLog| -> Result<(), String> {

@@ -171,6 +171,20 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
                 first_logged < 56.0,
                 "the DroPE log starts with the RoPE steps before the drop"
             );
+            // Probes: RoPE's up to the drop, then the dropped model's at the drop step
+            // (before recalibration), then the recalibrated model's.
+            let steps: Vec<f64> = log["probes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["step"].as_f64().unwrap())
+                .collect();
+            assert_eq!(steps, [8.0, 16.0, 24.0, 32.0, 40.0, 48.0, 56.0, 56.0, 64.0]);
+            let probe = &log["probes"][8];
+            assert_eq!(probe["induction"]["tokens"], 64);
+            assert_eq!(probe["induction_4l"]["tokens"], 256);
+            assert_eq!(probe["previous_token"].as_array().unwrap().len(), 2);
+            assert_eq!(probe["previous_token"][0].as_array().unwrap().len(), 4);
         }
     }
     // The evaluation runs end to end and writes what the studio and RESULTS.md need.

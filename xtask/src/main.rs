@@ -131,6 +131,7 @@ fn results(args: &[String]) -> Result<()> {
             ])
             .args(["--tokenizer", "public/models/tokenizer.json"])
             .args(["--out", "public/samples.json", "--corpus", &corpus])
+            .args(["--models", "public/models"])
             .current_dir(root()),
     )?;
     util::run(

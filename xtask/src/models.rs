@@ -137,7 +137,9 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     run_training(common("runs/rope", "rope"), &[])?;
     let snapshot = format!("runs/rope/snapshot-{drop_step}.safetensors");
-    let rewarm = ((steps - drop_step) / RECAL_WARMUP_SHARE).max(1).to_string();
+    let rewarm = ((steps - drop_step) / RECAL_WARMUP_SHARE)
+        .max(1)
+        .to_string();
     run_training(
         common("runs/drope", "none"),
         &[
