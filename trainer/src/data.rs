@@ -103,6 +103,8 @@ pub struct BatchSampler<'a> {
     pub repeats: RepeatSchedule,
     /// Vocabulary size (random spans draw ids below it).
     pub vocab: usize,
+    /// A token put first in every sequence (in place of its first token), or `None`.
+    pub bos: Option<u32>,
     /// Sequences per batch.
     pub batch: usize,
     /// Tokens per sequence (the training length L).
@@ -178,7 +180,10 @@ impl BatchSampler<'_> {
         let mut inputs = Vec::with_capacity(self.batch * self.length);
         let mut targets = Vec::with_capacity(self.batch * self.length);
         for _ in 0..self.batch {
-            let seq = self.sequence(&mut rng, step)?;
+            let mut seq = self.sequence(&mut rng, step)?;
+            if let Some(bos) = self.bos {
+                seq[0] = bos;
+            }
             inputs.extend_from_slice(&seq[..self.length]);
             targets.extend_from_slice(&seq[1..]);
         }
@@ -226,6 +231,7 @@ mod tests {
                 switch: 5,
             },
             vocab: 4096,
+            bos: None,
             batch: 16,
             length: 64,
             seed: 9,

@@ -5,14 +5,14 @@
 //! trainer untrained --out public/models/untrained [--seed 1] [--vocab-from TOKENIZER]
 //! trainer manifest  --models public/models
 //! trainer train     --corpus DIR --tokenizer FILE --out runs/NAME --positions rope|none
-//!                   [--steps N] [--first-step K --init-from SNAPSHOT] [--batch 16]
-//!                   [--length 256] [--lr 1e-3] ... (see trainer/src/train.rs)
+//!                   [--steps N] [--first-step K --init-from SNAPSHOT] [--batch 8]
+//!                   [--length 128] [--lr 1e-3] ... (see trainer/src/train.rs)
 //! trainer export    --run runs/NAME --models public/models --name ID --corpus DIR
 //!                   [--label TEXT] [--description TEXT] [--log-from runs/ROPE]
 //! trainer eval      --models public/models --corpus DIR --results public/results
 //!                   --report docs/RESULTS.md [--sequences 16] [--needle-min-trials 40]
 //!                   [--needle-max-trials 400] [--needle-half-width 0.05] (see results.rs)
-//! trainer samples   --corpus DIR --tokenizer FILE --out public/samples.json [--length 256]
+//! trainer samples   --corpus DIR --tokenizer FILE --out public/samples.json [--length L | --models DIR]
 //! ```
 
 use trainer::{bpe, export, manifest, results, samples, train, untrained};

@@ -62,17 +62,24 @@ pub fn repeated_random_sequences(vocab: usize, tokens: usize, count: usize) -> V
 }
 
 /// The induction score of `model` under `scheme` on sequences of `tokens` tokens.
+/// With `bos`, each sequence's first token is replaced by it (for models trained with a
+/// beginning-of-sequence token at every window start).
 pub fn induction(
     model: &EvalModel,
     scheme: &SchemeSpec,
     tokens: usize,
+    bos: Option<u32>,
 ) -> Result<InductionScore, String> {
     if tokens < 4 {
         return Err(format!(
             "an induction probe needs at least 4 tokens, got {tokens}"
         ));
     }
-    let sequences = repeated_random_sequences(model.config.vocab_size, tokens, INDUCTION_SEQUENCES);
+    let mut sequences =
+        repeated_random_sequences(model.config.vocab_size, tokens, INDUCTION_SEQUENCES);
+    if let Some(bos) = bos {
+        sequences.iter_mut().for_each(|s| s[0] = bos);
+    }
     let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
     let half = tokens / 2;
     let (mut first, mut second) = (0.0, 0.0);
@@ -158,14 +165,20 @@ pub fn within_length(config: &ModelConfig) -> usize {
     config.training_length().min(100)
 }
 
-/// All probes of `model` at `step`; `prose` are validation windows of L tokens.
-pub fn probe(model: &EvalModel, step: usize, prose: &[&[u32]]) -> Result<ProbeRow, String> {
+/// All probes of `model` at `step`; `prose` are validation windows of L tokens (starting
+/// with `bos` when the model was trained with one).
+pub fn probe(
+    model: &EvalModel,
+    step: usize,
+    prose: &[&[u32]],
+    bos: Option<u32>,
+) -> Result<ProbeRow, String> {
     let scheme = native_scheme(&model.config);
     let l = model.config.training_length();
     Ok(ProbeRow {
         step,
-        induction: induction(model, &scheme, within_length(&model.config))?,
-        induction_4l: induction(model, &scheme, 4 * l)?,
+        induction: induction(model, &scheme, within_length(&model.config), bos)?,
+        induction_4l: induction(model, &scheme, 4 * l, bos)?,
         previous_token: previous_token_mass(model, prose)?,
     })
 }

@@ -252,6 +252,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
                     &model,
                     &scheme_at(family, m).parse().map_err(err)?,
                     m * l.max(1),
+                    None,
                 )
             };
             let row = ProbeResult {
@@ -261,6 +262,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
                     &model,
                     &scheme_at(family, 1).parse().map_err(err)?,
                     within_length(&model.config),
+                    None,
                 )?,
                 at_4l: at(4)?,
                 previous_token_max: previous

@@ -67,19 +67,19 @@ fn model_config(
     vocab: usize,
     positions: TrainedPositions,
 ) -> Result<ModelConfig, String> {
-    let hidden: usize = args.get_or("hidden", 192)?;
-    let heads: usize = args.get_or("heads", 6)?;
+    let hidden: usize = args.get_or("hidden", 128)?;
+    let heads: usize = args.get_or("heads", 4)?;
     let config = ModelConfig {
         hidden_size: hidden,
         num_hidden_layers: args.get_or("layers", 4)?,
         num_attention_heads: heads,
         num_key_value_heads: Some(args.get_or("kv-heads", heads)?),
-        intermediate_size: args.get_or("intermediate", 512)?,
+        intermediate_size: args.get_or("intermediate", 384)?,
         vocab_size: vocab,
         rms_norm_eps: 1e-5,
         rope_theta: 10_000.0,
         tie_word_embeddings: true,
-        max_position_embeddings: args.get_or("length", 256)?,
+        max_position_embeddings: args.get_or("length", 128)?,
         head_dim: None,
         position_embedding: positions,
         drope_c: None,
@@ -222,6 +222,22 @@ fn weights_from_file(config: &ModelConfig, path: &Path) -> Result<ModelWeights, 
     .map_err(err)
 }
 
+/// The first 8 validation windows cut to L tokens for the previous-token probe, each
+/// starting with `bos` when the run trains with one.
+fn probe_prose(validation: &[&[u32]], length: usize, bos: Option<u32>) -> Vec<Vec<u32>> {
+    validation
+        .iter()
+        .take(8)
+        .map(|w| {
+            let mut w = w[..length].to_vec();
+            if let Some(bos) = bos {
+                w[0] = bos;
+            }
+            w
+        })
+        .collect()
+}
+
 #[derive(Serialize, Deserialize)]
 struct RunState {
     step: usize,
@@ -265,6 +281,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             "repeat-late",
             "repeat-switch",
             "probe-every",
+            "bos",
         ],
     )?;
     let out = PathBuf::from(args.required("out")?);
@@ -282,7 +299,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     let config = model_config(&args, tokenizer.vocab_size(), positions)?;
     let total_steps: usize = args.get_or("steps", 1000)?;
     let first_step: usize = args.get_or("first-step", 0)?;
-    let batch: usize = args.get_or("batch", 16)?;
+    let batch: usize = args.get_or("batch", 8)?;
     let peak_lr: f64 = args.get_or("lr", 1e-3)?;
     let warmup: usize = args.get_or("warmup", 70)?;
     let min_lr: f64 = args.get_or("min-lr", 0.1)?;
@@ -334,7 +351,11 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             repeats.early, repeats.late
         ));
     }
+    // `--bos true`: every sequence starts with end-of-text, which a model without
+    // positions can use to tell where the window starts (Kazemnejad et al. 2023).
+    let bos = args.get_or("bos", false)?.then_some(streams.end_of_text);
     let sampler = BatchSampler {
+        bos,
         stream: &streams.train,
         needles: &needles,
         needle_fraction,
@@ -427,8 +448,9 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             config: config.clone(),
             weights: weights_of(&config, &vars)?,
         };
-        let prose: Vec<&[u32]> = validation.iter().take(8).map(|w| &w[..length]).collect();
-        log.probes.push(probe(&model, step, &prose)?);
+        let prose = probe_prose(&validation, length, bos);
+        let prose: Vec<&[u32]> = prose.iter().map(Vec::as_slice).collect();
+        log.probes.push(probe(&model, step, &prose, bos)?);
     }
     let segment_start = Instant::now();
     let segment_first = step;
@@ -497,8 +519,9 @@ pub fn run(argv: &[String]) -> Result<(), String> {
                 config: config.clone(),
                 weights: weights_of(&config, &vars)?,
             };
-            let prose: Vec<&[u32]> = validation.iter().take(8).map(|w| &w[..length]).collect();
-            let row = probe(&model, step, &prose)?;
+            let prose = probe_prose(&validation, length, bos);
+            let prose: Vec<&[u32]> = prose.iter().map(Vec::as_slice).collect();
+            let row = probe(&model, step, &prose, bos)?;
             let strongest = row
                 .previous_token
                 .iter()

@@ -6,13 +6,18 @@
 //! 3. NoPE: no positions from step 0, N steps (`runs/nope`),
 //! 4. export of all three into `public/models/` and a new manifest.
 //!
-//! Each run resumes from its own state when interrupted, so the command can simply be
-//! started again. Run it in the background: `nohup cargo xtask models > runs/models.log &`.
+//! NoPE trains beside RoPE then DroPE, each process on one thread: on 2 cores two
+//! one-thread runs make 6.5k tokens/s together where one two-thread run makes 3.6k
+//! (candle's matmul threads wait on each other at this size). Each run logs to
+//! `runs/<name>.log` and resumes from its own state when interrupted, so the command can
+//! simply be started again. Run it in the background:
+//! `nohup cargo xtask models > runs/models.log 2>&1 &`.
 //! The glibc malloc settings below made candle training 1.5-2x faster on this project's
 //! 2-core machines.
 
+use std::fs::File;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command};
 
 use crate::util::{self, root, Result};
 
@@ -22,14 +27,53 @@ const MALLOC: [(&str, &str); 3] = [
     ("MALLOC_TOP_PAD_", "1073741824"),
 ];
 
-fn trainer(args: &[&str]) -> Result<()> {
+fn trainer_command(args: &[&str]) -> Command {
     let binary = root().join("target/release/trainer");
     let mut cmd = Command::new(&binary);
     cmd.args(args).current_dir(root());
     for (key, value) in MALLOC {
         cmd.env(key, value);
     }
-    util::run(&mut cmd)
+    cmd
+}
+
+fn trainer(args: &[&str]) -> Result<()> {
+    util::run(&mut trainer_command(args))
+}
+
+/// Starts a one-thread training run in the background, its output in `runs/<name>.log`.
+fn start_training(name: &str, args: &[String]) -> Result<Child> {
+    let log_path = root().join("runs").join(format!("{name}.log"));
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let err_log = log.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = trainer_command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    cmd.env("RAYON_NUM_THREADS", "1")
+        .stdout(log)
+        .stderr(err_log);
+    println!(
+        "$ {name}: trainer {} (log: {})",
+        args.join(" "),
+        log_path.display()
+    );
+    cmd.spawn()
+        .map_err(|e| format!("could not start the {name} run: {e}"))
+}
+
+/// Waits for a run started by [`start_training`].
+fn finish(name: &str, mut child: Child) -> Result<()> {
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if status.success() {
+        println!("{name}: done");
+        Ok(())
+    } else {
+        Err(format!(
+            "the {name} run failed ({status}); see runs/{name}.log"
+        ))
+    }
 }
 
 /// The recipe (docs/TRAINING.md): a small model at a short L, many small batches, a
@@ -131,31 +175,44 @@ pub fn run(args: &[String]) -> Result<()> {
         .map(|s| s.to_string())
         .collect()
     };
-    let run_training = |mut a: Vec<String>, extra: &[&str]| -> Result<()> {
+    std::fs::create_dir_all(root().join("runs")).map_err(|e| e.to_string())?;
+    let with = |mut a: Vec<String>, extra: &[&str]| -> Vec<String> {
         a.extend(extra.iter().map(|s| s.to_string()));
-        trainer(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        a
     };
-    run_training(common("runs/rope", "rope"), &[])?;
+    let nope = start_training("nope", &common("runs/nope", "none"))?;
+    let rope = match start_training("rope", &common("runs/rope", "rope")) {
+        Ok(rope) => rope,
+        Err(e) => {
+            let _ = finish("nope", nope);
+            return Err(e);
+        }
+    };
+    finish("rope", rope)?;
     let snapshot = format!("runs/rope/snapshot-{drop_step}.safetensors");
     let rewarm = ((steps - drop_step) / RECAL_WARMUP_SHARE)
         .max(1)
         .to_string();
-    run_training(
-        common("runs/drope", "none"),
-        &[
-            "--init-from",
-            &snapshot,
-            "--first-step",
-            &drop_step.to_string(),
-            "--rewarm",
-            &rewarm,
-            "--schedule",
-            "constant",
-            "--lr",
-            RECAL_LR,
-        ],
+    let drope = start_training(
+        "drope",
+        &with(
+            common("runs/drope", "none"),
+            &[
+                "--init-from",
+                &snapshot,
+                "--first-step",
+                &drop_step.to_string(),
+                "--rewarm",
+                &rewarm,
+                "--schedule",
+                "constant",
+                "--lr",
+                RECAL_LR,
+            ],
+        ),
     )?;
-    run_training(common("runs/nope", "none"), &[])?;
+    finish("drope", drope)?;
+    finish("nope", nope)?;
     let cards = [
         ("rope", "RoPE", "10", "Pretrained with rotary position embeddings in every layer."),
         ("drope", "DroPE", "20", "The RoPE run's checkpoint at 7/8 of training, RoPE removed from every layer, recalibrated for the last 1/8 at the same length."),
