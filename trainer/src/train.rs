@@ -222,19 +222,13 @@ fn weights_from_file(config: &ModelConfig, path: &Path) -> Result<ModelWeights, 
     .map_err(err)
 }
 
-/// The first 8 validation windows cut to L tokens for the previous-token probe, each
-/// starting with `bos` when the run trains with one.
-fn probe_prose(validation: &[&[u32]], length: usize, bos: Option<u32>) -> Vec<Vec<u32>> {
+/// The first 8 validation windows (already starting with the run's first token) cut to
+/// L tokens, for the previous-token probe.
+fn probe_prose(validation: &[&[u32]], length: usize) -> Vec<Vec<u32>> {
     validation
         .iter()
         .take(8)
-        .map(|w| {
-            let mut w = w[..length].to_vec();
-            if let Some(bos) = bos {
-                w[0] = bos;
-            }
-            w
-        })
+        .map(|w| w[..length].to_vec())
         .collect()
 }
 
@@ -365,11 +359,22 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         length,
         seed,
     };
-    let validation = eval_windows(
+    // Validation windows look like training sequences: with the run's first token.
+    let validation: Vec<Vec<u32>> = eval_windows(
         &streams.validation,
         length,
         args.get_or("eval-windows", 32)?,
-    );
+    )
+    .into_iter()
+    .map(|w| {
+        let mut w = w.to_vec();
+        if let Some(bos) = bos {
+            w[0] = bos;
+        }
+        w
+    })
+    .collect();
+    let validation: Vec<&[u32]> = validation.iter().map(Vec::as_slice).collect();
     if validation.is_empty() {
         return Err("the validation split is shorter than one window".into());
     }
@@ -448,7 +453,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             config: config.clone(),
             weights: weights_of(&config, &vars)?,
         };
-        let prose = probe_prose(&validation, length, bos);
+        let prose = probe_prose(&validation, length);
         let prose: Vec<&[u32]> = prose.iter().map(Vec::as_slice).collect();
         log.probes.push(probe(&model, step, &prose, bos)?);
     }
@@ -519,7 +524,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
                 config: config.clone(),
                 weights: weights_of(&config, &vars)?,
             };
-            let prose = probe_prose(&validation, length, bos);
+            let prose = probe_prose(&validation, length);
             let prose: Vec<&[u32]> = prose.iter().map(Vec::as_slice).collect();
             let row = probe(&model, step, &prose, bos)?;
             let strongest = row
