@@ -222,14 +222,23 @@ fn weights_from_file(config: &ModelConfig, path: &Path) -> Result<ModelWeights, 
     .map_err(err)
 }
 
-/// The first 8 validation windows (already starting with the run's first token) cut to
-/// L tokens, for the previous-token probe.
-fn probe_prose(validation: &[&[u32]], length: usize) -> Vec<Vec<u32>> {
-    validation
-        .iter()
-        .take(8)
-        .map(|w| w[..length].to_vec())
-        .collect()
+/// The probes of the model in `vars` at `step`, the previous-token one on the first 8
+/// validation windows (which already start with the run's first token) cut to L.
+fn probe_vars(
+    config: &ModelConfig,
+    vars: &[(String, Var)],
+    validation: &[&[u32]],
+    step: usize,
+    bos: Option<u32>,
+) -> Result<ProbeRow, String> {
+    let model = EvalModel {
+        id: String::new(),
+        config: config.clone(),
+        weights: weights_of(config, vars)?,
+    };
+    let length = config.training_length();
+    let prose: Vec<&[u32]> = validation.iter().take(8).map(|w| &w[..length]).collect();
+    probe(&model, step, &prose, bos)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -448,14 +457,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     if !resumed && !init_from.is_empty() && probe_every > 0 {
         // The probes right after initialising from another run (for DroPE: RoPE just
         // dropped, before any recalibration), so the log shows what the drop destroys.
-        let model = EvalModel {
-            id: String::new(),
-            config: config.clone(),
-            weights: weights_of(&config, &vars)?,
-        };
-        let prose = probe_prose(&validation, length);
-        let prose: Vec<&[u32]> = prose.iter().map(Vec::as_slice).collect();
-        log.probes.push(probe(&model, step, &prose, bos)?);
+        log.probes
+            .push(probe_vars(&config, &vars, &validation, step, bos)?);
     }
     let segment_start = Instant::now();
     let segment_first = step;
@@ -519,14 +522,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             );
         }
         if probe_every > 0 && (step.is_multiple_of(probe_every) || step == total_steps) {
-            let model = EvalModel {
-                id: String::new(),
-                config: config.clone(),
-                weights: weights_of(&config, &vars)?,
-            };
-            let prose = probe_prose(&validation, length);
-            let prose: Vec<&[u32]> = prose.iter().map(Vec::as_slice).collect();
-            let row = probe(&model, step, &prose, bos)?;
+            let row = probe_vars(&config, &vars, &validation, step, bos)?;
             let strongest = row
                 .previous_token
                 .iter()
