@@ -132,7 +132,7 @@ impl BatchSampler<'_> {
         let longest = longest.min(want / 2).max(shortest.min(want / 2)).max(1);
         let shortest = shortest.min(longest);
         let len = shortest + (rng.next_u64() % (longest - shortest + 1) as u64) as usize;
-        let span: Vec<u32> = if rng.next_u64() % 2 == 0 {
+        let span: Vec<u32> = if rng.next_u64().is_multiple_of(2) {
             (0..len)
                 .map(|_| (rng.next_u64() % self.vocab as u64) as u32)
                 .collect()
