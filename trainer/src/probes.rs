@@ -70,9 +70,11 @@ pub fn induction(
     tokens: usize,
     bos: Option<u32>,
 ) -> Result<InductionScore, String> {
-    if tokens < 4 {
+    // Two whole copies: an odd length loses its last token.
+    let tokens = tokens / 2 * 2;
+    if tokens < 6 {
         return Err(format!(
-            "an induction probe needs at least 4 tokens, got {tokens}"
+            "an induction probe needs at least 6 tokens, got {tokens}"
         ));
     }
     let mut sequences =
@@ -82,14 +84,19 @@ pub fn induction(
     }
     let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
     let half = tokens / 2;
+    // Row t is the NLL of token t + 1. The first copy is tokens 1..half (rows
+    // ..half - 1). In the second copy only tokens whose predecessor occurred earlier
+    // followed by them can be copied: not token `half` (its predecessor, the span's last
+    // token, was followed by this very token), nor with `bos` token `half + 1` (the
+    // span's first token was replaced). So the second copy counts from row `half`
+    // (`half + 1` with `bos`).
+    let copyable = if bos.is_some() { half + 1 } else { half };
     let (mut first, mut second) = (0.0, 0.0);
     let mut rows = 0usize;
     for chunk in refs.chunks(4) {
-        // Row t is the NLL of token t + 1: the first copy is tokens 1..half, the second
-        // half..tokens (targets at row half - 1 onwards).
         for row in sequence_nll(model, scheme, chunk)? {
             first += mean(&row[..half - 1]);
-            second += mean(&row[half - 1..]);
+            second += mean(&row[copyable..]);
             rows += 1;
         }
     }
@@ -144,6 +151,14 @@ pub fn previous_token_mass(model: &EvalModel, windows: &[&[u32]]) -> Result<Vec<
         })
         .map_err(err)?;
     Ok(sums)
+}
+
+/// The strongest previous-token head of each layer, from `[layer][head]` masses.
+pub fn strongest_per_layer(previous_token: &[Vec<f64>]) -> Vec<f64> {
+    previous_token
+        .iter()
+        .map(|heads| heads.iter().copied().fold(0.0, f64::max))
+        .collect()
 }
 
 /// One row of probes, at one training step (or for one exported model).

@@ -17,7 +17,9 @@ use crate::eval::{
 };
 use crate::manifest;
 use crate::needles::{scheme_at, NeedleMaker};
-use crate::probes::{induction, previous_token_mass, within_length, InductionScore};
+use crate::probes::{
+    induction, previous_token_mass, strongest_per_layer, within_length, InductionScore,
+};
 
 /// Schemes measured for perplexity, per model id.
 fn perplexity_schemes(id: &str) -> &'static [&'static str] {
@@ -265,10 +267,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
                     None,
                 )?,
                 at_4l: at(4)?,
-                previous_token_max: previous
-                    .iter()
-                    .map(|heads| heads.iter().copied().fold(0.0, f64::max))
-                    .collect(),
+                previous_token_max: strongest_per_layer(&previous),
                 uniform_nll: (model.config.vocab_size as f64).ln(),
             };
             println!(

@@ -82,18 +82,22 @@ pub fn pick_samples(
 }
 
 /// A sample that repeats the leading paragraphs (at least `passage_tokens` tokens) of
-/// `from` until the whole reaches `min_tokens`.
+/// `from` until the whole reaches `min_tokens`; `None` when whole paragraphs make the
+/// passage longer than half of `min_tokens` (too few repeats would fit in the prompt).
 pub fn repeated_passage(
     from: &Sample,
     tokenizer: &TextTokenizer,
     passage_tokens: usize,
     min_tokens: usize,
-) -> Result<Sample, String> {
+) -> Result<Option<Sample>, String> {
     let (passage, tokens) = leading_paragraphs(&from.text, tokenizer, passage_tokens)?;
+    if 2 * tokens > min_tokens {
+        return Ok(None);
+    }
     let copies = min_tokens.div_ceil(tokens.max(1)).max(2);
     let text = vec![passage.as_str(); copies].join("\n\n");
     let total = tokenizer.encode(&text).map_err(|e| e.to_string())?.len();
-    Ok(Sample {
+    Ok(Some(Sample {
         id: "repeated".into(),
         title: format!(
             "A passage of {tokens} tokens, {copies} times ({})",
@@ -102,7 +106,7 @@ pub fn repeated_passage(
         source: from.source.clone(),
         text,
         tokens: total,
-    })
+    }))
 }
 
 /// `trainer samples --corpus DIR --tokenizer FILE --out public/samples.json
@@ -127,16 +131,27 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     let length: usize = args.get_or("length", shipped_length)?;
     let documents = corpus::load(Path::new(args.required("corpus")?))?;
     let mut samples = pick_samples(&documents, &tokenizer, 8 * length)?;
-    let Some(first) = samples.first() else {
+    if samples.is_empty() {
         return Err(format!(
             "no test-split document reaches {} tokens",
             8 * length
         ));
-    };
-    // 2L tokens a copy: every repeat copies from further back than any distance RoPE
-    // was trained on.
-    let repeated = repeated_passage(first, &tokenizer, 2 * length, 8 * length)?;
-    samples.insert(0, repeated);
+    }
+    // About 2L tokens a copy (at most 4L): every repeat copies from further back than
+    // any distance RoPE was trained on, and at least two copies fit in 8L.
+    let mut repeated = None;
+    for sample in &samples {
+        repeated = repeated_passage(sample, &tokenizer, 2 * length, 8 * length)?;
+        if repeated.is_some() {
+            break;
+        }
+    }
+    match repeated {
+        Some(repeated) => samples.insert(0, repeated),
+        None => {
+            println!("no sample starts with whole paragraphs of 2L-4L tokens: no repeated sample")
+        }
+    }
     let out = args.required("out")?;
     let set = SampleSet {
         training_length: length,
@@ -201,7 +216,9 @@ mod tests {
             text: paragraphs.join("\n\n"),
             tokens: 0,
         };
-        let repeated = repeated_passage(&from, &tokenizer, 100, 500).unwrap();
+        let repeated = repeated_passage(&from, &tokenizer, 100, 500)
+            .unwrap()
+            .unwrap();
         assert_eq!(repeated.id, "repeated");
         assert_eq!(repeated.source, "river.txt#3");
         assert!(repeated.tokens >= 500);
@@ -235,5 +252,11 @@ mod tests {
         let copies = repeated.text.split("\n\n").count() / k;
         assert!(copies >= 2);
         assert_eq!(repeated.text, vec![passage.as_str(); copies].join("\n\n"));
+        // A first paragraph longer than half the prompt leaves no room to repeat it.
+        let long = Sample {
+            text: format!("{}\n\n{}", paragraphs.join(" "), paragraphs[0]),
+            ..from
+        };
+        assert_eq!(repeated_passage(&long, &tokenizer, 100, 500).unwrap(), None);
     }
 }

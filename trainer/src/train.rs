@@ -33,7 +33,7 @@ use crate::data::{eval_windows, BatchSampler, RepeatSchedule, TokenStreams};
 use crate::eval::EvalModel;
 use crate::needles::NeedleMaker;
 use crate::optimizer::{clip_factor, global_norm, learning_rate, AdamW, AdamWConfig, Schedule};
-use crate::probes::{probe, ProbeRow};
+use crate::probes::{probe, strongest_per_layer, ProbeRow};
 
 /// The training log written to `train-log.json` (read by the studio's training view).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -328,6 +328,12 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     let eval_every: usize = args.get_or("eval-every", 100)?;
     // Probes at every evaluation by default; 0 turns them off.
     let probe_every: usize = args.get_or("probe-every", eval_every)?;
+    if probe_every > 0 && config.training_length() < 6 {
+        return Err(format!(
+            "the probes need --length >= 6, got {} (--probe-every 0 turns them off)",
+            config.training_length()
+        ));
+    }
     let snapshot_every: usize = args.get_or("snapshot-every", 100)?;
     let log_every: usize = args.get_or("log-every", 10)?;
     // Stop early (state saved) without changing the schedule: for time-boxed sessions.
@@ -523,10 +529,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         }
         if probe_every > 0 && (step.is_multiple_of(probe_every) || step == total_steps) {
             let row = probe_vars(&config, &vars, &validation, step, bos)?;
-            let strongest = row
-                .previous_token
+            let strongest = strongest_per_layer(&row.previous_token)
                 .iter()
-                .map(|heads| heads.iter().copied().fold(0.0, f64::max))
                 .map(|x| format!("{x:.2}"))
                 .collect::<Vec<_>>()
                 .join(" ");

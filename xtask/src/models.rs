@@ -103,8 +103,8 @@ pub fn run(args: &[String]) -> Result<()> {
             }
         }
     }
-    if steps < 16 || !steps.is_multiple_of(16) {
-        return Err(format!("--steps must be a positive multiple of 16 (the drop point 7N/8 must be a snapshot), got {steps}"));
+    if steps < 32 || !steps.is_multiple_of(32) {
+        return Err(format!("--steps must be a positive multiple of 32 (the drop point 7N/8 must be a snapshot and an evaluation, every N/32 steps), got {steps}"));
     }
     if !Path::new(&corpus).is_dir() {
         return Err(format!(
@@ -181,37 +181,44 @@ pub fn run(args: &[String]) -> Result<()> {
         a
     };
     let nope = start_training("nope", &common("runs/nope", "none"))?;
-    let rope = match start_training("rope", &common("runs/rope", "rope")) {
-        Ok(rope) => rope,
-        Err(e) => {
-            let _ = finish("nope", nope);
-            return Err(e);
-        }
+    // RoPE then DroPE; whatever happens there, NoPE is stopped or waited for before
+    // returning, so a rerun never finds a detached trainer still writing `runs/nope`.
+    let rope_then_drope = || -> Result<()> {
+        finish(
+            "rope",
+            start_training("rope", &common("runs/rope", "rope"))?,
+        )?;
+        let snapshot = format!("runs/rope/snapshot-{drop_step}.safetensors");
+        let rewarm = ((steps - drop_step) / RECAL_WARMUP_SHARE)
+            .max(1)
+            .to_string();
+        let drope = start_training(
+            "drope",
+            &with(
+                common("runs/drope", "none"),
+                &[
+                    "--init-from",
+                    &snapshot,
+                    "--first-step",
+                    &drop_step.to_string(),
+                    "--rewarm",
+                    &rewarm,
+                    "--schedule",
+                    "constant",
+                    "--lr",
+                    RECAL_LR,
+                ],
+            ),
+        )?;
+        finish("drope", drope)
     };
-    finish("rope", rope)?;
-    let snapshot = format!("runs/rope/snapshot-{drop_step}.safetensors");
-    let rewarm = ((steps - drop_step) / RECAL_WARMUP_SHARE)
-        .max(1)
-        .to_string();
-    let drope = start_training(
-        "drope",
-        &with(
-            common("runs/drope", "none"),
-            &[
-                "--init-from",
-                &snapshot,
-                "--first-step",
-                &drop_step.to_string(),
-                "--rewarm",
-                &rewarm,
-                "--schedule",
-                "constant",
-                "--lr",
-                RECAL_LR,
-            ],
-        ),
-    )?;
-    finish("drope", drope)?;
+    let mut nope = nope;
+    if let Err(e) = rope_then_drope() {
+        // The NoPE run resumes from its last snapshot when the command is run again.
+        let _ = nope.kill();
+        let _ = nope.wait();
+        return Err(e);
+    }
     finish("nope", nope)?;
     let cards = [
         ("rope", "RoPE", "10", "Pretrained with rotary position embeddings in every layer."),
