@@ -84,6 +84,14 @@ impl RepeatSchedule {
     }
 }
 
+/// Puts `bos` (when a run trains with one) in place of the sequence's first token, so
+/// training batches, validation windows and probes all start the same way.
+pub fn start_with(sequence: &mut [u32], bos: Option<u32>) {
+    if let (Some(bos), Some(first)) = (bos, sequence.first_mut()) {
+        *first = bos;
+    }
+}
+
 /// Shortest and longest repeated span, in tokens.
 pub const REPEAT_SPAN: (usize, usize) = (8, 40);
 
@@ -181,9 +189,7 @@ impl BatchSampler<'_> {
         let mut targets = Vec::with_capacity(self.batch * self.length);
         for _ in 0..self.batch {
             let mut seq = self.sequence(&mut rng, step)?;
-            if let Some(bos) = self.bos {
-                seq[0] = bos;
-            }
+            start_with(&mut seq, self.bos);
             inputs.extend_from_slice(&seq[..self.length]);
             targets.extend_from_slice(&seq[1..]);
         }

@@ -15,6 +15,7 @@ use engine::init::SplitMix64;
 use engine::{ModelConfig, SchemeSpec, TrainedPositions};
 use serde::{Deserialize, Serialize};
 
+use crate::data::start_with;
 use crate::eval::{sequence_nll, EvalModel};
 
 /// Sequences per induction measurement.
@@ -79,9 +80,7 @@ pub fn induction(
     }
     let mut sequences =
         repeated_random_sequences(model.config.vocab_size, tokens, INDUCTION_SEQUENCES);
-    if let Some(bos) = bos {
-        sequences.iter_mut().for_each(|s| s[0] = bos);
-    }
+    sequences.iter_mut().for_each(|s| start_with(s, bos));
     let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
     let half = tokens / 2;
     // Row t is the NLL of token t + 1. The first copy is tokens 1..half (rows

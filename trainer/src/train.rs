@@ -29,7 +29,7 @@ use engine::{ModelConfig, ModelWeights, PositionScheme, TextTokenizer, TrainedPo
 use serde::{Deserialize, Serialize};
 
 use crate::args::Args;
-use crate::data::{eval_windows, BatchSampler, RepeatSchedule, TokenStreams};
+use crate::data::{eval_windows, start_with, BatchSampler, RepeatSchedule, TokenStreams};
 use crate::eval::EvalModel;
 use crate::needles::NeedleMaker;
 use crate::optimizer::{clip_factor, global_norm, learning_rate, AdamW, AdamWConfig, Schedule};
@@ -383,9 +383,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     .into_iter()
     .map(|w| {
         let mut w = w.to_vec();
-        if let Some(bos) = bos {
-            w[0] = bos;
-        }
+        start_with(&mut w, bos);
         w
     })
     .collect();

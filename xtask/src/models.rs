@@ -54,11 +54,7 @@ fn start_training(name: &str, args: &[String]) -> Result<Child> {
     cmd.env("RAYON_NUM_THREADS", "1")
         .stdout(log)
         .stderr(err_log);
-    println!(
-        "$ {name}: trainer {} (log: {})",
-        args.join(" "),
-        log_path.display()
-    );
+    println!("$ {} (log: {})", util::show(&cmd), log_path.display());
     cmd.spawn()
         .map_err(|e| format!("could not start the {name} run: {e}"))
 }
