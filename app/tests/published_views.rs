@@ -102,16 +102,42 @@ fn three_logs() -> Vec<ModelTrainLog> {
     ]
 }
 
-#[wasm_bindgen_test]
-async fn training_story_draws_each_curve_and_marks_the_drop() {
+/// A training story mounted on `logs`, with the signals a test drives.
+struct MountedStory {
+    root: HtmlElement,
+    logs: RwSignal<Vec<ModelTrainLog>>,
+    zoom: RwSignal<bool>,
+    axis: RwSignal<StoryAxis>,
+    _mounted: leptos::mount::UnmountHandle<leptos::tachys::view::any_view::AnyViewState>,
+}
+
+async fn mount_story(logs: Vec<ModelTrainLog>) -> MountedStory {
     let root = container();
-    let logs = RwSignal::new(three_logs());
+    let logs = RwSignal::new(logs);
     let zoom = RwSignal::new(false);
     let axis = RwSignal::new(StoryAxis::Steps);
     let _mounted = leptos::mount::mount_to(root.clone(), move || {
-        view! { <TrainingStory logs=logs zoom=zoom axis=axis /> }
+        view! { <TrainingStory logs=logs zoom=zoom axis=axis /> }.into_any()
     });
     settle().await;
+    MountedStory {
+        root,
+        logs,
+        zoom,
+        axis,
+        _mounted,
+    }
+}
+
+#[wasm_bindgen_test]
+async fn training_story_draws_each_curve_and_marks_the_drop() {
+    let MountedStory {
+        root,
+        logs,
+        zoom,
+        axis,
+        _mounted,
+    } = mount_story(three_logs()).await;
 
     let curves = all(
         &root,
@@ -230,14 +256,13 @@ fn three_logs_with_probes() -> Vec<ModelTrainLog> {
 
 #[wasm_bindgen_test]
 async fn probe_story_draws_copying_under_the_loss_chart() {
-    let root = container();
-    let logs = RwSignal::new(three_logs_with_probes());
-    let zoom = RwSignal::new(false);
-    let axis = RwSignal::new(StoryAxis::Steps);
-    let _mounted = leptos::mount::mount_to(root.clone(), move || {
-        view! { <TrainingStory logs=logs zoom=zoom axis=axis /> }
-    });
-    settle().await;
+    let MountedStory {
+        root,
+        logs,
+        zoom,
+        axis,
+        _mounted,
+    } = mount_story(three_logs_with_probes()).await;
 
     let curves = all(
         &root,
