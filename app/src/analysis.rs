@@ -244,17 +244,22 @@ pub fn prepare_prompt(
         ));
     }
     let (max_tokens, l) = (model.max_tokens(), model.training_length());
+    // A model trained with a beginning-of-sequence token sees it first here too; it
+    // counts as a token of the prompt (position 0, as in every training window), and
+    // the strip shows it, so its attention (often a sink) is visible.
+    let bos = model.config().bos_token_id;
+    let full_len = pieces.len() + bos.is_some() as usize;
     // Without a length, a long prompt runs its first `max_tokens` (the page says so);
     // a length asked for explicitly must fit.
     let wanted = match length {
-        None => pieces.len().min(max_tokens),
+        None => full_len.min(max_tokens),
         Some(n) if n > max_tokens => {
             return Err(AppError::Input(format!(
                 "A length of {n} tokens is over the studio's cap of {max_tokens} (8 x the \
                  training length L = {l}). Choose {max_tokens} or less."
             )))
         }
-        Some(n) => n.min(pieces.len()),
+        Some(n) => n.min(full_len),
     };
     let ids: Vec<u32> = pieces.iter().map(|p| p.id).collect();
     // Fall back to the offsets' text if a tokenizer's decoder does not round-trip the
@@ -263,10 +268,11 @@ pub fn prepare_prompt(
         Ok(texts) if texts.concat() == prompt => texts,
         _ => pieces.iter().map(|p| p.text.clone()).collect(),
     };
+    let bos_text = bos.map(|id| model.tokenizer.token_text(id));
     Ok(PreparedPrompt {
-        ids: ids[..wanted].to_vec(),
-        texts: texts.into_iter().take(wanted).collect(),
-        full_len: pieces.len(),
+        ids: model.config().with_bos(&ids)[..wanted].to_vec(),
+        texts: bos_text.into_iter().chain(texts).take(wanted).collect(),
+        full_len,
     })
 }
 

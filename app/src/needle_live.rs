@@ -110,13 +110,14 @@ pub async fn run_trial(
             0,
             rng,
         )
-        .map_err(AppError::Input)?;
+        .map_err(AppError::Input)?
+        .with_bos(config.bos_token_id);
 
     let mut options = SessionOptions::new(
         trial_scheme(&subject.scheme, multiple),
         model.training_length(),
     );
-    options.max_tokens = total + ANSWER_DIGITS + 1;
+    options.max_tokens = doc.prompt.len() + ANSWER_DIGITS + 1;
     options.top_k = 1;
     options.capture = Capture {
         heads: Vec::new(),

@@ -86,9 +86,10 @@ impl Comparison {
     ) -> Result<Comparison, AppError> {
         let mut prompts = HashMap::new();
         // Tokenizing is the slowest step of starting a run (tens of milliseconds for a
-        // sample), so models with the same tokenizer file and cap (all shipped models)
-        // with a known hash share one tokenization.
-        let mut by_tokenizer: HashMap<(String, usize), PreparedPrompt> = HashMap::new();
+        // sample), so models with the same tokenizer file, cap and first token (all
+        // shipped models) with a known hash share one tokenization.
+        let mut by_tokenizer: HashMap<(String, usize, Option<u32>), PreparedPrompt> =
+            HashMap::new();
         let mut runs = Vec::new();
         for (i, (resolved, model)) in series.iter().enumerate() {
             if !prompts.contains_key(&resolved.entry.id) {
@@ -97,7 +98,7 @@ impl Comparison {
                     sha if sha.is_empty() => format!("model {}", resolved.entry.id),
                     sha => sha.clone(),
                 };
-                let key = (tokenizer, model.max_tokens());
+                let key = (tokenizer, model.max_tokens(), model.config().bos_token_id);
                 let prepared = match by_tokenizer.get(&key) {
                     Some(prepared) => prepared.clone(),
                     None => prepare_prompt(model, text, length)?,

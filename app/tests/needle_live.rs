@@ -3,14 +3,8 @@
 //! trial's answer and the attention on the needle, and refuses bad settings clearly.
 #![cfg(target_arch = "wasm32")]
 
-use std::rc::Rc;
-
-use app::manifest::ModelEntry;
-use app::model_store::DownloadedModel;
 use app::needle_live::NeedleSubject;
 use app::views::NeedleLive;
-use engine::init::random_weights;
-use engine::ModelConfig;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -19,31 +13,19 @@ use web_sys::{HtmlElement, HtmlInputElement};
 wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
-use support::{all, container, settle};
+use support::{all, container, random_model, settle};
 
-const TOKENIZER: &[u8] = include_bytes!("../../public/models/tokenizer.json");
 const PROSE: &str = "The river ran slowly past the old mill, and the miller sang of harvests \
                      long gone while the wheel turned under the grey sky. ";
 
 async fn subject() -> NeedleSubject {
-    let config_json = br#"{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+    let config_json = r#"{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 2, "intermediate_size": 48, "vocab_size": 4096,
         "max_position_embeddings": 64, "tie_word_embeddings": true}"#;
-    let config = ModelConfig::from_json(config_json).unwrap();
-    let weights = random_weights(&config, 3, 0.2).unwrap();
-    let safetensors = weights.to_safetensors(candle_core::DType::F32).unwrap();
-    let file = r#"{"path": "x", "bytes": 1, "sha256": "00"}"#;
-    let entry: ModelEntry = serde_json::from_str(&format!(
-        r#"{{"id": "tiny", "label": "Tiny", "trained": false, "training_length": 64,
-            "files": {{"config": {file}, "weights": {file}, "tokenizer": {file}}}}}"#
-    ))
-    .unwrap();
-    let download =
-        DownloadedModel::from_bytes(entry, config_json.to_vec(), TOKENIZER, safetensors).unwrap();
     NeedleSubject {
         label: "Tiny \u{b7} rope".into(),
         scheme: "rope".parse().unwrap(),
-        model: Rc::new(download.load(None).await.unwrap()),
+        model: random_model(config_json, 3).await,
     }
 }
 

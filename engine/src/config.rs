@@ -60,6 +60,11 @@ pub struct ModelConfig {
     /// `self_attn.q_norm` / `k_norm`, `[head_dim]`), the paper's optional stabiliser.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub qk_norm: bool,
+    /// The token every training sequence started with, if any (Hugging Face's name).
+    /// Every prompt then starts with it too ([`ModelConfig::with_bos`]): a model without
+    /// positions counts from it, and without it sees an input it never saw in training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bos_token_id: Option<u32>,
 }
 
 fn default_rms_norm_eps() -> f64 {
@@ -93,6 +98,15 @@ impl ModelConfig {
             map.insert("hidden_act".into(), "silu".into());
         }
         serde_json::to_string_pretty(&value).unwrap_or_default()
+    }
+
+    /// `tokens` as the model must see them: after its beginning-of-sequence token, when
+    /// it was trained with one.
+    pub fn with_bos(&self, tokens: &[u32]) -> Vec<u32> {
+        self.bos_token_id
+            .into_iter()
+            .chain(tokens.iter().copied())
+            .collect()
     }
 
     /// Checks that the dimensions are consistent with each other.
@@ -143,6 +157,14 @@ impl ModelConfig {
         if let Some(c) = self.drope_c {
             crate::position::check_beta_coefficient(c)
                 .map_err(|e| EngineError::Config(format!("drope_c: {e}")))?;
+        }
+        if let Some(bos) = self.bos_token_id {
+            if bos as usize >= self.vocab_size {
+                return fail(format!(
+                    "bos_token_id ({bos}) is not in the vocabulary of {} tokens",
+                    self.vocab_size
+                ));
+            }
         }
         Ok(())
     }
@@ -236,5 +258,24 @@ mod tests {
             let err = ModelConfig::from_json(with_c(bad).as_bytes()).unwrap_err();
             assert!(err.to_string().contains("drope_c"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_beginning_of_sequence_token_is_kept_checked_and_put_first() {
+        let with_bos =
+            |id: &str| LLAMA_JSON.replacen('{', &format!("{{\"bos_token_id\": {id},"), 1);
+        let c = ModelConfig::from_json(with_bos("299").as_bytes()).unwrap();
+        assert_eq!(c.bos_token_id, Some(299));
+        assert_eq!(c.with_bos(&[5, 6]), vec![299, 5, 6]);
+        assert_eq!(c.with_bos(&[]), vec![299]);
+        assert_eq!(ModelConfig::from_json(c.to_json().as_bytes()).unwrap(), c);
+        let err = ModelConfig::from_json(with_bos("300").as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("bos_token_id (300)"), "{err}");
+        let plain = ModelConfig::from_json(LLAMA_JSON.as_bytes()).unwrap();
+        assert_eq!(plain.with_bos(&[5, 6]), vec![5, 6]);
+        assert!(
+            !plain.to_json().contains("bos_token_id"),
+            "absent stays absent"
+        );
     }
 }

@@ -110,6 +110,16 @@ impl NeedleDocument {
         all.extend_from_slice(full_stop);
         all
     }
+
+    /// The document as a model that starts every sequence with `bos` must see it: the
+    /// token first, the needle's span moved with it. Unchanged without one.
+    pub fn with_bos(mut self, bos: Option<u32>) -> NeedleDocument {
+        if let Some(bos) = bos {
+            self.prompt.insert(0, bos);
+            self.needle = self.needle.start + 1..self.needle.end + 1;
+        }
+        self
+    }
 }
 
 /// Builds retrieval documents with one tokenizer.
@@ -239,12 +249,11 @@ mod tests {
     fn needle_documents_have_the_asked_length_and_a_findable_answer() {
         let tok = tokenizer();
         let maker = NeedleMaker::new(&tok).unwrap();
-        let prose: Vec<u32> = tok
-            .encode(&"The river ran slowly past the old mill, and the miller sang. ".repeat(60))
-            .unwrap()
-            .iter()
-            .map(|p| p.id)
-            .collect();
+        let prose = encode(
+            &tok,
+            &"The river ran slowly past the old mill, and the miller sang. ".repeat(60),
+        )
+        .unwrap();
         let mut rng = SplitMix64::new(3);
         for (depths, asked) in [
             (vec![0.0], 0),
@@ -282,6 +291,32 @@ mod tests {
             maker.make(&prose, 20, &[0.5], 0, &mut rng).is_err(),
             "too short for the needle and question"
         );
+    }
+
+    #[test]
+    fn a_beginning_of_sequence_token_goes_first_and_moves_the_needle() {
+        let tok = tokenizer();
+        let maker = NeedleMaker::new(&tok).unwrap();
+        let prose = encode(
+            &tok,
+            &"Rain fell on the roofs of the town all night. ".repeat(40),
+        )
+        .unwrap();
+        let doc = maker
+            .make(&prose, 200, &[0.5], 0, &mut SplitMix64::new(9))
+            .unwrap();
+        let needle_text = tok.decode(&doc.prompt[doc.needle.clone()]).unwrap();
+        let moved = doc.clone().with_bos(Some(7));
+        assert_eq!(moved.prompt.len(), 201);
+        assert_eq!(moved.prompt[0], 7);
+        assert_eq!(&moved.prompt[1..], &doc.prompt[..]);
+        assert_eq!(
+            tok.decode(&moved.prompt[moved.needle.clone()]).unwrap(),
+            needle_text
+        );
+        assert_eq!(moved.answer, doc.answer);
+        let same = doc.clone().with_bos(None);
+        assert_eq!((same.prompt, same.needle), (doc.prompt, doc.needle));
     }
 
     #[test]

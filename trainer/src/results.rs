@@ -10,7 +10,7 @@ use engine::{paper, ModelConfig, ModelWeights, TextTokenizer};
 use serde_json::json;
 
 use crate::args::Args;
-use crate::data::TokenStreams;
+use crate::data::{start_with, TokenStreams};
 use crate::eval::{
     fit_c, needle_grid, pool_depths, window_perplexity, EvalModel, NeedleBudget, NeedleCell,
     PerplexityRow,
@@ -48,6 +48,21 @@ fn needle_schemes(id: &str) -> &'static [&'static str] {
         "drope" => &["none", "none+beta"],
         _ => &["none"],
     }
+}
+
+/// The first `count` windows of `len` tokens of `stream`, each starting with the
+/// model's beginning-of-sequence token when it was trained with one (as every training
+/// and validation window did).
+fn windows(stream: &[u32], len: usize, count: usize, config: &ModelConfig) -> Vec<Vec<u32>> {
+    stream
+        .chunks_exact(len)
+        .take(count)
+        .map(|window| {
+            let mut window = window.to_vec();
+            start_with(&mut window, config.bos_token_id);
+            window
+        })
+        .collect()
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -140,11 +155,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     if ids.contains(&"drope") {
         let model = load_model(models, "drope")?;
         let l = model.config.training_length();
-        let val: Vec<&[u32]> = streams
-            .validation
-            .chunks_exact(8 * l + 1)
-            .take(n_fit)
-            .collect();
+        let val = windows(&streams.validation, 8 * l + 1, n_fit, &model.config);
+        let val: Vec<&[u32]> = val.iter().map(Vec::as_slice).collect();
         let fit = fit_c(&model, &val, batch)?;
         let (c, objective, grid) = (fit.c, fit.objective, fit.grid);
         println!(
@@ -171,11 +183,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     for id in &ids {
         let model = load_model(models, id)?;
         l = model.config.training_length();
-        let test: Vec<&[u32]> = streams
-            .test
-            .chunks_exact(8 * l + 1)
-            .take(n_sequences)
-            .collect();
+        let test = windows(&streams.test, 8 * l + 1, n_sequences, &model.config);
+        let test: Vec<&[u32]> = test.iter().map(Vec::as_slice).collect();
         for scheme in perplexity_schemes(id) {
             let row = window_perplexity(&model, &scheme.parse().map_err(err)?, &test, batch)?;
             println!(
@@ -246,7 +255,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     for id in &ids {
         let model = load_model(models, id)?;
         let l = model.config.training_length();
-        let prose: Vec<&[u32]> = streams.test.chunks_exact(l).take(8).collect();
+        let prose = windows(&streams.test, l, 8, &model.config);
+        let prose: Vec<&[u32]> = prose.iter().map(Vec::as_slice).collect();
         let previous = previous_token_mass(&model, &prose)?;
         for family in needle_schemes(id) {
             let at = |m: usize| -> Result<InductionScore, String> {
@@ -254,7 +264,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
                     &model,
                     &scheme_at(family, m).parse().map_err(err)?,
                     m * l.max(1),
-                    None,
+                    model.config.bos_token_id,
                 )
             };
             let row = ProbeResult {
@@ -264,7 +274,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
                     &model,
                     &scheme_at(family, 1).parse().map_err(err)?,
                     within_length(&model.config),
-                    None,
+                    model.config.bos_token_id,
                 )?,
                 at_4l: at(4)?,
                 previous_token_max: strongest_per_layer(&previous),

@@ -84,6 +84,7 @@ fn model_config(
         position_embedding: positions,
         drope_c: None,
         qk_norm: args.get_or("qk-norm", false)?,
+        bos_token_id: None,
     };
     config.validate().map_err(err)?;
     Ok(config)
@@ -299,7 +300,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         "none" => TrainedPositions::None,
         other => return Err(format!("--positions must be rope or none, not {other}")),
     };
-    let config = model_config(&args, tokenizer.vocab_size(), positions)?;
+    let mut config = model_config(&args, tokenizer.vocab_size(), positions)?;
     let total_steps: usize = args.get_or("steps", 1000)?;
     let first_step: usize = args.get_or("first-step", 0)?;
     let batch: usize = args.get_or("batch", 8)?;
@@ -363,6 +364,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     // `--bos true`: every sequence starts with end-of-text, which a model without
     // positions can use to tell where the window starts (Kazemnejad et al. 2023).
     let bos = args.get_or("bos", false)?.then_some(streams.end_of_text);
+    // Recorded in config.json, so the studio and `trainer eval` start every prompt with it.
+    config.bos_token_id = bos;
     let sampler = BatchSampler {
         bos,
         stream: &streams.train,

@@ -35,6 +35,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         position_embedding: TrainedPositions::Rope,
         drope_c: None,
         qk_norm: false,
+        bos_token_id: None,
     };
     let weights = random_weights(&config, seed, 0.02).map_err(|e| e.to_string())?;
     let dir = models.join("untrained");

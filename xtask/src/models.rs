@@ -1,14 +1,19 @@
 //! `cargo xtask models`: trains and exports the studio's three models, reproducibly.
 //!
 //! 1. RoPE for N steps (`runs/rope`),
-//! 2. DroPE: the RoPE snapshot at 7N/8, RoPE removed, recalibrated to step N with a fresh
-//!    warm-up to a constant learning rate (`runs/drope`),
+//! 2. DroPE: the RoPE snapshot at N/2, RoPE removed, recalibrated to step N with a fresh,
+//!    clipped warm-up and cosine decay (`runs/drope`),
 //! 3. NoPE: no positions from step 0, N steps (`runs/nope`),
 //! 4. export of all three into `public/models/` and a new manifest.
 //!
-//! NoPE trains beside RoPE then DroPE, each process on one thread: on 2 cores two
-//! one-thread runs make 6.5k tokens/s together where one two-thread run makes 3.6k
-//! (candle's matmul threads wait on each other at this size). Each run logs to
+//! Every sequence starts with the end-of-text token (`--bos true`): without positions it
+//! is the one fixed point attention can count from, and the recalibration pilots kept
+//! far more copying with it (docs/TRAINING.md).
+//!
+//! NoPE trains beside RoPE, each process on one thread: on 2 cores two one-thread runs
+//! make 6.5k tokens/s together where one two-thread run makes 3.6k (candle's matmul
+//! threads wait on each other at this size). RoPE stops at the drop step; then its second
+//! half and DroPE run side by side with NoPE, so the three finish together. Each run logs to
 //! `runs/<name>.log` and resumes from its own state when interrupted, so the command can
 //! simply be started again. Run it in the background:
 //! `nohup cargo xtask models > runs/models.log 2>&1 &`.
@@ -74,13 +79,14 @@ fn finish(name: &str, mut child: Child) -> Result<()> {
 
 /// The recipe (docs/TRAINING.md): a small model at a short L, many small batches, a
 /// curriculum of repeated spans that makes copying (induction heads) form early, then
-/// fewer repeats; DroPE recalibrated with a fresh, clipped warm-up to a constant rate.
+/// fewer repeats; DroPE recalibrated for the second half with a fresh, clipped warm-up.
 const LENGTH: &str = "128";
 const BATCH: &str = "8";
-/// Default steps: 7680 x 8 x 128 = 7.9M tokens per model.
-const DEFAULT_STEPS: usize = 7680;
-/// Recalibration: learning rate (the paper's, without QK-norm) and warm-up share.
-const RECAL_LR: &str = "3e-4";
+/// Default steps: 9600 x 8 x 128 = 9.8M tokens per model.
+const DEFAULT_STEPS: usize = 9600;
+/// Recalibration: peak learning rate (between the paper's 3e-4 without QK-norm and the
+/// pretraining 1e-3; clipping keeps it stable) and warm-up share.
+const RECAL_LR: &str = "5e-4";
 const RECAL_WARMUP_SHARE: usize = 10;
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -100,7 +106,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     if steps < 32 || !steps.is_multiple_of(32) {
-        return Err(format!("--steps must be a positive multiple of 32 (the drop point 7N/8 must be a snapshot and an evaluation, every N/32 steps), got {steps}"));
+        return Err(format!("--steps must be a positive multiple of 32 (the drop point N/2 must be a snapshot and an evaluation, every N/32 steps), got {steps}"));
     }
     if !Path::new(&corpus).is_dir() {
         return Err(format!(
@@ -114,7 +120,9 @@ pub fn run(args: &[String]) -> Result<()> {
     )?;
     let snapshot_every = (steps / 16).to_string();
     let eval_every = (steps / 32).to_string();
-    let drop_step = steps / 8 * 7;
+    // Dropping halfway leaves DroPE half the run to rebuild its copying heads: the
+    // pilots that dropped later kept less (docs/TRAINING.md).
+    let drop_step = steps / 2;
     // Half the sequences repeat a span until 5/8 of the run (copying forms in the first
     // half, docs/TRAINING.md), a quarter after.
     let repeat_switch = (steps / 8 * 5).to_string();
@@ -166,6 +174,8 @@ pub fn run(args: &[String]) -> Result<()> {
             "0.25",
             "--repeat-switch",
             &repeat_switch,
+            "--bos",
+            "true",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -176,18 +186,26 @@ pub fn run(args: &[String]) -> Result<()> {
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
-    let nope = start_training("nope", &common("runs/nope", "none"))?;
-    // RoPE then DroPE; whatever happens there, NoPE is stopped or waited for before
-    // returning, so a rerun never finds a detached trainer still writing `runs/nope`.
-    let rope_then_drope = || -> Result<()> {
+    let mut nope = start_training("nope", &common("runs/nope", "none"))?;
+    // RoPE to the drop step, then RoPE's second half beside DroPE. Whatever fails, every
+    // run still going is stopped before returning, so a rerun never finds a detached
+    // trainer writing into `runs/`; each resumes from its last snapshot.
+    let rope_and_drope = || -> Result<()> {
         finish(
             "rope",
-            start_training("rope", &common("runs/rope", "rope"))?,
+            start_training(
+                "rope",
+                &with(
+                    common("runs/rope", "rope"),
+                    &["--stop-at", &drop_step.to_string()],
+                ),
+            )?,
         )?;
         let snapshot = format!("runs/rope/snapshot-{drop_step}.safetensors");
         let rewarm = ((steps - drop_step) / RECAL_WARMUP_SHARE)
             .max(1)
             .to_string();
+        let mut rope = start_training("rope", &common("runs/rope", "rope"))?;
         let drope = start_training(
             "drope",
             &with(
@@ -200,17 +218,28 @@ pub fn run(args: &[String]) -> Result<()> {
                     "--rewarm",
                     &rewarm,
                     "--schedule",
-                    "constant",
+                    "cosine",
                     "--lr",
                     RECAL_LR,
                 ],
             ),
-        )?;
-        finish("drope", drope)
+        );
+        let drope = match drope {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = rope.kill();
+                let _ = rope.wait();
+                return Err(e);
+            }
+        };
+        let drope_result = finish("drope", drope);
+        if drope_result.is_err() {
+            let _ = rope.kill();
+        }
+        let rope_result = finish("rope", rope);
+        drope_result.and(rope_result)
     };
-    let mut nope = nope;
-    if let Err(e) = rope_then_drope() {
-        // The NoPE run resumes from its last snapshot when the command is run again.
+    if let Err(e) = rope_and_drope() {
         let _ = nope.kill();
         let _ = nope.wait();
         return Err(e);
@@ -218,7 +247,7 @@ pub fn run(args: &[String]) -> Result<()> {
     finish("nope", nope)?;
     let cards = [
         ("rope", "RoPE", "10", "Pretrained with rotary position embeddings in every layer."),
-        ("drope", "DroPE", "20", "The RoPE run's checkpoint at 7/8 of training, RoPE removed from every layer, recalibrated for the last 1/8 at the same length."),
+        ("drope", "DroPE", "20", "The RoPE run's checkpoint at half of training, RoPE removed from every layer, recalibrated for the second half at the same length."),
         ("nope", "NoPE", "30", "No positional embedding from the first step (the paper's control)."),
     ];
     for (name, label, order, description) in cards {
