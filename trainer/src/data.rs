@@ -199,14 +199,39 @@ impl BatchSampler<'_> {
     }
 }
 
-/// Non-overlapping validation windows of `length + 1` tokens, at most `count` of them.
-pub fn eval_windows(stream: &[u32], length: usize, count: usize) -> Vec<&[u32]> {
-    stream.chunks_exact(length + 1).take(count).collect()
+/// Non-overlapping windows of `tokens` tokens of `stream`, at most `count` of them, each
+/// starting with `bos` when the model was trained with one: measured on inputs that start
+/// like its training sequences.
+pub fn eval_windows(
+    stream: &[u32],
+    tokens: usize,
+    count: usize,
+    bos: Option<u32>,
+) -> Vec<Vec<u32>> {
+    stream
+        .chunks_exact(tokens)
+        .take(count)
+        .map(|window| {
+            let mut window = window.to_vec();
+            start_with(&mut window, bos);
+            window
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evaluation_windows_start_like_training_sequences() {
+        let stream: Vec<u32> = (1..=12).collect();
+        assert_eq!(
+            eval_windows(&stream, 5, 9, Some(0)),
+            vec![vec![0, 2, 3, 4, 5], vec![0, 7, 8, 9, 10]]
+        );
+        assert_eq!(eval_windows(&stream, 5, 1, None), vec![vec![1, 2, 3, 4, 5]]);
+    }
 
     #[test]
     fn the_repeat_share_switches_at_its_step() {

@@ -92,7 +92,13 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         ));
     }
     let streams = TokenStreams::load(Path::new(args.required("corpus")?), &tokenizer)?;
-    let validation = eval_windows(&streams.validation, config.training_length(), 32);
+    let validation = eval_windows(
+        &streams.validation,
+        config.training_length() + 1,
+        32,
+        config.bos_token_id,
+    );
+    let validation: Vec<&[u32]> = validation.iter().map(Vec::as_slice).collect();
     let (storage, full, half) = choose_storage(&config, &weights, &validation)?;
     let dir = models.join(name);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;

@@ -10,7 +10,7 @@ use engine::{paper, ModelConfig, ModelWeights, TextTokenizer};
 use serde_json::json;
 
 use crate::args::Args;
-use crate::data::{start_with, TokenStreams};
+use crate::data::{eval_windows, TokenStreams};
 use crate::eval::{
     fit_c, needle_grid, pool_depths, window_perplexity, EvalModel, NeedleBudget, NeedleCell,
     PerplexityRow,
@@ -48,21 +48,6 @@ fn needle_schemes(id: &str) -> &'static [&'static str] {
         "drope" => &["none", "none+beta"],
         _ => &["none"],
     }
-}
-
-/// The first `count` windows of `len` tokens of `stream`, each starting with the
-/// model's beginning-of-sequence token when it was trained with one (as every training
-/// and validation window did).
-fn windows(stream: &[u32], len: usize, count: usize, config: &ModelConfig) -> Vec<Vec<u32>> {
-    stream
-        .chunks_exact(len)
-        .take(count)
-        .map(|window| {
-            let mut window = window.to_vec();
-            start_with(&mut window, config.bos_token_id);
-            window
-        })
-        .collect()
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -155,7 +140,12 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     if ids.contains(&"drope") {
         let model = load_model(models, "drope")?;
         let l = model.config.training_length();
-        let val = windows(&streams.validation, 8 * l + 1, n_fit, &model.config);
+        let val = eval_windows(
+            &streams.validation,
+            8 * l + 1,
+            n_fit,
+            model.config.bos_token_id,
+        );
         let val: Vec<&[u32]> = val.iter().map(Vec::as_slice).collect();
         let fit = fit_c(&model, &val, batch)?;
         let (c, objective, grid) = (fit.c, fit.objective, fit.grid);
@@ -183,7 +173,12 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     for id in &ids {
         let model = load_model(models, id)?;
         l = model.config.training_length();
-        let test = windows(&streams.test, 8 * l + 1, n_sequences, &model.config);
+        let test = eval_windows(
+            &streams.test,
+            8 * l + 1,
+            n_sequences,
+            model.config.bos_token_id,
+        );
         let test: Vec<&[u32]> = test.iter().map(Vec::as_slice).collect();
         for scheme in perplexity_schemes(id) {
             let row = window_perplexity(&model, &scheme.parse().map_err(err)?, &test, batch)?;
@@ -255,7 +250,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     for id in &ids {
         let model = load_model(models, id)?;
         let l = model.config.training_length();
-        let prose = windows(&streams.test, l, 8, &model.config);
+        let prose = eval_windows(&streams.test, l, 8, model.config.bos_token_id);
         let prose: Vec<&[u32]> = prose.iter().map(Vec::as_slice).collect();
         let previous = previous_token_mass(&model, &prose)?;
         for family in needle_schemes(id) {

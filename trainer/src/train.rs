@@ -29,7 +29,7 @@ use engine::{ModelConfig, ModelWeights, PositionScheme, TextTokenizer, TrainedPo
 use serde::{Deserialize, Serialize};
 
 use crate::args::Args;
-use crate::data::{eval_windows, start_with, BatchSampler, RepeatSchedule, TokenStreams};
+use crate::data::{eval_windows, BatchSampler, RepeatSchedule, TokenStreams};
 use crate::eval::EvalModel;
 use crate::needles::NeedleMaker;
 use crate::optimizer::{clip_factor, global_norm, learning_rate, AdamW, AdamWConfig, Schedule};
@@ -377,19 +377,12 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         length,
         seed,
     };
-    // Validation windows look like training sequences: with the run's first token.
-    let validation: Vec<Vec<u32>> = eval_windows(
+    let validation = eval_windows(
         &streams.validation,
-        length,
+        length + 1,
         args.get_or("eval-windows", 32)?,
-    )
-    .into_iter()
-    .map(|w| {
-        let mut w = w.to_vec();
-        start_with(&mut w, bos);
-        w
-    })
-    .collect();
+        bos,
+    );
     let validation: Vec<&[u32]> = validation.iter().map(Vec::as_slice).collect();
     if validation.is_empty() {
         return Err("the validation split is shorter than one window".into());
