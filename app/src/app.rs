@@ -493,7 +493,7 @@ pub fn App() -> impl IntoView {
     };
 
     let training_length =
-        Signal::derive(move || focus.with(|r| r.as_ref().map_or(256, |r| r.training_length)));
+        Signal::derive(move || focus.with(|r| r.as_ref().map_or(128, |r| r.training_length)));
     let uniform = Signal::derive(move || {
         focus.with(|r| uniform_nll(r.as_ref().map_or(4096, |r| r.vocab_size)))
     });

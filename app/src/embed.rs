@@ -354,7 +354,7 @@ pub fn Embed(
     let picked = RwSignal::new((params.options.layer, params.options.head));
     let focus = Signal::derive(move || shown.with(|s| s.as_ref().and_then(|s| s.focus.clone())));
     let training_length =
-        Signal::derive(move || focus.with(|r| r.as_ref().map_or(256, |r| r.training_length)));
+        Signal::derive(move || focus.with(|r| r.as_ref().map_or(128, |r| r.training_length)));
     let uniform = Signal::derive(move || {
         focus.with(|r| uniform_nll(r.as_ref().map_or(4096, |r| r.vocab_size)))
     });

@@ -76,7 +76,7 @@ pub fn TrainingPanel(
 
 /// `(head_dim, rope_theta, L)` of the shipped models: the frequency explorer's shape
 /// before a model has run.
-pub const SHIPPED_ROTARY_SHAPE: (usize, f64, usize) = (32, 10_000.0, 256);
+pub const SHIPPED_ROTARY_SHAPE: (usize, f64, usize) = (32, 10_000.0, 128);
 
 /// The frequency explorer for the focus model's rotary shape.
 #[component]

@@ -20,7 +20,7 @@ pub const MAX_URL_PROMPT_CHARS: usize = 4000;
 
 /// The prompt length the studio opens with: 4L of the shipped models, far enough past
 /// L to show the break, short enough to run in a few seconds on a CPU.
-pub const DEFAULT_LENGTH: usize = 1024;
+pub const DEFAULT_LENGTH: usize = 512;
 
 /// The most series one page compares (each is a model run per prompt).
 pub const MAX_SERIES: usize = 8;

@@ -12,7 +12,7 @@
 //               0: without it, so the studio must run on its CPU backend.
 //   CHROMIUM    browser binary (default /usr/bin/chromium)
 //   TIMEOUT_S   budget for the whole test (default 300)
-//   LENGTH      prompt length in tokens (default 320: past L = 256)
+//   LENGTH      prompt length in tokens (default 160: past L = 128)
 //
 // What it checks, on the shipped models (RoPE as trained and DroPE with its logit scale,
 // given in the URL): the perplexity chart has a line per series reaching past L, its
@@ -38,10 +38,10 @@ const base = process.env.STUDIO_URL;
 const webgpu = (process.env.WEBGPU ?? '1') !== '0';
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const timeoutMs = Number(process.env.TIMEOUT_S || 300) * 1000;
-const length = Number(process.env.LENGTH || 320);
+const length = Number(process.env.LENGTH || 160);
 const label = webgpu ? 'webgpu' : 'cpu';
 const screenshots = join(here, 'screenshots');
-const L = 256;
+const L = 128;
 const series = ['rope', 'drope:none:dyn+beta'];
 
 const sel = {
