@@ -399,13 +399,13 @@ pub fn greedy_answer(
     answer_len: usize,
 ) -> Result<Vec<u32>, String> {
     let config = &model.config;
-    let total = prompt.len() + answer_len;
-    let applied = scheme.apply_to(config, total).map_err(err)?;
-    let mut cache = vec![engine::cpu::LayerCache::default(); config.num_hidden_layers];
-    let transformer = Transformer::new(config, &model.weights);
     // A model trained with a beginning-of-sequence token reads it first (the studio's
     // needle runner does the same).
     let mut next: Vec<u32> = config.with_bos(prompt);
+    let total = next.len() + answer_len;
+    let applied = scheme.apply_to(config, total).map_err(err)?;
+    let mut cache = vec![engine::cpu::LayerCache::default(); config.num_hidden_layers];
+    let transformer = Transformer::new(config, &model.weights);
     let mut position = 0;
     let mut out = Vec::new();
     while out.len() < answer_len {
