@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod args;
+pub mod bench;
 pub mod bpe;
 pub mod corpus;
 pub mod data;

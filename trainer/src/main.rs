@@ -13,9 +13,11 @@
 //!                   --report docs/RESULTS.md [--sequences 16] [--needle-min-trials 40]
 //!                   [--needle-max-trials 400] [--needle-half-width 0.05] (see results.rs)
 //! trainer samples   --corpus DIR --tokenizer FILE --out public/samples.json [--length L | --models DIR]
+//! trainer bench     [--batch 8] [--length 128] [--layers 4] [--hidden 128] ... (the
+//!                   training step's speed and where its time goes; see bench.rs)
 //! ```
 
-use trainer::{bpe, export, manifest, results, samples, train, untrained};
+use trainer::{bench, bpe, export, manifest, results, samples, train, untrained};
 
 use std::process::ExitCode;
 
@@ -29,8 +31,9 @@ fn main() -> ExitCode {
         Some("export") => export::run(&argv[1..]),
         Some("eval") => results::run(&argv[1..]),
         Some("samples") => samples::run(&argv[1..]),
+        Some("bench") => bench::run(&argv[1..]),
         _ => Err(
-            "usage: trainer <tokenizer|untrained|manifest|train|export|eval|samples> [options] (see trainer/src/main.rs)"
+            "usage: trainer <tokenizer|untrained|manifest|train|export|eval|samples|bench> [options] (see trainer/src/main.rs)"
                 .into(),
         ),
     };

@@ -18,6 +18,16 @@ pub struct AdamWConfig {
     pub weight_decay: f64,
 }
 
+impl AdamWConfig {
+    /// The paper's from-scratch settings: betas (0.9, 0.95), weight decay 0.1.
+    pub const PAPER: AdamWConfig = AdamWConfig {
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        weight_decay: 0.1,
+    };
+}
+
 /// The optimizer state.
 pub struct AdamW {
     config: AdamWConfig,

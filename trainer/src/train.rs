@@ -62,7 +62,7 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// The model shape from the command line.
-fn model_config(
+pub(crate) fn model_config(
     args: &Args,
     vocab: usize,
     positions: TrainedPositions,
@@ -91,7 +91,7 @@ fn model_config(
 }
 
 /// Trainable variables named as in the safetensors file.
-fn variables(weights: &ModelWeights) -> Result<Vec<(String, Var)>, String> {
+pub(crate) fn variables(weights: &ModelWeights) -> Result<Vec<(String, Var)>, String> {
     weights
         .named_tensors()
         .into_iter()
@@ -108,6 +108,55 @@ fn weights_of(config: &ModelConfig, vars: &[(String, Var)]) -> Result<ModelWeigh
             .ok_or_else(|| engine::EngineError::Weights(format!("no variable {name}")))
     })
     .map_err(err)
+}
+
+/// What one [`train_step`] did, with the seconds each phase took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepReport {
+    /// Mean training loss of the batch.
+    pub loss: f64,
+    /// Global gradient norm before clipping.
+    pub norm: f64,
+    /// Forward pass and loss.
+    pub forward: f64,
+    /// Backpropagation.
+    pub backward: f64,
+    /// Gradient norm, clipping and the AdamW update.
+    pub update: f64,
+}
+
+/// One optimisation step on `(inputs, targets)` at learning rate `lr`, gradients clipped
+/// to global norm `clip`: the training loop's step, and what `trainer bench` times.
+pub fn train_step(
+    config: &ModelConfig,
+    vars: &[(String, Var)],
+    optimizer: &mut AdamW,
+    settings: &ForwardSettings,
+    (inputs, targets): (&Tensor, &Tensor),
+    lr: f64,
+    clip: f64,
+) -> Result<StepReport, String> {
+    let started = Instant::now();
+    let weights = weights_of(config, vars)?;
+    let logits = Transformer::new(config, &weights)
+        .forward(inputs, settings, None, |_, _| Ok(()))
+        .map_err(err)?;
+    let loss = cross_entropy(&logits, targets).map_err(err)?;
+    let forward = started.elapsed().as_secs_f64();
+    let grads = loss.backward().map_err(err)?;
+    let backward = started.elapsed().as_secs_f64() - forward;
+    let norm = global_norm(vars, &grads).map_err(err)?;
+    optimizer
+        .step(vars, &grads, lr, clip_factor(norm, clip))
+        .map_err(err)?;
+    let update = started.elapsed().as_secs_f64() - forward - backward;
+    Ok(StepReport {
+        loss: loss.to_scalar::<f32>().map_err(err)? as f64,
+        norm,
+        forward,
+        backward,
+        update,
+    })
 }
 
 /// Mean loss of `tokens: [B, L+1]`-shaped windows under `weights`.
@@ -401,16 +450,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         random_weights(&config, seed, 0.02).map_err(err)?
     };
     let vars = variables(&initial)?;
-    let mut optimizer = AdamW::new(
-        AdamWConfig {
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
-            weight_decay: 0.1,
-        },
-        &vars,
-    )
-    .map_err(err)?;
+    let mut optimizer = AdamW::new(AdamWConfig::PAPER, &vars).map_err(err)?;
     let mut step = first_step;
     let mut log = TrainLog {
         positions: format!("{positions:?}").to_lowercase(),
@@ -475,12 +515,6 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     };
     while step < total_steps.min(stop_at) {
         let (inputs, targets) = sampler.batch(step, &Device::Cpu)?;
-        let weights = weights_of(&config, &vars)?;
-        let logits = Transformer::new(&config, &weights)
-            .forward(&inputs, &settings, None, |_, _| Ok(()))
-            .map_err(err)?;
-        let loss = cross_entropy(&logits, &targets).map_err(err)?;
-        let grads = loss.backward().map_err(err)?;
         let lr = if rewarm > 0 {
             learning_rate(
                 schedule,
@@ -493,11 +527,15 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         } else {
             learning_rate(schedule, step, total_steps, warmup, peak_lr, min_lr)
         };
-        let norm = global_norm(&vars, &grads).map_err(err)?;
-        optimizer
-            .step(&vars, &grads, lr, clip_factor(norm, clip))
-            .map_err(err)?;
-        let loss = loss.to_scalar::<f32>().map_err(err)? as f64;
+        let StepReport { loss, norm, .. } = train_step(
+            &config,
+            &vars,
+            &mut optimizer,
+            &settings,
+            (&inputs, &targets),
+            lr,
+            clip,
+        )?;
         if !loss.is_finite() {
             return Err(format!("loss became {loss} at step {step}; lower --lr"));
         }
