@@ -1,8 +1,10 @@
 //! `trainer bench`: how fast the training step runs on this machine, and where its time
 //! goes. The step is the training loop's own ([`train_step`]) on a fixed batch of random
-//! tokens, so every repetition does the same work. Its phases (forward and loss,
-//! backward, norm + clipping + AdamW) are timed inside the step; the matrix products
-//! the step must do are then timed alone, with the same shapes, so the rest (element-wise
+//! tokens, so every repetition does the same work: the reference step (differentiable
+//! candle ops only) and the fused one (what training runs) on identical weights and
+//! batches, side by side, with their ratio. The fused step's phases (forward and loss,
+//! backward, norm + clipping + AdamW) are timed inside the step; the matrix products the
+//! step must do are then timed alone, with the same shapes, so the rest (element-wise
 //! ops, softmax, norms, copies and allocation) is what the step spends beyond them.
 //!
 //! Run it with the threads a training run uses, e.g. `RAYON_NUM_THREADS=1 trainer bench`
@@ -16,7 +18,7 @@ use engine::{ModelConfig, TrainedPositions};
 
 use crate::args::Args;
 use crate::optimizer::{AdamW, AdamWConfig};
-use crate::train::{model_config, train_step, training_rotary, variables, StepReport};
+use crate::train::{model_config, train_step, training_rotary, variables, StepKernels, StepReport};
 use engine::cpu::ForwardSettings;
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -119,8 +121,10 @@ fn time_products(products: &[Product], repeats: usize) -> Result<f64, String> {
     Ok(total)
 }
 
-/// Mean phase times of `steps` training steps (after `warmup` untimed ones).
+/// Mean phase times of `steps` training steps of `kernels` (after `warmup` untimed
+/// ones), from the same weights and batch for either kernels.
 pub fn time_steps(
+    kernels: StepKernels,
     config: &ModelConfig,
     batch: usize,
     steps: usize,
@@ -154,6 +158,7 @@ pub fn time_steps(
     let mut sum = StepReport::default();
     for i in 0..warmup + steps.max(1) {
         let report = train_step(
+            kernels,
             config,
             &vars,
             &mut optimizer,
@@ -221,8 +226,27 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         config.intermediate_size,
         config.vocab_size
     );
-    let step = time_steps(&config, batch, steps, warmup)?;
-    let total = step.forward + step.backward + step.update;
+    let reference = time_steps(StepKernels::Reference, &config, batch, steps, warmup)?;
+    let step = time_steps(StepKernels::Fused, &config, batch, steps, warmup)?;
+    let seconds = |s: &StepReport| s.forward + s.backward + s.update;
+    let tokens = (batch * length) as f64;
+    println!("| step | ms | tokens/s | mean loss |\n|---|---|---|---|");
+    for (name, s) in [
+        ("reference (candle ops)", &reference),
+        ("fused (training's)", &step),
+    ] {
+        println!(
+            "| {name} | {:.1} | {:.0} | {:.4} |",
+            seconds(s) * 1e3,
+            tokens / seconds(s),
+            s.loss
+        );
+    }
+    println!(
+        "\nfused / reference: {:.2}x tokens/s\n",
+        seconds(&reference) / seconds(&step)
+    );
+    let total = seconds(&step);
     let (linear, attention) = step_products(&config, batch, length);
     let linear_s = time_products(&linear, 5)?;
     let attention_s = time_products(&attention, 5)?;
@@ -234,14 +258,13 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             100.0 * seconds / total
         )
     };
-    println!("| phase of the step | ms | share |\n|---|---|---|");
+    println!("| phase of the fused step | ms | share |\n|---|---|---|");
     row("forward and loss", step.forward);
     row("backward", step.backward);
     row("gradient norm, clipping, AdamW", step.update);
     row("whole step", total);
     println!(
-        "\n{:.0} tokens/s; {:.2} GFLOP of matrix products per step, {:.2} GFLOP/s over the whole step\n",
-        (batch * length) as f64 / total,
+        "\n{:.2} GFLOP of matrix products per step, {:.2} GFLOP/s over the whole fused step\n",
         flops / 1e9,
         flops / 1e9 / total
     );
@@ -303,11 +326,17 @@ mod tests {
     }
 
     #[test]
-    fn timed_steps_train_and_report_every_phase() {
-        let report = time_steps(&config(), 2, 2, 1).unwrap();
-        assert!(report.loss.is_finite() && report.loss > 0.0);
-        for phase in [report.forward, report.backward, report.update] {
-            assert!(phase > 0.0 && phase.is_finite(), "{report:?}");
+    fn both_steps_train_the_same_and_report_every_phase() {
+        let reference = time_steps(StepKernels::Reference, &config(), 2, 3, 1).unwrap();
+        let fused = time_steps(StepKernels::Fused, &config(), 2, 3, 1).unwrap();
+        assert!(reference.loss.is_finite() && reference.loss > 0.0);
+        // Same weights, batch and updates: the same losses, up to float rounding.
+        assert!(
+            (reference.loss - fused.loss).abs() < 1e-4,
+            "{reference:?} vs {fused:?}"
+        );
+        for phase in [fused.forward, fused.backward, fused.update] {
+            assert!(phase > 0.0 && phase.is_finite(), "{fused:?}");
         }
     }
 }

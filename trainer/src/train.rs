@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use engine::cpu::{cross_entropy, ForwardSettings, RotaryTables, Transformer};
+use engine::cpu::{cross_entropy, fused_cross_entropy, ForwardSettings, RotaryTables, Transformer};
 use engine::init::random_weights;
 use engine::{ModelConfig, ModelWeights, PositionScheme, TextTokenizer, TrainedPositions};
 use serde::{Deserialize, Serialize};
@@ -125,9 +125,22 @@ pub struct StepReport {
     pub update: f64,
 }
 
+/// Which implementation of the step runs: `trainer bench` times both on the same batch,
+/// and a test checks that they compute the same numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKernels {
+    /// Differentiable candle ops only (the step before the fused kernels).
+    Reference,
+    /// Fused kernels with hand-written gradients where they exist (the loss); training
+    /// runs this one.
+    Fused,
+}
+
 /// One optimisation step on `(inputs, targets)` at learning rate `lr`, gradients clipped
 /// to global norm `clip`: the training loop's step, and what `trainer bench` times.
+#[allow(clippy::too_many_arguments)]
 pub fn train_step(
+    kernels: StepKernels,
     config: &ModelConfig,
     vars: &[(String, Var)],
     optimizer: &mut AdamW,
@@ -141,7 +154,11 @@ pub fn train_step(
     let logits = Transformer::new(config, &weights)
         .forward(inputs, settings, None, |_, _| Ok(()))
         .map_err(err)?;
-    let loss = cross_entropy(&logits, targets).map_err(err)?;
+    let loss = match kernels {
+        StepKernels::Reference => cross_entropy(&logits, targets),
+        StepKernels::Fused => fused_cross_entropy(&logits, targets),
+    }
+    .map_err(err)?;
     let forward = started.elapsed().as_secs_f64();
     let grads = loss.backward().map_err(err)?;
     let backward = started.elapsed().as_secs_f64() - forward;
@@ -528,6 +545,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             learning_rate(schedule, step, total_steps, warmup, peak_lr, min_lr)
         };
         let StepReport { loss, norm, .. } = train_step(
+            StepKernels::Fused,
             &config,
             &vars,
             &mut optimizer,

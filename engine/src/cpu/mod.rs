@@ -1,10 +1,12 @@
 //! The CPU backend: candle-core tensors on the CPU, the reference implementation.
 
+mod cross_entropy;
 mod transformer;
 
+pub use cross_entropy::{cross_entropy, fused_cross_entropy};
 pub use transformer::{
-    cross_entropy, rms_norm, softmax_last_dim, token_tensor, ForwardSettings, LayerCache,
-    RotaryTables, Transformer,
+    rms_norm, softmax_last_dim, token_tensor, ForwardSettings, LayerCache, RotaryTables,
+    Transformer,
 };
 
 use candle_core::Device;

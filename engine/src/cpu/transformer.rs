@@ -2,7 +2,7 @@
 //! (no fused rope / rms_norm / softmax, which have no backward in candle 0.11) so the
 //! trainer trains exactly this code, and the CPU backend runs it for inference.
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Device, Tensor, D};
 
 use crate::config::ModelConfig;
 use crate::error::Result;
@@ -271,16 +271,4 @@ pub fn token_tensor(tokens: &[u32], device: &Device) -> Result<Tensor> {
         (1, tokens.len()),
         device,
     )?)
-}
-
-/// Per-token cross-entropy of `logits: [B, T, V]` against `targets: [B, T]` (mean).
-pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let (b, t, v) = logits.dims3()?;
-    let logits = logits.reshape((b * t, v))?.to_dtype(DType::F32)?;
-    let max = logits.max_keepdim(D::Minus1)?.detach();
-    let shifted = logits.broadcast_sub(&max)?;
-    let log_sum = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    let log_probs = shifted.broadcast_sub(&log_sum)?;
-    let picked = log_probs.gather(&targets.reshape((b * t, 1))?, 1)?;
-    Ok(picked.neg()?.mean_all()?)
 }
