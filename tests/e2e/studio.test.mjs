@@ -496,12 +496,21 @@ try {
   // The live needle runner: every series answers one document per depth at 1x L.
   await openTab('needle');
   for (const m of [2, 4]) await page.uncheck(`input[data-testid="needle-length"][value="${m}"]`);
+  // Enough trials that the run is still going when its first trial is done (one trial
+  // at 1x L of the shipped models takes a few milliseconds on a CPU).
+  const perDepth = 10;
+  await page.fill('input[data-testid="needle-trials"]', String(perDepth));
   await page.click('button[data-testid="needle-run"]');
-  const planned = `${series.length * 3} of ${series.length * 3} trials`;
+  const total = series.length * 3 * perDepth;
+  const planned = `${total} of ${total} trials`;
   // Stop after the first trial and run again at once: the new run waits for the
   // stopped one's trial (it cannot be interrupted), then runs every trial itself.
   await step('waiting for the first needle trial', () =>
-    page.locator('[data-testid="needle-progress"]', { hasText: `1 of ${series.length * 3} trials` }).waitFor({ timeout: left() }));
+    page.waitForFunction((total) => {
+      const done = /^(\d+) of (\d+) trials$/.exec(document.querySelector('[data-testid="needle-progress"]')?.innerText ?? '');
+      return done && Number(done[1]) >= 1 && Number(done[2]) === total
+        && document.querySelector('button[data-testid="needle-stop"]');
+    }, total, { timeout: left() }));
   await page.click('button[data-testid="needle-stop"]');
   await page.click('button[data-testid="needle-run"]');
   const afterRestart = await page.locator('[data-testid="needle-progress"]').innerText();
