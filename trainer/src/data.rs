@@ -92,6 +92,24 @@ pub fn start_with(sequence: &mut [u32], bos: Option<u32>) {
     }
 }
 
+/// The token a run puts first in its sequences, from which step on. Starting it mid-run
+/// (`--bos-from`) lets a RoPE model pretrain without it and a DroPE run recalibrate with
+/// it on exactly the same data (docs/TRAINING.md).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FirstToken {
+    /// The token (end-of-text).
+    pub token: u32,
+    /// The first step whose sequences start with it.
+    pub from: usize,
+}
+
+impl FirstToken {
+    /// The token sequences start with at `step`, if any yet.
+    pub fn at(first: Option<FirstToken>, step: usize) -> Option<u32> {
+        first.filter(|f| step >= f.from).map(|f| f.token)
+    }
+}
+
 /// Shortest and longest repeated span, in tokens.
 pub const REPEAT_SPAN: (usize, usize) = (8, 40);
 
@@ -111,8 +129,9 @@ pub struct BatchSampler<'a> {
     pub repeats: RepeatSchedule,
     /// Vocabulary size (random spans draw ids below it).
     pub vocab: usize,
-    /// A token put first in every sequence (in place of its first token), or `None`.
-    pub bos: Option<u32>,
+    /// A token put first in every sequence (in place of its first token) from a given
+    /// step on, or `None`.
+    pub bos: Option<FirstToken>,
     /// Sequences per batch.
     pub batch: usize,
     /// Tokens per sequence (the training length L).
@@ -189,7 +208,7 @@ impl BatchSampler<'_> {
         let mut targets = Vec::with_capacity(self.batch * self.length);
         for _ in 0..self.batch {
             let mut seq = self.sequence(&mut rng, step)?;
-            start_with(&mut seq, self.bos);
+            start_with(&mut seq, FirstToken::at(self.bos, step));
             inputs.extend_from_slice(&seq[..self.length]);
             targets.extend_from_slice(&seq[1..]);
         }
@@ -291,5 +310,46 @@ mod tests {
             .to_vec2::<u32>()
             .unwrap();
         assert_eq!(again, inputs);
+    }
+
+    #[test]
+    fn the_first_token_starts_sequences_from_its_step_on() {
+        let tokenizer =
+            TextTokenizer::from_json(include_bytes!("../../public/models/tokenizer.json")).unwrap();
+        let needles = NeedleMaker::new(&tokenizer).unwrap();
+        let stream: Vec<u32> = (0..5000u32).map(|i| (i * 7919) % 4096).collect();
+        // A token outside the vocabulary, so no window or random span can start with it.
+        let marker = 4096;
+        let sampler = BatchSampler {
+            stream: &stream,
+            needles: &needles,
+            needle_fraction: 0.2,
+            repeats: RepeatSchedule {
+                early: 0.5,
+                late: 0.5,
+                switch: 0,
+            },
+            vocab: 4096,
+            bos: Some(FirstToken {
+                token: marker,
+                from: 3,
+            }),
+            batch: 16,
+            length: 64,
+            seed: 9,
+        };
+        let firsts = |step: usize| -> Vec<u32> {
+            let (inputs, _) = sampler.batch(step, &Device::Cpu).unwrap();
+            inputs
+                .to_vec2::<u32>()
+                .unwrap()
+                .iter()
+                .map(|r| r[0])
+                .collect()
+        };
+        assert!(firsts(2).iter().all(|&t| t != marker));
+        assert!(firsts(3).iter().all(|&t| t == marker));
+        assert!(firsts(40).iter().all(|&t| t == marker));
+        assert_eq!(FirstToken::at(None, 7), None);
     }
 }

@@ -29,7 +29,7 @@ use engine::{ModelConfig, ModelWeights, PositionScheme, TextTokenizer, TrainedPo
 use serde::{Deserialize, Serialize};
 
 use crate::args::Args;
-use crate::data::{eval_windows, BatchSampler, RepeatSchedule, TokenStreams};
+use crate::data::{eval_windows, BatchSampler, FirstToken, RepeatSchedule, TokenStreams};
 use crate::eval::EvalModel;
 use crate::needles::NeedleMaker;
 use crate::optimizer::{clip_factor, global_norm, learning_rate, AdamW, AdamWConfig, Schedule};
@@ -352,6 +352,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             "repeat-switch",
             "probe-every",
             "bos",
+            "bos-from",
         ],
     )?;
     let out = PathBuf::from(args.required("out")?);
@@ -429,11 +430,29 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     }
     // `--bos true`: every sequence starts with end-of-text, which a model without
     // positions can use to tell where the window starts (Kazemnejad et al. 2023).
-    let bos = args.get_or("bos", false)?.then_some(streams.end_of_text);
-    // Recorded in config.json, so the studio and `trainer eval` start every prompt with it.
-    config.bos_token_id = bos;
+    // `--bos-from S`: only from step S on (a RoPE run that pretrains without it, so that
+    // its DroPE recalibration from S sees the same data as RoPE's second half).
+    let bos_from: Option<usize> = match args.get_or("bos-from", String::new())?.as_str() {
+        "" => args.get_or("bos", false)?.then_some(0),
+        s => Some(
+            s.parse()
+                .map_err(|_| format!("--bos-from: cannot parse `{s}`"))?,
+        ),
+    };
+    if let Some(from) = bos_from.filter(|&f| f >= total_steps) {
+        return Err(format!(
+            "--bos-from ({from}) must be below --steps ({total_steps}): the trained model must have seen the token"
+        ));
+    }
+    let first_token = bos_from.map(|from| FirstToken {
+        token: streams.end_of_text,
+        from,
+    });
+    // Recorded in config.json, so the studio and `trainer eval` start every prompt with it
+    // (the model at the end of the run has been trained with it).
+    config.bos_token_id = first_token.map(|f| f.token);
     let sampler = BatchSampler {
-        bos,
+        bos: first_token,
         stream: &streams.train,
         needles: &needles,
         needle_fraction,
@@ -443,16 +462,21 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         length,
         seed,
     };
-    let validation = eval_windows(
-        &streams.validation,
-        length + 1,
-        args.get_or("eval-windows", 32)?,
-        bos,
-    );
-    let validation: Vec<&[u32]> = validation.iter().map(Vec::as_slice).collect();
-    if validation.is_empty() {
+    // Validation windows and probes start like the training sequences of the same step.
+    let eval_count = args.get_or("eval-windows", 32)?;
+    let windows = |bos: Option<u32>| eval_windows(&streams.validation, length + 1, eval_count, bos);
+    let (plain, with_first) = (windows(None), windows(config.bos_token_id));
+    if plain.is_empty() {
         return Err("the validation split is shorter than one window".into());
     }
+    // At `step` (after `step` training steps) they look like the last batch trained on:
+    // a RoPE run switching at S is measured at S on windows it has seen, like the DroPE
+    // run's just-dropped probe, so the two compare.
+    let validation_at = |step: usize| -> (Vec<&[u32]>, Option<u32>) {
+        let bos = FirstToken::at(first_token, step.saturating_sub(1));
+        let windows = if bos.is_some() { &with_first } else { &plain };
+        (windows.iter().map(Vec::as_slice).collect(), bos)
+    };
 
     // Start: resume this run, or initialise from another run's snapshot, or at random.
     let state_path = out.join("state.safetensors");
@@ -514,6 +538,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     if !resumed && !init_from.is_empty() && probe_every > 0 {
         // The probes right after initialising from another run (for DroPE: RoPE just
         // dropped, before any recalibration), so the log shows what the drop destroys.
+        let (validation, bos) = validation_at(step);
         log.probes
             .push(probe_vars(&config, &vars, &validation, step, bos)?);
     }
@@ -568,6 +593,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
                 log.tokens_per_second
             );
         }
+        let (validation, bos) = validation_at(step);
         if step.is_multiple_of(eval_every) || step == total_steps {
             let detached = weights_of(&config, &vars)?;
             let val = mean_loss(&config, &detached, rotary.as_ref(), &validation, batch)?;

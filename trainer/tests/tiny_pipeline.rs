@@ -79,7 +79,11 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
         trainer::train::run(&a).unwrap();
     };
     let rope = work.join("rope");
-    common(&rope, &["--positions", "rope", "--steps", "64"]);
+    // As the recipe: sequences start with the first token from the drop step on.
+    common(
+        &rope,
+        &["--positions", "rope", "--steps", "64", "--bos-from", "56"],
+    );
     let losses = validation_losses(&rope);
     assert!(
         losses.last().unwrap() < &(losses[0] - 0.3),
@@ -100,6 +104,8 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
             "56",
             "--steps",
             "64",
+            "--bos-from",
+            "56",
         ],
     );
     assert!(validation_losses(&drope).iter().all(|l| l.is_finite()));
@@ -128,6 +134,11 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
         // ... and give the trainer's numbers: per-token NLL of one window, trainer forward
         // (f32 snapshot) against an engine session (exported storage, possibly f16).
         let (config, weights): (ModelConfig, _) = load_run(run).unwrap();
+        assert_eq!(
+            config.bos_token_id,
+            Some(0),
+            "trained with the first token from step 56: {name}'s config says so"
+        );
         let tokenizer = TextTokenizer::from_json(&std::fs::read(&tokenizer_path).unwrap()).unwrap();
         let text = std::fs::read_to_string(corpus.join("austen.txt")).unwrap();
         let ids: Vec<u32> = tokenizer

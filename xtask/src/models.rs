@@ -6,9 +6,10 @@
 //! 3. NoPE: no positions from step 0, N steps (`runs/nope`),
 //! 4. export of all three into `public/models/` and a new manifest.
 //!
-//! Every sequence starts with the end-of-text token (`--bos true`): without positions it
-//! is the one fixed point attention can count from, and the recalibration pilots kept
-//! far more copying with it (docs/TRAINING.md).
+//! From the drop step on, every sequence of all three runs starts with the end-of-text
+//! token (`--bos-from N/2`): without positions it is the one fixed point attention can
+//! count from. RoPE pretrains without it: the recalibration pilots that added the token
+//! only at the drop rebuilt copying best (docs/TRAINING.md).
 //!
 //! NoPE trains beside RoPE, each process on one thread: on 2 cores two one-thread runs
 //! make 6.5k tokens/s together where one two-thread run makes 3.6k (candle's matmul
@@ -82,8 +83,8 @@ fn finish(name: &str, mut child: Child) -> Result<()> {
 /// fewer repeats; DroPE recalibrated for the second half with a fresh, clipped warm-up.
 const LENGTH: &str = "128";
 const BATCH: &str = "8";
-/// Default steps: 9600 x 8 x 128 = 9.8M tokens per model.
-const DEFAULT_STEPS: usize = 9600;
+/// Default steps: 11520 x 8 x 128 = 11.8M tokens per model.
+const DEFAULT_STEPS: usize = 11520;
 /// Recalibration: peak learning rate (between the paper's 3e-4 without QK-norm and the
 /// pretraining 1e-3; clipping keeps it stable) and warm-up share.
 const RECAL_LR: &str = "5e-4";
@@ -127,6 +128,8 @@ pub fn run(args: &[String]) -> Result<()> {
     // half, docs/TRAINING.md), a quarter after.
     let repeat_switch = (steps / 8 * 5).to_string();
     let total = steps.to_string();
+    // Every sequence starts with the end-of-text token from the drop on, in all three runs.
+    let drop = drop_step.to_string();
     let common = |out: &str, positions: &str| -> Vec<String> {
         [
             "train",
@@ -174,8 +177,8 @@ pub fn run(args: &[String]) -> Result<()> {
             "0.25",
             "--repeat-switch",
             &repeat_switch,
-            "--bos",
-            "true",
+            "--bos-from",
+            &drop,
         ]
         .iter()
         .map(|s| s.to_string())
