@@ -1,7 +1,9 @@
 //! What the probes logged during training say (`probes` in `train-log.json`, written by
 //! `trainer::probes`): the second-copy loss of a repeated random span over training,
 //! when a model starts copying from its context, what a drop of RoPE does to that, and
-//! each layer's strongest previous-token head. DOM-free; `views/probe_story.rs` draws it.
+//! each layer's strongest previous-token head; and the needle accuracy of the snapshots
+//! saved during training (`trainer probe`), with its 95% Wilson interval. DOM-free;
+//! `views/probe_story.rs` draws it.
 
 use crate::published::{InductionScore, ModelTrainLog, ProbeRow, TrainLog};
 
@@ -124,11 +126,14 @@ pub fn drop_effect(log: &TrainLog) -> Option<DropEffect> {
     let (i, j) = drop_rows(log)?;
     let second = |row: &ProbeRow| row.induction?.second.filter(|v| v.is_finite());
     let step = log.probes[i].step;
+    // The last row with a second-copy loss (a row `trainer probe` added may have only
+    // needle counts).
     let recalibrated = log
         .probes
-        .last()
-        .filter(|r| r.step > step)
-        .and_then(|r| Some((r.step, second(r)?)));
+        .iter()
+        .rev()
+        .take_while(|r| r.step > step)
+        .find_map(|r| Some((r.step, second(r)?)));
     Some(DropEffect {
         step,
         with_rope: second(&log.probes[i])?,
@@ -169,11 +174,14 @@ impl Snapshot {
 }
 
 /// The probe rows the previous-token table shows for a log: for a drop, both rows at
-/// the drop step; then the last row (unless it is one of those). Rows without
-/// previous-token values are left out.
+/// the drop step; then the last row with previous-token values (unless it is one of
+/// those). Rows without previous-token values are left out.
 pub fn head_snapshots(log: &TrainLog) -> Vec<(Snapshot, &ProbeRow)> {
     let mut rows = Vec::new();
-    let last = log.probes.len().checked_sub(1);
+    let last = log
+        .probes
+        .iter()
+        .rposition(|r| !r.previous_token.is_empty());
     if let Some((i, j)) = drop_rows(log) {
         rows.push((Snapshot::WithRope, i));
         rows.push((Snapshot::JustDropped, j));
@@ -201,10 +209,89 @@ pub fn strongest_previous_token_heads(row: &ProbeRow) -> Vec<Option<(usize, f64)
         })
         .collect()
 }
+/// Normal quantile of a two-sided 95% interval.
+const Z_95: f64 = 1.959_964;
+
+/// The 95% Wilson score interval `(low, high)` of `successes` out of `trials` (as
+/// `trainer::eval::wilson_interval`): inside [0, 1] and not degenerate at 0% or 100%.
+/// No trials: `(0, 1)`.
+pub fn wilson_interval(successes: usize, trials: usize) -> (f64, f64) {
+    if trials == 0 {
+        return (0.0, 1.0);
+    }
+    let n = trials as f64;
+    let p = successes as f64 / n;
+    let z2 = Z_95 * Z_95;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = Z_95 / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// One needle probe: a snapshot's exact-match share on the probe's documents.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NeedlePoint {
+    /// Optimizer step of the snapshot.
+    pub step: f64,
+    /// Documents answered.
+    pub trials: usize,
+    /// Exact answers.
+    pub correct: usize,
+    /// `correct / trials`.
+    pub share: f64,
+    /// 95% Wilson interval of `share`.
+    pub interval: (f64, f64),
+    /// Share of answer digits right in the right place.
+    pub digit_share: f64,
+}
+
+impl NeedlePoint {
+    fn of(row: &ProbeRow) -> Option<NeedlePoint> {
+        let n = row.needles.filter(|n| n.trials > 0)?;
+        Some(NeedlePoint {
+            step: row.step,
+            trials: n.trials,
+            correct: n.correct,
+            share: n.correct as f64 / n.trials as f64,
+            interval: wilson_interval(n.correct, n.trials),
+            digit_share: n.digits_correct as f64 / (7 * n.trials) as f64,
+        })
+    }
+}
+
+/// The needle probes of `log`, in log order; rows without one are skipped. A drop's two
+/// rows at one step (RoPE's snapshot, then the model right after the drop) stay in
+/// order, so the jump draws as a vertical segment.
+pub fn needle_series(log: &TrainLog) -> Vec<NeedlePoint> {
+    log.probes.iter().filter_map(NeedlePoint::of).collect()
+}
+
+/// Whether any log has a needle probe to draw.
+pub fn has_needle_probes(logs: &[ModelTrainLog]) -> bool {
+    logs.iter().any(|m| !needle_series(&m.log).is_empty())
+}
+
+/// Documents per needle probe in `logs` (the most, should runs differ).
+pub fn needle_documents(logs: &[ModelTrainLog]) -> Option<usize> {
+    logs.iter()
+        .flat_map(|m| needle_series(&m.log))
+        .map(|p| p.trials)
+        .max()
+}
+
+/// The needle probes at a drop: with RoPE, then just dropped; `None` unless the log has
+/// both rows at its drop step and both were measured.
+pub fn needle_drop(log: &TrainLog) -> Option<(NeedlePoint, NeedlePoint)> {
+    let (i, j) = drop_rows(log)?;
+    Some((
+        NeedlePoint::of(&log.probes[i])?,
+        NeedlePoint::of(&log.probes[j])?,
+    ))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::published::TrainPoint;
+    use crate::published::{NeedleProbe, TrainPoint};
     use wasm_bindgen_test::wasm_bindgen_test;
 
     fn row(step: f64, first: f64, second: f64, at_4l: Option<f64>) -> ProbeRow {
@@ -221,6 +308,7 @@ pub(crate) mod tests {
                 second: at_4l,
             }),
             previous_token: vec![vec![Some(0.1), Some(0.8)], vec![None, None]],
+            needles: None,
         }
     }
 
@@ -307,5 +395,86 @@ pub(crate) mod tests {
             log: drope(),
         }];
         assert!(has_probes(&logs));
+    }
+
+    /// `drope()` with the needle probe measured: RoPE's snapshots at 10 and 20, RoPE's at
+    /// the drop (30), the just-dropped model, and the recalibrated one at 40.
+    pub(crate) fn drope_with_needles() -> TrainLog {
+        let mut log = drope();
+        for (row, correct) in log.probes.iter_mut().zip([0, 6, 20, 1, 16]) {
+            row.needles = Some(NeedleProbe {
+                trials: 24,
+                correct,
+                digits_correct: 7 * correct + 10,
+            });
+        }
+        log
+    }
+
+    #[wasm_bindgen_test]
+    fn wilson_intervals_match_the_trainers() {
+        let close =
+            |a: (f64, f64), b: (f64, f64)| (a.0 - b.0).abs() < 5e-4 && (a.1 - b.1).abs() < 5e-4;
+        assert!(close(wilson_interval(50, 100), (0.4038, 0.5962)));
+        assert!(close(wilson_interval(0, 75), (0.0, 0.0487)));
+        assert!(close(wilson_interval(75, 75), (0.9513, 1.0)));
+        assert!(close(wilson_interval(8, 10), (0.4902, 0.9433)));
+        assert_eq!(wilson_interval(0, 0), (0.0, 1.0));
+    }
+
+    #[wasm_bindgen_test]
+    fn needle_series_and_the_drop() {
+        let log = drope_with_needles();
+        let points = needle_series(&log);
+        let steps: Vec<f64> = points.iter().map(|p| p.step).collect();
+        assert_eq!(
+            steps,
+            [10.0, 20.0, 30.0, 30.0, 40.0],
+            "both rows at the drop"
+        );
+        assert_eq!((points[1].correct, points[1].trials), (6, 24));
+        assert_eq!(points[1].share, 0.25);
+        assert_eq!(points[1].interval, wilson_interval(6, 24));
+        assert!(points[1].interval.0 < 0.25 && 0.25 < points[1].interval.1);
+        assert_eq!(points[0].digit_share, 10.0 / 168.0);
+        let (with_rope, dropped) = needle_drop(&log).unwrap();
+        assert_eq!((with_rope.correct, dropped.correct), (20, 1));
+        let logs = [ModelTrainLog {
+            model: "drope".into(),
+            log: log.clone(),
+        }];
+        assert!(has_needle_probes(&logs));
+        assert_eq!(needle_documents(&logs), Some(24));
+        // A row with only needle counts after the last training probe changes nothing else.
+        let mut trailing = log.clone();
+        trailing.probes.push(ProbeRow {
+            step: 50.0,
+            needles: Some(NeedleProbe {
+                trials: 24,
+                correct: 18,
+                digits_correct: 130,
+            }),
+            ..ProbeRow::default()
+        });
+        assert_eq!(drop_effect(&trailing), drop_effect(&log));
+        assert_eq!(head_snapshots(&trailing), head_snapshots(&log));
+        assert_eq!(copying_onset(&trailing), copying_onset(&log));
+        assert_eq!(needle_series(&trailing).len(), 6);
+
+        // Rows without counts (or with no trials) are skipped; the drop needs both rows.
+        let mut sparse = log;
+        sparse.probes[3].needles = None;
+        sparse.probes[0].needles = Some(NeedleProbe::default());
+        assert_eq!(needle_series(&sparse).len(), 3);
+        assert_eq!(needle_drop(&sparse), None);
+        // Logs from before the needle probe: nothing to draw.
+        let logs = [ModelTrainLog {
+            model: "drope".into(),
+            log: drope(),
+        }];
+        assert!(needle_series(&logs[0].log).is_empty());
+        assert!(!has_needle_probes(&logs));
+        assert_eq!(needle_documents(&logs), None);
+        assert_eq!(needle_drop(&logs[0].log), None);
     }
 }

@@ -59,6 +59,20 @@ pub struct InductionScore {
     pub second: Option<f64>,
 }
 
+/// Counts of the needle probe at `L` (`trainer::probes::NeedleProbe`): the same fixed
+/// documents from the validation split, one 7-digit number to retrieve in each, answered
+/// greedily by the snapshot of that step (`trainer probe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NeedleProbe {
+    /// Documents answered.
+    pub trials: usize,
+    /// Exact answers.
+    pub correct: usize,
+    /// Answer digits right in the right place, over all trials (7 per trial at most).
+    #[serde(default)]
+    pub digits_correct: usize,
+}
+
 /// One row of the probes logged during training (`trainer::probes::ProbeRow`). A DroPE
 /// log has two rows at its drop step: RoPE's, then the just-dropped model's.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -74,6 +88,10 @@ pub struct ProbeRow {
     /// Mean attention on the previous token over validation prose, `[layer][head]`.
     #[serde(default)]
     pub previous_token: Vec<Vec<Option<f64>>>,
+    /// The needle probe on this step's snapshot (absent from logs `trainer probe` has not
+    /// measured, and from rows at steps without a snapshot).
+    #[serde(default)]
+    pub needles: Option<NeedleProbe>,
 }
 
 /// A model's `train-log.json`.
@@ -158,6 +176,20 @@ impl TrainLog {
                     "probes[{}] goes back to step {}",
                     i + 1,
                     raw.probes[i + 1].step
+                ),
+            ));
+        }
+        let impossible = raw.probes.iter().enumerate().find_map(|(i, r)| {
+            r.needles
+                .filter(|n| n.correct > n.trials || n.digits_correct > 7 * n.trials)
+                .map(|n| (i, n))
+        });
+        if let Some((i, n)) = impossible {
+            return Err(malformed(
+                file,
+                format!(
+                    "probes[{i}] has {} needles right ({} digits) of {} trials",
+                    n.correct, n.digits_correct, n.trials
                 ),
             ));
         }

@@ -6,7 +6,8 @@
 
 use app::colormap::VIRIDIS;
 use app::published::{
-    InductionScore, ModelTrainLog, NeedleGrid, ProbeRow, TrainLog, TrainPoint, ValidationPoint,
+    InductionScore, ModelTrainLog, NeedleGrid, NeedleProbe, ProbeRow, TrainLog, TrainPoint,
+    ValidationPoint,
 };
 use app::views::{FrequencyExplorer, NeedleResults, StoryAxis, TrainingStory};
 use js_sys::{Array, Function, Object, Reflect};
@@ -234,6 +235,7 @@ fn probes(rows: &[(f64, f64)]) -> Vec<ProbeRow> {
             induction: Some(score(100, second)),
             induction_4l: Some(score(256, second + 1.0)),
             previous_token: vec![vec![Some(0.1), Some(0.7)], vec![Some(0.2), Some(0.3)]],
+            needles: None,
         })
         .collect()
 }
@@ -328,6 +330,9 @@ async fn probe_story_draws_copying_under_the_loss_chart() {
         "{summary}"
     );
     assert!(text(&root, ".probe-story figcaption").contains("lower = the model copies"));
+    // No needle probes in these logs: a note, no empty chart.
+    assert!(all(&root, r#"svg[data-testid="needle-story"]"#).is_empty());
+    assert!(text(&root, r#"[data-testid="needle-note"]"#).contains("trainer probe"));
 
     // Previous-token heads: DroPE with RoPE, just dropped and at the end; RoPE at the end.
     let rows: Vec<String> = all(&root, r#"[data-testid="previous-token-heads"] tbody tr"#)
@@ -362,6 +367,92 @@ async fn probe_story_draws_copying_under_the_loss_chart() {
     settle().await;
     assert!(all(&root, ".probe-story").is_empty());
     assert_eq!(all(&root, r#"path[data-testid="train-curve"]"#).len(), 3);
+}
+
+#[wasm_bindgen_test]
+async fn probe_story_draws_needle_accuracy_over_training() {
+    // RoPE's snapshots find more and more needles; DroPE repeats RoPE's up to the drop at
+    // 150, loses them there (RoPE's snapshot, then just dropped) and recovers some.
+    let mut logs = three_logs_with_probes();
+    for (m, found) in [(0, &[0, 6, 18, 22][..]), (2, &[0, 6, 18, 20, 1, 16][..])] {
+        for (row, &correct) in logs[m].log.probes.iter_mut().zip(found) {
+            row.needles = Some(NeedleProbe {
+                trials: 24,
+                correct,
+                digits_correct: 7 * correct,
+            });
+        }
+    }
+    let MountedStory {
+        root,
+        zoom,
+        _mounted,
+        ..
+    } = mount_story(logs).await;
+
+    let curves = all(
+        &root,
+        r#"svg[data-testid="needle-story"] path[data-testid="needle-accuracy"]"#,
+    );
+    let models: Vec<String> = curves
+        .iter()
+        .map(|c| c.get_attribute("data-model").unwrap())
+        .collect();
+    assert_eq!(models, ["drope", "rope"], "NoPE has no needle probes");
+    let d = curves[0].get_attribute("d").unwrap();
+    let points: Vec<(f64, f64)> = d
+        .split_whitespace()
+        .map(|p| {
+            let (x, y) = p[1..].split_once(',').unwrap();
+            (x.parse().unwrap(), y.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(points.len(), 6, "{d}");
+    assert_eq!(points[3].0, points[4].0, "the drop is a vertical step: {d}");
+    assert!(
+        points[4].1 > points[3].1,
+        "just dropped is lower on the page: {d}"
+    );
+    assert_eq!(
+        all(&root, ".needle-story line.needle-interval").len(),
+        6 + 4,
+        "an interval per point"
+    );
+    assert!(all(&root, r#"[data-testid="needle-note"]"#).is_empty());
+
+    // The drop marker sits where the loss chart's does, zoomed or not.
+    let x_of = |selector: &str| one(&root, selector).get_attribute("x1").unwrap();
+    let markers = || {
+        (
+            x_of(r#"svg[data-testid="training-story"] [data-testid="drop-marker"]"#),
+            x_of(r#"[data-testid="needle-drop-marker"]"#),
+        )
+    };
+    let (story, needle) = markers();
+    assert_eq!(story, needle);
+    zoom.set(true);
+    settle().await;
+    let (story, needle) = markers();
+    assert_eq!(story, needle);
+
+    let summary = text(&root, r#"[data-testid="needle-summary"]"#);
+    assert!(
+        summary.contains(
+            "DroPE at step 150: 83% of the needles with RoPE, 4% right after RoPE is removed, \
+             67% at step 200."
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("RoPE: 0% at step 40, 92% at step 200."),
+        "{summary}"
+    );
+    let caption = text(&root, ".needle-story figcaption");
+    assert!(
+        caption.contains("the same 24 documents from the validation split")
+            && caption.contains("L = 64 tokens"),
+        "{caption}"
+    );
 }
 
 fn cx_of_pair(root: &HtmlElement, scheme: &str, pair: usize) -> f64 {

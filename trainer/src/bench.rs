@@ -16,10 +16,11 @@ use candle_core::{Device, Tensor};
 use engine::init::{random_weights, SplitMix64};
 use engine::{ModelConfig, TrainedPositions};
 
+use crate::anchor;
 use crate::args::Args;
 use crate::optimizer::{AdamW, AdamWConfig};
-use crate::train::{model_config, train_step, training_rotary, variables, StepKernels, StepReport};
-use engine::cpu::ForwardSettings;
+use crate::train::{model_config, train_step, training_rotary, variables, StepReport};
+use engine::cpu::{ForwardSettings, Kernels};
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
@@ -124,7 +125,7 @@ fn time_products(products: &[Product], repeats: usize) -> Result<f64, String> {
 /// Mean phase times of `steps` training steps of `kernels` (after `warmup` untimed
 /// ones), from the same weights and batch for either kernels.
 pub fn time_steps(
-    kernels: StepKernels,
+    kernels: Kernels,
     config: &ModelConfig,
     batch: usize,
     steps: usize,
@@ -185,7 +186,9 @@ pub fn time_steps(
 }
 
 /// `trainer bench [--batch 8] [--length 128] [--layers 4] [--hidden 128] [--heads 4]
-/// [--intermediate 384] [--vocab 4096] [--positions rope|none] [--steps 20] [--warmup 3]`
+/// [--intermediate 384] [--vocab 4096] [--positions rope|none] [--steps 20] [--warmup 3]
+/// [--pytorch PYTHON]`; with `--pytorch`, the same step timed in PyTorch beside ours
+/// (the anchor, see [`crate::anchor`]).
 pub fn run(argv: &[String]) -> Result<(), String> {
     let args = Args::parse(
         argv,
@@ -202,6 +205,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             "positions",
             "steps",
             "warmup",
+            "pytorch",
         ],
     )?;
     let positions = match args.get_or("positions", "rope".to_string())?.as_str() {
@@ -226,8 +230,16 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         config.intermediate_size,
         config.vocab_size
     );
-    let reference = time_steps(StepKernels::Reference, &config, batch, steps, warmup)?;
-    let step = time_steps(StepKernels::Fused, &config, batch, steps, warmup)?;
+    // The PyTorch anchor runs first, so a missing interpreter or torch fails fast.
+    let python: String = args.get_or("pytorch", String::new())?;
+    let pytorch = (!python.is_empty())
+        .then(|| {
+            let threads = anchor::threads();
+            anchor::pytorch_step(python.as_ref(), &config, batch, steps, warmup, threads)
+        })
+        .transpose()?;
+    let reference = time_steps(Kernels::Reference, &config, batch, steps, warmup)?;
+    let step = time_steps(Kernels::Fused, &config, batch, steps, warmup)?;
     let seconds = |s: &StepReport| s.forward + s.backward + s.update;
     let tokens = (batch * length) as f64;
     println!("| step | ms | tokens/s | mean loss |\n|---|---|---|---|");
@@ -246,6 +258,9 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         "\nfused / reference: {:.2}x tokens/s\n",
         seconds(&reference) / seconds(&step)
     );
+    if let Some(pytorch) = &pytorch {
+        anchor::print_comparison(&step, tokens, pytorch);
+    }
     let total = seconds(&step);
     let (linear, attention) = step_products(&config, batch, length);
     let linear_s = time_products(&linear, 5)?;
@@ -327,8 +342,8 @@ mod tests {
 
     #[test]
     fn both_steps_train_the_same_and_report_every_phase() {
-        let reference = time_steps(StepKernels::Reference, &config(), 2, 3, 1).unwrap();
-        let fused = time_steps(StepKernels::Fused, &config(), 2, 3, 1).unwrap();
+        let reference = time_steps(Kernels::Reference, &config(), 2, 3, 1).unwrap();
+        let fused = time_steps(Kernels::Fused, &config(), 2, 3, 1).unwrap();
         assert!(reference.loss.is_finite() && reference.loss > 0.0);
         // Same weights, batch and updates: the same losses, up to float rounding.
         assert!(

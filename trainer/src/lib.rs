@@ -3,6 +3,7 @@
 //! command-line front.
 #![warn(missing_docs)]
 
+pub mod anchor;
 pub mod args;
 pub mod bench;
 pub mod bpe;
@@ -14,6 +15,7 @@ pub mod manifest;
 /// The needle documents live in the engine (the studio's live runner uses them too).
 pub use engine::needles;
 pub mod optimizer;
+pub mod probe;
 pub mod probes;
 pub mod results;
 pub mod samples;

@@ -12,12 +12,15 @@
 //! trainer eval      --models public/models --corpus DIR --results public/results
 //!                   --report docs/RESULTS.md [--sequences 16] [--needle-min-trials 40]
 //!                   [--needle-max-trials 400] [--needle-half-width 0.05] (see results.rs)
+//! trainer probe     --run runs/NAME --corpus DIR --tokenizer FILE [--trials 24]
+//!                   [--bos-from S] [--init-from SNAPSHOT] (needle accuracy of every
+//!                   snapshot into the run's train-log.json; see trainer/src/probe.rs)
 //! trainer samples   --corpus DIR --tokenizer FILE --out public/samples.json [--length L | --models DIR]
 //! trainer bench     [--batch 8] [--length 128] [--layers 4] [--hidden 128] ... (the
 //!                   training step's speed and where its time goes; see bench.rs)
 //! ```
 
-use trainer::{bench, bpe, export, manifest, results, samples, train, untrained};
+use trainer::{bench, bpe, export, manifest, probe, results, samples, train, untrained};
 
 use std::process::ExitCode;
 
@@ -30,10 +33,11 @@ fn main() -> ExitCode {
         Some("train") => train::run(&argv[1..]),
         Some("export") => export::run(&argv[1..]),
         Some("eval") => results::run(&argv[1..]),
+        Some("probe") => probe::run(&argv[1..]),
         Some("samples") => samples::run(&argv[1..]),
         Some("bench") => bench::run(&argv[1..]),
         _ => Err(
-            "usage: trainer <tokenizer|untrained|manifest|train|export|eval|samples|bench> [options] (see trainer/src/main.rs)"
+            "usage: trainer <tokenizer|untrained|manifest|train|export|eval|probe|samples|bench> [options] (see trainer/src/main.rs)"
                 .into(),
         ),
     };

@@ -8,6 +8,10 @@
 //! - Previous-token mass: per layer and head, the mean attention a token pays to the
 //!   token right before it on prose. Induction heads are built on previous-token heads,
 //!   and RoPE is what gives a model an easy way to form them.
+//! - Needles ([`needle_probe`]): a fixed set of retrieval documents of L tokens from the
+//!   validation split, answered greedily as in `trainer eval`'s needle test. Too slow for
+//!   every evaluation, so `trainer probe` ([`crate::probe`]) measures it afterwards on the
+//!   snapshots a run saved.
 
 use candle_core::{Device, Tensor, D};
 use engine::cpu::{ForwardSettings, RotaryTables, Transformer};
@@ -16,7 +20,8 @@ use engine::{ModelConfig, SchemeSpec, TrainedPositions};
 use serde::{Deserialize, Serialize};
 
 use crate::data::start_with;
-use crate::eval::{sequence_nll, EvalModel};
+use crate::eval::{greedy_answer, sequence_nll, EvalModel, NeedleTally};
+use crate::needles::NeedleMaker;
 
 /// Sequences per induction measurement.
 pub const INDUCTION_SEQUENCES: usize = 8;
@@ -160,18 +165,117 @@ pub fn strongest_per_layer(previous_token: &[Vec<f64>]) -> Vec<f64> {
         .collect()
 }
 
-/// One row of probes, at one training step (or for one exported model).
+/// Needle documents per probe unless `trainer probe --trials` says otherwise.
+pub const NEEDLE_TRIALS: usize = 24;
+
+/// Seed of the probe's needle documents: the same documents at every step and for every
+/// model of one training length.
+const NEEDLE_SEED: u64 = 0x2ee0_d1e5;
+
+/// Counts of the needle probe at L (see [`needle_probe`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeedleProbe {
+    /// Documents answered.
+    pub trials: usize,
+    /// Answers that were exactly the 7-digit number.
+    pub correct: usize,
+    /// Answer digits right in the right place, over all trials (7 per trial at most).
+    pub digits_correct: usize,
+}
+
+impl From<NeedleTally> for NeedleProbe {
+    fn from(tally: NeedleTally) -> Self {
+        NeedleProbe {
+            trials: tally.trials,
+            correct: tally.correct,
+            digits_correct: tally.digits_correct,
+        }
+    }
+}
+
+impl NeedleProbe {
+    /// The counts as the evaluation's tally (accuracies, Wilson interval).
+    pub fn tally(&self) -> NeedleTally {
+        NeedleTally {
+            trials: self.trials,
+            correct: self.correct,
+            digits_correct: self.digits_correct,
+        }
+    }
+}
+
+/// Needle depths of a probe with `trials` documents: one per document, spread evenly over
+/// (0, 1) (`(i + 0.5) / trials`).
+pub fn needle_depths(trials: usize) -> Vec<f64> {
+    (0..trials)
+        .map(|i| (i as f64 + 0.5) / trials as f64)
+        .collect()
+}
+
+/// The needle test at L under the model's native scheme, on `trials` documents with one
+/// needle each at [`needle_depths`], haystacks cut from `haystack` (the validation split;
+/// the test split is for `trainer eval`) at offsets drawn from a fixed seed: the same
+/// documents for every snapshot and every model of one L. As in `trainer eval`'s needle
+/// grid, the prompt is `L - 8` tokens, the answer greedily decoded after it (with the
+/// model's first token in front when its config has one) and scored exact and per digit.
+pub fn needle_probe(
+    model: &EvalModel,
+    maker: &NeedleMaker<'_>,
+    haystack: &[u32],
+    trials: usize,
+) -> Result<NeedleProbe, String> {
+    let l = model.config.training_length();
+    let room = haystack
+        .len()
+        .checked_sub(l)
+        .filter(|&r| r > 0)
+        .ok_or_else(|| {
+            format!(
+                "the needle probe needs a haystack of more than L = {l} tokens, got {}",
+                haystack.len()
+            )
+        })?;
+    let scheme = native_scheme(&model.config);
+    let mut rng = SplitMix64::new(NEEDLE_SEED);
+    let mut tally = NeedleTally::default();
+    for depth in needle_depths(trials) {
+        let start = (rng.next_u64() % room as u64) as usize;
+        let doc = maker
+            .make(
+                &haystack[start..start + l],
+                l.saturating_sub(8),
+                &[depth],
+                0,
+                &mut rng,
+            )
+            .map_err(|e| format!("needle probe at L = {l}: {e}"))?;
+        let answer = greedy_answer(model, &scheme, &doc.prompt, doc.answer.len())?;
+        tally.record(maker.score(&doc, &answer)?);
+    }
+    Ok(tally.into())
+}
+
+/// One row of probes, at one training step (or for one exported model). Every part but
+/// the step is optional in the file: `trainer probe` adds rows with only `needles` where
+/// a snapshot has no row of training probes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeRow {
     /// Training step.
     pub step: usize,
     /// Induction within L (sequences of `min(100, L)` tokens).
-    pub induction: InductionScore,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub induction: Option<InductionScore>,
     /// Induction at 4L under the model's native scheme (RoPE unscaled), where RoPE's
     /// unseen rotations break copying and a model without positions need not.
-    pub induction_4l: InductionScore,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub induction_4l: Option<InductionScore>,
     /// Previous-token mass `[layer][head]` on validation prose.
+    #[serde(default)]
     pub previous_token: Vec<Vec<f64>>,
+    /// The needle probe on the snapshot of this step, written by `trainer probe` (absent
+    /// from rows logged during training and from older logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needles: Option<NeedleProbe>,
 }
 
 /// Length of the within-L induction probe: 100 tokens (50 repeated), or L if shorter.
@@ -191,9 +295,15 @@ pub fn probe(
     let l = model.config.training_length();
     Ok(ProbeRow {
         step,
-        induction: induction(model, &scheme, within_length(&model.config), bos)?,
-        induction_4l: induction(model, &scheme, 4 * l, bos)?,
+        induction: Some(induction(
+            model,
+            &scheme,
+            within_length(&model.config),
+            bos,
+        )?),
+        induction_4l: Some(induction(model, &scheme, 4 * l, bos)?),
         previous_token: previous_token_mass(model, prose)?,
+        needles: None,
     })
 }
 
@@ -211,5 +321,105 @@ mod tests {
             assert!(s.iter().all(|&t| t < 4096));
         }
         assert_ne!(a[0], a[1]);
+    }
+
+    fn tiny_model(bos: Option<u32>) -> EvalModel {
+        let config = ModelConfig {
+            hidden_size: 32,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            num_key_value_heads: Some(4),
+            intermediate_size: 64,
+            vocab_size: 4096,
+            rms_norm_eps: 1e-5,
+            rope_theta: 10_000.0,
+            tie_word_embeddings: true,
+            max_position_embeddings: 128,
+            head_dim: None,
+            position_embedding: TrainedPositions::Rope,
+            drope_c: None,
+            qk_norm: false,
+            bos_token_id: bos,
+        };
+        let weights = engine::init::random_weights(&config, 5, 0.02).unwrap();
+        EvalModel {
+            id: "tiny".into(),
+            config,
+            weights,
+        }
+    }
+
+    #[test]
+    fn the_needle_probe_counts_the_same_documents_every_time() {
+        let tokenizer =
+            engine::TextTokenizer::from_json(include_bytes!("../../public/models/tokenizer.json"))
+                .unwrap();
+        let maker = NeedleMaker::new(&tokenizer).unwrap();
+        let haystack: Vec<u32> = tokenizer
+            .encode(&"The tide came in over the flats while the gulls argued. ".repeat(80))
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(needle_depths(4), [0.125, 0.375, 0.625, 0.875]);
+        for bos in [None, Some(0)] {
+            let model = tiny_model(bos);
+            let once = needle_probe(&model, &maker, &haystack, 6).unwrap();
+            assert_eq!(once, needle_probe(&model, &maker, &haystack, 6).unwrap());
+            assert_eq!(once.trials, 6);
+            assert!(once.correct <= once.trials);
+            assert!(once.digits_correct <= crate::needles::ANSWER_DIGITS * once.trials);
+            assert_eq!(once.tally().trials, 6);
+        }
+        let err = needle_probe(&tiny_model(None), &maker, &haystack[..128], 2).unwrap_err();
+        assert!(err.contains("more than L = 128"), "{err}");
+    }
+
+    #[test]
+    fn rows_with_needles_round_trip_and_older_rows_still_parse() {
+        let score = InductionScore {
+            tokens: 100,
+            first: 8.5,
+            second: 2.5,
+        };
+        let row = ProbeRow {
+            step: 720,
+            induction: Some(score),
+            induction_4l: Some(InductionScore {
+                tokens: 512,
+                ..score
+            }),
+            previous_token: vec![vec![0.5, 0.25]],
+            needles: Some(NeedleProbe {
+                trials: 24,
+                correct: 3,
+                digits_correct: 102,
+            }),
+        };
+        let json = serde_json::to_string(&row).unwrap();
+        assert!(json.contains(r#""needles":{"trials":24,"correct":3,"digits_correct":102}"#));
+        assert_eq!(serde_json::from_str::<ProbeRow>(&json).unwrap(), row);
+        // A row logged during training (or before the needle probe existed).
+        let old = r#"{"step": 720, "induction": {"tokens": 100, "first": 8.5, "second": 2.5},
+            "induction_4l": {"tokens": 512, "first": 8.5, "second": 2.5},
+            "previous_token": [[0.5, 0.25]]}"#;
+        let parsed: ProbeRow = serde_json::from_str(old).unwrap();
+        assert_eq!(parsed.needles, None);
+        assert_eq!(
+            parsed,
+            ProbeRow {
+                needles: None,
+                ..row
+            }
+        );
+        assert!(!serde_json::to_string(&parsed).unwrap().contains("needles"));
+        // A row `trainer probe` added where training logged none.
+        let only: ProbeRow = serde_json::from_str(
+            r#"{"step": 600, "needles": {"trials": 24, "correct": 0, "digits_correct": 20}}"#,
+        )
+        .unwrap();
+        assert_eq!((only.induction, only.induction_4l), (None, None));
+        assert!(only.previous_token.is_empty());
+        assert_eq!(only.needles.unwrap().digits_correct, 20);
     }
 }

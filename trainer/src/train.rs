@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use engine::cpu::{cross_entropy, fused_cross_entropy, ForwardSettings, RotaryTables, Transformer};
+use engine::cpu::{
+    cross_entropy, fused_cross_entropy, ForwardSettings, Kernels, RotaryTables, Transformer,
+};
 use engine::init::random_weights;
 use engine::{ModelConfig, ModelWeights, PositionScheme, TextTokenizer, TrainedPositions};
 use serde::{Deserialize, Serialize};
@@ -125,22 +127,11 @@ pub struct StepReport {
     pub update: f64,
 }
 
-/// Which implementation of the step runs: `trainer bench` times both on the same batch,
-/// and a test checks that they compute the same numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepKernels {
-    /// Differentiable candle ops only (the step before the fused kernels).
-    Reference,
-    /// Fused kernels with hand-written gradients where they exist (the loss); training
-    /// runs this one.
-    Fused,
-}
-
 /// One optimisation step on `(inputs, targets)` at learning rate `lr`, gradients clipped
 /// to global norm `clip`: the training loop's step, and what `trainer bench` times.
 #[allow(clippy::too_many_arguments)]
 pub fn train_step(
-    kernels: StepKernels,
+    kernels: Kernels,
     config: &ModelConfig,
     vars: &[(String, Var)],
     optimizer: &mut AdamW,
@@ -152,11 +143,12 @@ pub fn train_step(
     let started = Instant::now();
     let weights = weights_of(config, vars)?;
     let logits = Transformer::new(config, &weights)
+        .with_kernels(kernels)
         .forward(inputs, settings, None, |_, _| Ok(()))
         .map_err(err)?;
     let loss = match kernels {
-        StepKernels::Reference => cross_entropy(&logits, targets),
-        StepKernels::Fused => fused_cross_entropy(&logits, targets),
+        Kernels::Reference => cross_entropy(&logits, targets),
+        Kernels::Fused => fused_cross_entropy(&logits, targets),
     }
     .map_err(err)?;
     let forward = started.elapsed().as_secs_f64();
@@ -270,7 +262,7 @@ fn load_tensors(path: &Path) -> Result<std::collections::HashMap<String, Tensor>
 }
 
 /// The model weights held in a state or snapshot file (other tensors are ignored).
-fn weights_from_file(config: &ModelConfig, path: &Path) -> Result<ModelWeights, String> {
+pub(crate) fn weights_from_file(config: &ModelConfig, path: &Path) -> Result<ModelWeights, String> {
     let tensors = load_tensors(path)?;
     ModelWeights::from_layout(config, |name, shape| {
         match tensors.get(name) {
@@ -570,7 +562,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             learning_rate(schedule, step, total_steps, warmup, peak_lr, min_lr)
         };
         let StepReport { loss, norm, .. } = train_step(
-            StepKernels::Fused,
+            Kernels::Fused,
             &config,
             &vars,
             &mut optimizer,
@@ -610,14 +602,12 @@ pub fn run(argv: &[String]) -> Result<(), String> {
                 .map(|x| format!("{x:.2}"))
                 .collect::<Vec<_>>()
                 .join(" ");
-            println!(
-                "step {step:>6}  induction {} tokens: {:.2} -> {:.2}  at 4L: {:.2} -> {:.2}  previous-token (max per layer): {strongest}",
-                row.induction.tokens,
-                row.induction.first,
-                row.induction.second,
-                row.induction_4l.first,
-                row.induction_4l.second
-            );
+            if let (Some(within), Some(at_4l)) = (row.induction, row.induction_4l) {
+                println!(
+                    "step {step:>6}  induction {} tokens: {:.2} -> {:.2}  at 4L: {:.2} -> {:.2}  previous-token (max per layer): {strongest}",
+                    within.tokens, within.first, within.second, at_4l.first, at_4l.second
+                );
+            }
             log.probes.push(row);
         }
         if step.is_multiple_of(snapshot_every) || step == total_steps {

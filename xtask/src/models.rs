@@ -4,7 +4,8 @@
 //! 2. DroPE: the RoPE snapshot at N/2, RoPE removed, recalibrated to step N with a fresh,
 //!    clipped warm-up and cosine decay (`runs/drope`),
 //! 3. NoPE: no positions from step 0, N steps (`runs/nope`),
-//! 4. export of all three into `public/models/` and a new manifest.
+//! 4. `trainer probe`: the needle probe on every snapshot of the three runs, into their logs,
+//! 5. export of all three into `public/models/` and a new manifest.
 //!
 //! From the drop step on, every sequence of all three runs starts with the end-of-text
 //! token (`--bos-from N/2`): without positions it is the one fixed point attention can
@@ -248,6 +249,28 @@ pub fn run(args: &[String]) -> Result<()> {
         return Err(e);
     }
     finish("nope", nope)?;
+    // Needle accuracy of every snapshot, into each run's log (the training story's needle
+    // curves); snapshots up to the drop were trained without the first token. DroPE's
+    // starting point, RoPE's snapshot at the drop, is probed as it was just dropped.
+    let dropped = format!("runs/rope/snapshot-{drop_step}.safetensors");
+    for name in ["rope", "drope", "nope"] {
+        let run_dir = format!("runs/{name}");
+        let mut args = vec![
+            "probe",
+            "--run",
+            &run_dir,
+            "--corpus",
+            &corpus,
+            "--tokenizer",
+            "public/models/tokenizer.json",
+            "--bos-from",
+            &drop,
+        ];
+        if name == "drope" {
+            args.extend(["--init-from", dropped.as_str()]);
+        }
+        trainer(&args)?;
+    }
     let cards = [
         ("rope", "RoPE", "10", "Pretrained with rotary position embeddings in every layer."),
         ("drope", "DroPE", "20", "The RoPE run's checkpoint at half of training, RoPE removed from every layer, recalibrated for the second half at the same length."),

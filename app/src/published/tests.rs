@@ -172,6 +172,61 @@ fn train_logs_with_probes_keep_both_rows_at_the_drop() {
     }
 }
 
+/// A RoPE log after `trainer probe`: needle counts in a row of training probes, a row
+/// without them (no snapshot at that step), a row with only them (no training probes).
+const ROPE_LOG_WITH_NEEDLES: &str = r#"{"positions": "rope", "drop_step": null, "batch": 2,
+    "length": 8, "train": [[10, 5.0, 0.001, 1.0]], "validation": [],
+    "probes": [
+      {"step": 10, "induction": {"tokens": 8, "first": 8.4, "second": 8.2},
+       "needles": {"trials": 24, "correct": 0, "digits_correct": 30}},
+      {"step": 15, "induction": {"tokens": 8, "first": 8.4, "second": 4.0}},
+      {"step": 20, "needles": {"trials": 24, "correct": 12, "digits_correct": 120}}
+    ]}"#;
+
+#[wasm_bindgen_test]
+fn train_logs_with_and_without_needle_probes() {
+    let log = TrainLog::parse("train-log.json", ROPE_LOG_WITH_NEEDLES.as_bytes()).unwrap();
+    assert_eq!(
+        log.probes[0].needles,
+        Some(NeedleProbe {
+            trials: 24,
+            correct: 0,
+            digits_correct: 30
+        })
+    );
+    assert_eq!(log.probes[1].needles, None);
+    let only = &log.probes[2];
+    assert_eq!(
+        (only.step, only.induction, only.induction_4l),
+        (20.0, None, None)
+    );
+    assert!(only.previous_token.is_empty());
+    assert_eq!(only.needles.unwrap().correct, 12);
+    // Logs written before the needle probe have none.
+    let log = TrainLog::parse("train-log.json", DROPE_LOG_WITH_PROBES.as_bytes()).unwrap();
+    assert!(log.probes.iter().all(|r| r.needles.is_none()));
+
+    // More right than tried, or a mistyped count, are errors.
+    for bad in [
+        ROPE_LOG_WITH_NEEDLES.replacen(r#""correct": 12"#, r#""correct": 25"#, 1),
+        ROPE_LOG_WITH_NEEDLES.replacen(r#""digits_correct": 120"#, r#""digits_correct": 169"#, 1),
+        ROPE_LOG_WITH_NEEDLES.replacen(r#""trials": 24"#, r#""trials": "24""#, 1),
+    ] {
+        let err = TrainLog::parse("models/rope/train-log.json", bad.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("models/rope/train-log.json is malformed"),
+            "{err}"
+        );
+    }
+    let bad = ROPE_LOG_WITH_NEEDLES.replacen(r#""correct": 12"#, r#""correct": 25"#, 1);
+    let err = TrainLog::parse("train-log.json", bad.as_bytes()).unwrap_err();
+    assert!(
+        err.to_string().contains("probes[2] has 25 needles right"),
+        "{err}"
+    );
+}
+
 #[wasm_bindgen_test]
 fn train_logs_without_probes_have_none() {
     let text = r#"{"positions": "rope", "drop_step": null, "batch": 2, "length": 8,

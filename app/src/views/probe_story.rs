@@ -4,6 +4,12 @@
 //! `ln V`; and per layer its strongest previous-token head (the other half of an
 //! induction circuit, which RoPE makes easy to form) at the drop and at the end.
 //!
+//! Under them, the needle accuracy of each snapshot saved during training (`trainer
+//! probe`: exact retrieval of a 7-digit number at `L`, the same documents from the
+//! validation split every time), with 95% Wilson intervals: when retrieval appears, what
+//! the drop destroys and what recalibration restores. Logs without needle probes get a
+//! one-line note instead of that chart.
+//!
 //! It reads the `probes` of each `train-log.json` and shares the loss chart's x axis
 //! (steps or tokens, zoom, drop marker). Logs without probes draw nothing.
 
@@ -12,8 +18,9 @@ use leptos::prelude::*;
 use crate::analysis::uniform_nll;
 use crate::colormap::VIRIDIS;
 use crate::probes::{
-    copying_onset, drop_effect, has_probes, head_snapshots, second_copy_series,
-    strongest_previous_token_heads, CopyPoint, ProbeLength, PROBE_LENGTHS,
+    copying_onset, drop_effect, has_needle_probes, has_probes, head_snapshots, needle_documents,
+    needle_drop, needle_series, second_copy_series, strongest_previous_token_heads, CopyPoint,
+    NeedlePoint, ProbeLength, PROBE_LENGTHS,
 };
 use crate::published::{ModelTrainLog, TrainLog};
 use crate::views::chart_math::nice_step;
@@ -22,6 +29,8 @@ use crate::views::training_story::{
 };
 
 const HEIGHT: f64 = 220.0;
+/// Height of the needle chart's viewBox.
+const NEEDLE_HEIGHT: f64 = 180.0;
 const TOP: f64 = 16.0;
 const BOTTOM: f64 = 42.0;
 
@@ -41,13 +50,94 @@ pub fn probe_summary(logs: &[ModelTrainLog]) -> Vec<String> {
                 }
                 return Some(text + ".");
             }
-            let last = m.log.probes.last()?.step;
+            let last = m
+                .log
+                .probes
+                .iter()
+                .rev()
+                .find(|r| r.induction.is_some())?
+                .step;
             Some(match copying_onset(&m.log) {
                 Some(step) => format!("{name} copies from step {step} on."),
                 None => format!("{name} does not copy by step {last}."),
             })
         })
         .collect()
+}
+
+/// A share in [0, 1] as a whole percentage.
+fn percent(share: f64) -> String {
+    format!("{:.0}%", 100.0 * share)
+}
+
+/// The sentences under the needle chart: per model, where its needle accuracy starts and
+/// ends; for a drop, before and right after it too.
+pub fn needle_summary(logs: &[ModelTrainLog]) -> Vec<String> {
+    logs.iter()
+        .filter_map(|m| {
+            let points = needle_series(&m.log);
+            let (first, last) = (points.first()?, points.last()?);
+            let name = model_label(&m.model);
+            let mut text = match needle_drop(&m.log) {
+                Some((with_rope, dropped)) => format!(
+                    "{name} at step {}: {} of the needles with RoPE, {} right after RoPE is \
+                     removed",
+                    with_rope.step,
+                    percent(with_rope.share),
+                    percent(dropped.share)
+                ),
+                None => format!("{name}: {} at step {}", percent(first.share), first.step),
+            };
+            if last.step > first.step && needle_drop(&m.log).is_none_or(|(d, _)| last.step > d.step)
+            {
+                text += &format!(", {} at step {}", percent(last.share), last.step);
+            }
+            Some(text + ".")
+        })
+        .collect()
+}
+
+/// Maps (axis value, share) to SVG coordinates for the needle chart: the loss chart's x,
+/// 0-100% on y.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NeedleFrame {
+    /// The loss chart's frame, for its x range and x mapping.
+    pub story: StoryFrame,
+}
+
+impl NeedleFrame {
+    /// SVG y of a share in [0, 1].
+    pub fn py(&self, share: f64) -> f64 {
+        TOP + (1.0 - share.clamp(0.0, 1.0)) * (NEEDLE_HEIGHT - TOP - BOTTOM)
+    }
+
+    /// Whether an axis value is inside the x range.
+    pub fn contains(&self, value: f64) -> bool {
+        (self.story.x.0..=self.story.x.1).contains(&value)
+    }
+}
+
+/// `(axis value, point)` of `log`'s needle probes inside the frame.
+fn shown_needles(log: &TrainLog, axis: StoryAxis, frame: &NeedleFrame) -> Vec<(f64, NeedlePoint)> {
+    needle_series(log)
+        .into_iter()
+        .map(|p| (axis.value(log, p.step), p))
+        .filter(|(x, _)| frame.contains(*x))
+        .collect()
+}
+
+/// SVG path through `(axis value, point)`s of the needle chart, in order.
+pub fn needle_path(points: &[(f64, NeedlePoint)], frame: &NeedleFrame) -> String {
+    let mut path = String::new();
+    for (x, p) in points {
+        let command = if path.is_empty() { 'M' } else { 'L' };
+        path += &format!(
+            "{command}{:.1},{:.1} ",
+            frame.story.px(*x),
+            frame.py(p.share)
+        );
+    }
+    path
 }
 
 /// Maps (axis value, NLL) to SVG coordinates: the loss chart's x, its own y.
@@ -137,7 +227,11 @@ fn ticks(low: f64, high: f64, count: usize, at_least: f64) -> Vec<f64> {
 /// `path[data-testid="second-copy"]` per probe length (`data-model`, `data-length` =
 /// `within` or `4l`), the uniform guess `[data-testid="uniform-line"]`, the drop
 /// `[data-testid="probe-drop-marker"]`; the sentences in `[data-testid="probe-summary"]`
-/// and the table `[data-testid="previous-token-heads"]`. Nothing when no log has probes.
+/// and the table `[data-testid="previous-token-heads"]`; the needle chart
+/// `svg[data-testid="needle-story"]` (per model a `path[data-testid="needle-accuracy"]`,
+/// the drop `[data-testid="needle-drop-marker"]`, sentences in
+/// `[data-testid="needle-summary"]`), or `[data-testid="needle-note"]` when no log has
+/// needle probes. Nothing when no log has probes of either kind.
 #[component]
 pub fn ProbeStory(
     /// The logs, in the training story's order (so the colours match).
@@ -358,6 +452,164 @@ pub fn ProbeStory(
         })
     };
 
+    let needles = move || {
+        let (logs, axis) = (logs.get(), axis.get());
+        if !has_needle_probes(&logs) {
+            return view! {
+                <p class="needle-note" data-testid="needle-note">
+                    "Needle accuracy over training was not measured for these runs \
+                     (`trainer probe` measures it on the snapshots saved during training)."
+                </p>
+            }
+            .into_any();
+        }
+        let frame = NeedleFrame {
+            story: StoryFrame::new(&logs, axis, zoom.get()),
+        };
+        let (x0, x1) = (
+            frame.story.px(frame.story.x.0),
+            frame.story.px(frame.story.x.1),
+        );
+        let (y0, y1) = (frame.py(0.0), frame.py(1.0));
+        let y_ticks = [0.0, 0.25, 0.5, 0.75, 1.0]
+            .into_iter()
+            .map(|v| {
+                let y = frame.py(v);
+                view! {
+                    <line class="grid" x1=x0 x2=x1 y1=y y2=y></line>
+                    <text class="tick" x=x0 - 6.0 y=y + 4.0 text-anchor="end">{percent(v)}</text>
+                }
+            })
+            .collect_view();
+        let x_ticks = ticks(frame.story.x.0, frame.story.x.1, 7, 1.0)
+            .into_iter()
+            .map(|v| {
+                let x = frame.story.px(v);
+                view! {
+                    <line class="axis-tick" x1=x x2=x y1=y0 y2=y0 + 4.0></line>
+                    <text class="tick" x=x y=y0 + 16.0 text-anchor="middle">{short_count(v)}</text>
+                }
+            })
+            .collect_view();
+        let drop = drop_point(&logs).and_then(|(m, step)| {
+            let value = axis.value(&m.log, step);
+            let label = format!("{} drops RoPE (step {step})", model_label(&m.model));
+            frame.contains(value).then(|| {
+                let x = frame.story.px(value);
+                view! {
+                    <line data-testid="needle-drop-marker" class="drop-marker" x1=x x2=x y1=y0 y2=y1>
+                        <title>{label}</title>
+                    </line>
+                }
+            })
+        });
+        // As the curves above: logs with a drop underneath the RoPE run they repeat.
+        let mut order: Vec<usize> = (0..logs.len()).collect();
+        order.sort_by_key(|&i| logs[i].log.drop_step.is_none());
+        let curves = order
+            .into_iter()
+            .filter_map(|i| {
+                let m = &logs[i];
+                let points = shown_needles(&m.log, axis, &frame);
+                let path = needle_path(&points, &frame);
+                let marks = points
+                    .iter()
+                    .map(|(x, p)| {
+                        let x = frame.story.px(*x);
+                        let tip = format!(
+                            "{} step {}: {}/{} needles exact ({}, 95% interval {}-{}), {} of \
+                             the digits",
+                            model_label(&m.model),
+                            p.step,
+                            p.correct,
+                            p.trials,
+                            percent(p.share),
+                            percent(p.interval.0),
+                            percent(p.interval.1),
+                            percent(p.digit_share)
+                        );
+                        view! {
+                            <line class="needle-interval" x1=x x2=x y1=frame.py(p.interval.0)
+                                y2=frame.py(p.interval.1)></line>
+                            <circle class="needle-point" cx=x cy=frame.py(p.share) r="2.6">
+                                <title>{tip}</title>
+                            </circle>
+                        }
+                    })
+                    .collect_view();
+                (!path.is_empty()).then(|| {
+                    view! {
+                        <g class=format!("series series-{}", i % 6)>
+                            <path data-testid="needle-accuracy" data-model=m.model.clone()
+                                class="needle-line" d=path></path>
+                            {marks}
+                        </g>
+                    }
+                })
+            })
+            .collect_view();
+        let models = logs
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !needle_series(&m.log).is_empty())
+            .map(|(i, m)| {
+                view! {
+                    <li class=format!("series series-{}", i % 6) data-model=m.model.clone()>
+                        <span class="swatch"></span>
+                        <b>{model_label(&m.model)}</b>
+                    </li>
+                }
+            })
+            .collect_view();
+        let documents = needle_documents(&logs).unwrap_or(0);
+        let length = logs
+            .iter()
+            .find(|m| !needle_series(&m.log).is_empty())
+            .map_or(0, |m| m.log.length);
+        let aria = format!(
+            "Needle accuracy at L of each model's training snapshots, against {}",
+            axis.title()
+        );
+        view! {
+            <figure class="needle-story">
+                <div class="chart-scroll">
+                <svg data-testid="needle-story" class="story-chart"
+                    viewBox=format!("0 0 {WIDTH} {NEEDLE_HEIGHT}") role="img" aria-label=aria>
+                    {y_ticks}
+                    {x_ticks}
+                    <line class="axis" x1=x0 x2=x1 y1=y0 y2=y0></line>
+                    <line class="axis" x1=x0 x2=x0 y1=y0 y2=y1></line>
+                    {drop}
+                    {curves}
+                    <text class="axis-label" x=(x0 + x1) / 2.0 y=NEEDLE_HEIGHT - 4.0
+                        text-anchor="middle">{axis.title()}</text>
+                    <text class="axis-label" x=12.0 y=(y0 + y1) / 2.0 text-anchor="middle"
+                        transform=format!("rotate(-90 12 {})", (y0 + y1) / 2.0)>"needles found"</text>
+                </svg>
+                </div>
+                <ul class="story-legend">
+                    {models}
+                    <li><span class="swatch needle-bar"></span>"bars: 95% interval"</li>
+                </ul>
+                <figcaption class="chart-summary">
+                    {format!(
+                        "Needle retrieval over training. Every snapshot saved during training \
+                         reads the same {documents} documents from the validation split: \
+                         L = {length} tokens of prose with one sentence \u{201c}The magic number \
+                         for <key> is <7 digits>.\u{201d} at a depth spread from start to end, \
+                         then the question for that number. The lines show the share answered \
+                         exactly (all 7 digits, greedy decoding), the bars the 95% Wilson \
+                         intervals. "
+                    )}
+                    <span data-testid="needle-summary">
+                        {needle_summary(&logs).join(" ")}
+                    </span>
+                </figcaption>
+            </figure>
+        }
+        .into_any()
+    };
+
     let summary = move || logs.with(|l| probe_summary(l)).join(" ");
     let aria = move || {
         format!(
@@ -367,8 +619,9 @@ pub fn ProbeStory(
     };
 
     view! {
-        <Show when=move || logs.with(|l| has_probes(l))>
+        <Show when=move || logs.with(|l| has_probes(l) || has_needle_probes(l))>
             <figure class="probe-story">
+                <Show when=move || logs.with(|l| has_probes(l))>
                 <div class="chart-scroll">
                 <svg data-testid="probe-story" class="story-chart"
                     viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=aria>
@@ -384,6 +637,8 @@ pub fn ProbeStory(
                      training length L; dashed: at 4L, where RoPE meets rotations it never saw. "
                     <span data-testid="probe-summary">{summary}</span>
                 </figcaption>
+                </Show>
+                {needles}
                 {heads}
             </figure>
         </Show>
@@ -393,7 +648,7 @@ pub fn ProbeStory(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probes::tests::drope;
+    use crate::probes::tests::{drope, drope_with_needles};
     use wasm_bindgen_test::wasm_bindgen_test;
 
     #[wasm_bindgen_test]
@@ -420,6 +675,60 @@ mod tests {
                 "DroPE at step 30: second copy 1.50 nats with RoPE, 8.00 right after RoPE is \
               removed, 2.00 after recalibrating to step 40."
             ]
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn needle_path_and_summary() {
+        let logs = [ModelTrainLog {
+            model: "drope".into(),
+            log: drope_with_needles(),
+        }];
+        let frame = NeedleFrame {
+            story: StoryFrame::new(&logs, StoryAxis::Steps, false),
+        };
+        assert_eq!(
+            (frame.py(0.0), frame.py(1.0)),
+            (NEEDLE_HEIGHT - BOTTOM, TOP)
+        );
+        let points = shown_needles(&logs[0].log, StoryAxis::Steps, &frame);
+        assert_eq!(points.len(), 5);
+        assert_eq!(
+            points[2].0, points[3].0,
+            "the drop's two points: a vertical step"
+        );
+        let path = needle_path(&points, &frame);
+        assert_eq!(path.matches('M').count(), 1, "{path}");
+        assert_eq!(path.matches('L').count(), 4, "{path}");
+        assert_eq!(
+            needle_summary(&logs),
+            [
+                "DroPE at step 30: 83% of the needles with RoPE, 4% right after RoPE is \
+              removed, 67% at step 40."
+            ]
+        );
+        // Zoomed onto the drop, the points before it are left out.
+        let zoomed = NeedleFrame {
+            story: StoryFrame::new(&logs, StoryAxis::Steps, true),
+        };
+        assert!(shown_needles(&logs[0].log, StoryAxis::Steps, &zoomed).len() < 5);
+
+        let mut rope = drope_with_needles();
+        rope.drop_step = None;
+        let logs = [
+            ModelTrainLog {
+                model: "rope".into(),
+                log: rope,
+            },
+            ModelTrainLog {
+                model: "nope".into(),
+                log: drope(),
+            },
+        ];
+        assert_eq!(
+            needle_summary(&logs),
+            ["RoPE: 0% at step 10, 67% at step 40."],
+            "no sentence for a log without needle probes"
         );
     }
 

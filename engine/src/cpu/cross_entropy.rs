@@ -6,6 +6,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, D};
 
+use super::kernel::fail;
 use crate::error::Result;
 
 /// Per-token cross-entropy of `logits: [B, T, V]` against `targets: [B, T]` (mean), in
@@ -28,10 +29,6 @@ pub fn fused_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> 
     let logits = logits.reshape((b * t, v))?.contiguous()?;
     let targets = targets.reshape(b * t)?.contiguous()?;
     Ok(logits.apply_op2(&targets, CrossEntropy)?)
-}
-
-fn fail(message: String) -> candle_core::Error {
-    candle_core::Error::Msg(message)
 }
 
 /// The rows of contiguous `[n, v]` f32 logits and their `[n]` u32 targets.
@@ -140,6 +137,7 @@ impl CustomOp2 for CrossEntropyGrad {
 
 #[cfg(test)]
 mod tests {
+    use crate::cpu::kernel::max_difference;
     use candle_core::{Device, Var};
 
     use super::*;
@@ -153,19 +151,6 @@ mod tests {
         let targets: Vec<u32> = (0..10).map(|i| (i * 7 + 3) % 37).collect();
         let targets = Tensor::from_vec(targets, (2, 5), &Device::Cpu).unwrap();
         (Var::from_tensor(&logits).unwrap(), targets)
-    }
-
-    fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     #[test]

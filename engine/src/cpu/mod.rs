@@ -1,11 +1,20 @@
 //! The CPU backend: candle-core tensors on the CPU, the reference implementation.
 
 mod cross_entropy;
+mod kernel;
+mod norm;
+mod rotary;
+mod softmax;
+mod swiglu;
 mod transformer;
 
 pub use cross_entropy::{cross_entropy, fused_cross_entropy};
+pub use norm::fused_rms_norm;
+pub use rotary::fused_rotate;
+pub use softmax::fused_causal_softmax;
+pub use swiglu::fused_swiglu;
 pub use transformer::{
-    rms_norm, softmax_last_dim, token_tensor, ForwardSettings, LayerCache, RotaryTables,
+    rms_norm, softmax_last_dim, token_tensor, ForwardSettings, Kernels, LayerCache, RotaryTables,
     Transformer,
 };
 

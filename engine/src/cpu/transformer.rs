@@ -1,9 +1,13 @@
-//! The Llama forward pass on candle tensors. Written with plain, differentiable ops
-//! (no fused rope / rms_norm / softmax, which have no backward in candle 0.11) so the
-//! trainer trains exactly this code, and the CPU backend runs it for inference.
+//! The Llama forward pass on candle tensors, which the trainer trains and the CPU backend
+//! runs for inference. Two sets of kernels ([`Kernels`]): the reference in plain,
+//! differentiable candle ops (candle 0.11's fused rope / rms_norm / softmax have no
+//! backward), and our fused ops with hand-written gradients, one pass each way where the
+//! reference chains several broadcast ops, each allocating. Tests hold each fused op to
+//! its reference.
 
 use candle_core::{Device, Tensor, D};
 
+use super::{fused_causal_softmax, fused_rms_norm, fused_rotate, fused_swiglu};
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::position::AppliedScheme;
@@ -54,6 +58,14 @@ impl RotaryTables {
             .as_deref()
             .map(|freqs| RotaryTables::new(freqs, first, len, device))
             .transpose()
+    }
+
+    /// Rotates `x` of shape `[B, heads, T, D]` with `kernels`.
+    pub fn rotate_with(&self, kernels: Kernels, x: &Tensor) -> Result<Tensor> {
+        match kernels {
+            Kernels::Reference => self.rotate(x),
+            Kernels::Fused => fused_rotate(x, &self.cos, &self.sin),
+        }
     }
 
     /// Rotates `x` of shape `[B, heads, T, D]`: pair `d` is dims `(d, d + D/2)`.
@@ -110,6 +122,26 @@ pub struct ForwardSettings<'a> {
     pub logit_scale: f64,
 }
 
+/// Which implementation of the element-wise parts of the model runs (matrix products
+/// are candle's either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    /// Differentiable candle ops only: the definition the fused ops are tested against.
+    Reference,
+    /// Fused ops with hand-written gradients (RMSNorm, rotation, causal softmax, SwiGLU,
+    /// the loss): what training and inference run.
+    Fused,
+}
+
+impl Kernels {
+    fn rms_norm(self, x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+        match self {
+            Kernels::Reference => rms_norm(x, weight, eps),
+            Kernels::Fused => fused_rms_norm(x, weight, eps),
+        }
+    }
+}
+
 /// RMSNorm: `x / sqrt(mean(x^2) + eps) * weight`.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
@@ -134,7 +166,7 @@ fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 
 /// Causal mask for `new` queries after `cached` keys: `[new, cached + new]`, 0 where a
 /// query may look, -inf where the key lies in its future.
-fn causal_mask(cached: usize, new: usize, device: &Device) -> Result<Tensor> {
+pub(super) fn causal_mask(cached: usize, new: usize, device: &Device) -> Result<Tensor> {
     let total = cached + new;
     let mask: Vec<f32> = (0..new)
         .flat_map(|t| {
@@ -154,12 +186,22 @@ fn causal_mask(cached: usize, new: usize, device: &Device) -> Result<Tensor> {
 pub struct Transformer<'w> {
     config: &'w ModelConfig,
     weights: &'w ModelWeights,
+    kernels: Kernels,
 }
 
 impl<'w> Transformer<'w> {
-    /// Wraps weights that match `config`.
+    /// Wraps weights that match `config`, with the fused kernels.
     pub fn new(config: &'w ModelConfig, weights: &'w ModelWeights) -> Self {
-        Transformer { config, weights }
+        Transformer {
+            config,
+            weights,
+            kernels: Kernels::Fused,
+        }
+    }
+
+    /// The same model with the given kernels.
+    pub fn with_kernels(self, kernels: Kernels) -> Self {
+        Transformer { kernels, ..self }
     }
 
     /// Runs `tokens` (`[B, T]`, u32) after the `cache` contents (if any) and returns the
@@ -178,7 +220,11 @@ impl<'w> Transformer<'w> {
             .and_then(|c| c.first())
             .map_or(0, |c| c.len());
         let device = tokens.device();
-        let mask = causal_mask(cached, len, device)?;
+        // The fused softmax masks the future itself.
+        let mask = match self.kernels {
+            Kernels::Reference => Some(causal_mask(cached, len, device)?),
+            Kernels::Fused => None,
+        };
         let mut x = self
             .weights
             .embed_tokens
@@ -186,12 +232,15 @@ impl<'w> Transformer<'w> {
             .reshape((batch, len, self.config.hidden_size))?;
         for (index, layer) in self.weights.layers.iter().enumerate() {
             let layer_cache = cache.as_mut().map(|c| &mut c[index]);
-            let (attended, probs) = self.attention(&x, layer, settings, &mask, layer_cache)?;
+            let (attended, probs) =
+                self.attention(&x, layer, settings, mask.as_ref(), layer_cache)?;
             observe(index, &probs)?;
             x = (x + attended)?;
             x = (&x + self.mlp(&x, layer)?)?;
         }
-        let x = rms_norm(&x, &self.weights.norm, self.config.rms_norm_eps)?;
+        let x = self
+            .kernels
+            .rms_norm(&x, &self.weights.norm, self.config.rms_norm_eps)?;
         let head = self
             .weights
             .lm_head
@@ -205,13 +254,15 @@ impl<'w> Transformer<'w> {
         x: &Tensor,
         layer: &LayerWeights,
         settings: &ForwardSettings<'_>,
-        mask: &Tensor,
+        mask: Option<&Tensor>,
         cache: Option<&mut LayerCache>,
     ) -> Result<(Tensor, Tensor)> {
         let c = self.config;
         let (batch, len, _) = x.dims3()?;
         let (heads, kv_heads, head_dim) = (c.num_attention_heads, c.kv_heads(), c.head_dim());
-        let h = rms_norm(x, &layer.input_layernorm, c.rms_norm_eps)?;
+        let h = self
+            .kernels
+            .rms_norm(x, &layer.input_layernorm, c.rms_norm_eps)?;
         let split_heads = |t: Tensor, n: usize| -> Result<Tensor> {
             Ok(t.reshape((batch, len, n, head_dim))?
                 .transpose(1, 2)?
@@ -221,12 +272,12 @@ impl<'w> Transformer<'w> {
         let mut k = split_heads(linear(&h, &layer.k_proj)?, kv_heads)?;
         let v = split_heads(linear(&h, &layer.v_proj)?, kv_heads)?;
         if let Some((q_norm, k_norm)) = &layer.qk_norm {
-            q = rms_norm(&q, q_norm, c.rms_norm_eps)?;
-            k = rms_norm(&k, k_norm, c.rms_norm_eps)?;
+            q = self.kernels.rms_norm(&q, q_norm, c.rms_norm_eps)?;
+            k = self.kernels.rms_norm(&k, k_norm, c.rms_norm_eps)?;
         }
         if let Some(rotary) = settings.rotary {
-            q = rotary.rotate(&q)?;
-            k = rotary.rotate(&k)?;
+            q = rotary.rotate_with(self.kernels, &q)?;
+            k = rotary.rotate_with(self.kernels, &k)?;
         }
         let (k, v) = match cache {
             Some(cache) => cache.append(k, v)?,
@@ -235,8 +286,11 @@ impl<'w> Transformer<'w> {
         let repeat = heads / kv_heads;
         let (k, v) = (repeat_kv(k, repeat)?, repeat_kv(v, repeat)?);
         let scale = settings.logit_scale / (head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
-        let probs = softmax_last_dim(&scores)?;
+        let scores = q.matmul(&k.t()?)?;
+        let probs = match mask {
+            Some(mask) => softmax_last_dim(&(scores * scale)?.broadcast_add(mask)?)?,
+            None => fused_causal_softmax(&scores, scale)?,
+        };
         let attended =
             probs
                 .matmul(&v)?
@@ -246,10 +300,16 @@ impl<'w> Transformer<'w> {
     }
 
     fn mlp(&self, x: &Tensor, layer: &LayerWeights) -> Result<Tensor> {
-        let h = rms_norm(x, &layer.post_attention_layernorm, self.config.rms_norm_eps)?;
-        let gate = linear(&h, &layer.gate_proj)?.silu()?;
+        let h =
+            self.kernels
+                .rms_norm(x, &layer.post_attention_layernorm, self.config.rms_norm_eps)?;
+        let gate = linear(&h, &layer.gate_proj)?;
         let up = linear(&h, &layer.up_proj)?;
-        linear(&(gate * up)?, &layer.down_proj)
+        let activated = match self.kernels {
+            Kernels::Reference => (gate.silu()? * up)?,
+            Kernels::Fused => fused_swiglu(&gate, &up)?,
+        };
+        linear(&activated, &layer.down_proj)
     }
 }
 
@@ -271,4 +331,62 @@ pub fn token_tensor(tokens: &[u32], device: &Device) -> Result<Tensor> {
         (1, tokens.len()),
         device,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::kernel::max_difference;
+    use crate::init::random_weights;
+    use crate::position::rope_frequencies;
+
+    /// The whole model under both kernels: grouped-query attention, QK-norm, rotation and
+    /// a second call after cached keys (the causal mask's offset), on weights large
+    /// enough that attention is far from uniform.
+    #[test]
+    fn fused_and_reference_kernels_give_the_same_logits() {
+        let config = ModelConfig::from_json(
+            br#"{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "intermediate_size": 48, "vocab_size": 64,
+            "max_position_embeddings": 32, "qk_norm": true}"#,
+        )
+        .unwrap();
+        let weights = random_weights(&config, 7, 0.3).unwrap();
+        let device = Device::Cpu;
+        let tokens: Vec<u32> = (0..12).map(|i| (i * 37 + 5) % 64).collect();
+        let frequencies = rope_frequencies(config.head_dim(), config.rope_theta);
+        let run = |kernels: Kernels| -> Vec<Tensor> {
+            let model = Transformer::new(&config, &weights).with_kernels(kernels);
+            let mut cache = vec![LayerCache::default(); config.num_hidden_layers];
+            let mut out = Vec::new();
+            for (first, part) in [(0, &tokens[..8]), (8, &tokens[8..])] {
+                let rotary = RotaryTables::new(&frequencies, first, part.len(), &device).unwrap();
+                let settings = ForwardSettings {
+                    rotary: Some(&rotary),
+                    logit_scale: 1.3,
+                };
+                let ids = token_tensor(part, &device).unwrap();
+                let mut probs = Vec::new();
+                let logits = model
+                    .forward(&ids, &settings, Some(&mut cache), |_, p| {
+                        probs.push(p.clone());
+                        Ok(())
+                    })
+                    .unwrap();
+                out.push(logits);
+                out.extend(probs);
+            }
+            out
+        };
+        let (reference, fused) = (run(Kernels::Reference), run(Kernels::Fused));
+        assert_eq!(reference.len(), fused.len());
+        for (r, f) in reference.iter().zip(&fused) {
+            assert_eq!(r.dims(), f.dims());
+            let diff = max_difference(r, f);
+            assert!(diff < 1e-4, "kernels differ by {diff} in a {:?}", r.dims());
+        }
+        // The logits are not trivially equal: the model's output varies with the input.
+        let spread = reference[0].flatten_all().unwrap().var(0).unwrap();
+        assert!(spread.to_scalar::<f32>().unwrap() > 1e-2);
+    }
 }
