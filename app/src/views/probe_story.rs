@@ -117,6 +117,37 @@ impl NeedleFrame {
     }
 }
 
+/// The vertical line at the step where a log drops RoPE, when it lies in `story`'s x
+/// range; both charts draw it from `y0` to `y1`.
+fn drop_marker(
+    logs: &[ModelTrainLog],
+    axis: StoryAxis,
+    story: &StoryFrame,
+    (y0, y1): (f64, f64),
+    testid: &'static str,
+) -> Option<impl IntoView> {
+    let (m, step) = drop_point(logs)?;
+    let value = axis.value(&m.log, step);
+    if !(story.x.0..=story.x.1).contains(&value) {
+        return None;
+    }
+    let x = story.px(value);
+    let label = format!("{} drops RoPE (step {step})", model_label(&m.model));
+    Some(view! {
+        <line data-testid=testid class="drop-marker" x1=x x2=x y1=y0 y2=y1>
+            <title>{label}</title>
+        </line>
+    })
+}
+
+/// The logs' indices in drawing order: as in the loss chart, logs with a drop first, so
+/// their curves lie underneath the RoPE run they repeat.
+fn drawing_order(logs: &[ModelTrainLog]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..logs.len()).collect();
+    order.sort_by_key(|&i| logs[i].log.drop_step.is_none());
+    order
+}
+
 /// `(axis value, point)` of `log`'s needle probes inside the frame.
 fn shown_needles(log: &TrainLog, axis: StoryAxis, frame: &NeedleFrame) -> Vec<(f64, NeedlePoint)> {
     needle_series(log)
@@ -284,22 +315,8 @@ pub fn ProbeStory(
                 <text class="uniform-label" x=x1 - 4.0 y=y - 4.0 text-anchor="end">{label}</text>
             }
         };
-        let drop = drop_point(&logs).and_then(|(m, step)| {
-            let value = axis.value(&m.log, step);
-            let label = format!("{} drops RoPE (step {step})", model_label(&m.model));
-            frame.contains(value).then(|| {
-                let x = frame.px(value);
-                view! {
-                    <line data-testid="probe-drop-marker" class="drop-marker" x1=x x2=x y1=y0 y2=y1>
-                        <title>{label}</title>
-                    </line>
-                }
-            })
-        });
-        // As in the loss chart: logs with a drop underneath the RoPE run they repeat.
-        let mut order: Vec<usize> = (0..logs.len()).collect();
-        order.sort_by_key(|&i| logs[i].log.drop_step.is_none());
-        let curves = order
+        let drop = drop_marker(&logs, axis, &frame.story, (y0, y1), "probe-drop-marker");
+        let curves = drawing_order(&logs)
             .into_iter()
             .map(|i| {
                 let m = &logs[i];
@@ -491,22 +508,8 @@ pub fn ProbeStory(
                 }
             })
             .collect_view();
-        let drop = drop_point(&logs).and_then(|(m, step)| {
-            let value = axis.value(&m.log, step);
-            let label = format!("{} drops RoPE (step {step})", model_label(&m.model));
-            frame.contains(value).then(|| {
-                let x = frame.story.px(value);
-                view! {
-                    <line data-testid="needle-drop-marker" class="drop-marker" x1=x x2=x y1=y0 y2=y1>
-                        <title>{label}</title>
-                    </line>
-                }
-            })
-        });
-        // As the curves above: logs with a drop underneath the RoPE run they repeat.
-        let mut order: Vec<usize> = (0..logs.len()).collect();
-        order.sort_by_key(|&i| logs[i].log.drop_step.is_none());
-        let curves = order
+        let drop = drop_marker(&logs, axis, &frame.story, (y0, y1), "needle-drop-marker");
+        let curves = drawing_order(&logs)
             .into_iter()
             .filter_map(|i| {
                 let m = &logs[i];
