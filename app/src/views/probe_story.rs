@@ -159,14 +159,19 @@ fn shown_needles(log: &TrainLog, axis: StoryAxis, frame: &NeedleFrame) -> Vec<(f
 
 /// SVG path through `(axis value, point)`s of the needle chart, in order.
 pub fn needle_path(points: &[(f64, NeedlePoint)], frame: &NeedleFrame) -> String {
+    polyline(
+        points
+            .iter()
+            .map(|(x, p)| (frame.story.px(*x), frame.py(p.share))),
+    )
+}
+
+/// One SVG path through SVG points, in order (both probe charts draw unbroken lines).
+fn polyline(points: impl Iterator<Item = (f64, f64)>) -> String {
     let mut path = String::new();
-    for (x, p) in points {
+    for (x, y) in points {
         let command = if path.is_empty() { 'M' } else { 'L' };
-        path += &format!(
-            "{command}{:.1},{:.1} ",
-            frame.story.px(*x),
-            frame.py(p.share)
-        );
+        path += &format!("{command}{x:.1},{y:.1} ");
     }
     path
 }
@@ -236,12 +241,11 @@ fn shown_points(
 
 /// SVG path through `(axis value, point)`s, in order.
 pub fn copy_path(points: &[(f64, CopyPoint)], frame: &ProbeFrame) -> String {
-    let mut path = String::new();
-    for (x, p) in points {
-        let command = if path.is_empty() { 'M' } else { 'L' };
-        path += &format!("{command}{:.1},{:.1} ", frame.px(*x), frame.py(p.second));
-    }
-    path
+    polyline(
+        points
+            .iter()
+            .map(|(x, p)| (frame.px(*x), frame.py(p.second))),
+    )
 }
 
 /// Multiples of a nice step inside `[low, high]`.
