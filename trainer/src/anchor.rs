@@ -142,7 +142,7 @@ pub fn pytorch_step(
     parse_report(&String::from_utf8_lossy(&output.stdout))
 }
 
-/// The markdown table of our fused step (`ours`, on `tokens` tokens a step) beside
+/// The markdown table of our training step (`ours`, on `tokens` tokens a step) beside
 /// PyTorch's, and their ratio.
 pub fn print_comparison(ours: &StepReport, tokens: f64, pytorch: &AnchorReport) {
     let seconds = ours.forward + ours.backward + ours.update;
@@ -151,7 +151,7 @@ pub fn print_comparison(ours: &StepReport, tokens: f64, pytorch: &AnchorReport) 
          |---|---|---|---|---|---|---|"
     );
     println!(
-        "| fused (ours) | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.4} |",
+        "| hand-written (ours) | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.4} |",
         seconds * 1e3,
         tokens / seconds,
         ours.forward * 1e3,

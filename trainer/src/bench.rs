@@ -1,11 +1,13 @@
 //! `trainer bench`: how fast the training step runs on this machine, and where its time
 //! goes. The step is the training loop's own ([`train_step`]) on a fixed batch of random
-//! tokens, so every repetition does the same work: the reference step (differentiable
-//! candle ops only) and the fused one (what training runs) on identical weights and
-//! batches, side by side, with their ratio. The fused step's phases (forward and loss,
-//! backward, norm + clipping + AdamW) are timed inside the step; the matrix products the
-//! step must do are then timed alone, with the same shapes, so the rest (element-wise
-//! ops, softmax, norms, copies and allocation) is what the step spends beyond them.
+//! tokens, so every repetition does the same work, in three ways from identical weights
+//! and batches, side by side, with their ratios: candle's autograd over differentiable
+//! candle ops (the reference, what the trainer first ran), candle's autograd over the
+//! fused kernels, and the hand-written backward pass (`backprop.rs`, what training
+//! runs). The hand-written step's phases (forward and loss, backward, norm + clipping +
+//! AdamW) are timed inside the step; the matrix products the step must do are then timed
+//! alone, with the same shapes, so the rest (element-wise ops, softmax, norms, copies and
+//! allocation) is what the step spends beyond them.
 //!
 //! Run it with the threads a training run uses, e.g. `RAYON_NUM_THREADS=1 trainer bench`
 //! (the shipped recipe runs one thread per process).
@@ -19,7 +21,7 @@ use engine::{ModelConfig, TrainedPositions};
 use crate::anchor;
 use crate::args::Args;
 use crate::optimizer::{AdamW, AdamWConfig};
-use crate::train::{model_config, train_step, training_rotary, variables, StepReport};
+use crate::train::{model_config, train_step, training_rotary, variables, Gradients, StepReport};
 use engine::cpu::{ForwardSettings, Kernels};
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -122,19 +124,18 @@ fn time_products(products: &[Product], repeats: usize) -> Result<f64, String> {
     Ok(total)
 }
 
-/// Mean phase times of `steps` training steps of `kernels` (after `warmup` untimed
-/// ones), from the same weights and batch for either kernels.
+/// Mean phase times of `steps` training steps of each of `methods` (after `warmup`
+/// untimed ones), each from the same weights and batch. The methods take turns, one step
+/// each, so a slow spell of a shared machine falls on all of them alike and their ratios
+/// hold even when the absolute times drift.
 pub fn time_steps(
-    kernels: Kernels,
+    methods: Vec<Gradients>,
     config: &ModelConfig,
     batch: usize,
     steps: usize,
     warmup: usize,
-) -> Result<StepReport, String> {
+) -> Result<Vec<StepReport>, String> {
     let length = config.training_length();
-    let weights = random_weights(config, 1, 0.02).map_err(err)?;
-    let vars = variables(&weights)?;
-    let mut optimizer = AdamW::new(AdamWConfig::PAPER, &vars).map_err(err)?;
     let rotary = training_rotary(config)?;
     let settings = ForwardSettings {
         rotary: rotary.as_ref(),
@@ -146,43 +147,64 @@ pub fn time_steps(
         .map(|_| (rng.next_u64() % vocab) as u32)
         .collect();
     let window = Tensor::from_vec(tokens, (batch, length + 1), &Device::Cpu).map_err(err)?;
-    let inputs = window
-        .narrow(1, 0, length)
-        .map_err(err)?
-        .contiguous()
-        .map_err(err)?;
-    let targets = window
-        .narrow(1, 1, length)
-        .map_err(err)?
-        .contiguous()
-        .map_err(err)?;
-    let mut sum = StepReport::default();
+    let columns = |from: usize| -> Result<Tensor, String> {
+        window
+            .narrow(1, from, length)
+            .and_then(|t| t.contiguous())
+            .map_err(err)
+    };
+    let (inputs, targets) = (columns(0)?, columns(1)?);
+    struct Run {
+        method: Gradients,
+        vars: Vec<(String, candle_core::Var)>,
+        optimizer: AdamW,
+        sum: StepReport,
+    }
+    let mut runs = methods
+        .into_iter()
+        .map(|method| {
+            let weights = random_weights(config, 1, 0.02).map_err(err)?;
+            let vars = variables(&weights)?;
+            let optimizer = AdamW::new(AdamWConfig::PAPER, &vars).map_err(err)?;
+            Ok(Run {
+                method,
+                vars,
+                optimizer,
+                sum: StepReport::default(),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     for i in 0..warmup + steps.max(1) {
-        let report = train_step(
-            kernels,
-            config,
-            &vars,
-            &mut optimizer,
-            &settings,
-            (&inputs, &targets),
-            1e-4,
-            1.0,
-        )?;
-        if i >= warmup {
-            sum.loss += report.loss;
-            sum.forward += report.forward;
-            sum.backward += report.backward;
-            sum.update += report.update;
+        for run in &mut runs {
+            let report = train_step(
+                &mut run.method,
+                config,
+                &run.vars,
+                &mut run.optimizer,
+                &settings,
+                (&inputs, &targets),
+                1e-4,
+                1.0,
+            )?;
+            if i >= warmup {
+                run.sum.loss += report.loss;
+                run.sum.forward += report.forward;
+                run.sum.backward += report.backward;
+                run.sum.update += report.update;
+            }
         }
     }
     let n = steps.max(1) as f64;
-    Ok(StepReport {
-        loss: sum.loss / n,
-        norm: 0.0,
-        forward: sum.forward / n,
-        backward: sum.backward / n,
-        update: sum.update / n,
-    })
+    Ok(runs
+        .into_iter()
+        .map(|run| StepReport {
+            loss: run.sum.loss / n,
+            norm: 0.0,
+            forward: run.sum.forward / n,
+            backward: run.sum.backward / n,
+            update: run.sum.update / n,
+        })
+        .collect())
 }
 
 /// `trainer bench [--batch 8] [--length 128] [--layers 4] [--hidden 128] [--heads 4]
@@ -238,14 +260,21 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             anchor::pytorch_step(python.as_ref(), &config, batch, steps, warmup, threads)
         })
         .transpose()?;
-    let reference = time_steps(Kernels::Reference, &config, batch, steps, warmup)?;
-    let step = time_steps(Kernels::Fused, &config, batch, steps, warmup)?;
+    let methods = vec![
+        Gradients::Autograd(Kernels::Reference),
+        Gradients::Autograd(Kernels::Fused),
+        Gradients::handwritten(),
+    ];
+    let [reference, fused, step] = time_steps(methods, &config, batch, steps, warmup)?[..] else {
+        return Err("the bench times three steps".into());
+    };
     let seconds = |s: &StepReport| s.forward + s.backward + s.update;
     let tokens = (batch * length) as f64;
     println!("| step | ms | tokens/s | mean loss |\n|---|---|---|---|");
     for (name, s) in [
-        ("reference (candle ops)", &reference),
-        ("fused (training's)", &step),
+        ("reference: candle ops, autograd", &reference),
+        ("fused kernels, autograd", &fused),
+        ("hand-written backward (training's)", &step),
     ] {
         println!(
             "| {name} | {:.1} | {:.0} | {:.4} |",
@@ -255,8 +284,9 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         );
     }
     println!(
-        "\nfused / reference: {:.2}x tokens/s\n",
-        seconds(&reference) / seconds(&step)
+        "\nhand-written / reference: {:.2}x tokens/s; hand-written / fused autograd: {:.2}x\n",
+        seconds(&reference) / seconds(&step),
+        seconds(&fused) / seconds(&step)
     );
     if let Some(pytorch) = &pytorch {
         anchor::print_comparison(&step, tokens, pytorch);
@@ -273,13 +303,13 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             100.0 * seconds / total
         )
     };
-    println!("| phase of the fused step | ms | share |\n|---|---|---|");
+    println!("| phase of the hand-written step | ms | share |\n|---|---|---|");
     row("forward and loss", step.forward);
     row("backward", step.backward);
     row("gradient norm, clipping, AdamW", step.update);
     row("whole step", total);
     println!(
-        "\n{:.2} GFLOP of matrix products per step, {:.2} GFLOP/s over the whole fused step\n",
+        "\n{:.2} GFLOP of matrix products per step, {:.2} GFLOP/s over the whole step\n",
         flops / 1e9,
         flops / 1e9 / total
     );
@@ -341,17 +371,30 @@ mod tests {
     }
 
     #[test]
-    fn both_steps_train_the_same_and_report_every_phase() {
-        let reference = time_steps(Kernels::Reference, &config(), 2, 3, 1).unwrap();
-        let fused = time_steps(Kernels::Fused, &config(), 2, 3, 1).unwrap();
+    fn every_step_trains_the_same_and_reports_every_phase() {
+        let methods = vec![
+            Gradients::Autograd(Kernels::Reference),
+            Gradients::Autograd(Kernels::Fused),
+            Gradients::handwritten(),
+        ];
+        let [reference, fused, handwritten] = time_steps(methods, &config(), 2, 3, 1).unwrap()[..]
+        else {
+            panic!("one report per method");
+        };
         assert!(reference.loss.is_finite() && reference.loss > 0.0);
         // Same weights, batch and updates: the same losses, up to float rounding.
-        assert!(
-            (reference.loss - fused.loss).abs() < 1e-4,
-            "{reference:?} vs {fused:?}"
-        );
-        for phase in [fused.forward, fused.backward, fused.update] {
-            assert!(phase > 0.0 && phase.is_finite(), "{fused:?}");
+        for other in [&fused, &handwritten] {
+            assert!(
+                (reference.loss - other.loss).abs() < 1e-4,
+                "{reference:?} vs {other:?}"
+            );
+        }
+        for phase in [
+            handwritten.forward,
+            handwritten.backward,
+            handwritten.update,
+        ] {
+            assert!(phase > 0.0 && phase.is_finite(), "{handwritten:?}");
         }
     }
 }

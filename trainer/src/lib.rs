@@ -5,6 +5,7 @@
 
 pub mod anchor;
 pub mod args;
+pub mod backprop;
 pub mod bench;
 pub mod bpe;
 pub mod corpus;
@@ -12,6 +13,7 @@ pub mod data;
 pub mod eval;
 pub mod export;
 pub mod manifest;
+pub mod matmul;
 /// The needle documents live in the engine (the studio's live runner uses them too).
 pub use engine::needles;
 pub mod optimizer;

@@ -80,7 +80,8 @@ fn store_c(models: &Path, id: &str, c: f64) -> Result<(), String> {
 
 /// `trainer eval --models DIR --corpus DIR --results DIR --report FILE
 ///  [--sequences 16] [--fit-sequences 4] [--batch 2] [--only rope,drope,nope]
-///  [--needle-min-trials 40] [--needle-max-trials 400] [--needle-half-width 0.05]`
+///  [--needle-min-trials 40] [--needle-max-trials 400] [--needle-half-width 0.05]
+///  [--split test|validation]`
 ///
 /// Needle trials are counted per (model, scheme, length), depths pooled: they run in
 /// rounds of one per depth until the 95% Wilson interval of the exact-match accuracy has a
@@ -101,6 +102,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             "needle-half-width",
             "batch",
             "only",
+            "split",
         ],
     )?;
     let models = Path::new(args.required("models")?);
@@ -134,6 +136,18 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         TextTokenizer::from_json(&std::fs::read(models.join("tokenizer.json")).map_err(err)?)
             .map_err(err)?;
     let streams = TokenStreams::load(Path::new(args.required("corpus")?), &tokenizer)?;
+    // `--split validation` measures on the validation split's second half (the first
+    // holds the sequences `c` is fitted on), for choosing between training arms without
+    // looking at the test split; the published results use the test split.
+    let split: String = args.get_or("split", "test".to_string())?;
+    let (held_out, split_name): (&[u32], &str) = match split.as_str() {
+        "test" => (&streams.test, "test"),
+        "validation" => (
+            &streams.validation[streams.validation.len() / 2..],
+            "validation (its second half)",
+        ),
+        other => return Err(format!("--split is test or validation, not {other}")),
+    };
 
     // 1. DroPE's c, on validation sequences of 8L.
     let mut fitted = None;
@@ -173,12 +187,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     for id in &ids {
         let model = load_model(models, id)?;
         l = model.config.training_length();
-        let test = eval_windows(
-            &streams.test,
-            8 * l + 1,
-            n_sequences,
-            model.config.bos_token_id,
-        );
+        let test = eval_windows(held_out, 8 * l + 1, n_sequences, model.config.bos_token_id);
         let test: Vec<&[u32]> = test.iter().map(Vec::as_slice).collect();
         for scheme in perplexity_schemes(id) {
             let row = window_perplexity(&model, &scheme.parse().map_err(err)?, &test, batch)?;
@@ -190,7 +199,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             rows.push(row);
         }
     }
-    let sequences_used = streams.test.len() / (8 * l + 1);
+    let sequences_used = held_out.len() / (8 * l + 1);
     std::fs::write(
         results.join("perplexity.json"),
         serde_json::to_string_pretty(&json!({
@@ -202,7 +211,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     )
     .map_err(err)?;
 
-    // 3. Needle in a haystack, test-split haystacks.
+    // 3. Needle in a haystack, held-out haystacks.
     let maker = NeedleMaker::new(&tokenizer)?;
     let mut cells: Vec<NeedleCell> = Vec::new();
     for id in &ids {
@@ -212,7 +221,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
                 &model,
                 family,
                 &maker,
-                &streams.test,
+                held_out,
                 &NEEDLE_MULTIPLES,
                 &NEEDLE_DEPTHS,
                 &budget,
@@ -250,7 +259,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     for id in &ids {
         let model = load_model(models, id)?;
         let l = model.config.training_length();
-        let prose = eval_windows(&streams.test, l, 8, model.config.bos_token_id);
+        let prose = eval_windows(held_out, l, 8, model.config.bos_token_id);
         let prose: Vec<&[u32]> = prose.iter().map(Vec::as_slice).collect();
         let previous = previous_token_mass(&model, &prose)?;
         for family in needle_schemes(id) {
@@ -294,12 +303,12 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         .collect::<Vec<_>>()
         .join("\n");
     let mut markdown = report_markdown(
+        (split_name, n_sequences.min(sequences_used)),
         l,
         &rows,
         &cells,
         &probes,
         fitted.as_ref(),
-        n_sequences.min(sequences_used),
         &budget,
     );
     if !budgets.is_empty() {
@@ -415,13 +424,14 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 /// The report: tables, the paper's numbers labelled as such, and one sentence per claim.
+/// `held_out` names the split measured on and how many sequences of 8L it gave.
 pub fn report_markdown(
+    (split, sequences): (&str, usize),
     l: usize,
     rows: &[PerplexityRow],
     cells: &[NeedleCell],
     probes: &[ProbeResult],
     fitted: Option<&serde_json::Value>,
-    sequences: usize,
     budget: &NeedleBudget,
 ) -> String {
     let pooled = pool_depths(cells);
@@ -429,12 +439,12 @@ pub fn report_markdown(
     let _ = writeln!(md, "# Results\n");
     let _ = writeln!(
         md,
-        "Produced by `cargo xtask results` (`trainer eval`) on the test split; do not edit by hand. \
+        "Produced by `cargo xtask results` (`trainer eval`) on the {split} split; do not edit by hand. \
          Training length L = {l}. The paper's numbers are for much larger models and are shown \
          for the shape of the effect, not as a target to match.\n"
     );
     let _ = writeln!(md, "## Perplexity by position window\n");
-    let _ = writeln!(md, "{sequences} test sequences of 8L tokens. Fixed-s schemes use s = 8; dynamic ones s = (window end) / L.\n");
+    let _ = writeln!(md, "{sequences} {split} sequences of 8L tokens. Fixed-s schemes use s = 8; dynamic ones s = (window end) / L.\n");
     let _ = writeln!(
         md,
         "| model | scheme | 0-L | L-2L | 2L-4L | 4L-8L |\n|---|---|---|---|---|---|"
@@ -623,12 +633,12 @@ mod tests {
         };
         let cells = [NeedleCell::new("drope", "none", 2, Some(0.5), tally)];
         let md = report_markdown(
+            ("test", 16),
             256,
             &[],
             &cells,
             &[],
             Some(&fitted),
-            16,
             &NeedleBudget::default(),
         );
         assert!(md.contains(

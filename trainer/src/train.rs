@@ -31,10 +31,13 @@ use engine::{ModelConfig, ModelWeights, PositionScheme, TextTokenizer, TrainedPo
 use serde::{Deserialize, Serialize};
 
 use crate::args::Args;
+use crate::backprop::{self, Workspace};
 use crate::data::{eval_windows, BatchSampler, FirstToken, RepeatSchedule, TokenStreams};
 use crate::eval::EvalModel;
 use crate::needles::NeedleMaker;
-use crate::optimizer::{clip_factor, global_norm, learning_rate, AdamW, AdamWConfig, Schedule};
+use crate::optimizer::{
+    clip_factor, global_norm, gradients_in_order, learning_rate, AdamW, AdamWConfig, Schedule,
+};
 use crate::probes::{probe, strongest_per_layer, ProbeRow};
 
 /// The training log written to `train-log.json` (read by the studio's training view).
@@ -127,11 +130,28 @@ pub struct StepReport {
     pub update: f64,
 }
 
+/// How a training step computes its gradients.
+pub enum Gradients {
+    /// candle's autograd over the forward pass in the given kernels (what the trainer ran
+    /// before the hand-written step; `trainer bench` times it beside that step).
+    Autograd(Kernels),
+    /// The backward pass written out by hand ([`crate::backprop`]), in the buffers it
+    /// keeps from step to step: what training runs.
+    Handwritten(Box<Workspace>),
+}
+
+impl Gradients {
+    /// The hand-written step with fresh buffers.
+    pub fn handwritten() -> Self {
+        Gradients::Handwritten(Box::default())
+    }
+}
+
 /// One optimisation step on `(inputs, targets)` at learning rate `lr`, gradients clipped
 /// to global norm `clip`: the training loop's step, and what `trainer bench` times.
 #[allow(clippy::too_many_arguments)]
 pub fn train_step(
-    kernels: Kernels,
+    method: &mut Gradients,
     config: &ModelConfig,
     vars: &[(String, Var)],
     optimizer: &mut AdamW,
@@ -141,26 +161,48 @@ pub fn train_step(
     clip: f64,
 ) -> Result<StepReport, String> {
     let started = Instant::now();
-    let weights = weights_of(config, vars)?;
-    let logits = Transformer::new(config, &weights)
-        .with_kernels(kernels)
-        .forward(inputs, settings, None, |_, _| Ok(()))
-        .map_err(err)?;
-    let loss = match kernels {
-        Kernels::Reference => cross_entropy(&logits, targets),
-        Kernels::Fused => fused_cross_entropy(&logits, targets),
-    }
-    .map_err(err)?;
-    let forward = started.elapsed().as_secs_f64();
-    let grads = loss.backward().map_err(err)?;
-    let backward = started.elapsed().as_secs_f64() - forward;
-    let norm = global_norm(vars, &grads).map_err(err)?;
+    let (loss, grads, forward, backward) = match method {
+        Gradients::Autograd(kernels) => {
+            let weights = weights_of(config, vars)?;
+            let logits = Transformer::new(config, &weights)
+                .with_kernels(*kernels)
+                .forward(inputs, settings, None, |_, _| Ok(()))
+                .map_err(err)?;
+            let loss = match kernels {
+                Kernels::Reference => cross_entropy(&logits, targets),
+                Kernels::Fused => fused_cross_entropy(&logits, targets),
+            }
+            .map_err(err)?;
+            let forward = started.elapsed().as_secs_f64();
+            let store = loss.backward().map_err(err)?;
+            let grads = gradients_in_order(vars, &store).map_err(err)?;
+            let backward = started.elapsed().as_secs_f64() - forward;
+            let loss = loss.to_scalar::<f32>().map_err(err)? as f64;
+            (loss, grads, forward, backward)
+        }
+        Gradients::Handwritten(workspace) => {
+            let shape = inputs.dims2().map_err(err)?;
+            let tokens = |t: &Tensor| t.flatten_all()?.to_vec1::<u32>();
+            let (inputs, targets) = (tokens(inputs).map_err(err)?, tokens(targets).map_err(err)?);
+            let out = backprop::loss_and_gradients(
+                workspace,
+                config,
+                vars,
+                settings.rotary,
+                settings.logit_scale,
+                (&inputs, &targets),
+                shape,
+            )?;
+            (out.loss, out.gradients, out.forward, out.backward)
+        }
+    };
+    let norm = global_norm(&grads).map_err(err)?;
     optimizer
         .step(vars, &grads, lr, clip_factor(norm, clip))
         .map_err(err)?;
     let update = started.elapsed().as_secs_f64() - forward - backward;
     Ok(StepReport {
-        loss: loss.to_scalar::<f32>().map_err(err)? as f64,
+        loss,
         norm,
         forward,
         backward,
@@ -547,6 +589,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         )?;
         write_json(&log_path, log)
     };
+    let mut gradients = Gradients::handwritten();
     while step < total_steps.min(stop_at) {
         let (inputs, targets) = sampler.batch(step, &Device::Cpu)?;
         let lr = if rewarm > 0 {
@@ -562,7 +605,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             learning_rate(schedule, step, total_steps, warmup, peak_lr, min_lr)
         };
         let StepReport { loss, norm, .. } = train_step(
-            Kernels::Fused,
+            &mut gradients,
             &config,
             &vars,
             &mut optimizer,

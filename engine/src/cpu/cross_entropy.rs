@@ -6,7 +6,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, D};
 
-use super::kernel::fail;
+use super::kernel::{exp, fail};
 use crate::error::Result;
 
 /// Per-token cross-entropy of `logits: [B, T, V]` against `targets: [B, T]` (mean), in
@@ -59,8 +59,95 @@ fn rows_and_targets<'a>(
 
 /// `ln(sum(exp(row)))`, with the row's maximum subtracted for stability.
 fn log_sum_exp(row: &[f32]) -> f32 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    max + row.iter().map(|&x| (x - max).exp()).sum::<f32>().ln()
+    let max = row_max(row);
+    max + exp_sum(row, max).ln()
+}
+
+// Independent accumulators, so the row's max and sum vectorise (a single running float
+// reduction cannot be reordered by the compiler).
+const LANES: usize = 8;
+
+fn row_max(row: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = a.max(v);
+        }
+    }
+    acc.into_iter().fold(tail, f32::max)
+}
+
+/// `sum(exp(row - max))`.
+fn exp_sum(row: &[f32], max: f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().map(|&v| exp(v - max)).sum();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += exp(v - max);
+        }
+    }
+    acc.into_iter().sum::<f32>() + tail
+}
+
+/// `sum(row)` in independent lanes.
+fn lanes_sum(row: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += v;
+        }
+    }
+    acc.into_iter().sum::<f32>() + tail
+}
+
+/// The kernel on plain rows: the summed (not mean) loss of `[n, v]` logits against
+/// their `n` targets, each below `v`. The candle op below and the trainer's hand-written
+/// step both run it.
+pub fn total_loss(logits: &[f32], v: usize, targets: &[u32]) -> f64 {
+    logits
+        .chunks_exact(v)
+        .zip(targets)
+        .map(|(row, &id)| (log_sum_exp(row) - row[id as usize]) as f64)
+        .sum()
+}
+
+/// Turns `[n, v]` logits into the gradient of `per_row` times the summed loss,
+/// `(softmax(row) - onehot(target)) * per_row`, in place, and returns the summed loss:
+/// one `exp` per logit (the logits are the step's largest tensor; the hand-written step
+/// has no further use for them).
+pub fn loss_and_gradient_in_place(
+    logits: &mut [f32],
+    v: usize,
+    targets: &[u32],
+    per_row: f32,
+) -> f64 {
+    let mut total = 0f64;
+    for (row, &id) in logits.chunks_exact_mut(v).zip(targets) {
+        let max = row_max(row);
+        let picked = row[id as usize];
+        // A plain loop, which the compiler vectorises (an unrolled one with the sum
+        // folded in stayed scalar).
+        for x in row.iter_mut() {
+            *x = exp(*x - max);
+        }
+        let sum = lanes_sum(row);
+        total += f64::from(max + sum.ln() - picked);
+        let scale = per_row / sum;
+        for x in row.iter_mut() {
+            *x *= scale;
+        }
+        row[id as usize] -= per_row;
+    }
+    total
 }
 
 struct CrossEntropy;
@@ -78,12 +165,7 @@ impl CustomOp2 for CrossEntropy {
         targets_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (values, v, ids) = rows_and_targets(logits, logits_layout, targets, targets_layout)?;
-        let total: f64 = values
-            .chunks_exact(v)
-            .zip(ids)
-            .map(|(row, &id)| (log_sum_exp(row) - row[id as usize]) as f64)
-            .sum();
-        let mean = total / ids.len().max(1) as f64;
+        let mean = total_loss(values, v, ids) / ids.len().max(1) as f64;
         Ok((CpuStorage::F32(vec![mean as f32]), Shape::from(())))
     }
 
@@ -118,19 +200,8 @@ impl CustomOp2 for CrossEntropyGrad {
         targets_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (values, v, ids) = rows_and_targets(logits, logits_layout, targets, targets_layout)?;
-        let per_row = self.scale / ids.len().max(1) as f32;
-        let mut grad = vec![0f32; values.len()];
-        for ((row, out), &id) in values
-            .chunks_exact(v)
-            .zip(grad.chunks_exact_mut(v))
-            .zip(ids)
-        {
-            let lse = log_sum_exp(row);
-            for (g, &x) in out.iter_mut().zip(row) {
-                *g = (x - lse).exp() * per_row;
-            }
-            out[id as usize] -= per_row;
-        }
+        let mut grad = values.to_vec();
+        loss_and_gradient_in_place(&mut grad, v, ids, self.scale / ids.len().max(1) as f32);
         Ok((CpuStorage::F32(grad), logits_layout.shape().clone()))
     }
 }

@@ -1,11 +1,11 @@
 //! The CPU backend: candle-core tensors on the CPU, the reference implementation.
 
-mod cross_entropy;
+pub mod cross_entropy;
 mod kernel;
-mod norm;
-mod rotary;
-mod softmax;
-mod swiglu;
+pub mod norm;
+pub mod rotary;
+pub mod softmax;
+pub mod swiglu;
 mod transformer;
 
 pub use cross_entropy::{cross_entropy, fused_cross_entropy};

@@ -117,6 +117,57 @@ fn inverse_rms(sum_of_squares: f64, hidden: usize, eps: f64) -> f64 {
     1.0 / (sum_of_squares / hidden as f64 + eps).sqrt()
 }
 
+/// The kernel on plain rows: `out = x / rms(x) * w` for each row of `x` (rows of
+/// `w.len()`). The candle op above and the trainer's hand-written step both run it.
+pub fn forward(x: &[f32], w: &[f32], eps: f64, out: &mut [f32]) {
+    let hidden = w.len();
+    assert_eq!(
+        x.len(),
+        out.len(),
+        "rms norm: input and output lengths differ"
+    );
+    // chunks_exact(0) panics; an empty last dimension leaves nothing to write.
+    if hidden == 0 {
+        return;
+    }
+    for (row, out) in x.chunks_exact(hidden).zip(out.chunks_exact_mut(hidden)) {
+        let r = inverse_rms(sum_of_squares(row), hidden, eps) as f32;
+        for ((o, &v), &wv) in out.iter_mut().zip(row).zip(w) {
+            *o = v * r * wv;
+        }
+    }
+}
+
+/// [`forward`]'s gradients from the output's, `g`: writes `grad_x` and adds each row's
+/// share to `grad_w` (f64, since it sums over every row, as the row statistics do).
+pub fn backward(x: &[f32], w: &[f32], g: &[f32], eps: f64, grad_x: &mut [f32], grad_w: &mut [f64]) {
+    let hidden = w.len();
+    assert!(
+        x.len() == g.len() && x.len() == grad_x.len() && grad_w.len() == hidden,
+        "rms norm backward: mismatched lengths"
+    );
+    if hidden == 0 {
+        return;
+    }
+    for ((xr, gr), dx) in x
+        .chunks_exact(hidden)
+        .zip(g.chunks_exact(hidden))
+        .zip(grad_x.chunks_exact_mut(hidden))
+    {
+        let (square, dot) = backward_sums(xr, gr, w);
+        let r = inverse_rms(square, hidden, eps);
+        // dx = r * (g*w - x*r * mean(g*w * x*r)) = r*g*w - x * r^3 * mean(g*w*x)
+        let c = (r * r * r * dot / hidden as f64) as f32;
+        let r32 = r as f32;
+        for (((d, &xv), &gv), &wv) in dx.iter_mut().zip(xr).zip(gr).zip(w) {
+            *d = r32 * gv * wv - c * xv;
+        }
+        for ((acc, &xv), &gv) in grad_w.iter_mut().zip(xr).zip(gr) {
+            *acc += f64::from(gv) * f64::from(xv) * r;
+        }
+    }
+}
+
 struct RmsNorm {
     eps: f64,
 }
@@ -134,17 +185,8 @@ impl CustomOp2 for RmsNorm {
         weight_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, w) = input_and_weight(x, x_layout, weight, weight_layout)?;
-        let hidden = w.len();
         let mut out = vec![0f32; x.len()];
-        // chunks_exact(0) panics; an empty last dimension leaves nothing to write.
-        if hidden > 0 {
-            for (row, out) in x.chunks_exact(hidden).zip(out.chunks_exact_mut(hidden)) {
-                let r = inverse_rms(sum_of_squares(row), hidden, self.eps) as f32;
-                for ((o, &v), &wv) in out.iter_mut().zip(row).zip(w) {
-                    *o = v * r * wv;
-                }
-            }
-        }
+        forward(x, w, self.eps, &mut out);
         Ok((CpuStorage::F32(out), x_layout.shape().clone()))
     }
 
@@ -197,27 +239,8 @@ impl CustomOp3 for RmsNormGrad {
         let hidden = w.len();
         let mut out = vec![0f32; x.len() + hidden];
         let (grad_x, grad_w) = out.split_at_mut(x.len());
-        // The weight's gradient sums over every row: f64, as for the row statistics.
         let mut grad_w64 = vec![0f64; hidden];
-        if hidden > 0 {
-            for ((xr, gr), dx) in x
-                .chunks_exact(hidden)
-                .zip(g.chunks_exact(hidden))
-                .zip(grad_x.chunks_exact_mut(hidden))
-            {
-                let (square, dot) = backward_sums(xr, gr, w);
-                let r = inverse_rms(square, hidden, self.eps);
-                // dx = r * (g*w - x*r * mean(g*w * x*r)) = r*g*w - x * r^3 * mean(g*w*x)
-                let c = (r * r * r * dot / hidden as f64) as f32;
-                let r32 = r as f32;
-                for (((d, &xv), &gv), &wv) in dx.iter_mut().zip(xr).zip(gr).zip(w) {
-                    *d = r32 * gv * wv - c * xv;
-                }
-                for ((acc, &xv), &gv) in grad_w64.iter_mut().zip(xr).zip(gr) {
-                    *acc += f64::from(gv) * f64::from(xv) * r;
-                }
-            }
-        }
+        backward(x, w, g, self.eps, grad_x, &mut grad_w64);
         for (dw, &acc) in grad_w.iter_mut().zip(&grad_w64) {
             *dw = acc as f32;
         }

@@ -62,6 +62,44 @@ fn check_shapes(x: &Shape, cos: &Shape, sin: &Shape) -> candle_core::Result<(usi
     Ok((t, d / 2))
 }
 
+/// The kernel on plain rows of `D` values with `half = D / 2`: row `r` of `x` is
+/// rotated by the angles of table row `position(r)` (the tables are `[positions, half]`),
+/// or with `inverse` by their negatives, into the same row of `out`. The candle op above
+/// (rows of `[..., T, D]`, `position = r % T`) and the trainer's hand-written step (rows
+/// of `[tokens, heads, D]`) both run it.
+pub fn rotate(
+    x: &[f32],
+    (cos, sin, half): (&[f32], &[f32], usize),
+    position: impl Fn(usize) -> usize,
+    inverse: bool,
+    out: &mut [f32],
+) {
+    assert!(
+        x.len() == out.len() && cos.len() == sin.len(),
+        "rotary: mismatched lengths"
+    );
+    if half == 0 {
+        return;
+    }
+    // Negating sin is exact, so the inverse is the reference's backward
+    // (g1 cos + g2 sin, g2 cos - g1 sin) to the bit.
+    let sign = if inverse { -1f32 } else { 1f32 };
+    let rows = x.chunks_exact(2 * half).zip(out.chunks_exact_mut(2 * half));
+    for (row, (input, output)) in rows.enumerate() {
+        let p = position(row);
+        let cos = &cos[p * half..][..half];
+        let sin = &sin[p * half..][..half];
+        let (x1, x2) = input.split_at(half);
+        let (first, second) = output.split_at_mut(half);
+        let pairs = first.iter_mut().zip(second).zip(x1.iter().zip(x2));
+        for (((o1, o2), (&a, &b)), (&c, &s)) in pairs.zip(cos.iter().zip(sin)) {
+            let s = sign * s;
+            *o1 = a * c - b * s;
+            *o2 = b * c + a * s;
+        }
+    }
+}
+
 /// The rotation by the tables' angles, or with `inverse` by their negatives (the
 /// gradient: a rotation's transpose is its inverse).
 struct Rotate {
@@ -91,25 +129,7 @@ impl CustomOp3 for Rotate {
         let cos = f32_values("fused rotary", cos, cos_layout)?;
         let sin = f32_values("fused rotary", sin, sin_layout)?;
         let mut out = vec![0f32; x.len()];
-        if half > 0 {
-            // Negating sin is exact, so the inverse is the reference's backward
-            // (g1 cos + g2 sin, g2 cos - g1 sin) to the bit.
-            let sign = if self.inverse { -1f32 } else { 1f32 };
-            let rows = x.chunks_exact(2 * half).zip(out.chunks_exact_mut(2 * half));
-            for (row, (input, output)) in rows.enumerate() {
-                let position = row % t;
-                let cos = &cos[position * half..][..half];
-                let sin = &sin[position * half..][..half];
-                let (x1, x2) = input.split_at(half);
-                let (first, second) = output.split_at_mut(half);
-                let pairs = first.iter_mut().zip(second).zip(x1.iter().zip(x2));
-                for (((o1, o2), (&a, &b)), (&c, &s)) in pairs.zip(cos.iter().zip(sin)) {
-                    let s = sign * s;
-                    *o1 = a * c - b * s;
-                    *o2 = b * c + a * s;
-                }
-            }
-        }
+        rotate(x, (cos, sin, half), |row| row % t, self.inverse, &mut out);
         Ok((CpuStorage::F32(out), x_layout.shape().clone()))
     }
 

@@ -12,7 +12,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Shape, Tensor};
 
-use super::kernel::{f32_values, fail};
+use super::kernel::{exp, f32_values, fail};
 use super::transformer::causal_mask;
 use crate::cpu::softmax_last_dim;
 use crate::error::Result;
@@ -50,17 +50,62 @@ fn query_and_key_dims(shape: &Shape) -> candle_core::Result<(usize, usize)> {
     Ok((*t, *s))
 }
 
-/// Calls `each(row, seen)` for every row of `[..., T, S]` values (numbered across all
-/// leading dimensions), `seen` being how many leading keys that row's query may see.
-fn for_each_row(shape: &Shape, mut each: impl FnMut(usize, usize)) -> candle_core::Result<()> {
-    let (t, s) = query_and_key_dims(shape)?;
-    if t > 0 {
+/// Calls `each(row, seen)` for every row of `[..., T, S]` values (`len` of them in all,
+/// numbered across all leading dimensions), `seen` being how many leading keys that row's
+/// query may see.
+fn for_each_row(len: usize, (t, s): (usize, usize), mut each: impl FnMut(usize, usize)) {
+    if t > 0 && s > 0 {
         let cached = s - t;
-        for row in 0..shape.elem_count() / s {
+        for row in 0..len / s {
             each(row, cached + row % t + 1);
         }
     }
-    Ok(())
+}
+
+/// The kernel on plain rows: `scores` holds rows of `S` keys in blocks of `T` queries
+/// (`[..., T, S]`, `S >= T`); writes `softmax(scale * row)` over the keys each query may
+/// see into `probs`, 0 at the rest. The candle op above and the trainer's hand-written
+/// step both run it.
+pub fn forward(scores: &[f32], (t, s): (usize, usize), scale: f32, probs: &mut [f32]) {
+    assert!(
+        scores.len() == probs.len() && s >= t,
+        "causal softmax: mismatched shapes"
+    );
+    for_each_row(scores.len(), (t, s), |row, seen| {
+        let input = &scores[row * s..][..seen];
+        let (out, masked) = probs[row * s..][..s].split_at_mut(seen);
+        masked.fill(0.0);
+        for (o, &x) in out.iter_mut().zip(input) {
+            *o = x * scale;
+        }
+        let max = lanes_fold(out, f32::NEG_INFINITY, f32::max, f32::max);
+        for o in out.iter_mut() {
+            *o = exp(*o - max);
+        }
+        let inv_sum = 1.0 / lanes_fold(out, 0.0, |a, v| a + v, |a, v| a + v);
+        for o in out.iter_mut() {
+            *o *= inv_sum;
+        }
+    });
+}
+
+/// [`forward`]'s gradient, `scale * p * (g - sum_j(g_j p_j))` per row, from the
+/// probabilities `p` and their gradient `g`, written into `out`; 0 at masked keys.
+pub fn backward(p: &[f32], g: &[f32], (t, s): (usize, usize), scale: f32, out: &mut [f32]) {
+    assert!(
+        p.len() == g.len() && p.len() == out.len() && s >= t,
+        "causal softmax backward: mismatched shapes"
+    );
+    for_each_row(p.len(), (t, s), |row, seen| {
+        let p = &p[row * s..][..seen];
+        let g = &g[row * s..][..seen];
+        let dot = lanes_dot(p, g);
+        let (out, masked) = out[row * s..][..s].split_at_mut(seen);
+        masked.fill(0.0);
+        for ((o, &pj), &gj) in out.iter_mut().zip(p).zip(g) {
+            *o = scale * pj * (gj - dot);
+        }
+    });
 }
 
 // Float reductions are only vectorized when the code itself sums in independent lanes
@@ -118,24 +163,9 @@ impl CustomOp1 for CausalSoftmax {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let shape = layout.shape();
         let values = f32_values("fused causal softmax", storage, layout)?;
-        let s = shape.dims().last().copied().unwrap_or(0);
-        // Masked keys stay at this 0.
+        let dims = query_and_key_dims(shape)?;
         let mut probs = vec![0f32; values.len()];
-        for_each_row(shape, |row, seen| {
-            let input = &values[row * s..][..seen];
-            let out = &mut probs[row * s..][..seen];
-            for (o, &x) in out.iter_mut().zip(input) {
-                *o = x * self.scale;
-            }
-            let max = lanes_fold(out, f32::NEG_INFINITY, f32::max, f32::max);
-            for o in out.iter_mut() {
-                *o = (*o - max).exp();
-            }
-            let inv_sum = 1.0 / lanes_fold(out, 0.0, |a, v| a + v, |a, v| a + v);
-            for o in out.iter_mut() {
-                *o *= inv_sum;
-            }
-        })?;
+        forward(values, dims, self.scale, &mut probs);
         Ok((CpuStorage::F32(probs), shape.clone()))
     }
 
@@ -181,16 +211,8 @@ impl CustomOp2 for CausalSoftmaxGrad {
         }
         let p = f32_values("fused causal softmax", probs, probs_layout)?;
         let g = f32_values("fused causal softmax", grad, grad_layout)?;
-        let s = shape.dims().last().copied().unwrap_or(0);
         let mut out = vec![0f32; p.len()];
-        for_each_row(shape, |row, seen| {
-            let p = &p[row * s..][..seen];
-            let g = &g[row * s..][..seen];
-            let dot = lanes_dot(p, g);
-            for ((o, &pj), &gj) in out[row * s..][..seen].iter_mut().zip(p).zip(g) {
-                *o = self.scale * pj * (gj - dot);
-            }
-        })?;
+        backward(p, g, query_and_key_dims(shape)?, self.scale, &mut out);
         Ok((CpuStorage::F32(out), shape.clone()))
     }
 }

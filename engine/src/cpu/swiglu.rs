@@ -46,13 +46,50 @@ fn same_shape(a: &Layout, b: &Layout) -> candle_core::Result<()> {
 }
 
 /// `(sigmoid(g), silu(g))` with candle's own formulas (`silu = g / (1 + exp(-g))`,
-/// `sigmoid = recip(exp(-g) + 1)`), so the fused op agrees with the reference to the
-/// rounding, not just to the formula. Both stay finite for any finite `g`: `exp(-g)`
-/// overflows to infinity, giving `0` and `-0`.
+/// `sigmoid = recip(exp(-g) + 1)`) and libm's `exp`, so the fused op agrees with the
+/// reference to the rounding, not just to the formula: near silu's minimum its
+/// derivative cancels, and even `kernel::exp`'s 2 ulp showed there (measured: no faster
+/// here either). Both stay finite for any finite `g`: `exp(-g)` overflows to infinity,
+/// giving `0` and `-0`.
 #[inline(always)]
 fn sigmoid_and_silu(g: f32) -> (f32, f32) {
     let e = (-g).exp();
     ((e + 1.0).recip(), g / (1.0 + e))
+}
+
+/// The kernel on plain slices of one length: `out = silu(gate) * up`. The candle op
+/// above and the trainer's hand-written step both run it.
+pub fn forward(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    assert!(
+        gate.len() == up.len() && gate.len() == out.len(),
+        "swiglu: mismatched lengths"
+    );
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = g / (1.0 + (-g).exp()) * u;
+    }
+}
+
+/// [`forward`]'s gradients from the output's, `grad`, written into `grad_gate` and
+/// `grad_up`.
+pub fn backward(
+    gate: &[f32],
+    up: &[f32],
+    grad: &[f32],
+    grad_gate: &mut [f32],
+    grad_up: &mut [f32],
+) {
+    let n = gate.len();
+    assert!(
+        up.len() == n && grad.len() == n && grad_gate.len() == n && grad_up.len() == n,
+        "swiglu backward: mismatched lengths"
+    );
+    let inputs = gate.iter().zip(up).zip(grad);
+    for ((dg, du), ((&g, &u), &d)) in grad_gate.iter_mut().zip(grad_up.iter_mut()).zip(inputs) {
+        let (s, silu) = sigmoid_and_silu(g);
+        // d silu / dg = s * (1 + g * (1 - s)), written as candle writes it.
+        *dg = d * u * (s * (1.0 - silu) + silu);
+        *du = d * silu;
+    }
 }
 
 struct SwiGlu;
@@ -74,11 +111,8 @@ impl CustomOp2 for SwiGlu {
             f32_values("fused swiglu", gate, gate_layout)?,
             f32_values("fused swiglu", up, up_layout)?,
         );
-        let out = gate
-            .iter()
-            .zip(up)
-            .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
-            .collect();
+        let mut out = vec![0f32; gate.len()];
+        forward(gate, up, &mut out);
         Ok((CpuStorage::F32(out), gate_layout.shape().clone()))
     }
 
@@ -127,13 +161,7 @@ impl CustomOp3 for SwiGluGrad {
         let n = gate.len();
         let mut out = vec![0f32; 2 * n];
         let (grad_gate, grad_up) = out.split_at_mut(n);
-        let inputs = gate.iter().zip(up).zip(grad);
-        for ((dg, du), ((&g, &u), &d)) in grad_gate.iter_mut().zip(grad_up.iter_mut()).zip(inputs) {
-            let (s, silu) = sigmoid_and_silu(g);
-            // d silu / dg = s * (1 + g * (1 - s)), written as candle writes it.
-            *dg = d * u * (s * (1.0 - silu) + silu);
-            *du = d * silu;
-        }
+        backward(gate, up, grad, grad_gate, grad_up);
         Ok((CpuStorage::F32(out), Shape::from(2 * n)))
     }
 }

@@ -46,6 +46,15 @@ impl RotaryTables {
         (cos, sin)
     }
 
+    /// The `[T, D/2]` cos and sin values, row-major (the trainer's hand-written step
+    /// rotates with them).
+    pub fn cos_sin(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        Ok((
+            self.cos.flatten_all()?.to_vec1()?,
+            self.sin.flatten_all()?.to_vec1()?,
+        ))
+    }
+
     /// Tables for an applied scheme, or `None` when the scheme does not rotate.
     pub fn for_scheme(
         scheme: &AppliedScheme,
