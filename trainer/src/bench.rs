@@ -254,12 +254,17 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     );
     // The PyTorch anchor runs first, so a missing interpreter or torch fails fast.
     let python: String = args.get_or("pytorch", String::new())?;
-    let pytorch = (!python.is_empty())
-        .then(|| {
-            let threads = anchor::threads();
-            anchor::pytorch_step(python.as_ref(), &config, batch, steps, warmup, threads)
-        })
-        .transpose()?;
+    let anchor = || {
+        (!python.is_empty())
+            .then(|| {
+                let threads = anchor::threads();
+                anchor::pytorch_step(python.as_ref(), &config, batch, steps, warmup, threads)
+            })
+            .transpose()
+    };
+    // PyTorch runs before and after ours, and the ratio uses the mean of the two, so a
+    // shared machine's drift during the run moves both sides alike.
+    let before = anchor()?;
     let methods = vec![
         Gradients::Autograd(Kernels::Reference),
         Gradients::Autograd(Kernels::Fused),
@@ -288,8 +293,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         seconds(&reference) / seconds(&step),
         seconds(&fused) / seconds(&step)
     );
-    if let Some(pytorch) = &pytorch {
-        anchor::print_comparison(&step, tokens, pytorch);
+    if let (Some(before), Some(after)) = (before, anchor()?) {
+        anchor::print_comparison(&step, tokens, &[before, after]);
     }
     let total = seconds(&step);
     let (linear, attention) = step_products(&config, batch, length);

@@ -81,7 +81,7 @@ fn store_c(models: &Path, id: &str, c: f64) -> Result<(), String> {
 /// `trainer eval --models DIR --corpus DIR --results DIR --report FILE
 ///  [--sequences 16] [--fit-sequences 4] [--batch 2] [--only rope,drope,nope]
 ///  [--needle-min-trials 40] [--needle-max-trials 400] [--needle-half-width 0.05]
-///  [--split test|validation]`
+///  [--split test|validation] [--samples FILE]`
 ///
 /// Needle trials are counted per (model, scheme, length), depths pooled: they run in
 /// rounds of one per depth until the 95% Wilson interval of the exact-match accuracy has a
@@ -103,6 +103,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             "batch",
             "only",
             "split",
+            "samples",
         ],
     )?;
     let models = Path::new(args.required("models")?);
@@ -297,6 +298,22 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     )
     .map_err(err)?;
 
+    // 5. The studio's default prompt (the first sample of `--samples`) under the studio's
+    //    default series, window by window: the figure a visitor sees first, measured.
+    let samples_path: String = args.get_or("samples", String::new())?;
+    let prompt_rows = if samples_path.is_empty() {
+        Vec::new()
+    } else {
+        default_prompt_rows(models, &ids, &tokenizer, Path::new(&samples_path))?
+    };
+    if !prompt_rows.is_empty() {
+        std::fs::write(
+            results.join("default-prompt.json"),
+            serde_json::to_string_pretty(&json!({ "rows": prompt_rows })).map_err(err)? + "\n",
+        )
+        .map_err(err)?;
+    }
+
     let budgets = ids
         .iter()
         .filter_map(|id| training_budget(models, id))
@@ -318,6 +335,12 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         let at = markdown.find("## Perplexity").unwrap_or(0);
         markdown.insert_str(at, &table);
     }
+    if let Some(section) = default_prompt_markdown(&prompt_rows) {
+        let at = markdown
+            .find("## Needle in a haystack")
+            .unwrap_or(markdown.len());
+        markdown.insert_str(at, &section);
+    }
     std::fs::write(report, markdown).map_err(err)?;
     println!(
         "eval done in {:.0} s -> {} and {}",
@@ -326,6 +349,86 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         report.display()
     );
     Ok(())
+}
+
+/// The series the studio compares by default (`app/src/url_state.rs`), plus each model
+/// as trained and NoPE, for the default-prompt table.
+fn prompt_schemes(id: &str) -> &'static [&'static str] {
+    match id {
+        "rope" => &["rope", "yarn:dyn"],
+        "drope" => &["none", "none:dyn+beta"],
+        _ => &["none"],
+    }
+}
+
+/// Perplexity by window of the first sample in `samples` (the studio's default prompt),
+/// its first 8L tokens after the model's first token, per model and scheme.
+fn default_prompt_rows(
+    models: &Path,
+    ids: &[&str],
+    tokenizer: &TextTokenizer,
+    samples: &Path,
+) -> Result<Vec<PerplexityRow>, String> {
+    let set: engine::samples::SampleSet = serde_json::from_slice(
+        &std::fs::read(samples)
+            .map_err(|e| format!("cannot read the samples file {}: {e}", samples.display()))?,
+    )
+    .map_err(|e| format!("{} is not a samples file: {e}", samples.display()))?;
+    let Some(sample) = set.samples.first() else {
+        return Err(format!("{} holds no sample", samples.display()));
+    };
+    let text: Vec<u32> = tokenizer
+        .encode(&sample.text)
+        .map_err(err)?
+        .iter()
+        .map(|piece| piece.id)
+        .collect();
+    let mut rows = Vec::new();
+    for id in ids {
+        let model = load_model(models, id)?;
+        let needed = 8 * model.config.training_length() + 1;
+        let mut tokens = model.config.with_bos(&text);
+        if tokens.len() < needed {
+            return Err(format!(
+                "the default sample `{}` has {} tokens, 8L + 1 = {needed} are needed",
+                sample.id,
+                tokens.len()
+            ));
+        }
+        tokens.truncate(needed);
+        for scheme in prompt_schemes(id) {
+            let row = window_perplexity(&model, &scheme.parse().map_err(err)?, &[&tokens], 1)?;
+            println!("default prompt {id} {scheme}: {:?}", row.perplexity);
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// The report's section on the default prompt, or `None` without rows.
+fn default_prompt_markdown(rows: &[PerplexityRow]) -> Option<String> {
+    if rows.is_empty() {
+        return None;
+    }
+    let mut md = String::from(
+        "## The studio's default prompt\n\nThe first sample of `public/samples.json` (a passage of a test document repeated \
+         to 8L tokens, as its title says), perplexity by window under the series the studio shows \
+         first, plus each model as trained and NoPE. From the second repeat on, every token is a \
+         copy of one in the context: a model that copies from its context at that distance \
+         predicts them well.\n\n| model | scheme | 0-L | L-2L | 2L-4L | 4L-8L |\n|---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        let cells: Vec<String> = row.perplexity.iter().map(|p| format!("{p:.2}")).collect();
+        let _ = writeln!(
+            md,
+            "| {} | `{}` | {} |",
+            row.model,
+            row.scheme,
+            cells.join(" | ")
+        );
+    }
+    md.push('\n');
+    Some(md)
 }
 
 /// The probes of one model under one scheme family (`s` = 4 at 4L).

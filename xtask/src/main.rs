@@ -139,6 +139,7 @@ fn results(args: &[String]) -> Result<()> {
             .args(["run", "--quiet", "--release", "-p", "trainer", "--", "eval"])
             .args(["--models", "public/models", "--results", "public/results"])
             .args(["--report", "docs/RESULTS.md", "--corpus", &corpus])
+            .args(["--samples", "public/samples.json"])
             .args(args)
             .current_dir(root()),
     )
