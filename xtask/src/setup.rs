@@ -41,6 +41,10 @@ fn setup(for_tests: bool) -> Result<()> {
 
     step(&format!("rust target {WASM_TARGET}"), rust_target)?;
     if for_tests {
+        step(
+            "rustfmt and clippy (rustup components)",
+            rust_lint_components,
+        )?;
         step(&format!("apt: {}", APT_PACKAGES.join(" ")), apt_packages)?;
     }
     step(&format!("trunk {TRUNK_VERSION}"), trunk)?;
@@ -85,6 +89,18 @@ fn rust_target() -> Result<Done> {
     }
     installing(WASM_TARGET);
     util::run(Command::new("rustup").args(["target", "add", WASM_TARGET]))?;
+    Ok(Done::Installed)
+}
+
+/// `cargo xtask test` checks formatting and lints first; a minimal rustup profile lacks
+/// both tools.
+fn rust_lint_components() -> Result<Done> {
+    let has = |tool: &str| util::output(Command::new("cargo").args([tool, "--version"])).is_some();
+    if has("fmt") && has("clippy") {
+        return Ok(Done::Already);
+    }
+    installing("rustfmt, clippy");
+    util::run(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))?;
     Ok(Done::Installed)
 }
 

@@ -1,5 +1,8 @@
 //! `cargo xtask test`: every test, in order, with a duration per step.
 //!
+//! 0. lint:    `cargo fmt --all -- --check`, then `cargo clippy -D warnings` on the native
+//!    crates (with the GPU backend) and on the app for wasm: style and lint failures
+//!    fail the run before any test
 //! 1. native:  `cargo test --workspace --exclude app --features engine/gpu` (the app is
 //!    wasm-only; the GPU conformance suite runs on Mesa's lavapipe)
 //! 2. wasm:    `cargo test --target wasm32-unknown-unknown -p engine` and `-p app`,
@@ -17,7 +20,7 @@ use crate::server::StaticServer;
 use crate::setup::{self, E2E_DIR, WASM_TARGET};
 use crate::util::{self, root, secs, Result};
 
-const GROUPS: &[&str] = &["native", "wasm", "e2e"];
+const GROUPS: &[&str] = &["lint", "native", "wasm", "e2e"];
 /// Where the e2e tests find the site: a sub-path, as GitHub Pages serves a project.
 const SUB_PATH: &str = "/drope-studio/";
 /// Seconds wasm-bindgen-test-runner waits for a browser test binary (default 20 s is
@@ -130,6 +133,35 @@ pub fn run(args: &[String]) -> Result<()> {
     if !report.step("setup", setup::run) {
         report.print(start.elapsed());
         return Err("setup failed".into());
+    }
+
+    if want("lint") {
+        report.step("lint: cargo fmt --all -- --check", || {
+            util::run(
+                Command::new("cargo")
+                    .args(["fmt", "--all", "--", "--check"])
+                    .current_dir(root()),
+            )
+        });
+        report.step(
+            "lint: cargo clippy (native crates, engine/gpu) -D warnings",
+            || {
+                util::run(
+                    Command::new("cargo")
+                        .args(["clippy", "--workspace", "--exclude", "app", "--all-targets"])
+                        .args(["--features", "engine/gpu", "--", "-D", "warnings"])
+                        .current_dir(root()),
+                )
+            },
+        );
+        report.step("lint: cargo clippy -p app (wasm) -D warnings", || {
+            util::run(
+                Command::new("cargo")
+                    .args(["clippy", "-p", "app", "--all-targets"])
+                    .args(["--target", WASM_TARGET, "--", "-D", "warnings"])
+                    .current_dir(root()),
+            )
+        });
     }
 
     if want("native") {
