@@ -5,7 +5,7 @@
 //! saved during training (`trainer probe`), with its 95% Wilson interval. DOM-free;
 //! `views/probe_story.rs` draws it.
 
-use crate::published::{InductionScore, ModelTrainLog, ProbeRow, TrainLog};
+use crate::published::{InductionScore, ModelTrainLog, ProbeRow, TrainHistory};
 
 /// How much lower (nats) the second copy's loss must be than the first's for a model to
 /// count as copying: 1 nat makes each copied token e (2.7) times likelier.
@@ -65,15 +65,15 @@ pub struct CopyPoint {
 /// The second-copy losses of `log` at `length`, in log order; rows without one are
 /// skipped. A drop's two rows at one step stay in order, so the jump draws as a
 /// vertical segment.
-pub fn second_copy_series(log: &TrainLog, length: ProbeLength) -> Vec<CopyPoint> {
+pub fn second_copy_series(log: &TrainHistory, length: ProbeLength) -> Vec<CopyPoint> {
     log.probes
         .iter()
         .filter_map(|row| {
             let score = length.score(row)?;
             Some(CopyPoint {
-                step: row.step,
-                first: score.first.filter(|v| v.is_finite()),
-                second: score.second.filter(|v| v.is_finite())?,
+                step: row.step as f64,
+                first: Some(score.first).filter(|v| v.is_finite()),
+                second: Some(score.second).filter(|v| v.is_finite())?,
                 tokens: score.tokens,
             })
         })
@@ -91,7 +91,7 @@ pub fn has_probes(logs: &[ModelTrainLog]) -> bool {
 
 /// The first step at which the model copies: its second copy (within `L`) at least
 /// [`COPYING_MARGIN`] below the first.
-pub fn copying_onset(log: &TrainLog) -> Option<f64> {
+pub fn copying_onset(log: &TrainHistory) -> Option<f64> {
     second_copy_series(log, ProbeLength::WithinL)
         .into_iter()
         .find(|p| {
@@ -102,10 +102,10 @@ pub fn copying_onset(log: &TrainLog) -> Option<f64> {
 }
 
 /// Indices of the two probe rows at the drop step: RoPE's, then the just-dropped model's.
-fn drop_rows(log: &TrainLog) -> Option<(usize, usize)> {
+fn drop_rows(log: &TrainHistory) -> Option<(usize, usize)> {
     let drop = log.drop_step?;
-    let i = log.probes.iter().position(|r| r.step == drop)?;
-    (log.probes.get(i + 1)?.step == drop).then_some((i, i + 1))
+    let i = log.probes.iter().position(|r| r.step as f64 == drop)?;
+    (log.probes.get(i + 1)?.step as f64 == drop).then_some((i, i + 1))
 }
 
 /// The second-copy loss (within `L`) around a drop.
@@ -122,18 +122,18 @@ pub struct DropEffect {
 }
 
 /// What the drop did to copying, for a log with both rows at its drop step.
-pub fn drop_effect(log: &TrainLog) -> Option<DropEffect> {
+pub fn drop_effect(log: &TrainHistory) -> Option<DropEffect> {
     let (i, j) = drop_rows(log)?;
-    let second = |row: &ProbeRow| row.induction?.second.filter(|v| v.is_finite());
-    let step = log.probes[i].step;
+    let second = |row: &ProbeRow| Some(row.induction?.second).filter(|v| v.is_finite());
+    let step = log.probes[i].step as f64;
     // The last row with a second-copy loss (a row `trainer probe` added may have only
     // needle counts).
     let recalibrated = log
         .probes
         .iter()
         .rev()
-        .take_while(|r| r.step > step)
-        .find_map(|r| Some((r.step, second(r)?)));
+        .take_while(|r| r.step as f64 > step)
+        .find_map(|r| Some((r.step as f64, second(r)?)));
     Some(DropEffect {
         step,
         with_rope: second(&log.probes[i])?,
@@ -176,7 +176,7 @@ impl Snapshot {
 /// The probe rows the previous-token table shows for a log: for a drop, both rows at
 /// the drop step; then the last row with previous-token values (unless it is one of
 /// those). Rows without previous-token values are left out.
-pub fn head_snapshots(log: &TrainLog) -> Vec<(Snapshot, &ProbeRow)> {
+pub fn head_snapshots(log: &TrainHistory) -> Vec<(Snapshot, &ProbeRow)> {
     let mut rows = Vec::new();
     let last = log
         .probes
@@ -204,7 +204,7 @@ pub fn strongest_previous_token_heads(row: &ProbeRow) -> Vec<Option<(usize, f64)
             heads
                 .iter()
                 .enumerate()
-                .filter_map(|(h, v)| Some((h, v.filter(|v| v.is_finite())?)))
+                .filter_map(|(h, &v)| v.is_finite().then_some((h, v)))
                 .max_by(|a, b| a.1.total_cmp(&b.1))
         })
         .collect()
@@ -248,7 +248,7 @@ impl NeedlePoint {
     fn of(row: &ProbeRow) -> Option<NeedlePoint> {
         let n = row.needles.filter(|n| n.trials > 0)?;
         Some(NeedlePoint {
-            step: row.step,
+            step: row.step as f64,
             trials: n.trials,
             correct: n.correct,
             share: n.correct as f64 / n.trials as f64,
@@ -261,7 +261,7 @@ impl NeedlePoint {
 /// The needle probes of `log`, in log order; rows without one are skipped. A drop's two
 /// rows at one step (RoPE's snapshot, then the model right after the drop) stay in
 /// order, so the jump draws as a vertical segment.
-pub fn needle_series(log: &TrainLog) -> Vec<NeedlePoint> {
+pub fn needle_series(log: &TrainHistory) -> Vec<NeedlePoint> {
     log.probes.iter().filter_map(NeedlePoint::of).collect()
 }
 
@@ -280,7 +280,7 @@ pub fn needle_documents(logs: &[ModelTrainLog]) -> Option<usize> {
 
 /// The needle probes at a drop: with RoPE, then just dropped; `None` unless the log has
 /// both rows at its drop step and both were measured.
-pub fn needle_drop(log: &TrainLog) -> Option<(NeedlePoint, NeedlePoint)> {
+pub fn needle_drop(log: &TrainHistory) -> Option<(NeedlePoint, NeedlePoint)> {
     let (i, j) = drop_rows(log)?;
     Some((
         NeedlePoint::of(&log.probes[i])?,
@@ -296,26 +296,26 @@ pub(crate) mod tests {
 
     fn row(step: f64, first: f64, second: f64, at_4l: Option<f64>) -> ProbeRow {
         ProbeRow {
-            step,
+            step: step as usize,
             induction: Some(InductionScore {
                 tokens: 100,
-                first: Some(first),
-                second: Some(second),
+                first,
+                second,
             }),
             induction_4l: Some(InductionScore {
                 tokens: 1024,
-                first: Some(first),
-                second: at_4l,
+                first,
+                second: at_4l.unwrap_or(f64::NAN),
             }),
-            previous_token: vec![vec![Some(0.1), Some(0.8)], vec![None, None]],
+            previous_token: vec![vec![0.1, 0.8], vec![f64::NAN, f64::NAN]],
             needles: None,
         }
     }
 
     /// DroPE trained 40 steps (batch 2, length 8): copying from step 20, dropped at 30
     /// (second copy back near uniform, the 4L value NaN), recalibrated by 40.
-    pub(crate) fn drope() -> TrainLog {
-        TrainLog {
+    pub(crate) fn drope() -> TrainHistory {
+        TrainHistory {
             positions: "none".into(),
             drop_step: Some(30.0),
             batch: 2,
@@ -399,7 +399,7 @@ pub(crate) mod tests {
 
     /// `drope()` with the needle probe measured: RoPE's snapshots at 10 and 20, RoPE's at
     /// the drop (30), the just-dropped model, and the recalibrated one at 40.
-    pub(crate) fn drope_with_needles() -> TrainLog {
+    pub(crate) fn drope_with_needles() -> TrainHistory {
         let mut log = drope();
         for (row, correct) in log.probes.iter_mut().zip([0, 6, 20, 1, 16]) {
             row.needles = Some(NeedleProbe {
@@ -448,7 +448,7 @@ pub(crate) mod tests {
         // A row with only needle counts after the last training probe changes nothing else.
         let mut trailing = log.clone();
         trailing.probes.push(ProbeRow {
-            step: 50.0,
+            step: 50,
             needles: Some(NeedleProbe {
                 trials: 24,
                 correct: 18,

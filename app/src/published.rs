@@ -5,7 +5,7 @@
 //! every malformed file becomes an [`AppError`] naming the file, never a panic.
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::manifest::{fetch_bytes, MODELS_BASE};
@@ -42,61 +42,12 @@ pub struct ValidationPoint {
     pub loss: f64,
 }
 
-/// Mean NLL of the first and the second copy of a random-token span repeated once
-/// (`trainer::probes::InductionScore`). A model that copies from its context predicts
-/// the second copy far better than the first; a value that was NaN (written as null)
-/// is `None`.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct InductionScore {
-    /// Total sequence length (two copies of `tokens / 2` random tokens).
-    #[serde(default)]
-    pub tokens: usize,
-    /// Mean NLL over the first copy, nats.
-    #[serde(default)]
-    pub first: Option<f64>,
-    /// Mean NLL over the second copy, nats.
-    #[serde(default)]
-    pub second: Option<f64>,
-}
+pub use engine::train_log::{InductionScore, NeedleProbe, ProbeRow};
 
-/// Counts of the needle probe at `L` (`trainer::probes::NeedleProbe`): the same fixed
-/// documents from the validation split, one 7-digit number to retrieve in each, answered
-/// greedily by the snapshot of that step (`trainer probe`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct NeedleProbe {
-    /// Documents answered.
-    pub trials: usize,
-    /// Exact answers.
-    pub correct: usize,
-    /// Answer digits right in the right place, over all trials (7 per trial at most).
-    #[serde(default)]
-    pub digits_correct: usize,
-}
-
-/// One row of the probes logged during training (`trainer::probes::ProbeRow`). A DroPE
-/// log has two rows at its drop step: RoPE's, then the just-dropped model's.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct ProbeRow {
-    /// Optimizer step.
-    pub step: f64,
-    /// Induction within `L` (sequences of `min(100, L)` tokens).
-    #[serde(default)]
-    pub induction: Option<InductionScore>,
-    /// Induction at `4L` under the model's native scheme.
-    #[serde(default)]
-    pub induction_4l: Option<InductionScore>,
-    /// Mean attention on the previous token over validation prose, `[layer][head]`.
-    #[serde(default)]
-    pub previous_token: Vec<Vec<Option<f64>>>,
-    /// The needle probe on this step's snapshot (absent from logs `trainer probe` has not
-    /// measured, and from rows at steps without a snapshot).
-    #[serde(default)]
-    pub needles: Option<NeedleProbe>,
-}
-
-/// A model's `train-log.json`.
+/// A model's `train-log.json` as the training story draws it: the file's rows
+/// (`engine::train_log::TrainLog`, the type the trainer writes) checked and named.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TrainLog {
+pub struct TrainHistory {
     /// How the model was trained at the end: `rope` or `none`.
     pub positions: String,
     /// The step after which RoPE was removed (DroPE), if it was.
@@ -115,39 +66,21 @@ pub struct TrainLog {
     pub probes: Vec<ProbeRow>,
 }
 
-#[derive(Deserialize)]
-struct RawTrainLog {
-    positions: String,
-    drop_step: Option<f64>,
-    batch: u64,
-    length: u64,
-    train: Vec<Vec<Option<f64>>>,
-    validation: Vec<Vec<Option<f64>>>,
-    #[serde(default)]
-    tokens_per_second: Option<f64>,
-    #[serde(default)]
-    probes: Vec<ProbeRow>,
-}
-
-impl TrainLog {
+impl TrainHistory {
     /// Parses `train-log.json` (`file` names it in errors).
-    pub fn parse(file: &str, bytes: &[u8]) -> Result<TrainLog, AppError> {
-        let raw: RawTrainLog = parse_json(file, bytes)?;
-        // `[step, loss, ...]` rows; serde_json writes a NaN loss as null: skip those.
-        let rows = |name: &str, rows: Vec<Vec<Option<f64>>>, width: usize| {
+    pub fn parse(file: &str, bytes: &[u8]) -> Result<TrainHistory, AppError> {
+        let raw = engine::train_log::TrainLog::parse(bytes).map_err(|e| malformed(file, e))?;
+        // `[step, loss, ...]` rows; a NaN loss (written as null) is left out.
+        let rows = |name: &str, rows: Vec<Vec<f64>>| {
             let mut kept = Vec::new();
             for (i, row) in rows.into_iter().enumerate() {
-                if row.len() < width {
-                    return Err(malformed(
-                        file,
-                        format!("{name}[{i}] has {} entries, expected {width}", row.len()),
-                    ));
-                }
                 match (row[0], row[1]) {
-                    (Some(step), Some(loss)) if step.is_finite() && loss.is_finite() => {
-                        kept.push((step, loss, row.get(2).copied().flatten()))
+                    (step, loss) if step.is_finite() && loss.is_finite() => {
+                        kept.push((step, loss, row.get(2).copied()))
                     }
-                    (None, _) => return Err(malformed(file, format!("{name}[{i}] has no step"))),
+                    (step, _) if !step.is_finite() => {
+                        return Err(malformed(file, format!("{name}[{i}] has no step")))
+                    }
                     _ => {}
                 }
             }
@@ -156,7 +89,7 @@ impl TrainLog {
             }
             Ok(kept)
         };
-        let train = rows("train", raw.train, 4)?
+        let train = rows("train", raw.train.iter().map(|r| r.to_vec()).collect())?
             .into_iter()
             .map(|(step, loss, lr)| TrainPoint {
                 step,
@@ -164,10 +97,13 @@ impl TrainLog {
                 learning_rate: lr.unwrap_or(f64::NAN),
             })
             .collect();
-        let validation = rows("validation", raw.validation, 2)?
-            .into_iter()
-            .map(|(step, loss, _)| ValidationPoint { step, loss })
-            .collect();
+        let validation = rows(
+            "validation",
+            raw.validation.iter().map(|r| r.to_vec()).collect(),
+        )?
+        .into_iter()
+        .map(|(step, loss, _)| ValidationPoint { step, loss })
+        .collect();
         // Two rows may share a step (a drop's before and after), not go back.
         if let Some(i) = raw.probes.windows(2).position(|w| w[1].step < w[0].step) {
             return Err(malformed(
@@ -193,14 +129,14 @@ impl TrainLog {
                 ),
             ));
         }
-        Ok(TrainLog {
+        Ok(TrainHistory {
             positions: raw.positions,
-            drop_step: raw.drop_step,
-            batch: raw.batch,
-            length: raw.length,
+            drop_step: raw.drop_step.map(|s| s as f64),
+            batch: raw.batch as u64,
+            length: raw.length as u64,
             train,
             validation,
-            tokens_per_second: raw.tokens_per_second,
+            tokens_per_second: Some(raw.tokens_per_second).filter(|t| t.is_finite()),
             probes: raw.probes,
         })
     }
@@ -217,7 +153,7 @@ pub struct ModelTrainLog {
     /// The model id, as in `models/manifest.json`.
     pub model: String,
     /// Its log.
-    pub log: TrainLog,
+    pub log: TrainHistory,
 }
 
 /// One needle-in-a-haystack cell: a model/scheme at one length, at one depth or with the
@@ -494,7 +430,7 @@ async fn fetch_parsed<T>(
 /// Downloads `models/<model>/train-log.json`.
 pub async fn fetch_train_log(model: &str) -> Result<ModelTrainLog, AppError> {
     let url = format!("{MODELS_BASE}{model}/train-log.json");
-    let log = fetch_parsed(&url, TrainLog::parse).await?;
+    let log = fetch_parsed(&url, TrainHistory::parse).await?;
     Ok(ModelTrainLog {
         model: model.to_string(),
         log,

@@ -10,7 +10,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Cache, Response};
 
 use crate::error::AppError;
-use crate::manifest::{fetch_bytes, FileEntry};
+use crate::manifest::{fetch_bytes, file_url, verify, FileEntry};
 
 /// The cache's name; bump it when the stored format changes.
 pub const CACHE_NAME: &str = "drope-studio-weights-v1";
@@ -18,9 +18,13 @@ pub const CACHE_NAME: &str = "drope-studio-weights-v1";
 /// The cache key of a file: its URL with the digest, so any change of content is a miss.
 pub fn cache_key(file: &FileEntry) -> String {
     if file.sha256.is_empty() {
-        file.url()
+        file_url(file)
     } else {
-        format!("{}?sha256={}", file.url(), file.sha256.to_ascii_lowercase())
+        format!(
+            "{}?sha256={}",
+            file_url(file),
+            file.sha256.to_ascii_lowercase()
+        )
     }
 }
 
@@ -71,15 +75,15 @@ pub async fn fetch_verified(
     let mut on_progress = on_progress;
     if let Some(cache) = &cache {
         if let Some(bytes) = cached(cache, &key).await {
-            if file.verify(&bytes).await.is_ok() {
+            if verify(file, &bytes).await.is_ok() {
                 on_progress(bytes.len() as u64);
                 return Ok((bytes, Source::Cache));
             }
             let _ = await_promise(cache.delete_with_str(&key)).await;
         }
     }
-    let bytes = fetch_bytes(&file.url(), file.bytes, on_progress).await?;
-    file.verify(&bytes).await?;
+    let bytes = fetch_bytes(&file_url(file), file.bytes, on_progress).await?;
+    verify(file, &bytes).await?;
     if let Some(cache) = &cache {
         store(cache, &key, &bytes).await;
     }
@@ -119,8 +123,8 @@ mod tests {
         let key = format!("{}-test", cache_key(&file));
         store(&cache, &key, b"HELLO").await;
         assert_eq!(cached(&cache, &key).await.as_deref(), Some(&b"HELLO"[..]));
-        assert!(file.verify(b"HELLO").await.is_err());
-        assert!(file.verify(b"hello").await.is_ok());
+        assert!(verify(&file, b"HELLO").await.is_err());
+        assert!(verify(&file, b"hello").await.is_ok());
         let _ = await_promise(cache.delete_with_str(&key)).await;
         assert!(cached(&cache, &key).await.is_none());
     }

@@ -4,7 +4,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use app::analysis::{AttentionMap, Guess, TokenStat};
-use app::published::{ModelTrainLog, NeedleGrid, TrainLog, TrainPoint, ValidationPoint};
+use app::published::{ModelTrainLog, NeedleGrid, TrainHistory, TrainPoint, ValidationPoint};
 use app::views::attention_heatmap::{map_csv, map_json};
 use app::views::frequency_explorer::{pair_frequencies, pairs_csv, pairs_json};
 use app::views::needle_results::{grid_csv, grid_json};
@@ -23,7 +23,7 @@ fn lines(csv: &str) -> Vec<&str> {
 fn training_curves_save_every_point() {
     let logs = vec![ModelTrainLog {
         model: "drope".into(),
-        log: TrainLog {
+        log: TrainHistory {
             positions: "none".into(),
             drop_step: Some(20.0),
             batch: 4,

@@ -6,7 +6,7 @@
 
 use app::colormap::VIRIDIS;
 use app::published::{
-    InductionScore, ModelTrainLog, NeedleGrid, NeedleProbe, ProbeRow, TrainLog, TrainPoint,
+    InductionScore, ModelTrainLog, NeedleGrid, NeedleProbe, ProbeRow, TrainHistory, TrainPoint,
     ValidationPoint,
 };
 use app::views::{FrequencyExplorer, NeedleResults, StoryAxis, TrainingStory};
@@ -53,8 +53,8 @@ fn enter(input: &Element, value: &str) {
 }
 
 /// A log of 20 steps (10..=200) with validation every 40; `loss(step)` gives the loss.
-fn log(positions: &str, drop_step: Option<f64>, loss: impl Fn(f64) -> f64) -> TrainLog {
-    TrainLog {
+fn log(positions: &str, drop_step: Option<f64>, loss: impl Fn(f64) -> f64) -> TrainHistory {
+    TrainHistory {
         positions: positions.into(),
         drop_step,
         batch: 4,
@@ -226,15 +226,15 @@ async fn training_story_draws_each_curve_and_marks_the_drop() {
 fn probes(rows: &[(f64, f64)]) -> Vec<ProbeRow> {
     let score = |tokens, second| InductionScore {
         tokens,
-        first: Some(8.4),
-        second: Some(second),
+        first: 8.4,
+        second,
     };
     rows.iter()
         .map(|&(step, second)| ProbeRow {
-            step,
+            step: step as usize,
             induction: Some(score(100, second)),
             induction_4l: Some(score(256, second + 1.0)),
-            previous_token: vec![vec![Some(0.1), Some(0.7)], vec![Some(0.2), Some(0.3)]],
+            previous_token: vec![vec![0.1, 0.7], vec![0.2, 0.3]],
             needles: None,
         })
         .collect()

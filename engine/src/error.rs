@@ -36,6 +36,9 @@ pub enum EngineError {
     /// An error inside the tensor library: a bug, not a user error, but still reported as a value.
     #[error("tensor computation failed: {0}")]
     Compute(String),
+    /// `manifest.json` is malformed, empty, or names a model twice.
+    #[error("manifest.json: {0}")]
+    Manifest(String),
     /// The WebGPU path failed: no adapter, device lost, out of GPU memory, or a
     /// validation error. The app falls back to the CPU path on this error.
     #[error("WebGPU: {0}")]

@@ -18,12 +18,14 @@ pub mod error;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod init;
+pub mod manifest;
 pub mod needles;
 pub mod paper;
 pub mod position;
 pub mod samples;
 pub mod session;
 pub mod tokenizer;
+pub mod train_log;
 pub mod weights;
 pub mod wire;
 

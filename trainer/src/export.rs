@@ -9,8 +9,9 @@ use engine::{ModelConfig, ModelWeights, TextTokenizer};
 
 use crate::args::Args;
 use crate::data::{eval_windows, TokenStreams};
-use crate::manifest::{self, ModelCard};
+use crate::manifest;
 use crate::train::{mean_loss, training_rotary};
+use engine::manifest::ModelCard;
 
 /// Largest relative change of validation perplexity accepted for f16 storage.
 pub const F16_TOLERANCE: f64 = 0.005;

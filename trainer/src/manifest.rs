@@ -1,76 +1,14 @@
-//! `public/models/manifest.json`: the list of models the page offers, with the size and
-//! sha256 of every file so the browser can show progress and verify downloads.
+//! Writes `public/models/manifest.json` (its type, shared with the studio that reads it,
+//! is `engine::manifest`): the models the page offers, with the size and sha256 of every
+//! file so the browser can show progress and verify downloads.
 
 use std::path::Path;
 
+use engine::manifest::{FileEntry, Manifest, ModelCard, ModelEntry, ModelFiles};
 use engine::ModelConfig;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::args::Args;
-
-/// One file of a model, relative to the models folder.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FileEntry {
-    /// Path relative to `models/`.
-    pub path: String,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// Lower-case hex sha256.
-    pub sha256: String,
-}
-
-/// The files a model needs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelFiles {
-    /// `config.json`.
-    pub config: FileEntry,
-    /// `model.safetensors`.
-    pub weights: FileEntry,
-    /// `tokenizer.json`.
-    pub tokenizer: FileEntry,
-}
-
-/// One model offered by the page.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelEntry {
-    /// Folder name and URL id.
-    pub id: String,
-    /// Name shown on the page.
-    pub label: String,
-    /// False for random-weight placeholders.
-    pub trained: bool,
-    /// One sentence on what the model is.
-    pub description: String,
-    /// Training length L.
-    pub training_length: usize,
-    /// Parameter count.
-    pub parameters: usize,
-    /// Files to download.
-    pub files: ModelFiles,
-}
-
-/// What `manifest.json` holds.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct Manifest {
-    /// Models in display order.
-    pub models: Vec<ModelEntry>,
-}
-
-/// The descriptive part of a model folder, kept beside its weights in `model-card.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelCard {
-    /// Name shown on the page.
-    pub label: String,
-    /// False for random-weight placeholders.
-    pub trained: bool,
-    /// One sentence on what the model is.
-    pub description: String,
-    /// Display order (lower first).
-    pub order: u32,
-    /// Tokenizer path relative to the models folder.
-    pub tokenizer: String,
-}
 
 fn file_entry(models: &Path, relative: &str) -> Result<FileEntry, String> {
     let bytes = std::fs::read(models.join(relative)).map_err(|e| format!("{relative}: {e}"))?;
@@ -116,7 +54,7 @@ pub fn rebuild(models: &Path) -> Result<Manifest, String> {
                 trained: card.trained,
                 description: card.description,
                 training_length: config.training_length(),
-                parameters: config.parameter_count(),
+                parameters: config.parameter_count() as u64,
                 files,
             },
         ));
@@ -130,8 +68,7 @@ pub fn rebuild(models: &Path) -> Result<Manifest, String> {
 /// Writes `manifest.json` into `models`.
 pub fn write(models: &Path) -> Result<Manifest, String> {
     let manifest = rebuild(models)?;
-    let json = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
-    std::fs::write(models.join("manifest.json"), json + "\n").map_err(|e| e.to_string())?;
+    std::fs::write(models.join("manifest.json"), manifest.to_json()).map_err(|e| e.to_string())?;
     Ok(manifest)
 }
 

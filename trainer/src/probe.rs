@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 
 use crate::args::Args;
 use crate::data::{FirstToken, TokenStreams};
-use crate::eval::EvalModel;
+use crate::eval::{EvalModel, NeedleTally};
 use crate::needles::NeedleMaker;
 use crate::probes::{needle_probe, NeedleProbe, NEEDLE_TRIALS};
 use crate::train::weights_from_file;
@@ -181,7 +181,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             "step {step}  needles {}/{} exact, {:.0}% digits{note}",
             needles.correct,
             needles.trials,
-            100.0 * needles.tally().digit_accuracy()
+            100.0 * NeedleTally::from(needles).digit_accuracy()
         );
         set_needles(&mut log, step, needles)?;
         // After every snapshot: an interrupted run keeps what it measured.

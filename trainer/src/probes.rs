@@ -16,8 +16,8 @@
 use candle_core::{Device, Tensor, D};
 use engine::cpu::{ForwardSettings, RotaryTables, Transformer};
 use engine::init::SplitMix64;
+pub use engine::train_log::{InductionScore, NeedleProbe, ProbeRow};
 use engine::{ModelConfig, SchemeSpec, TrainedPositions};
-use serde::{Deserialize, Serialize};
 
 use crate::data::start_with;
 use crate::eval::{greedy_answer, sequence_nll, EvalModel, NeedleTally};
@@ -31,17 +31,6 @@ const INDUCTION_SEED: u64 = 0x1d0c;
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
-}
-
-/// Mean NLL of the first and the second copy of a repeated random span.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct InductionScore {
-    /// Total sequence length (two copies of `total / 2` tokens).
-    pub tokens: usize,
-    /// Mean NLL over the first copy (its tokens after the first), nats.
-    pub first: f64,
-    /// Mean NLL over the second copy, nats.
-    pub second: f64,
 }
 
 /// The scheme a model runs as trained: `rope` or `none`.
@@ -172,17 +161,6 @@ pub const NEEDLE_TRIALS: usize = 24;
 /// model of one training length.
 const NEEDLE_SEED: u64 = 0x2ee0_d1e5;
 
-/// Counts of the needle probe at L (see [`needle_probe`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NeedleProbe {
-    /// Documents answered.
-    pub trials: usize,
-    /// Answers that were exactly the 7-digit number.
-    pub correct: usize,
-    /// Answer digits right in the right place, over all trials (7 per trial at most).
-    pub digits_correct: usize,
-}
-
 impl From<NeedleTally> for NeedleProbe {
     fn from(tally: NeedleTally) -> Self {
         NeedleProbe {
@@ -193,13 +171,13 @@ impl From<NeedleTally> for NeedleProbe {
     }
 }
 
-impl NeedleProbe {
-    /// The counts as the evaluation's tally (accuracies, Wilson interval).
-    pub fn tally(&self) -> NeedleTally {
+/// The counts as the evaluation's tally (accuracies, Wilson interval).
+impl From<NeedleProbe> for NeedleTally {
+    fn from(probe: NeedleProbe) -> Self {
         NeedleTally {
-            trials: self.trials,
-            correct: self.correct,
-            digits_correct: self.digits_correct,
+            trials: probe.trials,
+            correct: probe.correct,
+            digits_correct: probe.digits_correct,
         }
     }
 }
@@ -253,29 +231,6 @@ pub fn needle_probe(
         tally.record(maker.score(&doc, &answer)?);
     }
     Ok(tally.into())
-}
-
-/// One row of probes, at one training step (or for one exported model). Every part but
-/// the step is optional in the file: `trainer probe` adds rows with only `needles` where
-/// a snapshot has no row of training probes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProbeRow {
-    /// Training step.
-    pub step: usize,
-    /// Induction within L (sequences of `min(100, L)` tokens).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub induction: Option<InductionScore>,
-    /// Induction at 4L under the model's native scheme (RoPE unscaled), where RoPE's
-    /// unseen rotations break copying and a model without positions need not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub induction_4l: Option<InductionScore>,
-    /// Previous-token mass `[layer][head]` on validation prose.
-    #[serde(default)]
-    pub previous_token: Vec<Vec<f64>>,
-    /// The needle probe on the snapshot of this step, written by `trainer probe` (absent
-    /// from rows logged during training and from older logs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub needles: Option<NeedleProbe>,
 }
 
 /// Length of the within-L induction probe: 100 tokens (50 repeated), or L if shorter.
@@ -369,7 +324,7 @@ mod tests {
             assert_eq!(once.trials, 6);
             assert!(once.correct <= once.trials);
             assert!(once.digits_correct <= crate::needles::ANSWER_DIGITS * once.trials);
-            assert_eq!(once.tally().trials, 6);
+            assert_eq!(NeedleTally::from(once).trials, 6);
         }
         let err = needle_probe(&tiny_model(None), &maker, &haystack[..128], 2).unwrap_err();
         assert!(err.contains("more than L = 128"), "{err}");

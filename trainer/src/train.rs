@@ -39,28 +39,7 @@ use crate::optimizer::{
     clip_factor, global_norm, gradients_in_order, learning_rate, AdamW, AdamWConfig, Schedule,
 };
 use crate::probes::{probe, strongest_per_layer, ProbeRow};
-
-/// The training log written to `train-log.json` (read by the studio's training view).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct TrainLog {
-    /// Positional embedding during this run.
-    pub positions: String,
-    /// Step at which RoPE was dropped (DroPE runs), else `None`.
-    pub drop_step: Option<usize>,
-    /// Sequences per batch and tokens per sequence.
-    pub batch: usize,
-    /// Training length L.
-    pub length: usize,
-    /// `[step, train loss, learning rate, seconds since start]`.
-    pub train: Vec<[f64; 4]>,
-    /// `[step, validation loss]`.
-    pub validation: Vec<[f64; 2]>,
-    /// Training throughput of this run, tokens per second (last segment).
-    pub tokens_per_second: f64,
-    /// The probes at every evaluation (absent in logs written before they existed).
-    #[serde(default)]
-    pub probes: Vec<ProbeRow>,
-}
+pub use engine::train_log::TrainLog;
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()

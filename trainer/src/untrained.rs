@@ -9,7 +9,8 @@ use engine::init::random_weights;
 use engine::{ModelConfig, TextTokenizer, TrainedPositions};
 
 use crate::args::Args;
-use crate::manifest::{self, ModelCard};
+use crate::manifest;
+use engine::manifest::ModelCard;
 
 /// `trainer untrained --models DIR [--tokenizer tokenizer.json] [--seed N]`
 pub fn run(argv: &[String]) -> Result<(), String> {

@@ -92,7 +92,7 @@ fn train_logs_parse_and_skip_non_finite_losses() {
     let text = r#"{"positions": "none", "drop_step": 20, "batch": 2, "length": 8,
         "train": [[10, 5.0, 0.001, 1.0], [20, null, 0.001, 2.0], [30, 4.0, 0.0005, 3.0]],
         "validation": [[20, 4.5]], "tokens_per_second": 100.0}"#;
-    let log = TrainLog::parse("train-log.json", text.as_bytes()).unwrap();
+    let log = TrainHistory::parse("train-log.json", text.as_bytes()).unwrap();
     assert_eq!(log.drop_step, Some(20.0));
     assert_eq!(log.train.len(), 2, "the NaN (null) loss is left out");
     assert_eq!(log.train[1].step, 30.0);
@@ -106,7 +106,7 @@ fn train_logs_parse_and_skip_non_finite_losses() {
         r#"{"positions": "rope", "batch": 2}"#,
         "not json",
     ] {
-        let err = TrainLog::parse("models/x/train-log.json", bad.as_bytes()).unwrap_err();
+        let err = TrainHistory::parse("models/x/train-log.json", bad.as_bytes()).unwrap_err();
         assert!(
             err.to_string().starts_with("models/x/train-log.json"),
             "{err}"
@@ -133,20 +133,18 @@ const DROPE_LOG_WITH_PROBES: &str = r#"{"positions": "none", "drop_step": 40, "b
 
 #[wasm_bindgen_test]
 fn train_logs_with_probes_keep_both_rows_at_the_drop() {
-    let log = TrainLog::parse("train-log.json", DROPE_LOG_WITH_PROBES.as_bytes()).unwrap();
-    let steps: Vec<f64> = log.probes.iter().map(|p| p.step).collect();
-    assert_eq!(
-        steps,
-        [40.0, 40.0, 50.0],
-        "both rows at the drop step, in order"
-    );
+    let log = TrainHistory::parse("train-log.json", DROPE_LOG_WITH_PROBES.as_bytes()).unwrap();
+    let steps: Vec<usize> = log.probes.iter().map(|p| p.step).collect();
+    assert_eq!(steps, [40, 40, 50], "both rows at the drop step, in order");
     let within = |i: usize| log.probes[i].induction.unwrap();
-    assert_eq!((within(0).first, within(0).second), (Some(8.4), Some(1.2)));
-    assert_eq!(within(1).second, Some(8.1));
+    assert_eq!((within(0).first, within(0).second), (8.4, 1.2));
+    assert_eq!(within(1).second, 8.1);
     assert_eq!(within(0).tokens, 8);
     let at_4l = log.probes[1].induction_4l.unwrap();
-    assert_eq!((at_4l.tokens, at_4l.second), (32, None), "null is None");
-    assert_eq!(log.probes[1].previous_token[1], [None, Some(0.2)]);
+    assert_eq!(at_4l.tokens, 32);
+    assert!(at_4l.second.is_nan(), "null is NaN");
+    let heads = &log.probes[1].previous_token[1];
+    assert!(heads[0].is_nan() && heads[1] == 0.2, "{heads:?}");
     assert_eq!(log.probes[2].previous_token.len(), 2);
 
     // Missing parts of a row are empty, not errors.
@@ -154,7 +152,7 @@ fn train_logs_with_probes_keep_both_rows_at_the_drop() {
         r#""induction_4l": {"tokens": 32, "first": 8.3, "second": 2.5},"#,
         "",
     );
-    let log = TrainLog::parse("train-log.json", sparse.as_bytes()).unwrap();
+    let log = TrainHistory::parse("train-log.json", sparse.as_bytes()).unwrap();
     assert_eq!(log.probes[2].induction_4l, None);
 
     // Steps that go back, a row without a step, or a mistyped value are errors.
@@ -163,7 +161,7 @@ fn train_logs_with_probes_keep_both_rows_at_the_drop() {
         DROPE_LOG_WITH_PROBES.replacen(r#""step": 50,"#, "", 1),
         DROPE_LOG_WITH_PROBES.replacen(r#""second": 2.0"#, r#""second": "low""#, 1),
     ] {
-        let err = TrainLog::parse("models/drope/train-log.json", bad.as_bytes()).unwrap_err();
+        let err = TrainHistory::parse("models/drope/train-log.json", bad.as_bytes()).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("models/drope/train-log.json is malformed"),
@@ -185,7 +183,7 @@ const ROPE_LOG_WITH_NEEDLES: &str = r#"{"positions": "rope", "drop_step": null, 
 
 #[wasm_bindgen_test]
 fn train_logs_with_and_without_needle_probes() {
-    let log = TrainLog::parse("train-log.json", ROPE_LOG_WITH_NEEDLES.as_bytes()).unwrap();
+    let log = TrainHistory::parse("train-log.json", ROPE_LOG_WITH_NEEDLES.as_bytes()).unwrap();
     assert_eq!(
         log.probes[0].needles,
         Some(NeedleProbe {
@@ -198,12 +196,12 @@ fn train_logs_with_and_without_needle_probes() {
     let only = &log.probes[2];
     assert_eq!(
         (only.step, only.induction, only.induction_4l),
-        (20.0, None, None)
+        (20, None, None)
     );
     assert!(only.previous_token.is_empty());
     assert_eq!(only.needles.unwrap().correct, 12);
     // Logs written before the needle probe have none.
-    let log = TrainLog::parse("train-log.json", DROPE_LOG_WITH_PROBES.as_bytes()).unwrap();
+    let log = TrainHistory::parse("train-log.json", DROPE_LOG_WITH_PROBES.as_bytes()).unwrap();
     assert!(log.probes.iter().all(|r| r.needles.is_none()));
 
     // More right than tried, or a mistyped count, are errors.
@@ -212,7 +210,7 @@ fn train_logs_with_and_without_needle_probes() {
         ROPE_LOG_WITH_NEEDLES.replacen(r#""digits_correct": 120"#, r#""digits_correct": 169"#, 1),
         ROPE_LOG_WITH_NEEDLES.replacen(r#""trials": 24"#, r#""trials": "24""#, 1),
     ] {
-        let err = TrainLog::parse("models/rope/train-log.json", bad.as_bytes()).unwrap_err();
+        let err = TrainHistory::parse("models/rope/train-log.json", bad.as_bytes()).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("models/rope/train-log.json is malformed"),
@@ -220,7 +218,7 @@ fn train_logs_with_and_without_needle_probes() {
         );
     }
     let bad = ROPE_LOG_WITH_NEEDLES.replacen(r#""correct": 12"#, r#""correct": 25"#, 1);
-    let err = TrainLog::parse("train-log.json", bad.as_bytes()).unwrap_err();
+    let err = TrainHistory::parse("train-log.json", bad.as_bytes()).unwrap_err();
     assert!(
         err.to_string().contains("probes[2] has 25 needles right"),
         "{err}"
@@ -231,10 +229,10 @@ fn train_logs_with_and_without_needle_probes() {
 fn train_logs_without_probes_have_none() {
     let text = r#"{"positions": "rope", "drop_step": null, "batch": 2, "length": 8,
         "train": [[10, 5.0, 0.001, 1.0]], "validation": []}"#;
-    let log = TrainLog::parse("train-log.json", text.as_bytes()).unwrap();
+    let log = TrainHistory::parse("train-log.json", text.as_bytes()).unwrap();
     assert!(log.probes.is_empty());
     let empty = text.replace(r#""validation": []"#, r#""validation": [], "probes": []"#);
-    let log = TrainLog::parse("train-log.json", empty.as_bytes()).unwrap();
+    let log = TrainHistory::parse("train-log.json", empty.as_bytes()).unwrap();
     assert!(log.probes.is_empty());
 }
 
@@ -244,7 +242,7 @@ fn the_committed_train_logs_parse() {
         &include_bytes!("../../../public/models/rope/train-log.json")[..],
         &include_bytes!("../../../public/models/drope/train-log.json")[..],
     ] {
-        let log = TrainLog::parse("train-log.json", bytes).unwrap();
+        let log = TrainHistory::parse("train-log.json", bytes).unwrap();
         assert!(log.train.len() > 10);
         assert!(!log.validation.is_empty());
     }

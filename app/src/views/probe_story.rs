@@ -22,7 +22,7 @@ use crate::probes::{
     needle_drop, needle_series, second_copy_series, strongest_previous_token_heads, CopyPoint,
     NeedlePoint, ProbeLength, PROBE_LENGTHS,
 };
-use crate::published::{ModelTrainLog, TrainLog};
+use crate::published::{ModelTrainLog, TrainHistory};
 use crate::views::chart_math::nice_step;
 use crate::views::training_story::{
     drop_point, model_label, short_count, StoryAxis, StoryFrame, WIDTH,
@@ -149,7 +149,11 @@ fn drawing_order(logs: &[ModelTrainLog]) -> Vec<usize> {
 }
 
 /// `(axis value, point)` of `log`'s needle probes inside the frame.
-fn shown_needles(log: &TrainLog, axis: StoryAxis, frame: &NeedleFrame) -> Vec<(f64, NeedlePoint)> {
+fn shown_needles(
+    log: &TrainHistory,
+    axis: StoryAxis,
+    frame: &NeedleFrame,
+) -> Vec<(f64, NeedlePoint)> {
     needle_series(log)
         .into_iter()
         .map(|p| (axis.value(log, p.step), p))
@@ -227,7 +231,7 @@ impl ProbeFrame {
 
 /// `(axis value, point)` of `log`'s second-copy losses at `length` inside the frame.
 fn shown_points(
-    log: &TrainLog,
+    log: &TrainHistory,
     length: ProbeLength,
     axis: StoryAxis,
     frame: &ProbeFrame,

@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use web_sys::MouseEvent;
 
 use crate::export::{csv_field, save_svg_as_png};
-use crate::published::{ModelTrainLog, TrainLog, TrainPoint};
+use crate::published::{ModelTrainLog, TrainHistory, TrainPoint};
 use crate::views::chart_math::{moving_average, nice_step, pointer_x};
 use crate::views::probe_story::ProbeStory;
 use crate::views::ExportButtons;
@@ -35,7 +35,7 @@ pub enum StoryAxis {
 
 impl StoryAxis {
     /// `step` of `log` in this axis' unit.
-    pub fn value(self, log: &TrainLog, step: f64) -> f64 {
+    pub fn value(self, log: &TrainHistory, step: f64) -> f64 {
         match self {
             StoryAxis::Steps => step,
             StoryAxis::Tokens => log.tokens_at(step),
