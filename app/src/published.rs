@@ -343,80 +343,16 @@ impl NeedleGrid {
     }
 }
 
-/// One row of `results/perplexity.json`: a model/scheme's NLL per position window.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct PerplexityRow {
-    /// Model id.
-    pub model: String,
-    /// Scheme in text form.
-    pub scheme: String,
-    /// Mean NLL per window (nats).
-    pub nll: Vec<f64>,
-    /// `exp(nll)` per window.
-    pub perplexity: Vec<f64>,
+pub use engine::results::{DropeFit, PerplexityRow, PerplexityTable};
+
+/// Parses `perplexity.json` (`engine::results` holds the format and its checks).
+pub fn parse_perplexity(file: &str, bytes: &[u8]) -> Result<PerplexityTable, AppError> {
+    PerplexityTable::parse(bytes).map_err(|reason| malformed(file, reason))
 }
 
-/// `results/perplexity.json`: perplexity by position window.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct PerplexityTable {
-    /// Training length `L` of the models.
-    pub training_length: usize,
-    /// Window names (`0-L`, `L-2L`, `2L-4L`, `4L-8L`).
-    pub windows: Vec<String>,
-    /// Test sequences measured.
-    pub sequences: usize,
-    /// One row per model/scheme.
-    pub rows: Vec<PerplexityRow>,
-}
-
-impl PerplexityTable {
-    /// Parses `perplexity.json`; every row must have one value per window.
-    pub fn parse(file: &str, bytes: &[u8]) -> Result<PerplexityTable, AppError> {
-        let table: PerplexityTable = parse_json(file, bytes)?;
-        let windows = table.windows.len();
-        if let Some(row) = table
-            .rows
-            .iter()
-            .find(|r| r.nll.len() != windows || r.perplexity.len() != windows)
-        {
-            return Err(malformed(
-                file,
-                format!(
-                    "{} `{}` does not have one value per window ({windows})",
-                    row.model, row.scheme
-                ),
-            ));
-        }
-        Ok(table)
-    }
-}
-
-/// `results/drope-c.json`: the fit of DroPE's logit-scale coefficient `c`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct DropeFit {
-    /// The fitted `c`.
-    pub c: f64,
-    /// `(c, mean NLL)` for every `c` tried.
-    pub grid: Vec<(f64, f64)>,
-    /// The objective at the fitted `c`.
-    #[serde(default)]
-    pub objective_mean_nll: Option<f64>,
-    /// Validation sequences of the fit.
-    #[serde(default)]
-    pub validation_sequences: Option<usize>,
-    /// The paper's `c` for its from-scratch model, as the file recorded it.
-    #[serde(default)]
-    pub paper_c_from_scratch: Option<f64>,
-    /// The paper's `c` for SmolLM-360M, as the file recorded it.
-    #[serde(default)]
-    pub paper_c_smollm: Option<f64>,
-}
-
-impl DropeFit {
-    /// Parses `drope-c.json`.
-    pub fn parse(file: &str, bytes: &[u8]) -> Result<DropeFit, AppError> {
-        parse_json(file, bytes)
-    }
+/// Parses `drope-c.json`.
+pub fn parse_drope_fit(file: &str, bytes: &[u8]) -> Result<DropeFit, AppError> {
+    DropeFit::parse(bytes).map_err(|reason| malformed(file, reason))
 }
 
 async fn fetch_parsed<T>(
@@ -444,16 +380,12 @@ pub async fn fetch_needle_grid() -> Result<NeedleGrid, AppError> {
 
 /// Downloads `results/perplexity.json`.
 pub async fn fetch_perplexity() -> Result<PerplexityTable, AppError> {
-    fetch_parsed(
-        &format!("{RESULTS_BASE}perplexity.json"),
-        PerplexityTable::parse,
-    )
-    .await
+    fetch_parsed(&format!("{RESULTS_BASE}perplexity.json"), parse_perplexity).await
 }
 
 /// Downloads `results/drope-c.json`.
 pub async fn fetch_drope_fit() -> Result<DropeFit, AppError> {
-    fetch_parsed(&format!("{RESULTS_BASE}drope-c.json"), DropeFit::parse).await
+    fetch_parsed(&format!("{RESULTS_BASE}drope-c.json"), parse_drope_fit).await
 }
 
 #[cfg(test)]

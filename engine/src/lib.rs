@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod needles;
 pub mod paper;
 pub mod position;
+pub mod results;
 pub mod samples;
 pub mod session;
 pub mod tokenizer;

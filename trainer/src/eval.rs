@@ -76,18 +76,7 @@ pub fn sequence_nll(
         .map_err(err)
 }
 
-/// One row of the perplexity table.
-#[derive(Debug, Clone, Serialize)]
-pub struct PerplexityRow {
-    /// Model id.
-    pub model: String,
-    /// Scheme in text form.
-    pub scheme: String,
-    /// Mean NLL per window (nats).
-    pub nll: Vec<f64>,
-    /// `exp(nll)` per window.
-    pub perplexity: Vec<f64>,
-}
+pub use engine::results::PerplexityRow;
 
 /// Mean NLL per window of `sequences` (each `8L + 1` tokens) for one model and scheme.
 pub fn window_perplexity(

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
+use engine::results::{to_json, DropeFit, PerplexityTable};
 use engine::{paper, ModelConfig, ModelWeights, TextTokenizer};
 use serde_json::json;
 
@@ -170,16 +171,16 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         );
         store_c(models, "drope", c)?;
         manifest::write(models)?;
-        fitted = Some(
-            json!({"c": c, "objective_mean_nll": objective, "grid": grid,
-            "validation_sequences": val.len(), "paper_c_from_scratch": paper::C_FROM_SCRATCH,
-            "paper_c_smollm": paper::C_SMOLLM}),
-        );
-        std::fs::write(
-            results.join("drope-c.json"),
-            serde_json::to_string_pretty(&fitted).map_err(err)? + "\n",
-        )
-        .map_err(err)?;
+        let fit = DropeFit {
+            c,
+            grid,
+            objective_mean_nll: Some(objective),
+            paper_c_from_scratch: Some(paper::C_FROM_SCRATCH),
+            paper_c_smollm: Some(paper::C_SMOLLM),
+            validation_sequences: Some(val.len()),
+        };
+        std::fs::write(results.join("drope-c.json"), to_json(&fit)).map_err(err)?;
+        fitted = Some(fit);
     }
 
     // 2. Perplexity by window, on test sequences of 8L.
@@ -201,16 +202,14 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         }
     }
     let sequences_used = held_out.len() / (8 * l + 1);
-    std::fs::write(
-        results.join("perplexity.json"),
-        serde_json::to_string_pretty(&json!({
-            "training_length": l, "windows": ["0-L", "L-2L", "2L-4L", "4L-8L"],
-            "sequences": n_sequences.min(sequences_used), "rows": rows,
-        }))
-        .map_err(err)?
-            + "\n",
-    )
-    .map_err(err)?;
+    let table = PerplexityTable {
+        rows,
+        sequences: n_sequences.min(sequences_used),
+        training_length: l,
+        windows: ["0-L", "L-2L", "2L-4L", "4L-8L"].map(String::from).to_vec(),
+    };
+    std::fs::write(results.join("perplexity.json"), to_json(&table)).map_err(err)?;
+    let rows = table.rows;
 
     // 3. Needle in a haystack, held-out haystacks.
     let maker = NeedleMaker::new(&tokenizer)?;
@@ -534,7 +533,7 @@ pub fn report_markdown(
     rows: &[PerplexityRow],
     cells: &[NeedleCell],
     probes: &[ProbeResult],
-    fitted: Option<&serde_json::Value>,
+    fitted: Option<&DropeFit>,
     budget: &NeedleBudget,
 ) -> String {
     let pooled = pool_depths(cells);
@@ -641,7 +640,7 @@ pub fn report_markdown(
         let _ = writeln!(
             md,
             "Fitted on {} validation sequences (mean NLL at 2L, 4L, 8L): **c = {}**. The paper's: c = {} for its from-scratch model, {} for {}.\n",
-            f["validation_sequences"], f["c"], paper::C_FROM_SCRATCH, paper::C_SMOLLM, paper::NIAH_MODEL
+            f.validation_sequences.unwrap_or(0), f.c, paper::C_FROM_SCRATCH, paper::C_SMOLLM, paper::NIAH_MODEL
         );
     }
     let _ = writeln!(md, "## Claims\n");
@@ -728,7 +727,14 @@ mod tests {
     /// The report's lines with the paper's numbers, byte for byte.
     #[test]
     fn the_papers_numbers_read_exactly_as_in_the_report() {
-        let fitted = json!({"c": 0.25, "validation_sequences": 4});
+        let fitted = DropeFit {
+            c: 0.25,
+            grid: Vec::new(),
+            objective_mean_nll: None,
+            paper_c_from_scratch: None,
+            paper_c_smollm: None,
+            validation_sequences: Some(4),
+        };
         let tally = NeedleTally {
             trials: 10,
             correct: 7,

@@ -249,28 +249,35 @@ fn the_committed_train_logs_parse() {
 }
 
 #[wasm_bindgen_test]
-fn perplexity_and_c_fit_parse() {
-    let table = PerplexityTable::parse(
+fn perplexity_and_c_fit_errors_name_their_file() {
+    // The formats' own tests are the engine's (`engine::results`), natively.
+    let table = parse_perplexity(
         "perplexity.json",
         include_bytes!("../../../public/results/perplexity.json"),
     )
     .unwrap();
-    assert_eq!(table.windows.len(), 4);
     assert!(table.rows.iter().all(|r| r.nll.len() == 4));
     let short = r#"{"training_length": 8, "windows": ["0-L", "L-2L"], "sequences": 1,
         "rows": [{"model": "m", "scheme": "s", "nll": [1.0], "perplexity": [2.7]}]}"#;
-    let err = PerplexityTable::parse("perplexity.json", short.as_bytes()).unwrap_err();
-    assert!(err.to_string().contains("one value per window"), "{err}");
-
-    let fit = DropeFit::parse(
+    let err = parse_perplexity("results/perplexity.json", short.as_bytes()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("results/perplexity.json is malformed")
+            && err.to_string().contains("one value per window"),
+        "{err}"
+    );
+    let fit = parse_drope_fit(
         "drope-c.json",
         include_bytes!("../../../public/results/drope-c.json"),
     )
     .unwrap();
-    assert!(!fit.grid.is_empty());
     assert_eq!(
         fit.paper_c_from_scratch,
         Some(engine::paper::C_FROM_SCRATCH)
     );
-    assert!(DropeFit::parse("drope-c.json", br#"{"c": "x", "grid": []}"#).is_err());
+    let err = parse_drope_fit("drope-c.json", br#"{"c": "x", "grid": []}"#).unwrap_err();
+    assert!(
+        err.to_string().starts_with("drope-c.json is malformed"),
+        "{err}"
+    );
 }
