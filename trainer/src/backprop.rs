@@ -128,7 +128,9 @@ struct Saved {
 /// every step of that shape.
 #[derive(Default)]
 pub struct Workspace {
-    shape: (usize, usize),
+    /// The sizes the buffers were made for (batch, length, the model's widths, layers,
+    /// QK-norm): a step of any other shape reallocates.
+    shape: Vec<usize>,
     layers: Vec<Saved>,
     /// The last block's output, the final norm's output, the logits (then their
     /// gradient).
@@ -195,9 +197,21 @@ impl Dims {
 }
 
 impl Workspace {
-    /// Sizes every buffer for `(batch, len)` once; a step of another shape resizes.
+    /// Sizes every buffer for one step shape once; a step of another shape resizes.
     fn prepare(&mut self, config: &ModelConfig, d: Dims) {
-        if self.shape == (d.batch, d.len) && self.layers.len() == config.num_hidden_layers {
+        let shape = vec![
+            d.batch,
+            d.len,
+            d.hidden,
+            d.heads,
+            d.kv_heads,
+            d.head_dim,
+            d.inter,
+            d.vocab,
+            config.num_hidden_layers,
+            usize::from(config.qk_norm),
+        ];
+        if self.shape == shape {
             return;
         }
         let (n, c, q, kv, i) = (d.tokens, d.hidden, d.q_width(), d.kv_width(), d.inter);
@@ -243,7 +257,7 @@ impl Workspace {
         self.head_t = vec![0.0; c * d.vocab];
         self.tile = vec![0.0; d.len * d.len];
         self.tile2 = vec![0.0; d.len * d.len];
-        self.shape = (d.batch, d.len);
+        self.shape = shape;
     }
 }
 
@@ -253,7 +267,7 @@ pub struct LossAndGradients {
     pub loss: f64,
     /// One tensor per variable, shaped like it.
     pub gradients: Vec<Tensor>,
-    /// Seconds in the forward pass and loss, then in the backward pass.
+    /// Seconds in the forward pass and loss.
     pub forward: f64,
     /// Seconds in the backward pass.
     pub backward: f64,
