@@ -6,7 +6,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, D};
 
-use super::kernel::{exp, fail};
+use super::kernel::{exp, fail, lanes_fold};
 use crate::error::Result;
 
 /// Per-token cross-entropy of `logits: [B, T, V]` against `targets: [B, T]` (mean), in
@@ -63,50 +63,13 @@ fn log_sum_exp(row: &[f32]) -> f32 {
     max + exp_sum(row, max).ln()
 }
 
-// Independent accumulators, so the row's max and sum vectorise (a single running float
-// reduction cannot be reordered by the compiler).
-const LANES: usize = 8;
-
 fn row_max(row: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let chunks = row.chunks_exact(LANES);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max);
-    for chunk in chunks {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a = a.max(v);
-        }
-    }
-    acc.into_iter().fold(tail, f32::max)
+    lanes_fold(row, f32::NEG_INFINITY, f32::max, f32::max)
 }
 
 /// `sum(exp(row - max))`.
 fn exp_sum(row: &[f32], max: f32) -> f32 {
-    let mut acc = [0f32; LANES];
-    let chunks = row.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().map(|&v| exp(v - max)).sum();
-    for chunk in chunks {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a += exp(v - max);
-        }
-    }
-    acc.into_iter().sum::<f32>() + tail
-}
-
-/// `sum(row)` in independent lanes.
-fn lanes_sum(row: &[f32]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let chunks = row.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a += v;
-        }
-    }
-    acc.into_iter().sum::<f32>() + tail
+    lanes_fold(row, 0.0, |a, v| a + exp(v - max), |a, b| a + b)
 }
 
 /// The kernel on plain rows: the summed (not mean) loss of `[n, v]` logits against
@@ -139,7 +102,7 @@ pub fn loss_and_gradient_in_place(
         for x in row.iter_mut() {
             *x = exp(*x - max);
         }
-        let sum = lanes_sum(row);
+        let sum = lanes_fold(row, 0.0, |a, v| a + v, |a, b| a + b);
         total += f64::from(max + sum.ln() - picked);
         let scale = per_row / sum;
         for x in row.iter_mut() {

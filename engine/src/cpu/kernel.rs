@@ -24,6 +24,30 @@ pub(crate) fn f32_values<'a>(
     Ok(&values[start..end])
 }
 
+// Float reductions are only vectorized when the code itself sums in independent lanes
+// (the compiler may not reorder them); eight lanes also shorten each f32 chain, which
+// keeps the rounding error below a single running sum's.
+pub(crate) const LANES: usize = 8;
+
+/// Folds `values` with `step` in [`LANES`] independent accumulators started at `init`,
+/// then joins them with `combine`: a vectorisable max (`f32::max` both ways) or sum.
+pub(crate) fn lanes_fold(
+    values: &[f32],
+    init: f32,
+    step: impl Fn(f32, f32) -> f32,
+    combine: impl Fn(f32, f32) -> f32,
+) -> f32 {
+    let mut acc = [init; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder().iter().fold(init, |a, &v| step(a, v));
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = step(*a, v);
+        }
+    }
+    acc.into_iter().fold(rest, combine)
+}
+
 /// The largest absolute difference between two tensors of the same shape (tests hold
 /// each fused op to its reference with it).
 #[cfg(test)]

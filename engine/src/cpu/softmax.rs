@@ -12,7 +12,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Shape, Tensor};
 
-use super::kernel::{exp, f32_values, fail};
+use super::kernel::{exp, f32_values, fail, lanes_fold, LANES};
 use super::transformer::causal_mask;
 use crate::cpu::softmax_last_dim;
 use crate::error::Result;
@@ -106,28 +106,6 @@ pub fn backward(p: &[f32], g: &[f32], (t, s): (usize, usize), scale: f32, out: &
             *o = scale * pj * (gj - dot);
         }
     });
-}
-
-// Float reductions are only vectorized when the code itself sums in independent lanes
-// (the compiler may not reorder them); eight lanes also shorten each f32 chain, which
-// keeps the rounding error below the reference's single running sum.
-const LANES: usize = 8;
-
-fn lanes_fold(
-    values: &[f32],
-    init: f32,
-    step: impl Fn(f32, f32) -> f32,
-    combine: impl Fn(f32, f32) -> f32,
-) -> f32 {
-    let mut acc = [init; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let rest = chunks.remainder().iter().fold(init, |a, &v| step(a, v));
-    for chunk in chunks {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a = step(*a, v);
-        }
-    }
-    acc.into_iter().fold(rest, combine)
 }
 
 fn lanes_dot(a: &[f32], b: &[f32]) -> f32 {
