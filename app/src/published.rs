@@ -71,7 +71,7 @@ impl TrainHistory {
     pub fn parse(file: &str, bytes: &[u8]) -> Result<TrainHistory, AppError> {
         let raw = engine::train_log::TrainLog::parse(bytes).map_err(|e| malformed(file, e))?;
         // `[step, loss, ...]` rows; a NaN loss (written as null) is left out.
-        let rows = |name: &str, rows: Vec<Vec<f64>>| {
+        let rows = |name: &str, rows: Vec<&[f64]>| {
             let mut kept = Vec::new();
             for (i, row) in rows.into_iter().enumerate() {
                 match (row[0], row[1]) {
@@ -89,7 +89,7 @@ impl TrainHistory {
             }
             Ok(kept)
         };
-        let train = rows("train", raw.train.iter().map(|r| r.to_vec()).collect())?
+        let train = rows("train", raw.train.iter().map(|r| &r[..]).collect())?
             .into_iter()
             .map(|(step, loss, lr)| TrainPoint {
                 step,
@@ -99,7 +99,7 @@ impl TrainHistory {
             .collect();
         let validation = rows(
             "validation",
-            raw.validation.iter().map(|r| r.to_vec()).collect(),
+            raw.validation.iter().map(|r| &r[..]).collect(),
         )?
         .into_iter()
         .map(|(step, loss, _)| ValidationPoint { step, loss })
