@@ -7,7 +7,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use engine::{
-    Backend, Capture, EngineError, Prediction, SchemeSpec, Session, SessionOptions, TextTokenizer,
+    Backend, Capture, DeviceKind, EngineError, Prediction, SchemeSpec, Session, SessionOptions,
+    TextTokenizer,
 };
 
 use crate::backend::StudioBackend;
@@ -80,8 +81,8 @@ impl AttentionMap {
 /// Everything one run of a prompt produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunResult {
-    /// The scheme the run used (text form).
-    pub scheme: String,
+    /// The scheme the run used.
+    pub scheme: SchemeSpec,
     /// The model's training length `L`.
     pub training_length: usize,
     /// Vocabulary size `V` (a uniform guess costs `ln V` nats).
@@ -99,8 +100,8 @@ pub struct RunResult {
     pub attention: Vec<Vec<Arc<[f32]>>>,
     /// Wall time of the forward pass, in milliseconds.
     pub elapsed_ms: f64,
-    /// The backend that ran it ("WebGPU" or "CPU").
-    pub backend: &'static str,
+    /// The kind of device that ran it.
+    pub backend: DeviceKind,
 }
 
 impl RunResult {
@@ -288,18 +289,17 @@ pub struct LiveRun {
 }
 
 impl LiveRun {
-    /// Starts an empty run of `model` under `scheme` (text form), recording every head's
-    /// attention when `capture_attention` is set (the focused series), else none.
+    /// Starts an empty run of `model` under `scheme`, recording every head's attention
+    /// when `capture_attention` is set (the focused series), else none.
     pub fn start(
         model: Rc<LoadedModel>,
-        scheme: &str,
+        scheme: SchemeSpec,
         capture_attention: bool,
     ) -> Result<LiveRun, AppError> {
-        let scheme_spec: SchemeSpec = scheme.parse()?;
         let config = model.config();
         let (layers, heads) = (config.num_hidden_layers, config.num_attention_heads);
         let l = model.training_length();
-        let mut options = SessionOptions::new(scheme_spec, l);
+        let mut options = SessionOptions::new(scheme, l);
         options.max_tokens = model.max_tokens();
         if capture_attention {
             options.capture = Capture {
@@ -311,7 +311,7 @@ impl LiveRun {
         }
         let session = Session::new(Arc::clone(&model.backend), options)?;
         let result = RunResult {
-            scheme: scheme_spec.to_string(),
+            scheme,
             training_length: l,
             vocab_size: config.vocab_size,
             layers,
@@ -324,7 +324,7 @@ impl LiveRun {
                 Vec::new()
             },
             elapsed_ms: 0.0,
-            backend: model.backend.name(),
+            backend: model.backend.kind(),
         };
         Ok(LiveRun {
             model,
@@ -401,7 +401,7 @@ impl LiveRun {
 pub async fn analyse(
     model: &Rc<LoadedModel>,
     prompt: &str,
-    scheme: &str,
+    scheme: SchemeSpec,
 ) -> Result<RunResult, AppError> {
     let prepared = prepare_prompt(model, prompt, None)?;
     let mut run = LiveRun::start(Rc::clone(model), scheme, true)?;

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use engine::gpu::GpuContext;
-use engine::EngineError;
+use engine::{DeviceKind, EngineError};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -268,9 +268,9 @@ pub fn App() -> impl IntoView {
                 chart.with_untracked(Vec::len),
                 c.elapsed_ms().round(),
                 match (r.backend, CpuWorker::shared_placement().unwrap_or("page")) {
-                    ("CPU", "worker") => "the CPU (in a Web Worker)",
-                    ("CPU", _) => "the CPU (on the page's thread)",
-                    (other, _) => other,
+                    (DeviceKind::Cpu, "worker") => "the CPU (in a Web Worker)",
+                    (DeviceKind::Cpu, _) => "the CPU (on the page's thread)",
+                    (DeviceKind::WebGpu, _) => "WebGPU",
                 },
                 r.next
                     .iter()
@@ -369,13 +369,13 @@ pub fn App() -> impl IntoView {
             }
             let subjects = models
                 .iter()
-                .filter_map(|(series, model)| {
+                .map(|(series, model)| {
                     let scheme = series.scheme_for(model);
-                    Some(NeedleSubject {
+                    NeedleSubject {
                         label: series.label(&scheme),
-                        scheme: scheme.parse().ok()?,
+                        scheme,
                         model: Rc::clone(model),
-                    })
+                    }
                 })
                 .collect();
             needle_subjects.set(subjects);
@@ -481,7 +481,7 @@ pub fn App() -> impl IntoView {
     // The backend of the run shown, else the page's choice.
     let shows_gpu = move || {
         focus.with(|f| match f {
-            Some(run) => run.backend == "WebGPU",
+            Some(run) => run.backend == DeviceKind::WebGpu,
             None => use_gpu.get() && has_gpu(),
         })
     };
@@ -674,7 +674,7 @@ pub fn App() -> impl IntoView {
                     </div>
                     {move || error.get().map(|e| view! { <p class="error" data-testid="error" role="alert">{e}</p> })}
                     <p class="run-summary" data-testid="run-summary" data-run=move || shown_run.get()
-                        data-backend=move || focus.with(|r| r.as_ref().map(|r| r.backend))
+                        data-backend=move || focus.with(|r| r.as_ref().map(|r| r.backend.name()))
                         data-cpu=move || { summary.track(); CpuWorker::shared_placement() }>
                         {move || summary.get()}
                     </p>

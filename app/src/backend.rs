@@ -3,7 +3,7 @@
 //! (`cpu_worker.rs`). One enum, so a `Session<StudioBackend>` runs on any of them.
 
 use engine::device::{DeviceBackend, DeviceCache};
-use engine::{Backend, ForwardInput, ForwardOutput, ModelConfig};
+use engine::{Backend, DeviceKind, ForwardInput, ForwardOutput, ModelConfig};
 
 use crate::cpu_worker::{WorkerBackend, WorkerCache};
 
@@ -41,10 +41,10 @@ impl Backend for StudioBackend {
         }
     }
 
-    fn name(&self) -> &'static str {
+    fn kind(&self) -> DeviceKind {
         match self {
-            StudioBackend::Device(b) => b.name(),
-            StudioBackend::Worker(b) => b.name(),
+            StudioBackend::Device(b) => b.kind(),
+            StudioBackend::Worker(b) => b.kind(),
         }
     }
 

@@ -167,7 +167,9 @@ pub fn SeriesEditor(
                 .and_then(|m| m.model(&spec.model))
                 .map(|e| e.label.clone())
         });
-        let scheme = spec.scheme.clone().unwrap_or_else(|| "as trained".into());
+        let scheme = spec
+            .scheme
+            .map_or_else(|| "as trained".to_string(), |s| s.to_string());
         format!(
             "{} \u{b7} {scheme}",
             model.unwrap_or_else(|| spec.model.clone())

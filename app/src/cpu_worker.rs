@@ -13,7 +13,7 @@ use std::rc::{Rc, Weak};
 
 use engine::cpu::{CpuBackend, LayerCache};
 use engine::wire::{decode_output, encode_input};
-use engine::{Backend, EngineError, ForwardInput, ForwardOutput, ModelConfig};
+use engine::{Backend, DeviceKind, EngineError, ForwardInput, ForwardOutput, ModelConfig};
 use futures_channel::oneshot;
 use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::closure::Closure;
@@ -395,8 +395,8 @@ impl Backend for WorkerBackend {
         &self.config
     }
 
-    fn name(&self) -> &'static str {
-        "CPU"
+    fn kind(&self) -> DeviceKind {
+        DeviceKind::Cpu
     }
 
     fn new_cache(&self) -> WorkerCache {

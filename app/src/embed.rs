@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use engine::gpu::GpuContext;
-use engine::EngineError;
+use engine::{DeviceKind, EngineError};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -280,7 +280,7 @@ impl Shown {
     fn of(c: &Comparison) -> Shown {
         let focus = c.focus();
         let backend = match &focus {
-            Some(r) if r.backend == "WebGPU" => "WebGPU",
+            Some(r) if r.backend == DeviceKind::WebGpu => "WebGPU",
             _ => "the CPU",
         };
         Shown {

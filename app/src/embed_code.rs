@@ -167,7 +167,7 @@ mod tests {
             view: View::Attention,
             series: vec![
                 SeriesSpec::model("drope"),
-                SeriesSpec::with_scheme("rope", "yarn"),
+                SeriesSpec::with_scheme("rope", "yarn".parse().unwrap()),
             ],
             prompt: PromptSource::Sample("austen-3".into()),
             length: Some(512),

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use engine::device::DeviceBackend;
 use engine::gpu::{GpuBackend, GpuContext};
-use engine::{Backend, EngineError, ModelConfig, ModelWeights, TextTokenizer, TrainedPositions};
+use engine::{
+    Backend, EngineError, ModelConfig, ModelWeights, SchemeSpec, TextTokenizer, TrainedPositions,
+};
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -137,11 +139,11 @@ impl LoadedModel {
         8 * self.training_length()
     }
 
-    /// The inference scheme that matches how the model was trained (text form).
-    pub fn default_scheme(&self) -> &'static str {
+    /// The inference scheme that matches how the model was trained.
+    pub fn default_scheme(&self) -> SchemeSpec {
         match self.config().position_embedding {
-            TrainedPositions::Rope => "rope",
-            TrainedPositions::None => "none",
+            TrainedPositions::Rope => SchemeSpec::ROPE,
+            TrainedPositions::None => SchemeSpec::NONE,
         }
     }
 }

@@ -209,24 +209,6 @@ pub fn strongest_previous_token_heads(row: &ProbeRow) -> Vec<Option<(usize, f64)
         })
         .collect()
 }
-/// Normal quantile of a two-sided 95% interval.
-const Z_95: f64 = 1.959_964;
-
-/// The 95% Wilson score interval `(low, high)` of `successes` out of `trials` (as
-/// `trainer::eval::wilson_interval`): inside [0, 1] and not degenerate at 0% or 100%.
-/// No trials: `(0, 1)`.
-pub fn wilson_interval(successes: usize, trials: usize) -> (f64, f64) {
-    if trials == 0 {
-        return (0.0, 1.0);
-    }
-    let n = trials as f64;
-    let p = successes as f64 / n;
-    let z2 = Z_95 * Z_95;
-    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
-    let half = Z_95 / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    ((centre - half).max(0.0), (centre + half).min(1.0))
-}
-
 /// One needle probe: a snapshot's exact-match share on the probe's documents.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NeedlePoint {
@@ -251,9 +233,9 @@ impl NeedlePoint {
             step: row.step as f64,
             trials: n.trials,
             correct: n.correct,
-            share: n.correct as f64 / n.trials as f64,
-            interval: wilson_interval(n.correct, n.trials),
-            digit_share: n.digits_correct as f64 / (7 * n.trials) as f64,
+            share: n.accuracy(),
+            interval: n.wilson(),
+            digit_share: n.digit_accuracy(),
         })
     }
 }
@@ -291,7 +273,7 @@ pub fn needle_drop(log: &TrainHistory) -> Option<(NeedlePoint, NeedlePoint)> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::published::{NeedleProbe, TrainPoint};
+    use crate::published::{NeedleTally, TrainPoint};
     use wasm_bindgen_test::wasm_bindgen_test;
 
     fn row(step: f64, first: f64, second: f64, at_4l: Option<f64>) -> ProbeRow {
@@ -402,24 +384,13 @@ pub(crate) mod tests {
     pub(crate) fn drope_with_needles() -> TrainHistory {
         let mut log = drope();
         for (row, correct) in log.probes.iter_mut().zip([0, 6, 20, 1, 16]) {
-            row.needles = Some(NeedleProbe {
+            row.needles = Some(NeedleTally {
                 trials: 24,
                 correct,
                 digits_correct: 7 * correct + 10,
             });
         }
         log
-    }
-
-    #[wasm_bindgen_test]
-    fn wilson_intervals_match_the_trainers() {
-        let close =
-            |a: (f64, f64), b: (f64, f64)| (a.0 - b.0).abs() < 5e-4 && (a.1 - b.1).abs() < 5e-4;
-        assert!(close(wilson_interval(50, 100), (0.4038, 0.5962)));
-        assert!(close(wilson_interval(0, 75), (0.0, 0.0487)));
-        assert!(close(wilson_interval(75, 75), (0.9513, 1.0)));
-        assert!(close(wilson_interval(8, 10), (0.4902, 0.9433)));
-        assert_eq!(wilson_interval(0, 0), (0.0, 1.0));
     }
 
     #[wasm_bindgen_test]
@@ -434,7 +405,10 @@ pub(crate) mod tests {
         );
         assert_eq!((points[1].correct, points[1].trials), (6, 24));
         assert_eq!(points[1].share, 0.25);
-        assert_eq!(points[1].interval, wilson_interval(6, 24));
+        assert_eq!(
+            points[1].interval,
+            engine::needles::wilson_interval(6, 24, engine::needles::Z_95)
+        );
         assert!(points[1].interval.0 < 0.25 && 0.25 < points[1].interval.1);
         assert_eq!(points[0].digit_share, 10.0 / 168.0);
         let (with_rope, dropped) = needle_drop(&log).unwrap();
@@ -449,7 +423,7 @@ pub(crate) mod tests {
         let mut trailing = log.clone();
         trailing.probes.push(ProbeRow {
             step: 50,
-            needles: Some(NeedleProbe {
+            needles: Some(NeedleTally {
                 trials: 24,
                 correct: 18,
                 digits_correct: 130,
@@ -466,7 +440,7 @@ pub(crate) mod tests {
         // Rows without counts (or with no trials) are skipped; the drop needs both rows.
         let mut sparse = log;
         sparse.probes[3].needles = None;
-        sparse.probes[0].needles = Some(NeedleProbe::default());
+        sparse.probes[0].needles = Some(NeedleTally::default());
         assert_eq!(needle_series(&sparse).len(), 3);
         assert_eq!(needle_drop(&sparse), None);
         // Logs from before the needle probe: nothing to draw.

@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use engine::SchemeSpec;
+
 use crate::analysis::{prepare_prompt, LiveRun, PreparedPrompt, RunResult};
 use crate::error::AppError;
 use crate::manifest::{Manifest, ModelEntry};
@@ -25,15 +27,12 @@ pub struct ResolvedSeries {
 
 impl ResolvedSeries {
     /// The scheme the series runs under: its own, else the one `model` was trained with.
-    pub fn scheme_for(&self, model: &LoadedModel) -> String {
-        self.spec
-            .scheme
-            .clone()
-            .unwrap_or_else(|| model.default_scheme().to_string())
+    pub fn scheme_for(&self, model: &LoadedModel) -> SchemeSpec {
+        self.spec.scheme.unwrap_or_else(|| model.default_scheme())
     }
 
     /// Legend text: `RoPE · yarn:dyn`.
-    pub fn label(&self, scheme: &str) -> String {
+    pub fn label(&self, scheme: &SchemeSpec) -> String {
         format!("{} \u{b7} {scheme}", self.entry.label)
     }
 }
@@ -73,7 +72,7 @@ pub struct Comparison {
     /// The prompt per model id (models may have their own tokenizers).
     prompts: HashMap<String, PreparedPrompt>,
     /// One run per series, in legend order; the first records attention (the focus).
-    runs: Vec<(ResolvedSeries, String, LiveRun)>,
+    runs: Vec<(ResolvedSeries, LiveRun)>,
 }
 
 impl Comparison {
@@ -109,8 +108,8 @@ impl Comparison {
             let scheme = resolved.scheme_for(model);
             // The focus and the series after it record attention: the attention tab
             // shows their maps side by side.
-            let run = LiveRun::start(Rc::clone(model), &scheme, i < ATTENTION_SERIES)?;
-            runs.push((resolved.clone(), scheme, run));
+            let run = LiveRun::start(Rc::clone(model), scheme, i < ATTENTION_SERIES)?;
+            runs.push((resolved.clone(), run));
         }
         Ok(Comparison { prompts, runs })
     }
@@ -131,14 +130,14 @@ impl Comparison {
 
     /// Tokens every series has run.
     pub fn done(&self) -> usize {
-        self.runs.iter().map(|(_, _, r)| r.len()).min().unwrap_or(0)
+        self.runs.iter().map(|(_, r)| r.len()).min().unwrap_or(0)
     }
 
     /// How many series have run their whole prompt.
     pub fn series_done(&self) -> usize {
         self.runs
             .iter()
-            .filter(|(resolved, _, run)| {
+            .filter(|(resolved, run)| {
                 run.len()
                     >= self
                         .prompts
@@ -154,14 +153,14 @@ impl Comparison {
     }
 
     fn focus_prompt(&self) -> Option<&PreparedPrompt> {
-        let (resolved, _, _) = self.runs.first()?;
+        let (resolved, _) = self.runs.first()?;
         self.prompts.get(&resolved.entry.id)
     }
 
     /// Runs every series up to `upto` tokens (each series to its own prompt's end at
     /// most). Stops at the first failure.
     pub async fn advance(&mut self, upto: usize) -> Result<(), AppError> {
-        for (resolved, _, run) in &mut self.runs {
+        for (resolved, run) in &mut self.runs {
             let Some(prompt) = self.prompts.get(&resolved.entry.id) else {
                 continue;
             };
@@ -174,7 +173,7 @@ impl Comparison {
     /// up to there; `false` when every series already has. An embed calls this in a
     /// loop, so it can wait between series while it is off screen.
     pub async fn advance_one(&mut self, upto: usize) -> Result<bool, AppError> {
-        for (resolved, _, run) in &mut self.runs {
+        for (resolved, run) in &mut self.runs {
             let Some(prompt) = self.prompts.get(&resolved.entry.id) else {
                 continue;
             };
@@ -190,9 +189,9 @@ impl Comparison {
     pub fn chart_series(&self) -> Vec<ChartSeries> {
         self.runs
             .iter()
-            .map(|(resolved, scheme, run)| ChartSeries {
+            .map(|(resolved, run)| ChartSeries {
                 key: resolved.spec.to_string(),
-                label: resolved.label(scheme),
+                label: resolved.label(&run.result().scheme),
                 nll: run.result().tokens.iter().map(|t| t.nll).collect(),
             })
             .collect()
@@ -201,21 +200,22 @@ impl Comparison {
     /// The second series' result and legend label, when there is one (its attention is
     /// shown beside the focus').
     pub fn compared(&self) -> Option<(String, Arc<RunResult>)> {
-        self.runs
-            .get(1)
-            .map(|(resolved, scheme, run)| (resolved.label(scheme), Arc::new(run.result().clone())))
+        self.runs.get(1).map(|(resolved, run)| {
+            let result = run.result();
+            (resolved.label(&result.scheme), Arc::new(result.clone()))
+        })
     }
 
     /// The focus series' full result (tokens, guesses, attention).
     pub fn focus(&self) -> Option<Arc<RunResult>> {
         self.runs
             .first()
-            .map(|(_, _, run)| Arc::new(run.result().clone()))
+            .map(|(_, run)| Arc::new(run.result().clone()))
     }
 
     /// The focus model's rotary shape: `(head_dim, rope_theta, L)`.
     pub fn focus_rotary_shape(&self) -> Option<(usize, f64, usize)> {
-        let (_, _, run) = self.runs.first()?;
+        let (_, run) = self.runs.first()?;
         let config = run.model().config();
         Some((
             config.head_dim(),
@@ -233,9 +233,6 @@ impl Comparison {
 
     /// Milliseconds spent in forward passes, summed over series.
     pub fn elapsed_ms(&self) -> f64 {
-        self.runs
-            .iter()
-            .map(|(_, _, r)| r.result().elapsed_ms)
-            .sum()
+        self.runs.iter().map(|(_, r)| r.result().elapsed_ms).sum()
     }
 }

@@ -94,12 +94,12 @@ impl View {
 }
 
 /// One line of the comparison: a model run under an inference-time position scheme.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SeriesSpec {
     /// Model id from `models/manifest.json`.
     pub model: String,
-    /// Scheme in text form; `None`: the one the model was trained with.
-    pub scheme: Option<String>,
+    /// The scheme; `None`: the one the model was trained with.
+    pub scheme: Option<SchemeSpec>,
 }
 
 impl SeriesSpec {
@@ -112,10 +112,10 @@ impl SeriesSpec {
     }
 
     /// A series with an explicit scheme.
-    pub fn with_scheme(id: &str, scheme: &str) -> SeriesSpec {
+    pub fn with_scheme(id: &str, scheme: SchemeSpec) -> SeriesSpec {
         SeriesSpec {
             model: id.to_string(),
-            scheme: Some(scheme.to_string()),
+            scheme: Some(scheme),
         }
     }
 
@@ -139,11 +139,10 @@ impl SeriesSpec {
                  optionally with a scheme as in rope:yarn:dyn"
             ));
         }
-        if let Some(scheme) = &scheme {
-            scheme
-                .parse::<SchemeSpec>()
-                .map_err(|e| format!("series `{text}`: {e}"))?;
-        }
+        let scheme = scheme
+            .map(|s| s.parse::<SchemeSpec>())
+            .transpose()
+            .map_err(|e| format!("series `{text}`: {e}"))?;
         Ok(SeriesSpec {
             model: model.to_string(),
             scheme,
@@ -188,7 +187,7 @@ pub fn parse_token_count(value: &str) -> Result<usize, String> {
 }
 
 /// Everything the URL holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StudioState {
     /// The view shown.
     pub view: View,
@@ -208,8 +207,8 @@ impl Default for StudioState {
             view: View::Perplexity,
             series: vec![
                 SeriesSpec::model("rope"),
-                SeriesSpec::with_scheme("rope", "yarn:dyn"),
-                SeriesSpec::with_scheme("drope", "none:dyn+beta"),
+                SeriesSpec::with_scheme("rope", SchemeSpec::YARN_DYNAMIC),
+                SeriesSpec::with_scheme("drope", SchemeSpec::DROPE_DYNAMIC),
             ],
             prompt: PromptSource::Sample(String::new()),
             length: Some(DEFAULT_LENGTH),
@@ -387,7 +386,7 @@ mod tests {
             view: View::Attention,
             series: vec![
                 SeriesSpec::model("rope"),
-                SeriesSpec::with_scheme("drope", "none:dyn+beta"),
+                SeriesSpec::with_scheme("drope", SchemeSpec::DROPE_DYNAMIC),
             ],
             prompt: PromptSource::Text(
                 "Café & \u{5E9}\u{5DC}\u{5D5}\u{5DD} = 100% \u{1F600}\n+1".into(),
@@ -440,7 +439,7 @@ mod tests {
         assert_eq!(
             state.series,
             vec![
-                SeriesSpec::with_scheme("drope", "none:dyn+beta"),
+                SeriesSpec::with_scheme("drope", SchemeSpec::DROPE_DYNAMIC),
                 SeriesSpec::model("nope")
             ]
         );

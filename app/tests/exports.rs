@@ -4,7 +4,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use app::analysis::{AttentionMap, Guess, TokenStat};
-use app::published::{ModelTrainLog, NeedleGrid, TrainHistory, TrainPoint, ValidationPoint};
+use app::published::{parse_needle_grid, ModelTrainLog, TrainHistory, TrainPoint, ValidationPoint};
 use app::views::attention_heatmap::{map_csv, map_json};
 use app::views::frequency_explorer::{pair_frequencies, pairs_csv, pairs_json};
 use app::views::needle_results::{grid_csv, grid_json};
@@ -75,7 +75,7 @@ fn frequency_pairs_save_each_scheme() {
 
 #[wasm_bindgen_test]
 fn needle_grids_save_pooled_and_per_depth_cells() {
-    let grid = NeedleGrid::parse(
+    let grid = parse_needle_grid(
         "niah.json",
         br#"{"cells": [
             {"model": "rope", "scheme": "yarn", "length_multiple": 2, "depth": 0.5, "trials": 4, "correct": 1},

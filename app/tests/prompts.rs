@@ -10,7 +10,7 @@ use app::analysis::{analyse, prepare_prompt};
 use app::model_store::LoadedModel;
 use app::needle_live::{run_trial, NeedleSubject};
 use engine::init::SplitMix64;
-use engine::TextTokenizer;
+use engine::{SchemeSpec, TextTokenizer};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 mod support;
@@ -66,12 +66,12 @@ async fn a_model_trained_with_a_first_token_sees_it_first() {
     assert!(prepare_prompt(&with, &long, Some(257)).is_err());
 
     // The run scores every prompt token, the first one too (from the marker).
-    let run = analyse(&with, text, "none").await.unwrap();
+    let run = analyse(&with, text, SchemeSpec::NONE).await.unwrap();
     assert_eq!(run.tokens.len(), marked.ids.len());
     assert_eq!(run.tokens[0].id, bos);
     assert_eq!(run.tokens[0].nll, None);
     assert!(run.tokens[1..].iter().all(|t| t.nll.is_some()));
-    let run = analyse(&without, text, "none").await.unwrap();
+    let run = analyse(&without, text, SchemeSpec::NONE).await.unwrap();
     assert_eq!(run.tokens.len(), plain.ids.len());
     assert_eq!(run.tokens[0].nll, None);
 }

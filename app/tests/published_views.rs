@@ -6,8 +6,8 @@
 
 use app::colormap::VIRIDIS;
 use app::published::{
-    InductionScore, ModelTrainLog, NeedleGrid, NeedleProbe, ProbeRow, TrainHistory, TrainPoint,
-    ValidationPoint,
+    parse_needle_grid, InductionScore, ModelTrainLog, NeedleTally, ProbeRow, TrainHistory,
+    TrainPoint, ValidationPoint,
 };
 use app::views::{FrequencyExplorer, NeedleResults, StoryAxis, TrainingStory};
 use js_sys::{Array, Function, Object, Reflect};
@@ -376,7 +376,7 @@ async fn probe_story_draws_needle_accuracy_over_training() {
     let mut logs = three_logs_with_probes();
     for (m, found) in [(0, &[0, 6, 18, 22][..]), (2, &[0, 6, 18, 20, 1, 16][..])] {
         for (row, &correct) in logs[m].log.probes.iter_mut().zip(found) {
-            row.needles = Some(NeedleProbe {
+            row.needles = Some(NeedleTally {
                 trials: 24,
                 correct,
                 digits_correct: 7 * correct,
@@ -558,14 +558,15 @@ const NIAH: &str = r#"{"depths": [0.1, 0.9], "multiples": [1, 2, 4, 8], "seed": 
     {"model": "drope", "scheme": "none", "length_multiple": 2, "depth": 0.1, "trials": 5, "correct": 4}],
   "lengths": [
     {"model": "rope", "scheme": "yarn", "length_multiple": 1, "trials": 10, "correct": 8,
-     "accuracy": 0.8, "wilson_low": 0.49, "wilson_high": 0.943, "digit_accuracy": 0.9},
+     "digits_correct": 63, "accuracy": 0.8, "wilson_low": 0.49, "wilson_high": 0.943,
+     "digit_accuracy": 0.9},
     {"model": "drope", "scheme": "none", "length_multiple": 2, "trials": 5, "correct": 4,
      "accuracy": 0.8, "wilson_low": 0.376, "wilson_high": 0.964}]}"#;
 
 #[wasm_bindgen_test]
 async fn needle_results_colour_cells_break_down_depths_and_show_the_paper() {
     let root = container();
-    let grid = RwSignal::new(NeedleGrid::parse("niah.json", NIAH.as_bytes()).unwrap());
+    let grid = RwSignal::new(parse_needle_grid("niah.json", NIAH.as_bytes()).unwrap());
     let _mounted = leptos::mount::mount_to(root.clone(), move || {
         view! { <NeedleResults grid=grid /> }
     });
@@ -621,16 +622,17 @@ async fn needle_results_colour_cells_break_down_depths_and_show_the_paper() {
     assert_eq!(all(&root, &format!("{paper} tbody tr")).len(), 4);
     assert!(text(&root, paper).contains("74.92%"));
 
-    // An old file (counts only): accuracy and n, no interval.
+    // An old file (counts only): accuracy, n and the interval of those counts (1 of 4:
+    // [5, 70]).
     let old = r#"{"cells": [{"model": "nope", "scheme": "none", "length_multiple": 1,
         "depth": 0.5, "trials": 4, "correct": 1}]}"#;
-    grid.set(NeedleGrid::parse("niah.json", old.as_bytes()).unwrap());
+    grid.set(parse_needle_grid("niah.json", old.as_bytes()).unwrap());
     settle().await;
     let cells = all(&root, r#"td[data-testid="needle-cell"]"#);
     let first = cells[0].text_content().unwrap();
     assert!(
-        first.contains("25%") && first.contains("n = 4") && !first.contains('['),
+        first.contains("25%") && first.contains("n = 4") && first.contains("[5, 70]"),
         "{first}"
     );
-    assert!(text(&root, ".needle-results .chart-summary").contains("predates"));
+    assert!(text(&root, ".needle-results .chart-summary").contains("predates the trial budget"));
 }

@@ -70,14 +70,39 @@ pub struct ForwardOutput {
     pub head_stats: Vec<Vec<HeadStats>>,
 }
 
+/// The kind of device a backend runs on: compared by value, shown by [`DeviceKind::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// The CPU (natively, in the page or in a Web Worker).
+    Cpu,
+    /// A WebGPU adapter (wgpu natively).
+    WebGpu,
+}
+
+impl DeviceKind {
+    /// The name shown to people: "CPU" or "WebGPU".
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "CPU",
+            DeviceKind::WebGpu => "WebGPU",
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A device that can run the model incrementally.
 pub trait Backend {
     /// Keys and values of the tokens seen so far.
     type Cache;
     /// The model's configuration.
     fn config(&self) -> &ModelConfig;
-    /// A name for display ("CPU", "WebGPU").
-    fn name(&self) -> &'static str;
+    /// The kind of device it runs on.
+    fn kind(&self) -> DeviceKind;
     /// An empty cache.
     fn new_cache(&self) -> Self::Cache;
     /// Number of tokens held in `cache`.

@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use crate::backend::{Backend, ForwardInput, ForwardOutput};
+use crate::backend::{Backend, DeviceKind, ForwardInput, ForwardOutput};
 use crate::config::ModelConfig;
 use crate::cpu::{CpuBackend, LayerCache};
 use crate::error::{EngineError, Result};
@@ -65,10 +65,10 @@ impl Backend for DeviceBackend {
         }
     }
 
-    fn name(&self) -> &'static str {
+    fn kind(&self) -> DeviceKind {
         match self {
-            DeviceBackend::Cpu(b) => b.name(),
-            DeviceBackend::Gpu(b) => b.name(),
+            DeviceBackend::Cpu(b) => b.kind(),
+            DeviceBackend::Gpu(b) => b.kind(),
         }
     }
 

@@ -31,7 +31,7 @@ pub mod weights;
 pub mod wire;
 
 pub use analysis::{HeadStats, Prediction};
-pub use backend::{Backend, Capture, ForwardInput, ForwardOutput};
+pub use backend::{Backend, Capture, DeviceKind, ForwardInput, ForwardOutput};
 pub use config::{ModelConfig, TrainedPositions};
 pub use error::{EngineError, Result};
 pub use position::{AppliedScheme, LogitScale, PositionScheme, ScaleFactor, SchemeSpec};

@@ -8,6 +8,8 @@
 
 use std::ops::Range;
 
+use serde::{Deserialize, Serialize};
+
 use crate::init::SplitMix64;
 use crate::TextTokenizer;
 
@@ -68,6 +70,70 @@ pub struct AnswerScore {
     pub exact: bool,
     /// Answer digits generated correctly in the right place (0..=`ANSWER_DIGITS`).
     pub digits_right: usize,
+}
+
+/// Counts of needle trials: what a cell of the needle grid and a training probe (a
+/// train log's `needles`) add up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeedleTally {
+    /// Trials run.
+    pub trials: usize,
+    /// Answers that were exactly the 7-digit number.
+    pub correct: usize,
+    /// Answer digits right in the right place, over all trials (7 per trial at most;
+    /// absent from the first train logs).
+    #[serde(default)]
+    pub digits_correct: usize,
+}
+
+impl NeedleTally {
+    /// Adds one trial.
+    pub fn record(&mut self, score: AnswerScore) {
+        self.trials += 1;
+        self.correct += usize::from(score.exact);
+        self.digits_correct += score.digits_right;
+    }
+
+    /// Adds another tally's trials.
+    pub fn add(&mut self, other: NeedleTally) {
+        self.trials += other.trials;
+        self.correct += other.correct;
+        self.digits_correct += other.digits_correct;
+    }
+
+    /// Exact-match accuracy (0 without trials).
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.trials.max(1) as f64
+    }
+
+    /// Fraction of answer digits right in the right place (0 without trials).
+    pub fn digit_accuracy(&self) -> f64 {
+        self.digits_correct as f64 / (ANSWER_DIGITS * self.trials).max(1) as f64
+    }
+
+    /// 95% Wilson interval of the exact-match accuracy.
+    pub fn wilson(&self) -> (f64, f64) {
+        wilson_interval(self.correct, self.trials, Z_95)
+    }
+}
+
+/// Normal quantile of a two-sided 95% interval.
+pub const Z_95: f64 = 1.959_964;
+
+/// Wilson score interval `(low, high)` of a binomial proportion, `successes` out of
+/// `trials`, at normal quantile `z`. Unlike the normal approximation it stays inside
+/// [0, 1] and is not degenerate at 0% or 100%, which is where weak or strong models sit.
+/// No trials: `(0, 1)`.
+pub fn wilson_interval(successes: usize, trials: usize, z: f64) -> (f64, f64) {
+    if trials == 0 {
+        return (0.0, 1.0);
+    }
+    let n = trials as f64;
+    let p = successes as f64 / n;
+    let z2 = z * z;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
 /// Scores `generated` text against the `expected` digits. The generated number is the run
@@ -243,6 +309,41 @@ mod tests {
 
     fn tokenizer() -> TextTokenizer {
         TextTokenizer::from_json(include_bytes!("../../public/models/tokenizer.json")).unwrap()
+    }
+
+    fn close(a: (f64, f64), b: (f64, f64)) -> bool {
+        (a.0 - b.0).abs() < 5e-4 && (a.1 - b.1).abs() < 5e-4
+    }
+
+    #[test]
+    fn wilson_interval_matches_hand_computed_values() {
+        // centre 0.5, half-width 1.96 / 1.0384 * sqrt(0.0025 + 0.000096) = 0.0962.
+        assert!(close(wilson_interval(50, 100, Z_95), (0.4038, 0.5962)));
+        // 0 successes: [0, z^2 / (n + z^2)] = [0, 3.8415 / 78.8415].
+        assert!(close(wilson_interval(0, 75, Z_95), (0.0, 0.0487)));
+        assert!(close(wilson_interval(75, 75, Z_95), (0.9513, 1.0)));
+        // centre 0.99207 / 1.38415 = 0.7167, half-width 1.4160 * 0.16001 = 0.2266.
+        assert!(close(wilson_interval(8, 10, Z_95), (0.4902, 0.9433)));
+        assert_eq!(wilson_interval(0, 0, Z_95), (0.0, 1.0));
+    }
+
+    #[test]
+    fn tallies_count_trials_and_digits() {
+        let score = |exact, digits_right| AnswerScore {
+            exact,
+            digits_right,
+        };
+        let mut a = NeedleTally::default();
+        a.record(score(true, 7));
+        a.record(score(false, 3));
+        let mut b = NeedleTally::default();
+        b.record(score(false, 4));
+        a.add(b);
+        assert_eq!((a.trials, a.correct, a.digits_correct), (3, 1, 14));
+        assert!((a.accuracy() - 1.0 / 3.0).abs() < 1e-12);
+        assert!((a.digit_accuracy() - 14.0 / 21.0).abs() < 1e-12);
+        assert_eq!(a.wilson(), wilson_interval(1, 3, Z_95));
+        assert_eq!(NeedleTally::default().accuracy(), 0.0);
     }
 
     #[test]

@@ -268,6 +268,21 @@ impl SchemeSpec {
         scale: ScaleFactor::Fixed(1.0),
         logit_scale: LogitScale::Off,
     };
+    /// `yarn:dyn`: the reference YaRN with `s` following the context.
+    pub const YARN_DYNAMIC: SchemeSpec = SchemeSpec {
+        position: PositionScheme::Yarn {
+            alpha: YARN_ALPHA,
+            beta: YARN_BETA,
+        },
+        scale: ScaleFactor::Dynamic,
+        logit_scale: LogitScale::Off,
+    };
+    /// `none:dyn+beta`: DroPE with its fitted logit scale, `s` following the context.
+    pub const DROPE_DYNAMIC: SchemeSpec = SchemeSpec {
+        position: PositionScheme::None,
+        scale: ScaleFactor::Dynamic,
+        logit_scale: LogitScale::Fitted,
+    };
 
     /// Checks the parameters: `s >= 1` and finite, YaRN's `0 <= alpha < beta`.
     pub fn validate(&self) -> Result<()> {
@@ -749,6 +764,14 @@ mod tests {
         ] {
             let spec: SchemeSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), text);
+        }
+        for (constant, text) in [
+            (SchemeSpec::ROPE, "rope"),
+            (SchemeSpec::NONE, "none"),
+            (SchemeSpec::YARN_DYNAMIC, "yarn:dyn"),
+            (SchemeSpec::DROPE_DYNAMIC, "none:dyn+beta"),
+        ] {
+            assert_eq!(constant, text.parse().unwrap());
         }
         for bad in [
             "",

@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use crate::needles::NeedleTally;
+
 /// A model's `train-log.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainLog {
@@ -53,10 +55,11 @@ pub struct ProbeRow {
     /// Previous-token mass `[layer][head]` on validation prose.
     #[serde(default, deserialize_with = "grid")]
     pub previous_token: Vec<Vec<f64>>,
-    /// The needle probe on the snapshot of this step, written by `trainer probe` (absent
-    /// from rows logged during training and from older logs).
+    /// The needle probe on the snapshot of this step, written by `trainer probe`: the same
+    /// fixed documents from the validation split, one 7-digit number to retrieve in each,
+    /// answered greedily (absent from rows logged during training and from older logs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub needles: Option<NeedleProbe>,
+    pub needles: Option<NeedleTally>,
 }
 
 /// Mean NLL of the first and the second copy of a random-token span repeated once. A
@@ -73,20 +76,6 @@ pub struct InductionScore {
     /// Mean NLL over the second copy, nats.
     #[serde(default = "nan", deserialize_with = "nan_for_null")]
     pub second: f64,
-}
-
-/// Counts of the needle probe at L: the same fixed documents from the validation split,
-/// one 7-digit number to retrieve in each, answered greedily by the snapshot of that
-/// step (`trainer probe`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NeedleProbe {
-    /// Documents answered.
-    pub trials: usize,
-    /// Answers that were exactly the 7-digit number.
-    pub correct: usize,
-    /// Answer digits right in the right place, over all trials (7 per trial at most).
-    #[serde(default)]
-    pub digits_correct: usize,
 }
 
 fn nan() -> f64 {
@@ -157,7 +146,7 @@ mod tests {
                 }),
                 induction_4l: None,
                 previous_token: vec![vec![0.1, f64::NAN]],
-                needles: Some(NeedleProbe {
+                needles: Some(NeedleTally {
                     trials: 24,
                     correct: 3,
                     digits_correct: 40,

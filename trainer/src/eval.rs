@@ -14,9 +14,10 @@ use candle_core::{Device, Tensor, D};
 use engine::cpu::{token_tensor, ForwardSettings, RotaryTables, Transformer};
 use engine::init::SplitMix64;
 use engine::{ModelConfig, ModelWeights, SchemeSpec};
-use serde::Serialize;
 
-use crate::needles::{scheme_at, AnswerScore, NeedleMaker, ANSWER_DIGITS};
+use crate::needles::{scheme_at, NeedleMaker};
+pub use crate::needles::{wilson_interval, NeedleTally, Z_95};
+pub use engine::results::{pool_depths, NeedleCell};
 
 /// Window edges in multiples of L.
 pub const WINDOWS: [(usize, usize); 4] = [(0, 1), (1, 2), (2, 4), (4, 8)];
@@ -202,67 +203,6 @@ pub fn fit_c(
 /// Shortest context (tokens) the needle test is run at.
 pub const MIN_NEEDLE_CONTEXT: usize = 128;
 
-/// Normal quantile of a two-sided 95% interval.
-pub const Z_95: f64 = 1.959_964;
-
-/// Wilson score interval `(low, high)` of a binomial proportion, `successes` out of
-/// `trials`, at normal quantile `z`. Unlike the normal approximation it stays inside
-/// [0, 1] and is not degenerate at 0% or 100%, which is where weak or strong models sit.
-/// No trials: `(0, 1)`.
-pub fn wilson_interval(successes: usize, trials: usize, z: f64) -> (f64, f64) {
-    if trials == 0 {
-        return (0.0, 1.0);
-    }
-    let n = trials as f64;
-    let p = successes as f64 / n;
-    let z2 = z * z;
-    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
-    let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    ((centre - half).max(0.0), (centre + half).min(1.0))
-}
-
-/// Counts of needle trials.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NeedleTally {
-    /// Trials run.
-    pub trials: usize,
-    /// Exact matches.
-    pub correct: usize,
-    /// Answer digits right in the right place, over all trials.
-    pub digits_correct: usize,
-}
-
-impl NeedleTally {
-    /// Adds one trial.
-    pub fn record(&mut self, score: AnswerScore) {
-        self.trials += 1;
-        self.correct += usize::from(score.exact);
-        self.digits_correct += score.digits_right;
-    }
-
-    /// Adds another tally's trials.
-    pub fn add(&mut self, other: NeedleTally) {
-        self.trials += other.trials;
-        self.correct += other.correct;
-        self.digits_correct += other.digits_correct;
-    }
-
-    /// Exact-match accuracy (0 without trials).
-    pub fn accuracy(&self) -> f64 {
-        self.correct as f64 / self.trials.max(1) as f64
-    }
-
-    /// Fraction of answer digits right in the right place (0 without trials).
-    pub fn digit_accuracy(&self) -> f64 {
-        self.digits_correct as f64 / (ANSWER_DIGITS * self.trials).max(1) as f64
-    }
-
-    /// 95% Wilson interval of the exact-match accuracy.
-    pub fn wilson(&self) -> (f64, f64) {
-        wilson_interval(self.correct, self.trials, Z_95)
-    }
-}
-
 /// When to stop running needle trials at one length (depths pooled).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NeedleBudget {
@@ -293,91 +233,6 @@ impl NeedleBudget {
         tally.trials >= self.max_trials
             || (tally.trials >= self.min_trials && (high - low) / 2.0 <= self.half_width)
     }
-}
-
-/// One cell of the needle grid: a model/scheme at one length and depth, or all depths
-/// pooled (`depth` absent). Counts and the statistics derived from them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NeedleCell {
-    /// Model id.
-    pub model: String,
-    /// Scheme family in text form (its `s` is set per length).
-    pub scheme: String,
-    /// Context length in multiples of L.
-    pub length_multiple: usize,
-    /// Needle depth (0 = start of the haystack, 1 = end); `None` when depths are pooled.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub depth: Option<f64>,
-    /// Trials run.
-    pub trials: usize,
-    /// Exact matches.
-    pub correct: usize,
-    /// Answer digits right in the right place, over all trials (7 per trial at most).
-    pub digits_correct: usize,
-    /// `correct / trials`.
-    pub accuracy: f64,
-    /// Lower end of the 95% Wilson interval of `accuracy`.
-    pub wilson_low: f64,
-    /// Upper end of the 95% Wilson interval of `accuracy`.
-    pub wilson_high: f64,
-    /// `digits_correct / (7 trials)`: partial retrieval that exact match hides.
-    pub digit_accuracy: f64,
-}
-
-impl NeedleCell {
-    /// A cell with the statistics of `tally`.
-    pub fn new(
-        model: &str,
-        scheme: &str,
-        length_multiple: usize,
-        depth: Option<f64>,
-        tally: NeedleTally,
-    ) -> Self {
-        let (wilson_low, wilson_high) = tally.wilson();
-        NeedleCell {
-            model: model.to_string(),
-            scheme: scheme.to_string(),
-            length_multiple,
-            depth,
-            trials: tally.trials,
-            correct: tally.correct,
-            digits_correct: tally.digits_correct,
-            accuracy: tally.accuracy(),
-            wilson_low,
-            wilson_high,
-            digit_accuracy: tally.digit_accuracy(),
-        }
-    }
-
-    /// The counts behind the cell.
-    pub fn tally(&self) -> NeedleTally {
-        NeedleTally {
-            trials: self.trials,
-            correct: self.correct,
-            digits_correct: self.digits_correct,
-        }
-    }
-}
-
-/// Pools per-depth cells into one cell per (model, scheme, length), in order of first
-/// appearance.
-pub fn pool_depths(cells: &[NeedleCell]) -> Vec<NeedleCell> {
-    let mut pooled: Vec<(NeedleCell, NeedleTally)> = Vec::new();
-    for cell in cells {
-        let same = |(p, _): &&mut (NeedleCell, NeedleTally)| {
-            p.model == cell.model
-                && p.scheme == cell.scheme
-                && p.length_multiple == cell.length_multiple
-        };
-        match pooled.iter_mut().find(same) {
-            Some((_, tally)) => tally.add(cell.tally()),
-            None => pooled.push((cell.clone(), cell.tally())),
-        }
-    }
-    pooled
-        .into_iter()
-        .map(|(c, tally)| NeedleCell::new(&c.model, &c.scheme, c.length_multiple, None, tally))
-        .collect()
 }
 
 /// Greedy answer of `prompt` under `scheme` (`s` fixed for the whole prompt + answer).
@@ -480,22 +335,6 @@ pub fn needle_grid(
 mod tests {
     use super::*;
 
-    fn close(a: (f64, f64), b: (f64, f64)) -> bool {
-        (a.0 - b.0).abs() < 5e-4 && (a.1 - b.1).abs() < 5e-4
-    }
-
-    #[test]
-    fn wilson_interval_matches_hand_computed_values() {
-        // centre 0.5, half-width 1.96 / 1.0384 * sqrt(0.0025 + 0.000096) = 0.0962.
-        assert!(close(wilson_interval(50, 100, Z_95), (0.4038, 0.5962)));
-        // 0 successes: [0, z^2 / (n + z^2)] = [0, 3.8415 / 78.8415].
-        assert!(close(wilson_interval(0, 75, Z_95), (0.0, 0.0487)));
-        assert!(close(wilson_interval(75, 75, Z_95), (0.9513, 1.0)));
-        // centre 0.99207 / 1.38415 = 0.7167, half-width 1.4160 * 0.16001 = 0.2266.
-        assert!(close(wilson_interval(8, 10, Z_95), (0.4902, 0.9433)));
-        assert_eq!(wilson_interval(0, 0, Z_95), (0.0, 1.0));
-    }
-
     #[test]
     fn the_budget_stops_at_the_target_width_between_the_minimum_and_the_cap() {
         let budget = NeedleBudget::default();
@@ -516,35 +355,5 @@ mod tests {
         assert!(!budget.is_met(&tally(190, 380)), "50% needs 381 trials");
         assert!(budget.is_met(&tally(190, 381)));
         assert!(budget.is_met(&tally(200, 400)), "the cap");
-    }
-
-    #[test]
-    fn tallies_pool_across_depths() {
-        let score = |exact, digits_right| AnswerScore {
-            exact,
-            digits_right,
-        };
-        let mut a = NeedleTally::default();
-        a.record(score(true, 7));
-        a.record(score(false, 3));
-        let mut b = NeedleTally::default();
-        b.record(score(false, 0));
-        b.record(score(false, 4));
-        let cells = [
-            NeedleCell::new("rope", "pi", 2, Some(0.1), a),
-            NeedleCell::new("rope", "pi", 4, Some(0.1), b),
-            NeedleCell::new("rope", "pi", 2, Some(0.9), b),
-        ];
-        let pooled = pool_depths(&cells);
-        assert_eq!(pooled.len(), 2);
-        let two = &pooled[0];
-        assert_eq!((two.length_multiple, two.depth), (2, None));
-        assert_eq!((two.trials, two.correct, two.digits_correct), (4, 1, 14));
-        assert_eq!((two.accuracy, two.digit_accuracy), (0.25, 0.5));
-        assert_eq!(
-            (two.wilson_low, two.wilson_high),
-            wilson_interval(1, 4, Z_95)
-        );
-        assert_eq!(pooled[1].tally(), b);
     }
 }

@@ -30,7 +30,7 @@ use crate::args::Args;
 use crate::data::{FirstToken, TokenStreams};
 use crate::eval::{EvalModel, NeedleTally};
 use crate::needles::NeedleMaker;
-use crate::probes::{needle_probe, NeedleProbe, NEEDLE_TRIALS};
+use crate::probes::{needle_probe, NEEDLE_TRIALS};
 use crate::train::weights_from_file;
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
@@ -58,7 +58,7 @@ pub fn snapshots(run: &Path) -> Result<Vec<(usize, PathBuf)>, String> {
 
 /// Writes `needles` into the probe row of `step` in a `train-log.json` value (the last
 /// row at that step), or inserts a row with only them before the first later row.
-pub fn set_needles(log: &mut Value, step: usize, needles: NeedleProbe) -> Result<(), String> {
+pub fn set_needles(log: &mut Value, step: usize, needles: NeedleTally) -> Result<(), String> {
     let rows = log
         .as_object_mut()
         .ok_or("the train log is not a JSON object")?
@@ -181,7 +181,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             "step {step}  needles {}/{} exact, {:.0}% digits{note}",
             needles.correct,
             needles.trials,
-            100.0 * NeedleTally::from(needles).digit_accuracy()
+            100.0 * needles.digit_accuracy()
         );
         set_needles(&mut log, step, needles)?;
         // After every snapshot: an interrupted run keeps what it measured.
@@ -194,8 +194,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn needles(correct: usize) -> NeedleProbe {
-        NeedleProbe {
+    fn needles(correct: usize) -> NeedleTally {
+        NeedleTally {
             trials: 24,
             correct,
             digits_correct: 7 * correct,

@@ -16,11 +16,11 @@
 use candle_core::{Device, Tensor, D};
 use engine::cpu::{ForwardSettings, RotaryTables, Transformer};
 use engine::init::SplitMix64;
-pub use engine::train_log::{InductionScore, NeedleProbe, ProbeRow};
+pub use engine::train_log::{InductionScore, NeedleTally, ProbeRow};
 use engine::{ModelConfig, SchemeSpec, TrainedPositions};
 
 use crate::data::start_with;
-use crate::eval::{greedy_answer, sequence_nll, EvalModel, NeedleTally};
+use crate::eval::{greedy_answer, sequence_nll, EvalModel};
 use crate::needles::NeedleMaker;
 
 /// Sequences per induction measurement.
@@ -161,27 +161,6 @@ pub const NEEDLE_TRIALS: usize = 24;
 /// model of one training length.
 const NEEDLE_SEED: u64 = 0x2ee0_d1e5;
 
-impl From<NeedleTally> for NeedleProbe {
-    fn from(tally: NeedleTally) -> Self {
-        NeedleProbe {
-            trials: tally.trials,
-            correct: tally.correct,
-            digits_correct: tally.digits_correct,
-        }
-    }
-}
-
-/// The counts as the evaluation's tally (accuracies, Wilson interval).
-impl From<NeedleProbe> for NeedleTally {
-    fn from(probe: NeedleProbe) -> Self {
-        NeedleTally {
-            trials: probe.trials,
-            correct: probe.correct,
-            digits_correct: probe.digits_correct,
-        }
-    }
-}
-
 /// Needle depths of a probe with `trials` documents: one per document, spread evenly over
 /// (0, 1) (`(i + 0.5) / trials`).
 pub fn needle_depths(trials: usize) -> Vec<f64> {
@@ -201,7 +180,7 @@ pub fn needle_probe(
     maker: &NeedleMaker<'_>,
     haystack: &[u32],
     trials: usize,
-) -> Result<NeedleProbe, String> {
+) -> Result<NeedleTally, String> {
     let l = model.config.training_length();
     let room = haystack
         .len()
@@ -230,7 +209,7 @@ pub fn needle_probe(
         let answer = greedy_answer(model, &scheme, &doc.prompt, doc.answer.len())?;
         tally.record(maker.score(&doc, &answer)?);
     }
-    Ok(tally.into())
+    Ok(tally)
 }
 
 /// Length of the within-L induction probe: 100 tokens (50 repeated), or L if shorter.
@@ -324,7 +303,7 @@ mod tests {
             assert_eq!(once.trials, 6);
             assert!(once.correct <= once.trials);
             assert!(once.digits_correct <= crate::needles::ANSWER_DIGITS * once.trials);
-            assert_eq!(NeedleTally::from(once).trials, 6);
+            assert_eq!(once.trials, 6);
         }
         let err = needle_probe(&tiny_model(None), &maker, &haystack[..128], 2).unwrap_err();
         assert!(err.contains("more than L = 128"), "{err}");
@@ -345,7 +324,7 @@ mod tests {
                 ..score
             }),
             previous_token: vec![vec![0.5, 0.25]],
-            needles: Some(NeedleProbe {
+            needles: Some(NeedleTally {
                 trials: 24,
                 correct: 3,
                 digits_correct: 102,

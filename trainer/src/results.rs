@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use engine::results::{to_json, DropeFit, PerplexityTable};
+use engine::results::{to_json, DropeFit, NeedleGrid, PerplexityTable, NEEDLE_CONFIDENCE};
 use engine::{paper, ModelConfig, ModelWeights, TextTokenizer};
 use serde_json::json;
 
@@ -243,14 +243,17 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     // which is what the stopping rule and the report use.
     std::fs::write(
         results.join("niah.json"),
-        serde_json::to_string_pretty(&json!({
-            "depths": NEEDLE_DEPTHS, "multiples": NEEDLE_MULTIPLES, "seed": NEEDLE_SEED,
-            "confidence": 0.95, "target_half_width": budget.half_width,
-            "min_trials": budget.min_trials, "max_trials": budget.max_trials,
-            "cells": cells, "lengths": pool_depths(&cells),
-        }))
-        .map_err(err)?
-            + "\n",
+        to_json(&NeedleGrid {
+            lengths: pool_depths(&cells),
+            cells: cells.clone(),
+            depths: NEEDLE_DEPTHS.to_vec(),
+            multiples: NEEDLE_MULTIPLES.to_vec(),
+            seed: Some(NEEDLE_SEED),
+            confidence: Some(NEEDLE_CONFIDENCE),
+            target_half_width: Some(budget.half_width),
+            min_trials: Some(budget.min_trials),
+            max_trials: Some(budget.max_trials),
+        }),
     )
     .map_err(err)?;
 
@@ -482,11 +485,12 @@ fn find_needle<'a>(
 
 /// Exact-match accuracy with its 95% interval, e.g. "62% [57, 67]".
 fn with_interval(c: &NeedleCell) -> String {
+    let (tally, (low, high)) = (c.tally(), c.tally().wilson());
     format!(
         "{:.0}% [{:.0}, {:.0}]",
-        100.0 * c.accuracy,
-        100.0 * c.wilson_low,
-        100.0 * c.wilson_high
+        100.0 * tally.accuracy(),
+        100.0 * low,
+        100.0 * high
     )
 }
 
@@ -585,7 +589,10 @@ pub fn report_markdown(
         md,
         "Per-digit accuracy: the share of the 7 answer digits generated in the right place, \
          which shows partial retrieval where exact match is 0%.\n\n{}",
-        needle_table(&pooled, |c| format!("{:.0}%", 100.0 * c.digit_accuracy))
+        needle_table(&pooled, |c| format!(
+            "{:.0}%",
+            100.0 * c.tally().digit_accuracy()
+        ))
     );
     let percents = |row: [f64; 3]| row.map(|p| format!("{p:.2}")).join(" / ");
     let _ = writeln!(
@@ -692,7 +699,7 @@ pub fn report_markdown(
                 md,
                 "- {model} finds the needle within L: {} (target >= 80%): {}.",
                 with_interval(c),
-                verdict(c.accuracy >= 0.8)
+                verdict(c.tally().accuracy() >= 0.8)
             );
         }
     }
@@ -701,19 +708,20 @@ pub fn report_markdown(
             schemes
                 .iter()
                 .filter_map(|s| needle(model, s, m))
-                .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
+                .max_by(|a, b| a.tally().accuracy().total_cmp(&b.tally().accuracy()))
         };
         if let (Some(d), Some(s)) = (
             best("drope", &["none", "none+beta"]),
             best("rope", &["pi", "ntk", "yarn"]),
         ) {
             // A win inside overlapping intervals may be noise: say so next to the verdict.
-            let overlap = if d.wilson_low <= s.wilson_high && s.wilson_low <= d.wilson_high {
+            let ((d_low, d_high), (s_low, s_high)) = (d.tally().wilson(), s.tally().wilson());
+            let overlap = if d_low <= s_high && s_low <= d_high {
                 " (the 95% intervals overlap)"
             } else {
                 ""
             };
-            let _ = writeln!(md, "- Needle at {m}x L: DroPE (best of with/without beta, `{}`) {} vs best of PI/NTK/YaRN (`{}`) {}{overlap}: {}.", d.scheme, with_interval(d), s.scheme, with_interval(s), verdict(d.accuracy > s.accuracy));
+            let _ = writeln!(md, "- Needle at {m}x L: DroPE (best of with/without beta, `{}`) {} vs best of PI/NTK/YaRN (`{}`) {}{overlap}: {}.", d.scheme, with_interval(d), s.scheme, with_interval(s), verdict(d.tally().accuracy() > s.tally().accuracy()));
         }
     }
     md

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use crate::colormap::VIRIDIS;
 use crate::export::csv_field;
-use crate::published::{NeedleCell, NeedleGrid};
+use crate::published::{NeedleCell, NeedleGrid, NEEDLE_CONFIDENCE};
 use crate::views::training_story::model_label;
 use crate::views::{ColourLegend, ExportButtons};
 
@@ -40,7 +40,7 @@ pub fn cell_tooltip(cell: &NeedleCell) -> String {
     if let Some((low, high)) = cell.interval() {
         text += &format!("; 95% interval {} to {}", percent(low), percent(high));
     }
-    if let Some(digits) = cell.digit_accuracy {
+    if let Some(digits) = cell.digit_accuracy() {
         text += &format!("; {} of the answer digits right", percent(digits));
     }
     text
@@ -48,7 +48,7 @@ pub fn cell_tooltip(cell: &NeedleCell) -> String {
 
 /// One coloured grid cell (`td[data-testid=test_id]`), or a dash where nothing ran.
 fn grid_cell(cell: Option<&NeedleCell>, test_id: &'static str, multiple: usize) -> AnyView {
-    let Some((cell, accuracy)) = cell.and_then(|c| c.accuracy.map(|a| (c, a))) else {
+    let Some((cell, accuracy)) = cell.and_then(|c| c.accuracy().map(|a| (c, a))) else {
         return view! {
             <td data-testid=test_id data-multiple=multiple class="needle-cell missing"
                 title="not measured">"\u{2013}"</td>
@@ -78,14 +78,14 @@ fn grid_cell(cell: Option<&NeedleCell>, test_id: &'static str, multiple: usize) 
 fn method_note(grid: &NeedleGrid) -> String {
     let mut note =
         "Exact-match accuracy of the 7-digit answer, all depths pooled; n = trials.".to_string();
-    if grid.lengths.iter().any(|c| c.interval().is_some()) {
-        let confidence = grid.confidence.unwrap_or(0.95);
-        note += &format!(
-            " In brackets: the {:.0}% Wilson interval.",
-            100.0 * confidence
-        );
-    } else {
-        note += " This file predates confidence intervals: counts only.";
+    // Intervals are computed from the counts, so a file that predates them shows them too.
+    let confidence = grid.confidence.unwrap_or(NEEDLE_CONFIDENCE);
+    note += &format!(
+        " In brackets: the {:.0}% Wilson interval.",
+        100.0 * confidence
+    );
+    if grid.confidence.is_none() {
+        note += " This file predates the trial budget: each cell ran a fixed number of trials.";
     }
     if let (Some(half), Some(min), Some(max)) =
         (grid.target_half_width, grid.min_trials, grid.max_trials)
@@ -114,6 +114,7 @@ pub fn grid_csv(grid: &NeedleGrid) -> String {
     );
     let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for c in grid.lengths.iter().chain(&grid.cells) {
+        let interval = c.interval();
         out += &format!(
             "{},{},{},{},{},{},{},{},{},{}\n",
             csv_field(&c.model),
@@ -122,10 +123,10 @@ pub fn grid_csv(grid: &NeedleGrid) -> String {
             opt(c.depth),
             c.trials,
             c.correct,
-            opt(c.accuracy),
-            opt(c.wilson_low),
-            opt(c.wilson_high),
-            opt(c.digit_accuracy)
+            opt(c.accuracy()),
+            opt(interval.map(|i| i.0)),
+            opt(interval.map(|i| i.1)),
+            opt(c.digit_accuracy())
         );
     }
     out
@@ -134,11 +135,12 @@ pub fn grid_csv(grid: &NeedleGrid) -> String {
 /// The grid as JSON (the same fields as the CSV), with the paper's table beside it.
 pub fn grid_json(grid: &NeedleGrid) -> String {
     let cell = |c: &NeedleCell| {
+        let interval = c.interval();
         serde_json::json!({
             "model": c.model, "scheme": c.scheme, "length_multiple": c.length_multiple,
-            "depth": c.depth, "trials": c.trials, "correct": c.correct, "accuracy": c.accuracy,
-            "wilson_low": c.wilson_low, "wilson_high": c.wilson_high,
-            "digit_accuracy": c.digit_accuracy,
+            "depth": c.depth, "trials": c.trials, "correct": c.correct, "accuracy": c.accuracy(),
+            "wilson_low": interval.map(|i| i.0), "wilson_high": interval.map(|i| i.1),
+            "digit_accuracy": c.digit_accuracy(),
         })
     };
     serde_json::json!({
@@ -335,10 +337,6 @@ mod tests {
             trials: 10,
             correct: 8,
             digits_correct: Some(65),
-            accuracy: Some(0.8),
-            wilson_low: Some(0.49),
-            wilson_high: Some(0.943),
-            digit_accuracy: Some(0.93),
         };
         let tip = cell_tooltip(&cell);
         assert!(
@@ -346,7 +344,8 @@ mod tests {
             "{tip}"
         );
         assert!(tip.contains("95% interval 49% to 94%"), "{tip}");
+        assert!(tip.contains("93% of the answer digits right"), "{tip}");
         let old = NeedleGrid::default();
-        assert!(method_note(&old).contains("predates"));
+        assert!(method_note(&old).contains("predates the trial budget"));
     }
 }

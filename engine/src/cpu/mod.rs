@@ -21,7 +21,7 @@ pub use transformer::{
 use candle_core::Device;
 
 use crate::analysis::{head_stats, summarize_row, HeadStats};
-use crate::backend::{check_capture, Backend, ForwardInput, ForwardOutput};
+use crate::backend::{check_capture, Backend, DeviceKind, ForwardInput, ForwardOutput};
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::weights::ModelWeights;
@@ -59,8 +59,8 @@ impl Backend for CpuBackend {
         &self.config
     }
 
-    fn name(&self) -> &'static str {
-        "CPU"
+    fn kind(&self) -> DeviceKind {
+        DeviceKind::Cpu
     }
 
     fn new_cache(&self) -> Self::Cache {

@@ -26,7 +26,7 @@ pub use context::GpuContext;
 
 use crate::analysis::HeadStats;
 use crate::backend::{
-    check_capture, check_tokens, Backend, ForwardInput, ForwardOutput, RowSummary,
+    check_capture, check_tokens, Backend, DeviceKind, ForwardInput, ForwardOutput, RowSummary,
 };
 use crate::config::ModelConfig;
 use crate::cpu::RotaryTables;
@@ -660,8 +660,8 @@ impl Backend for GpuBackend {
         &self.config
     }
 
-    fn name(&self) -> &'static str {
-        "WebGPU"
+    fn kind(&self) -> DeviceKind {
+        DeviceKind::WebGpu
     }
 
     fn new_cache(&self) -> Self::Cache {
