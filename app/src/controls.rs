@@ -20,6 +20,10 @@ const SCHEME_PRESETS: &[(&str, &str)] = &[
     ("yarn-ramp:8", "YaRN with the continuous ramp, s = 8"),
     ("none", "no positions (DroPE / NoPE)"),
     ("none:dyn+beta", "DroPE with its fitted logit scale"),
+    (
+        "none:dyn+beta=heads",
+        "DroPE with a logit scale fitted per head (not the paper's)",
+    ),
 ];
 
 /// The length box's value: empty for the whole prompt (up to the cap), else a token

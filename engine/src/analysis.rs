@@ -5,8 +5,6 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::RowSummary;
-
 /// A candidate next token and its probability.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
@@ -14,6 +12,18 @@ pub struct Prediction {
     pub token: u32,
     /// Probability under the model.
     pub probability: f32,
+}
+
+/// The next-token distribution at one position, reduced to what the views need.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowSummary {
+    /// `ln sum_v exp(logit_v)`: a token's log-probability is its logit minus this.
+    pub log_norm: f32,
+    /// The `top_k` highest `(token, logit)` pairs, best first, ties to the lower id.
+    pub top: Vec<(u32, f32)>,
+    /// For the token that follows in the same chunk: its logit and its rank (the number
+    /// of tokens with a strictly higher logit). `None` for the chunk's last position.
+    pub next: Option<(f32, u32)>,
 }
 
 /// Statistics of one head's attention row at one query position.

@@ -11,6 +11,7 @@
 use std::ops::Range;
 
 use crate::analysis::HeadStats;
+pub use crate::analysis::RowSummary;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::position::AppliedScheme;
@@ -39,18 +40,6 @@ pub struct ForwardInput<'a> {
     pub top_k: usize,
     /// Also return every position's full logits (conformance tests; costly on a GPU).
     pub return_logits: bool,
-}
-
-/// The next-token distribution at one position, reduced to what the views need.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RowSummary {
-    /// `ln sum_v exp(logit_v)`: a token's log-probability is its logit minus this.
-    pub log_norm: f32,
-    /// The `top_k` highest `(token, logit)` pairs, best first, ties to the lower id.
-    pub top: Vec<(u32, f32)>,
-    /// For the token that follows in the same chunk: its logit and its rank (the number
-    /// of tokens with a strictly higher logit). `None` for the chunk's last position.
-    pub next: Option<(f32, u32)>,
 }
 
 /// What a backend returns for a chunk of `k` new tokens.

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
+use crate::position::{AppliedScheme, SchemeSpec};
 
 /// The longest training length a config may declare (2^20 tokens): the studio runs up
 /// to 8 times it, which must stay a small number of tokens even on 32-bit wasm.
@@ -56,6 +57,10 @@ pub struct ModelConfig {
     /// Studio field: the fitted DroPE logit-scale coefficient `c` in `beta(s) = 1 + c ln s`.
     #[serde(default)]
     pub drope_c: Option<f64>,
+    /// Studio field: one fitted `c` per head, index `layer * heads + head`, for the
+    /// per-head logit scale (`+beta=heads`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drope_head_c: Option<Vec<f64>>,
     /// Studio field: RMSNorm over each head's projected queries and keys (weights
     /// `self_attn.q_norm` / `k_norm`, `[head_dim]`), the paper's optional stabiliser.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -158,6 +163,26 @@ impl ModelConfig {
             crate::position::check_beta_coefficient(c)
                 .map_err(|e| EngineError::Config(format!("drope_c: {e}")))?;
         }
+        if let Some(cs) = &self.drope_head_c {
+            let heads = self.num_hidden_layers * self.num_attention_heads;
+            if cs.len() != heads {
+                return fail(format!(
+                    "drope_head_c has {} values; the model has {heads} heads ({} layers of {})",
+                    cs.len(),
+                    self.num_hidden_layers,
+                    self.num_attention_heads
+                ));
+            }
+            for (i, &c) in cs.iter().enumerate() {
+                crate::position::check_beta_coefficient(c).map_err(|e| {
+                    EngineError::Config(format!(
+                        "drope_head_c (layer {}, head {}): {e}",
+                        i / self.num_attention_heads,
+                        i % self.num_attention_heads
+                    ))
+                })?;
+            }
+        }
         if let Some(bos) = self.bos_token_id {
             if bos as usize >= self.vocab_size {
                 return fail(format!(
@@ -183,6 +208,19 @@ impl ModelConfig {
     /// The training length `L`.
     pub fn training_length(&self) -> usize {
         self.max_position_embeddings
+    }
+
+    /// Evaluates `scheme` for a context of `len` tokens of this model: its head width,
+    /// RoPE base, training length and fitted `drope_c` / `drope_head_c`.
+    pub fn apply_scheme(&self, scheme: &SchemeSpec, len: usize) -> Result<AppliedScheme> {
+        scheme.apply(
+            len,
+            self.head_dim(),
+            self.rope_theta,
+            self.training_length(),
+            self.drope_c,
+            self.drope_head_c.as_deref(),
+        )
     }
 
     /// Number of parameters stored in the checkpoint.
@@ -258,6 +296,27 @@ mod tests {
             let err = ModelConfig::from_json(with_c(bad).as_bytes()).unwrap_err();
             assert!(err.to_string().contains("drope_c"), "{bad}: {err}");
         }
+        let with_heads =
+            |cs: &str| LLAMA_JSON.replacen('{', &format!("{{\"drope_head_c\": {cs},"), 1);
+        let heads = {
+            let c = ModelConfig::from_json(LLAMA_JSON.as_bytes()).unwrap();
+            c.num_hidden_layers * c.num_attention_heads
+        };
+        let fine = format!("[{}]", vec!["0.25"; heads].join(", "));
+        let c = ModelConfig::from_json(with_heads(&fine).as_bytes()).unwrap();
+        assert_eq!(c.drope_head_c, Some(vec![0.25; heads]));
+        assert_eq!(ModelConfig::from_json(c.to_json().as_bytes()).unwrap(), c);
+        let err = ModelConfig::from_json(with_heads("[0.1, 0.2]").as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("drope_head_c has 2 values"),
+            "{err}"
+        );
+        let mut out_of_range = vec!["0.25"; heads];
+        out_of_range[heads - 1] = "-5";
+        let err =
+            ModelConfig::from_json(with_heads(&format!("[{}]", out_of_range.join(","))).as_bytes())
+                .unwrap_err();
+        assert!(err.to_string().contains("drope_head_c (layer"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,6 @@ use std::f64::consts::PI as PI_F64;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 
 /// YaRN's default ramp bounds in turns within `L` (Peng et al. 2023, for Llama): alpha is
@@ -74,6 +73,10 @@ pub enum LogitScale {
     Fitted,
     /// Use this coefficient `c`.
     Coefficient(f64),
+    /// One fitted `c` per head (`drope_head_c` in the model's config): each head's logits
+    /// scale by its own `beta(s)`. Not the paper's method (one `c` for the model); this
+    /// studio fits both on validation text and shows both.
+    PerHead,
 }
 
 /// A complete inference-time position setting: rotation, scale factor and logit scale.
@@ -96,6 +99,42 @@ pub struct AppliedScheme {
     pub frequencies: Option<Vec<f64>>,
     /// Multiplier of every attention logit (YaRN temperature times DroPE beta).
     pub logit_scale: f64,
+    /// A further multiplier per head, index `layer * heads + head` (per-head beta), or
+    /// `None` where every head uses `logit_scale` alone.
+    pub head_scales: Option<Vec<f64>>,
+}
+
+impl AppliedScheme {
+    /// One head's own multiplier on top of `logit_scale` (1 without per-head scales).
+    pub fn head_scale(&self, layer: usize, heads: usize, head: usize) -> f64 {
+        self.head_scales
+            .as_ref()
+            .and_then(|s| s.get(layer * heads + head))
+            .copied()
+            .unwrap_or(1.0)
+    }
+
+    /// The logit multiplier of one head: `logit_scale` times its own.
+    pub fn head_logit_scale(&self, layer: usize, heads: usize, head: usize) -> f64 {
+        self.logit_scale * self.head_scale(layer, heads, head)
+    }
+}
+
+/// The `[len, D/2]` cos and sin of positions `first .. first + len` at the given per-pair
+/// frequencies, row-major: what every backend rotates with (the CPU path as tensors, the
+/// WebGPU path uploaded as they are), so both use identical numbers. Angles are computed
+/// in f64 so long positions keep their precision.
+pub fn rotary_table(frequencies: &[f64], first: usize, len: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut cos = Vec::with_capacity(len * frequencies.len());
+    let mut sin = Vec::with_capacity(len * frequencies.len());
+    for p in first..first + len {
+        for f in frequencies {
+            let angle = p as f64 * f;
+            cos.push(angle.cos() as f32);
+            sin.push(angle.sin() as f32);
+        }
+    }
+    (cos, sin)
 }
 
 /// RoPE's frequency per pair: `theta_d = b^(-2d/D)`.
@@ -313,21 +352,11 @@ impl SchemeSpec {
         self.scale == ScaleFactor::Dynamic
     }
 
-    /// Evaluates the scheme for a context of `len` tokens of `config`'s model (its
-    /// head width, RoPE base, training length and fitted `drope_c`).
-    pub fn apply_to(&self, config: &ModelConfig, len: usize) -> Result<AppliedScheme> {
-        self.apply(
-            len,
-            config.head_dim(),
-            config.rope_theta,
-            config.training_length(),
-            config.drope_c,
-        )
-    }
-
-    /// Evaluates the scheme for a context of `len` tokens.
+    /// Evaluates the scheme for a context of `len` tokens ([`crate::ModelConfig::apply_scheme`]
+    /// takes the rest from a model's configuration).
     ///
-    /// `fitted_c` is the model's `drope_c`, used by [`LogitScale::Fitted`].
+    /// `fitted_c` is the model's `drope_c`, used by [`LogitScale::Fitted`];
+    /// `fitted_head_c` its `drope_head_c`, used by [`LogitScale::PerHead`].
     pub fn apply(
         &self,
         len: usize,
@@ -335,11 +364,28 @@ impl SchemeSpec {
         base: f64,
         training_length: usize,
         fitted_c: Option<f64>,
+        fitted_head_c: Option<&[f64]>,
     ) -> Result<AppliedScheme> {
         self.validate()?;
         let s = self.scale.at(len, training_length);
+        let mut head_scales = None;
         let beta = match self.logit_scale {
             LogitScale::Off => 1.0,
+            LogitScale::PerHead => {
+                let cs = fitted_head_c.ok_or_else(|| {
+                    EngineError::Scheme(
+                        "this model has no per-head DroPE coefficients (drope_head_c in \
+                         config.json)"
+                            .into(),
+                    )
+                })?;
+                let betas: Vec<f64> = cs.iter().map(|&c| drope_beta(c, s)).collect();
+                if let Some(&lowest) = betas.iter().min_by(|a, b| a.total_cmp(b)) {
+                    check_beta_positive(lowest, s)?;
+                }
+                head_scales = Some(betas);
+                1.0
+            }
             LogitScale::Coefficient(c) => drope_beta(c, s),
             LogitScale::Fitted => {
                 let c = fitted_c.ok_or_else(|| {
@@ -351,27 +397,34 @@ impl SchemeSpec {
                 drope_beta(c, s)
             }
         };
-        // A negative c (softer attention past L) turns beta negative at a large enough
-        // s: attention would then go to the least similar keys.
-        if beta <= 0.0 {
-            return Err(EngineError::Scheme(format!(
-                "beta = 1 + c ln s is {beta:.3} at s = {s}: a DroPE logit scale must stay \
-                 above 0 (use a smaller s or a larger c)"
-            )));
-        }
+        check_beta_positive(beta, s)?;
         Ok(AppliedScheme {
             scale: s,
             frequencies: self
                 .position
                 .frequencies(head_dim, base, training_length, s),
             logit_scale: self.position.logit_scale(s) * beta,
+            head_scales,
         })
     }
 }
 
-/// Text form used in URLs and on the command line: `<scheme>[:<s>|:dyn][+beta[=<c>]]`,
-/// for example `rope`, `pi:4`, `ntk:dyn`, `yarn:8`, `yarn-ramp:8`, `none`,
-/// `none:dyn+beta`, `none:4+beta=0.412`. `yarn` is the reference YaRN, `yarn-ramp` the
+/// A negative c (softer attention past L) turns beta negative at a large enough s:
+/// attention would then go to the least similar keys.
+fn check_beta_positive(beta: f64, s: f64) -> Result<()> {
+    if beta <= 0.0 {
+        return Err(EngineError::Scheme(format!(
+            "beta = 1 + c ln s is {beta:.3} at s = {s}: a DroPE logit scale must stay above \
+             0 (use a smaller s or a larger c)"
+        )));
+    }
+    Ok(())
+}
+
+/// Text form used in URLs and on the command line:
+/// `<scheme>[:<s>|:dyn][+beta[=<c>|=heads]]`, for example `rope`, `pi:4`, `ntk:dyn`,
+/// `yarn:8`, `yarn-ramp:8`, `none`, `none:dyn+beta`, `none:4+beta=0.412`,
+/// `none:dyn+beta=heads`. `yarn` is the reference YaRN, `yarn-ramp` the
 /// continuous-ramp one; both always use alpha = 1, beta = 32 in this form.
 impl FromStr for SchemeSpec {
     type Err = EngineError;
@@ -416,11 +469,12 @@ impl FromStr for SchemeSpec {
         let logit_scale = match beta_part {
             None => LogitScale::Off,
             Some("beta") => LogitScale::Fitted,
+            Some("beta=heads") => LogitScale::PerHead,
             Some(other) => match other.strip_prefix("beta=") {
                 Some(c) => {
                     LogitScale::Coefficient(c.parse().map_err(|_| bad("c is not a number"))?)
                 }
-                None => return Err(bad("expected +beta or +beta=<c>")),
+                None => return Err(bad("expected +beta, +beta=<c> or +beta=heads")),
             },
         };
         let spec = SchemeSpec {
@@ -445,6 +499,7 @@ impl fmt::Display for SchemeSpec {
             LogitScale::Off => Ok(()),
             LogitScale::Fitted => f.write_str("+beta"),
             LogitScale::Coefficient(c) => write!(f, "+beta={c}"),
+            LogitScale::PerHead => f.write_str("+beta=heads"),
         }
     }
 }
@@ -686,8 +741,12 @@ mod tests {
             }
         );
         assert_ne!(
-            yarn.apply(10, 32, BASE, 128, None).unwrap().frequencies,
-            ramp.apply(10, 32, BASE, 128, None).unwrap().frequencies
+            yarn.apply(10, 32, BASE, 128, None, None)
+                .unwrap()
+                .frequencies,
+            ramp.apply(10, 32, BASE, 128, None, None)
+                .unwrap()
+                .frequencies
         );
     }
 
@@ -725,23 +784,55 @@ mod tests {
     #[test]
     fn apply_combines_yarn_temperature_and_beta() {
         let spec: SchemeSpec = "yarn:4+beta=0.412".parse().unwrap();
-        let applied = spec.apply(10, D, BASE, L, None).unwrap();
+        let applied = spec.apply(10, D, BASE, L, None, None).unwrap();
         let expected = yarn_logit_scale(4.0) * drope_beta(0.412, 4.0);
         assert!((applied.logit_scale - expected).abs() < 1e-12);
         let fitted: SchemeSpec = "none:dyn+beta".parse().unwrap();
         assert!(
-            fitted.apply(4096, D, BASE, L, None).is_err(),
+            fitted.apply(4096, D, BASE, L, None, None).is_err(),
             "no fitted c must be an error"
         );
         // A negative c is allowed until beta would reach 0.
         let soft: SchemeSpec = "none:2+beta=-0.3".parse().unwrap();
-        assert!(soft.apply(10, D, BASE, L, None).unwrap().logit_scale < 1.0);
+        assert!(soft.apply(10, D, BASE, L, None, None).unwrap().logit_scale < 1.0);
         let past_zero: SchemeSpec = "none:100+beta=-0.3".parse().unwrap();
-        let err = past_zero.apply(10, D, BASE, L, None).unwrap_err();
+        let err = past_zero.apply(10, D, BASE, L, None, None).unwrap_err();
         assert!(err.to_string().contains("above 0"), "{err}");
-        let a = fitted.apply(8 * L, D, BASE, L, Some(0.412)).unwrap();
+        let a = fitted.apply(8 * L, D, BASE, L, Some(0.412), None).unwrap();
         assert_eq!(a.scale, 8.0);
         assert!((a.logit_scale - 1.856_729_915_172_092_4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn per_head_beta_scales_each_head_by_its_own_c() {
+        let spec: SchemeSpec = "none:dyn+beta=heads".parse().unwrap();
+        assert_eq!(spec.logit_scale, LogitScale::PerHead);
+        let err = spec.apply(4 * L, D, BASE, L, Some(0.2), None).unwrap_err();
+        assert!(err.to_string().contains("drope_head_c"), "{err}");
+        let cs = [0.0, 0.5, -0.2, 1.0];
+        let a = spec.apply(4 * L, D, BASE, L, None, Some(&cs)).unwrap();
+        assert_eq!((a.scale, a.logit_scale), (4.0, 1.0));
+        // beta = 1 + c ln 4 per head, layer-major (here 2 layers of 2 heads).
+        let ln4 = 4f64.ln();
+        close(
+            a.head_scales.as_deref().unwrap(),
+            &[1.0, 1.0 + 0.5 * ln4, 1.0 - 0.2 * ln4, 1.0 + ln4],
+        );
+        assert!((a.head_logit_scale(1, 2, 1) - (1.0 + ln4)).abs() < 1e-12);
+        // Within L every beta is 1.
+        let inside = spec.apply(L / 2, D, BASE, L, None, Some(&cs)).unwrap();
+        assert!(inside.head_scales.unwrap().iter().all(|&b| b == 1.0));
+        // With YaRN, its temperature multiplies each head's beta.
+        let yarn: SchemeSpec = "yarn:4+beta=heads".parse().unwrap();
+        let y = yarn.apply(10, D, BASE, L, None, Some(&cs)).unwrap();
+        assert!(
+            (y.head_logit_scale(0, 2, 1) - yarn_logit_scale(4.0) * (1.0 + 0.5 * ln4)).abs() < 1e-12
+        );
+        // A head whose beta would reach 0 is refused, like the one-c scheme.
+        let far = spec
+            .apply(1000 * L, D, BASE, L, None, Some(&[-0.3, 0.1]))
+            .unwrap_err();
+        assert!(far.to_string().contains("above 0"), "{far}");
     }
 
     #[test]
@@ -761,6 +852,8 @@ mod tests {
             "none:4+beta=0.412",
             "none:4+beta=0",
             "none:4+beta=10",
+            "none:dyn+beta=heads",
+            "yarn:4+beta=heads",
         ] {
             let spec: SchemeSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), text);

@@ -64,6 +64,16 @@ pub struct DropeFit {
     pub c: f64,
     /// `(c, mean NLL)` for every `c` tried.
     pub grid: Vec<(f64, f64)>,
+    /// One `c` per head (`layer * heads + head`), fitted by the same objective on
+    /// `head_validation_sequences` sequences (`+beta=heads`; absent from older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_c: Option<Vec<f64>>,
+    /// The objective at `head_c`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_objective_mean_nll: Option<f64>,
+    /// Validation sequences of the per-head fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_validation_sequences: Option<usize>,
     /// The objective at the fitted `c`.
     #[serde(default)]
     pub objective_mean_nll: Option<f64>,

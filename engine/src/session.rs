@@ -167,7 +167,7 @@ impl<B: Backend> Session<B> {
                 self.options.max_tokens
             )));
         }
-        let applied = self.options.scheme.apply_to(&config, new_len)?;
+        let applied = config.apply_scheme(&self.options.scheme, new_len)?;
         let recomputed = !self.tokens.is_empty() && self.applied.as_ref() != Some(&applied);
         if recomputed {
             self.recompute(&applied).await?;

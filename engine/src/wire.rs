@@ -138,13 +138,15 @@ pub fn encode_input(input: &ForwardInput<'_>) -> Vec<u8> {
     w.len(input.position_offset);
     w.f64(input.scheme.scale);
     w.f64(input.scheme.logit_scale);
-    match &input.scheme.frequencies {
-        Some(f) => {
-            w.u32(1);
-            w.len(f.len());
-            f.iter().for_each(|v| w.f64(*v));
+    for values in [&input.scheme.frequencies, &input.scheme.head_scales] {
+        match values {
+            Some(v) => {
+                w.u32(1);
+                w.len(v.len());
+                v.iter().for_each(|x| w.f64(*x));
+            }
+            None => w.u32(0),
         }
-        None => w.u32(0),
     }
     w.len(input.capture.heads.len());
     for (layer, head) in &input.capture.heads {
@@ -172,13 +174,17 @@ pub fn decode_input(bytes: &[u8]) -> Result<OwnedInput> {
     let position_offset = r.u32()? as usize;
     let scale = r.f64()?;
     let logit_scale = r.f64()?;
-    let frequencies = match r.u32()? {
-        0 => None,
-        _ => {
-            let n = r.len()?;
-            Some((0..n).map(|_| r.f64()).collect::<Result<_>>()?)
+    let mut optional_values = || -> Result<Option<Vec<f64>>> {
+        match r.u32()? {
+            0 => Ok(None),
+            _ => {
+                let n = r.len()?;
+                Ok(Some((0..n).map(|_| r.f64()).collect::<Result<_>>()?))
+            }
         }
     };
+    let frequencies = optional_values()?;
+    let head_scales = optional_values()?;
     let n = r.len()?;
     let heads = (0..n)
         .map(|_| Ok((r.u32()? as usize, r.u32()? as usize)))
@@ -197,6 +203,7 @@ pub fn decode_input(bytes: &[u8]) -> Result<OwnedInput> {
             scale,
             frequencies,
             logit_scale,
+            head_scales,
         },
         capture: Capture { heads, span },
         top_k,
@@ -319,6 +326,7 @@ mod tests {
             scale: 4.0,
             frequencies: Some(vec![1.0, 0.5, 0.25]),
             logit_scale: 1.2,
+            head_scales: Some(vec![1.5, 0.75]),
         };
         let capture = Capture {
             heads: vec![(0, 1), (3, 5)],
@@ -343,6 +351,7 @@ mod tests {
             scale: 1.0,
             frequencies: None,
             logit_scale: 1.0,
+            head_scales: None,
         };
         let none = Capture::default();
         let input = ForwardInput {

@@ -53,12 +53,13 @@ fn random_model_of_width(
     tied: bool,
     qk_norm: bool,
 ) -> (ModelConfig, engine::ModelWeights) {
+    let head_c = conformance::per_head_c(2, heads);
     let config = ModelConfig::from_json(
         format!(
             r#"{{"hidden_size": {hidden}, "num_hidden_layers": 2, "num_attention_heads": {heads},
                 "num_key_value_heads": {kv_heads}, "intermediate_size": {intermediate}, "vocab_size": 300,
                 "max_position_embeddings": 16, "tie_word_embeddings": {tied}, "drope_c": 0.4,
-                "qk_norm": {qk_norm}}}"#
+                "drope_head_c": {head_c}, "qk_norm": {qk_norm}}}"#
         )
         .as_bytes(),
     )
@@ -220,10 +221,16 @@ fn shipped_models_match_the_cpu_path() {
             engine::TrainedPositions::Rope => "rope",
             engine::TrainedPositions::None => "none",
         };
+        // The per-head beta only for a model with fitted per-head coefficients.
+        let past_l: Vec<&str> = SCHEMES
+            .iter()
+            .copied()
+            .filter(|s| config.drope_head_c.is_some() || !s.ends_with("=heads"))
+            .collect();
         for len in [1, l - 1, l, 2 * l + 3] {
             let prompt = tokens(len, config.vocab_size, 100 + len as u64);
             let (schemes, grown) = if len > l {
-                (SCHEMES, false)
+                (&past_l[..], false)
             } else {
                 (&[own][..], true)
             };

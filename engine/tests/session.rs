@@ -140,7 +140,7 @@ fn row_summaries_agree_with_full_logits() {
     for (scheme, k) in [("rope", 5), ("yarn:4", 1), ("none:4+beta", 9)] {
         let spec: SchemeSpec = scheme.parse().unwrap();
         let config = m.config();
-        let applied = spec.apply_to(config, t.len()).unwrap();
+        let applied = config.apply_scheme(&spec, t.len()).unwrap();
         let capture = Capture::default();
         let forward = |return_logits: bool| {
             let mut cache = m.new_cache();

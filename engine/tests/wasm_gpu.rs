@@ -41,9 +41,14 @@ async fn context() -> Rc<GpuContext> {
 async fn grouped_query_model_matches_the_cpu_path_on_webgpu() {
     let context = context().await;
     let config = ModelConfig::from_json(
-        br#"{"hidden_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
+        format!(
+            r#"{{"hidden_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
             "num_key_value_heads": 2, "intermediate_size": 72, "vocab_size": 300,
-            "max_position_embeddings": 16, "tie_word_embeddings": true, "drope_c": 0.4}"#,
+            "max_position_embeddings": 16, "tie_word_embeddings": true, "drope_c": 0.4,
+            "drope_head_c": {}}}"#,
+            conformance::per_head_c(2, 4)
+        )
+        .as_bytes(),
     )
     .unwrap();
     let weights = random_weights(&config, 11, 0.3).unwrap();

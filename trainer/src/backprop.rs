@@ -829,6 +829,7 @@ mod tests {
         let settings = ForwardSettings {
             rotary: rotary.as_ref(),
             logit_scale,
+            head_scales: None,
         };
         let as_tensor =
             |t: &[u32]| Tensor::from_slice(t, (batch, len), &candle_core::Device::Cpu).unwrap();

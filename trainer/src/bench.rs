@@ -140,6 +140,7 @@ pub fn time_steps(
     let settings = ForwardSettings {
         rotary: rotary.as_ref(),
         logit_scale: 1.0,
+        head_scales: None,
     };
     let mut rng = SplitMix64::new(7);
     let vocab = config.vocab_size as u64;

@@ -46,21 +46,6 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// The `.txt` files of a corpus folder, sorted so training is deterministic.
-pub fn text_files(corpus: &Path) -> Result<Vec<String>, String> {
-    let entries = std::fs::read_dir(corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
-    let mut files: Vec<String> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(format!("{}: no .txt files", corpus.display()));
-    }
-    Ok(files)
-}
-
 /// Trains a byte-level BPE with `vocab` entries on `documents`.
 pub fn train(documents: &[String], vocab: usize) -> Result<Tokenizer, String> {
     let pre_tokenizer = Sequence::new(vec![

@@ -5,8 +5,6 @@
 
 use std::path::Path;
 
-use crate::bpe::text_files;
-
 /// A document never shorter than this many characters (~3,000 tokens), so that an
 /// evaluation window of 8L = 2,048 tokens mostly stays inside one document.
 pub const MIN_DOCUMENT_CHARS: usize = 12_000;
@@ -98,6 +96,21 @@ pub fn load(folder: &Path) -> Result<Vec<Document>, String> {
         docs.extend(documents_of(&name, &text));
     }
     Ok(docs)
+}
+
+/// The `.txt` files of a corpus folder, sorted so training is deterministic.
+pub fn text_files(corpus: &Path) -> Result<Vec<String>, String> {
+    let entries = std::fs::read_dir(corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+    let mut files: Vec<String> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("{}: no .txt files", corpus.display()));
+    }
+    Ok(files)
 }
 
 #[cfg(test)]

@@ -45,11 +45,12 @@ pub fn sequence_nll(
 ) -> Result<Vec<Vec<f32>>, String> {
     let config = &model.config;
     let len = sequences[0].len() - 1;
-    let applied = scheme.apply_to(config, len).map_err(err)?;
+    let applied = config.apply_scheme(scheme, len).map_err(err)?;
     let rotary = RotaryTables::for_scheme(&applied, 0, len, &Device::Cpu).map_err(err)?;
     let settings = ForwardSettings {
         rotary: rotary.as_ref(),
         logit_scale: applied.logit_scale,
+        head_scales: applied.head_scales.as_deref(),
     };
     let inputs: Vec<u32> = sequences
         .iter()
@@ -134,10 +135,21 @@ pub fn beta_objective(
     sequences: &[&[u32]],
     batch: usize,
 ) -> Result<f64, String> {
+    scaled_objective(model, &format!("+beta={c}"), sequences, batch)
+}
+
+/// [`beta_objective`] with the logit scale given by `beta` (`+beta=<c>` or
+/// `+beta=heads`, the model's `drope_head_c`).
+fn scaled_objective(
+    model: &EvalModel,
+    beta: &str,
+    sequences: &[&[u32]],
+    batch: usize,
+) -> Result<f64, String> {
     let l = model.config.training_length();
     let mut total = 0.0;
     for m in [2usize, 4, 8] {
-        let scheme: SchemeSpec = format!("none:{m}+beta={c}").parse().map_err(err)?;
+        let scheme: SchemeSpec = format!("none:{m}{beta}").parse().map_err(err)?;
         let (mut sum, mut count) = (0.0, 0usize);
         for group in sequences.chunks(batch.max(1)) {
             let prefixes: Vec<&[u32]> = group.iter().map(|s| &s[..m * l + 1]).collect();
@@ -200,6 +212,65 @@ pub fn fit_c(
     })
 }
 
+/// The result of [`fit_head_c`].
+pub struct HeadFit {
+    /// One `c` per head, `layer * heads + head` (rounded to 3 decimals).
+    pub c: Vec<f64>,
+    /// The objective (mean NLL) at `c`.
+    pub objective: f64,
+}
+
+/// Steps tried for a coefficient (or a layer's coefficients together) in each pass of
+/// [`fit_head_c`].
+const HEAD_STEPS: [f64; 8] = [-0.2, -0.1, -0.05, 0.05, 0.1, 0.2, 0.4, 0.8];
+
+/// Fits one `c` per head on validation sequences, by the same objective as [`fit_c`]
+/// (mean NLL at 2L, 4L, 8L): every head starts at `start` (the model's one fitted `c`);
+/// two passes move each layer's heads together, then one pass moves each head alone, each
+/// trying the steps of [`HEAD_STEPS`] and keeping a step only if the objective falls.
+/// Steps that would leave the allowed range, or turn a head's beta negative at 8L, are
+/// skipped. Not the paper's method (one `c` per model): heads that track position need a
+/// sharper scale past L than heads that match content, and one `c` must compromise.
+pub fn fit_head_c(
+    model: &mut EvalModel,
+    start: f64,
+    sequences: &[&[u32]],
+    batch: usize,
+) -> Result<HeadFit, String> {
+    let heads = model.config.num_attention_heads;
+    let count = model.config.num_hidden_layers * heads;
+    let objective_at = |model: &mut EvalModel, c: &[f64]| {
+        model.config.drope_head_c = Some(c.to_vec());
+        scaled_objective(model, "+beta=heads", sequences, batch)
+    };
+    let allowed =
+        |c: f64| engine::position::check_beta_coefficient(c).is_ok() && 1.0 + c * 8f64.ln() > 0.0;
+    let mut c = vec![start; count];
+    let mut best = objective_at(model, &c)?;
+    let groups: Vec<Vec<usize>> = (0..count / heads)
+        .map(|layer| (layer * heads..(layer + 1) * heads).collect())
+        .collect();
+    let singles: Vec<Vec<usize>> = (0..count).map(|i| vec![i]).collect();
+    for pass in [&groups, &groups, &singles] {
+        for group in pass {
+            for step in HEAD_STEPS {
+                let mut trial = c.clone();
+                group.iter().for_each(|&i| trial[i] += step);
+                if !group.iter().all(|&i| allowed(trial[i])) {
+                    continue;
+                }
+                let value = objective_at(model, &trial)?;
+                if value < best {
+                    (best, c) = (value, trial);
+                }
+            }
+        }
+    }
+    let c: Vec<f64> = c.iter().map(|x| (x * 1000.0).round() / 1000.0).collect();
+    let objective = objective_at(model, &c)?;
+    Ok(HeadFit { c, objective })
+}
+
 /// Shortest context (tokens) the needle test is run at.
 pub const MIN_NEEDLE_CONTEXT: usize = 128;
 
@@ -247,7 +318,7 @@ pub fn greedy_answer(
     // needle runner does the same).
     let mut next: Vec<u32> = config.with_bos(prompt);
     let total = next.len() + answer_len;
-    let applied = scheme.apply_to(config, total).map_err(err)?;
+    let applied = config.apply_scheme(scheme, total).map_err(err)?;
     let mut cache = vec![engine::cpu::LayerCache::default(); config.num_hidden_layers];
     let transformer = Transformer::new(config, &model.weights);
     let mut position = 0;
@@ -258,6 +329,7 @@ pub fn greedy_answer(
         let settings = ForwardSettings {
             rotary: rotary.as_ref(),
             logit_scale: applied.logit_scale,
+            head_scales: applied.head_scales.as_deref(),
         };
         let tokens = token_tensor(&next, &Device::Cpu).map_err(err)?;
         let logits = transformer
@@ -334,6 +406,46 @@ pub fn needle_grid(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_head_coefficients_fit_at_least_as_well_as_the_one_they_start_from() {
+        let config = ModelConfig::from_json(
+            br#"{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                "intermediate_size": 48, "vocab_size": 64, "max_position_embeddings": 8,
+                "position_embedding": "none"}"#,
+        )
+        .unwrap();
+        // Peaked attention, so the logit scale matters.
+        let weights = engine::init::random_weights(&config, 3, 0.3).unwrap();
+        let mut model = EvalModel {
+            id: "drope".into(),
+            config,
+            weights,
+        };
+        let mut rng = SplitMix64::new(9);
+        // Repeated spans: something attention at a distance can predict.
+        let sequences: Vec<Vec<u32>> = (0..2)
+            .map(|_| {
+                let span: Vec<u32> = (0..13).map(|_| (rng.next_u64() % 64) as u32).collect();
+                span.iter().copied().cycle().take(8 * 8 + 1).collect()
+            })
+            .collect();
+        let sequences: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+        let start = 0.2;
+        let one_c = beta_objective(&model, start, &sequences, 2).unwrap();
+        let fit = fit_head_c(&mut model, start, &sequences, 2).unwrap();
+        assert_eq!(fit.c.len(), 8);
+        assert!(fit.objective <= one_c + 1e-4, "{} > {one_c}", fit.objective);
+        assert!(
+            fit.c.iter().all(|&c| 1.0 + c * 8f64.ln() > 0.0),
+            "{:?}",
+            fit.c
+        );
+        // The objective reported is the model's with those coefficients.
+        model.config.drope_head_c = Some(fit.c.clone());
+        let again = scaled_objective(&model, "+beta=heads", &sequences, 2).unwrap();
+        assert!((again - fit.objective).abs() < 1e-9);
+    }
 
     #[test]
     fn the_budget_stops_at_the_target_width_between_the_minimum_and_the_cap() {

@@ -112,11 +112,14 @@ pub fn previous_token_mass(model: &EvalModel, windows: &[&[u32]]) -> Result<Vec<
     if len < 2 || windows.iter().any(|w| w.len() != len) {
         return Err("previous-token mass needs windows of one length >= 2".into());
     }
-    let applied = native_scheme(config).apply_to(config, len).map_err(err)?;
+    let applied = config
+        .apply_scheme(&native_scheme(config), len)
+        .map_err(err)?;
     let rotary = RotaryTables::for_scheme(&applied, 0, len, &Device::Cpu).map_err(err)?;
     let settings = ForwardSettings {
         rotary: rotary.as_ref(),
         logit_scale: applied.logit_scale,
+        head_scales: applied.head_scales.as_deref(),
     };
     let heads = config.num_attention_heads;
     let mut sums = vec![vec![0f64; heads]; config.num_hidden_layers];
@@ -272,6 +275,7 @@ mod tests {
             head_dim: None,
             position_embedding: TrainedPositions::Rope,
             drope_c: None,
+            drope_head_c: None,
             qk_norm: false,
             bos_token_id: bos,
         };

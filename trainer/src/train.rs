@@ -67,6 +67,7 @@ pub(crate) fn model_config(
         head_dim: None,
         position_embedding: positions,
         drope_c: None,
+        drope_head_c: None,
         qk_norm: args.get_or("qk-norm", false)?,
         bos_token_id: None,
     };
@@ -201,6 +202,7 @@ pub fn mean_loss(
     let settings = ForwardSettings {
         rotary,
         logit_scale: 1.0,
+        head_scales: None,
     };
     let model = Transformer::new(config, weights);
     let (mut total, mut count) = (0.0, 0usize);
@@ -540,6 +542,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     let settings = ForwardSettings {
         rotary: rotary.as_ref(),
         logit_scale: 1.0,
+        head_scales: None,
     };
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
     println!(

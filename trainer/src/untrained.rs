@@ -35,6 +35,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         head_dim: None,
         position_embedding: TrainedPositions::Rope,
         drope_c: None,
+        drope_head_c: None,
         qk_norm: false,
         bos_token_id: None,
     };

@@ -152,6 +152,7 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
         let settings = ForwardSettings {
             rotary: rotary.as_ref(),
             logit_scale: 1.0,
+            head_scales: None,
         };
         let input = engine::cpu::token_tensor(&ids, &candle_core::Device::Cpu).unwrap();
         let logits = Transformer::new(&config, &weights)
@@ -214,6 +215,8 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
         "2",
         "--fit-sequences",
         "1",
+        "--head-fit-sequences",
+        "1",
         "--needle-min-trials",
         "5",
         "--needle-max-trials",
@@ -227,7 +230,7 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
     };
     let perplexity = read(results.join("perplexity.json"));
     let rows = perplexity["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 7 + 3, "7 RoPE schemes and 3 DroPE ones");
+    assert_eq!(rows.len(), 7 + 4, "7 RoPE schemes and 4 DroPE ones");
     for row in rows {
         let values = row["perplexity"].as_array().unwrap();
         assert_eq!(values.len(), 4);
@@ -242,8 +245,8 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
     // At L = 64, 1x is below the needle test's 128-token minimum: 2x, 4x and 8x remain.
     let cells = niah["cells"].as_array().unwrap();
     let lengths = niah["lengths"].as_array().unwrap();
-    assert_eq!(cells.len(), (4 + 2) * 3 * 5);
-    assert_eq!(lengths.len(), (4 + 2) * 3);
+    assert_eq!(cells.len(), (4 + 3) * 3 * 5);
+    assert_eq!(lengths.len(), (4 + 3) * 3);
     let number = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap();
     for length in lengths {
         // No accuracy over 10 trials is within +-5 points, so the cap of 10 ends every
@@ -288,6 +291,18 @@ fn corpus_to_tokenizer_to_rope_to_drope_to_engine() {
         .as_f64()
         .expect("fitted c stored");
     assert!((-0.3..=1.0).contains(&c));
+    // One c per head, stored for the studio's `+beta=heads` and in the fit's file.
+    let drope_config = read(models.join("drope/config.json"));
+    let heads = drope_config["num_hidden_layers"].as_u64().unwrap()
+        * drope_config["num_attention_heads"].as_u64().unwrap();
+    let head_c = drope_config["drope_head_c"]
+        .as_array()
+        .expect("per-head c stored");
+    assert_eq!(head_c.len() as u64, heads);
+    assert_eq!(
+        read(results.join("drope-c.json"))["head_c"].as_array(),
+        Some(head_c)
+    );
     let markdown = std::fs::read_to_string(&report).unwrap();
     assert!(
         markdown.contains("| rope | `yarn:dyn` |")

@@ -90,6 +90,7 @@ impl Backend for CpuBackend {
         let settings = ForwardSettings {
             rotary: rotary.as_ref(),
             logit_scale: input.scheme.logit_scale,
+            head_scales: input.scheme.head_scales.as_deref(),
         };
         let total = cached + new;
         let mut head_stats_out = vec![vec![HeadStats::default(); layers * heads]; new];

@@ -174,7 +174,7 @@ mod tests {
         let frequencies: Vec<f64> = (0..half)
             .map(|i| 10_000f64.powf(-(i as f64) / half as f64))
             .collect();
-        let (cos, sin) = crate::cpu::RotaryTables::values(&frequencies, 1000, t);
+        let (cos, sin) = crate::position::rotary_table(&frequencies, 1000, t);
         (
             Tensor::from_vec(cos, (t, half), &Device::Cpu).unwrap(),
             Tensor::from_vec(sin, (t, half), &Device::Cpu).unwrap(),

@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor, D};
 use super::{fused_causal_softmax, fused_rms_norm, fused_rotate, fused_swiglu};
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::position::AppliedScheme;
+use crate::position::{rotary_table, AppliedScheme};
 use crate::weights::{LayerWeights, ModelWeights};
 
 /// Cos/sin tables for a run of consecutive positions: `[T, D/2]` each.
@@ -23,27 +23,11 @@ impl RotaryTables {
     /// Tables for positions `first .. first + len` at the given per-pair frequencies.
     pub fn new(frequencies: &[f64], first: usize, len: usize, device: &Device) -> Result<Self> {
         let half = frequencies.len();
-        let (cos, sin) = Self::values(frequencies, first, len);
+        let (cos, sin) = rotary_table(frequencies, first, len);
         Ok(RotaryTables {
             cos: Tensor::from_vec(cos, (len, half), device)?,
             sin: Tensor::from_vec(sin, (len, half), device)?,
         })
-    }
-
-    /// The raw `[len, D/2]` cos and sin values, row-major (the WebGPU path uploads
-    /// these, so both backends rotate with identical numbers). Angles are computed in
-    /// f64 so long positions keep their precision.
-    pub fn values(frequencies: &[f64], first: usize, len: usize) -> (Vec<f32>, Vec<f32>) {
-        let mut cos = Vec::with_capacity(len * frequencies.len());
-        let mut sin = Vec::with_capacity(len * frequencies.len());
-        for p in first..first + len {
-            for f in frequencies {
-                let angle = p as f64 * f;
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
-            }
-        }
-        (cos, sin)
     }
 
     /// The `[T, D/2]` cos and sin values, row-major (the trainer's hand-written step
@@ -129,6 +113,8 @@ pub struct ForwardSettings<'a> {
     pub rotary: Option<&'a RotaryTables>,
     /// Multiplier of every attention logit (YaRN temperature, DroPE beta).
     pub logit_scale: f64,
+    /// A further multiplier per head (`layer * heads + head`), or `None` for 1.
+    pub head_scales: Option<&'a [f64]>,
 }
 
 /// Which implementation of the element-wise parts of the model runs (matrix products
@@ -242,7 +228,7 @@ impl<'w> Transformer<'w> {
         for (index, layer) in self.weights.layers.iter().enumerate() {
             let layer_cache = cache.as_mut().map(|c| &mut c[index]);
             let (attended, probs) =
-                self.attention(&x, layer, settings, mask.as_ref(), layer_cache)?;
+                self.attention(&x, index, settings, mask.as_ref(), layer_cache)?;
             observe(index, &probs)?;
             x = (x + attended)?;
             x = (&x + self.mlp(&x, layer)?)?;
@@ -261,11 +247,12 @@ impl<'w> Transformer<'w> {
     fn attention(
         &self,
         x: &Tensor,
-        layer: &LayerWeights,
+        index: usize,
         settings: &ForwardSettings<'_>,
         mask: Option<&Tensor>,
         cache: Option<&mut LayerCache>,
     ) -> Result<(Tensor, Tensor)> {
+        let layer = &self.weights.layers[index];
         let c = self.config;
         let (batch, len, _) = x.dims3()?;
         let (heads, kv_heads, head_dim) = (c.num_attention_heads, c.kv_heads(), c.head_dim());
@@ -287,6 +274,14 @@ impl<'w> Transformer<'w> {
         if let Some(rotary) = settings.rotary {
             q = rotary.rotate_with(self.kernels, &q)?;
             k = rotary.rotate_with(self.kernels, &k)?;
+        }
+        // A per-head logit scale multiplies that head's queries: the same as scaling its
+        // logits, without a second scale in the softmax.
+        if let Some(scales) = settings.head_scales {
+            let own: Vec<f32> = (0..heads)
+                .map(|h| scales.get(index * heads + h).map_or(1.0, |&s| s as f32))
+                .collect();
+            q = q.broadcast_mul(&Tensor::from_vec(own, (1, heads, 1, 1), q.device())?)?;
         }
         let (k, v) = match cache {
             Some(cache) => cache.append(k, v)?,
@@ -373,6 +368,7 @@ mod tests {
                 let settings = ForwardSettings {
                     rotary: Some(&rotary),
                     logit_scale: 1.3,
+                    head_scales: None,
                 };
                 let ids = token_tensor(part, &device).unwrap();
                 let mut probs = Vec::new();

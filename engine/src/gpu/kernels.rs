@@ -3,7 +3,8 @@
 //! Every kernel reads a uniform parameter block at binding 0 followed by its storage
 //! buffers in binding order; pipelines use the layout derived from the shader, so a
 //! kernel is fully described by its source. Parameter structs mirror the WGSL
-//! `Params` structs field for field (16-byte multiples, as uniform blocks require).
+//! `Params` structs field for field (16-byte multiples, as uniform blocks require);
+//! `layout_tests` holds each to the struct naga reads from its kernel.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -11,6 +12,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use bytemuck::{Pod, Zeroable};
+// Parameter blocks serialise only so a test can read their field names and offsets.
+use serde::Serialize;
 
 /// Parameters and bindings shared by the two linear-layer kernels.
 const LINEAR: &str = include_str!("kernels/linear.wgsl");
@@ -343,7 +346,7 @@ impl PipelineCache {
 
 /// Parameters of `matmul.wgsl`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Serialize)]
 pub struct MatmulParams {
     /// Rows of x and y.
     pub m: u32,
@@ -402,7 +405,7 @@ impl MatmulParams {
 
 /// Parameters of `embed.wgsl` and `swiglu.wgsl` (two counts).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Serialize)]
 pub struct PairParams {
     /// Rows (tokens).
     pub rows: u32,
@@ -414,7 +417,7 @@ pub struct PairParams {
 
 /// Parameters of `rms_norm.wgsl`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Serialize)]
 pub struct NormParams {
     /// Rows to normalise.
     pub rows: u32,
@@ -428,7 +431,7 @@ pub struct NormParams {
 
 /// Parameters of `attention_inputs.wgsl`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Serialize)]
 pub struct AttentionInputParams {
     /// New tokens.
     pub tokens: u32,
@@ -450,7 +453,7 @@ pub struct AttentionInputParams {
 
 /// Parameters of `qkv_decode.wgsl`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Serialize)]
 pub struct QkvParams {
     /// New tokens.
     pub tokens: u32,
@@ -480,7 +483,7 @@ impl QkvParams {
 
 /// Parameters of the attention kernels (`attention_scores`, `attention_values`).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Serialize)]
 pub struct AttentionParams {
     /// New query tokens.
     pub new_tokens: u32,
@@ -496,13 +499,13 @@ pub struct AttentionParams {
     pub head_dim: u32,
     /// Logit multiplier (scores only): logit_scale / sqrt(D).
     pub scale: f32,
-    /// Padding.
-    pub pad: u32,
+    /// This layer (scores only: its row of the per-head scales).
+    pub layer: u32,
 }
 
 /// Parameters of `attention_softmax.wgsl`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Serialize)]
 pub struct SoftmaxParams {
     /// New query tokens.
     pub new_tokens: u32,
@@ -524,7 +527,7 @@ pub struct SoftmaxParams {
 
 /// Parameters of `attention_decode.wgsl`: those of the three kernels it combines.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Serialize)]
 pub struct DecodeParams {
     /// New query tokens.
     pub new_tokens: u32,
@@ -574,7 +577,7 @@ impl DecodeParams {
 
 /// Parameters of `logits_summary.wgsl`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Serialize)]
 pub struct SummaryParams {
     /// Rows of logits.
     pub rows: u32,
@@ -584,4 +587,135 @@ pub struct SummaryParams {
     pub top_k: u32,
     /// Padding.
     pub pad: u32,
+}
+
+/// Each kernel's uniform `Params` block, as naga reads it from the WGSL, against the Rust
+/// struct the pass uploads: same size, and every WGSL member that is not padding at the
+/// same offset in the Rust struct, under the same name and of the same scalar type.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod layout_tests {
+    use super::*;
+    use naga::{ScalarKind, TypeInner};
+
+    /// A field layout: `(name, byte offset, scalar type)`.
+    type Fields = Vec<(String, usize, &'static str)>;
+
+    /// `(size, fields)` of a parameter struct, read without naming a field: a value whose
+    /// 4-byte word `i` holds `i + 1` serialises each field as the number of its first
+    /// word, a `u32` as an integer and an `f32` as a (tiny) float.
+    fn rust_layout<T: Pod + Serialize>() -> (usize, Fields) {
+        let size = std::mem::size_of::<T>();
+        let words: Vec<u32> = (1..=(size / 4) as u32).collect();
+        let value: T = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&words));
+        let json = serde_json::to_value(value).unwrap();
+        let fields = json
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter_map(|(name, v)| {
+                let (word, kind) = match v.as_u64() {
+                    Some(word) => (word as usize, "u32"),
+                    None => ((v.as_f64()? as f32).to_bits() as usize, "f32"),
+                };
+                Some((name.clone(), 4 * (word - 1), kind))
+            })
+            .collect();
+        (size, fields)
+    }
+
+    /// Every kernel variant with the layout of the struct its dispatches upload.
+    fn kernels() -> Vec<(Kernel, &'static str, (usize, Fields))> {
+        let attention = || rust_layout::<AttentionParams>();
+        let mut all = vec![
+            (Kernel::Embed, "PairParams", rust_layout::<PairParams>()),
+            (Kernel::Swiglu, "PairParams", rust_layout::<PairParams>()),
+            (Kernel::RmsNorm, "NormParams", rust_layout::<NormParams>()),
+            (
+                Kernel::AttentionInputs,
+                "AttentionInputParams",
+                rust_layout::<AttentionInputParams>(),
+            ),
+            (Kernel::QkvDecode, "QkvParams", rust_layout::<QkvParams>()),
+            (Kernel::AttentionScores, "AttentionParams", attention()),
+            (Kernel::AttentionValues, "AttentionParams", attention()),
+            (
+                Kernel::AttentionSoftmax,
+                "SoftmaxParams",
+                rust_layout::<SoftmaxParams>(),
+            ),
+            (
+                Kernel::AttentionDecode,
+                "DecodeParams",
+                rust_layout::<DecodeParams>(),
+            ),
+            (
+                Kernel::LogitsSummary,
+                "SummaryParams",
+                rust_layout::<SummaryParams>(),
+            ),
+        ];
+        for tiling in [MatmulTiling::SMALL, MatmulTiling::LARGE] {
+            all.push((
+                Kernel::Matmul(tiling),
+                "MatmulParams",
+                rust_layout::<MatmulParams>(),
+            ));
+        }
+        for input in [LinearInput::Plain, LinearInput::Normed, LinearInput::Swiglu] {
+            for shape in MatVecShape::ALL {
+                let kernel = Kernel::MatVec(input, shape);
+                all.push((kernel, "MatmulParams", rust_layout::<MatmulParams>()));
+            }
+        }
+        all
+    }
+
+    /// `(size, fields)` of the uniform at group 0, binding 0 of a kernel's source.
+    fn wgsl_layout(source: &str) -> (usize, Fields) {
+        let module = naga::front::wgsl::parse_str(source).expect("the kernel parses");
+        let (_, global) = module
+            .global_variables
+            .iter()
+            .find(|(_, g)| {
+                g.binding
+                    .as_ref()
+                    .is_some_and(|b| b.group == 0 && b.binding == 0)
+            })
+            .expect("a uniform at binding 0");
+        let TypeInner::Struct { members, span } = &module.types[global.ty].inner else {
+            panic!("binding 0 is not a struct");
+        };
+        let fields = members
+            .iter()
+            .map(|m| {
+                let kind = match module.types[m.ty].inner {
+                    TypeInner::Scalar(s) if s.width == 4 && s.kind == ScalarKind::Uint => "u32",
+                    TypeInner::Scalar(s) if s.width == 4 && s.kind == ScalarKind::Float => "f32",
+                    _ => "another type",
+                };
+                (m.name.clone().unwrap_or_default(), m.offset as usize, kind)
+            })
+            .collect();
+        (*span as usize, fields)
+    }
+
+    #[test]
+    fn every_parameter_struct_matches_its_wgsl_block() {
+        for (kernel, name, (size, fields)) in kernels() {
+            let (wgsl_size, members) = wgsl_layout(&kernel.source());
+            assert_eq!(wgsl_size, size, "{kernel:?}: WGSL Params against {name}");
+            assert_eq!(size % 16, 0, "{name}: uniform blocks are 16-byte multiples");
+            for (member, offset, kind) in members {
+                if member.trim_start_matches('_').starts_with("pad") {
+                    continue;
+                }
+                let field = fields.iter().find(|f| f.0 == member);
+                assert_eq!(
+                    field.map(|f| (f.1, f.2)),
+                    Some((offset, kind)),
+                    "{kernel:?}: WGSL member `{member}` ({kind} at byte {offset}) in {name}"
+                );
+            }
+        }
+    }
 }

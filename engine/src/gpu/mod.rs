@@ -29,8 +29,8 @@ use crate::backend::{
     check_capture, check_tokens, Backend, DeviceKind, ForwardInput, ForwardOutput, RowSummary,
 };
 use crate::config::ModelConfig;
-use crate::cpu::RotaryTables;
 use crate::error::{EngineError, Result};
+use crate::position::rotary_table;
 use crate::weights::ModelWeights;
 use kernels::{
     AttentionInputParams, AttentionParams, DecodeParams, Kernel, LinearInput, MatmulParams,
@@ -393,12 +393,17 @@ impl GpuBackend {
         let target_ids = rec.upload(targets);
         let tables = match input.scheme.frequencies.as_deref() {
             Some(freqs) => {
-                let (cos, sin) = RotaryTables::values(freqs, input.position_offset + cached, n);
+                let (cos, sin) = rotary_table(freqs, input.position_offset + cached, n);
                 rec.upload(&[cos, sin].concat())
             }
             None => rec.scratch(1),
         };
         let no_qk_norm = rec.scratch(1);
+        // Each head's own logit multiplier on top of `scale` (per-head beta), else 1.
+        let head_scale: Vec<f32> = (0..layers * heads)
+            .map(|i| input.scheme.head_scale(i / heads, heads, i % heads) as f32)
+            .collect();
+        let head_scale = rec.upload(&head_scale);
 
         let qkv_width = (heads + 2 * kv_heads) * head_dim;
         let x = rec.scratch(n * hidden);
@@ -429,7 +434,7 @@ impl GpuBackend {
             kv_heads: kv_heads as u32,
             head_dim: head_dim as u32,
             scale: (input.scheme.logit_scale / (head_dim as f64).sqrt()) as f32,
-            pad: 0,
+            layer: 0,
         };
         let (span_start, span_end) = match &input.capture.span {
             Some(span) => (span.start as u32, span.end as u32),
@@ -492,6 +497,10 @@ impl GpuBackend {
                 );
             }
             let scores = rec.scratch(heads * n * total);
+            let attention = AttentionParams {
+                layer: index as u32,
+                ..attention
+            };
             let softmax = SoftmaxParams {
                 new_tokens: n as u32,
                 total: total as u32,
@@ -506,7 +515,7 @@ impl GpuBackend {
                 rec.dispatch(
                     Kernel::AttentionDecode,
                     DecodeParams::combining(attention, softmax),
-                    &[&q, &keys, &values, &scores, &stats, &attended],
+                    &[&q, &keys, &values, &scores, &stats, &attended, &head_scale],
                     // One workgroup per (token, head).
                     rec.grid(n * heads, 1),
                 );
@@ -514,7 +523,7 @@ impl GpuBackend {
                 rec.dispatch(
                     Kernel::AttentionScores,
                     attention,
-                    &[&q, &keys, &scores],
+                    &[&q, &keys, &scores, &head_scale],
                     // Four keys per invocation.
                     rec.grid(heads * n * total.div_ceil(4), Kernel::WORKGROUP),
                 );

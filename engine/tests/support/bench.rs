@@ -29,7 +29,9 @@ async fn forward<B: Backend>(
     let scheme: SchemeSpec = "rope"
         .parse()
         .map_err(|e: engine::EngineError| e.to_string())?;
-    let applied = scheme.apply_to(config, total).map_err(|e| e.to_string())?;
+    let applied = config
+        .apply_scheme(&scheme, total)
+        .map_err(|e| e.to_string())?;
     backend
         .forward(
             cache,

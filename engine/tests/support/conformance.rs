@@ -34,8 +34,8 @@ pub async fn run<B: Backend>(
     capture: &Capture,
 ) -> Result<ForwardOutput, String> {
     let config = backend.config();
-    let applied = scheme
-        .apply_to(config, tokens.len())
+    let applied = config
+        .apply_scheme(scheme, tokens.len())
         .map_err(|e| e.to_string())?;
     let mut cache = backend.new_cache();
     let mut all = ForwardOutput::default();
@@ -193,7 +193,8 @@ pub fn compare(what: &str, expected: &ForwardOutput, actual: &ForwardOutput) -> 
 }
 
 /// Every position scheme of the studio, in text form (DroPE's beta with an explicit c,
-/// so models without a fitted one run it too).
+/// so models without a fitted one run it too; the per-head beta needs the model's
+/// `drope_head_c`, see [`per_head_c`]).
 pub const SCHEMES: &[&str] = &[
     "rope",
     "pi:4",
@@ -206,7 +207,18 @@ pub const SCHEMES: &[&str] = &[
     "none",
     "none:4+beta=0.412",
     "none:dyn+beta=0.412",
+    "none:dyn+beta=heads",
+    "yarn:4+beta=heads",
 ];
+
+/// A `drope_head_c` for a test model: a different `c` per head, some negative, so a
+/// backend that applies one head's scale to another shows.
+pub fn per_head_c(layers: usize, heads: usize) -> String {
+    let cs: Vec<String> = (0..layers * heads)
+        .map(|i| format!("{:.2}", 0.15 * (i % 5) as f64 - 0.2))
+        .collect();
+    format!("[{}]", cs.join(", "))
+}
 
 /// Checks `backend` against the CPU reference on one prompt for each of `schemes`, as
 /// one forward and, when `grown`, also grown in uneven chunks (1, 1, 1, 2, T/2, rest).

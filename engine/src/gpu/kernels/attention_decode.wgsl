@@ -33,6 +33,8 @@ struct Params {
 // [new_tokens, layers * heads, 3]
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
+// [layers, heads]: a per-head beta (1 for every other scheme), as in attention_scores.
+@group(0) @binding(7) var<storage, read> head_scale: array<f32>;
 
 @compute @workgroup_size(256)
 fn main(
@@ -53,6 +55,7 @@ fn main(
     // Scores (as attention_scores.wgsl: one running vec4 dot product per key).
     let d4 = p.head_dim / 4u;
     let q_base = (t * p.heads + h) * d4;
+    let scale = p.scale * head_scale[p.layer * p.heads + h];
     var running = NO_SCORES;
     for (var j = li; j <= query; j += WG) {
         let k_base = (j * p.kv_heads + kv) * d4;
@@ -60,7 +63,7 @@ fn main(
         for (var d = 0u; d < d4; d++) {
             dots += dot(q[q_base + d], k[k_base + d]);
         }
-        let score = dots * p.scale;
+        let score = dots * scale;
         scores[row + j] = score;
         running = add_score(running, score);
     }

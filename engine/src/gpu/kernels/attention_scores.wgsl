@@ -1,6 +1,7 @@
-// scores[h, t, j] = scale * q[t, h, :] . k[j, h / group, :] for every cached or new key
-// j <= cached + t (causal); later keys get 0 and are skipped by the softmax.
-// scale = logit_scale / sqrt(D): YaRN's temperature and DroPE's beta enter here.
+// scores[h, t, j] = scale * head_scale[layer, h] * q[t, h, :] . k[j, h / group, :] for
+// every cached or new key j <= cached + t (causal); later keys get 0 and are skipped by
+// the softmax. scale = logit_scale / sqrt(D): YaRN's temperature and DroPE's beta enter
+// here; head_scale holds a per-head beta (1 for every other scheme).
 // Each invocation computes four neighbouring keys of one query, reading the query once
 // and all rows as vec4s (D is a multiple of 4, checked when the model loads).
 
@@ -12,13 +13,15 @@ struct Params {
     kv_heads: u32,
     head_dim: u32,
     scale: f32,
-    _pad: u32,
+    layer: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> scores: array<f32>;
+// [layers, heads]
+@group(0) @binding(4) var<storage, read> head_scale: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(
@@ -41,6 +44,7 @@ fn main(
     let q_base = (t * p.heads + h) * d4;
     let k_stride = p.kv_heads * d4;
     let k_base = (j0 * p.kv_heads + kv) * d4;
+    let scale = p.scale * head_scale[p.layer * p.heads + h];
     var dots = vec4<f32>(0.0);
     if (j0 <= last) {
         // Keys past the row's end (or past `total`) read row j0 instead: in bounds,
@@ -59,7 +63,7 @@ fn main(
     for (var i = 0u; i < 4u; i++) {
         let j = j0 + i;
         if (j < p.total) {
-            scores[row + j] = select(0.0, dots[i] * p.scale, j <= last);
+            scores[row + j] = select(0.0, dots[i] * scale, j <= last);
         }
     }
 }

@@ -1,8 +1,11 @@
 // out[t, c] = table[token[t], c]: the embedding lookup.
 
+// rows = tokens, width = hidden (PairParams).
 struct Params {
-    tokens: u32,
-    hidden: u32,
+    rows: u32,
+    width: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -17,10 +20,10 @@ fn main(
     @builtin(local_invocation_index) li: u32,
 ) {
     let index = (wid.y * groups.x + wid.x) * 64u + li;
-    if (index >= p.tokens * p.hidden) {
+    if (index >= p.rows * p.width) {
         return;
     }
-    let t = index / p.hidden;
-    let c = index % p.hidden;
-    out[index] = table[token_ids[t] * p.hidden + c];
+    let t = index / p.width;
+    let c = index % p.width;
+    out[index] = table[token_ids[t] * p.width + c];
 }

@@ -1,9 +1,12 @@
 // act[t, i] = silu(gate[t, i]) * up[t, i], reading gate and up side by side from one
 // matmul against the concatenated [gate; up] weights: gate_up[t, 0..I] and [t, I..2I].
 
+// rows = tokens, width = intermediate (PairParams).
 struct Params {
-    tokens: u32,
-    intermediate: u32,
+    rows: u32,
+    width: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -17,12 +20,12 @@ fn main(
     @builtin(local_invocation_index) li: u32,
 ) {
     let index = (wid.y * groups.x + wid.x) * 64u + li;
-    if (index >= p.tokens * p.intermediate) {
+    if (index >= p.rows * p.width) {
         return;
     }
-    let t = index / p.intermediate;
-    let i = index % p.intermediate;
-    let gate = gate_up[t * 2u * p.intermediate + i];
-    let up = gate_up[t * 2u * p.intermediate + p.intermediate + i];
+    let t = index / p.width;
+    let i = index % p.width;
+    let gate = gate_up[t * 2u * p.width + i];
+    let up = gate_up[t * 2u * p.width + p.width + i];
     act[index] = gate / (1.0 + exp(-gate)) * up;
 }
