@@ -36,7 +36,7 @@ use kernels::{
     AttentionInputParams, AttentionParams, DecodeParams, Kernel, LinearInput, MatmulParams,
     NormParams, PairParams, QkvParams, SoftmaxParams, SummaryParams,
 };
-use recorder::{PassCaches, Recorder, Region};
+use recorder::{PassCaches, ReadBack, ReadSlot, Recorder, Region};
 
 /// A token with no successor in the chunk (`logits_summary.wgsl`'s `NONE`).
 const NO_TARGET: u32 = u32::MAX;
@@ -361,7 +361,9 @@ impl GpuBackend {
     }
 
     /// One pass over `tokens` (already split to fit the limits); `targets[t]` is the
-    /// token after `tokens[t]`, or [`NO_TARGET`].
+    /// token after `tokens[t]`, or [`NO_TARGET`]. Its stages, in order: the inputs
+    /// uploaded, the embedding, per layer the attention inputs, attention and the MLP,
+    /// then the logits summarised, and what was asked for read back.
     async fn pass(
         &self,
         cache: &mut GpuCache,
@@ -369,63 +371,151 @@ impl GpuBackend {
         targets: &[u32],
         input: &ForwardInput<'_>,
     ) -> Result<ForwardOutput> {
-        let c = &self.config;
-        let (n, cached) = (tokens.len(), cache.len);
-        let total = cached + n;
-        let (hidden, heads, kv_heads, head_dim) = (
-            c.hidden_size,
-            c.num_attention_heads,
-            c.kv_heads(),
-            c.head_dim(),
-        );
-        let (layers, vocab, inter) = (c.num_hidden_layers, c.vocab_size, c.intermediate_size);
-        let kv_width = kv_heads * head_dim;
-        let top_k = input.top_k.min(vocab).min(MAX_TOP_K);
-        let eps = c.rms_norm_eps as f32;
-
+        let shape = PassShape::new(&self.config, tokens.len(), cache.len, input.top_k);
         let mut rec = Recorder::new(&self.context, &self.caches);
-        self.reserve(cache, total, &mut rec);
-        let cache_region = |b: &wgpu::Buffer| Region {
-            buffer: b.clone(),
-            bytes: (cache.capacity * kv_width * 4) as u64,
-        };
-        let token_ids = rec.upload(tokens);
-        let target_ids = rec.upload(targets);
-        let tables = match input.scheme.frequencies.as_deref() {
-            Some(freqs) => {
-                let (cos, sin) = rotary_table(freqs, input.position_offset + cached, n);
-                rec.upload(&[cos, sin].concat())
-            }
-            None => rec.scratch(1),
-        };
-        let no_qk_norm = rec.scratch(1);
-        // Each head's own logit multiplier on top of `scale` (per-head beta), else 1.
-        let head_scale: Vec<f32> = (0..layers * heads)
-            .map(|i| input.scheme.head_scale(i / heads, heads, i % heads) as f32)
-            .collect();
-        let head_scale = rec.upload(&head_scale);
-
-        let qkv_width = (heads + 2 * kv_heads) * head_dim;
-        let x = rec.scratch(n * hidden);
-        let h = rec.scratch(n * hidden);
-        let qkv = rec.scratch(n * qkv_width);
-        let q = rec.scratch(n * heads * head_dim);
-        let attended = rec.scratch(n * heads * head_dim);
-        let gate_up = rec.scratch(n * 2 * inter);
-        let act = rec.scratch(n * inter);
-        let stats = rec.scratch(n * layers * heads * 3);
-
+        self.reserve(cache, shape.total, &mut rec);
+        let inputs = PassInputs::upload(&mut rec, &shape, tokens, targets, input);
+        let scratch = Scratch::new(&mut rec, &shape);
         rec.dispatch(
             Kernel::Embed,
             PairParams {
-                rows: n as u32,
-                width: hidden as u32,
+                rows: shape.n as u32,
+                width: shape.hidden as u32,
                 pad: [0; 2],
             },
-            &[&token_ids, &self.embed_tokens, &x],
-            rec.grid(n * hidden, Kernel::WORKGROUP),
+            &[&inputs.token_ids, &self.embed_tokens, &scratch.x],
+            rec.grid(shape.n * shape.hidden, Kernel::WORKGROUP),
         );
-        let mut scores_of_layer = Vec::with_capacity(layers);
+        let mut scores_of_layer = Vec::with_capacity(shape.layers);
+        for (index, layer) in self.layers.iter().enumerate() {
+            let kv = LayerCacheRegions::of(cache, index, &shape);
+            self.attention_inputs(&mut rec, &shape, layer, &kv, &inputs, &scratch);
+            scores_of_layer
+                .push(self.attention(&mut rec, &shape, index, &kv, input, &inputs, &scratch));
+            self.mlp(&mut rec, &shape, layer, &scratch);
+        }
+        let (logits, summary) = self.logits_summary(&mut rec, &shape, &inputs, &scratch);
+        let slots = ReadSlots::ask(
+            &mut rec,
+            &shape,
+            input,
+            &logits,
+            &summary,
+            &scratch.stats,
+            &scores_of_layer,
+        );
+        let read = rec.run().await?;
+        cache.len = shape.total;
+        Ok(slots.output(&read, &shape, targets))
+    }
+
+    /// The new tokens' queries into `q`, their keys and values into the layer's cache:
+    /// projected, QK-normed where the model has it, and rotated.
+    fn attention_inputs(
+        &self,
+        rec: &mut Recorder<'_>,
+        shape: &PassShape,
+        layer: &GpuLayer,
+        kv: &LayerCacheRegions,
+        inputs: &PassInputs,
+        scratch: &Scratch,
+    ) {
+        let PassShape {
+            n,
+            hidden,
+            heads,
+            kv_heads,
+            head_dim,
+            ..
+        } = *shape;
+        let (rotate, cache_offset) = (inputs.rotate, shape.cache_offset());
+        if shape.few_rows() && layer.qk_norm.is_none() {
+            // Projection, rotation and placement in one dispatch.
+            let params = QkvParams {
+                tokens: n as u32,
+                width: hidden as u32,
+                heads: heads as u32,
+                kv_heads: kv_heads as u32,
+                head_dim: head_dim as u32,
+                cache_offset,
+                rotate,
+                eps: shape.eps,
+            };
+            rec.dispatch(
+                Kernel::QkvDecode,
+                params,
+                &[
+                    &scratch.x,
+                    &layer.qkv,
+                    &inputs.tables,
+                    &scratch.q,
+                    &kv.keys,
+                    &kv.values,
+                ],
+                params.groups(),
+            );
+            return;
+        }
+        let qkv_width = (heads + 2 * kv_heads) * head_dim;
+        self.linear(
+            rec,
+            LayerInput::Normed {
+                x: &scratch.x,
+                scratch: &scratch.h,
+            },
+            &layer.qkv,
+            &scratch.qkv,
+            (n, qkv_width, hidden),
+            false,
+        );
+        rec.dispatch(
+            Kernel::AttentionInputs,
+            AttentionInputParams {
+                tokens: n as u32,
+                heads: heads as u32,
+                kv_heads: kv_heads as u32,
+                head_dim: head_dim as u32,
+                cache_offset,
+                rotate,
+                qk_norm: layer.qk_norm.is_some() as u32,
+                eps: shape.eps,
+            },
+            &[
+                &scratch.qkv,
+                &inputs.tables,
+                layer.qk_norm.as_ref().unwrap_or(&inputs.no_qk_norm),
+                &scratch.q,
+                &kv.keys,
+                &kv.values,
+            ],
+            rec.grid(n * (heads + 2 * kv_heads), Kernel::WORKGROUP),
+        );
+    }
+
+    /// Causal attention of the new queries over every cached and new key into
+    /// `attended`, with each head's statistics into `stats`; returns the layer's
+    /// probabilities `[heads, n, total]` (read back for the captured heads).
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        rec: &mut Recorder<'_>,
+        shape: &PassShape,
+        index: usize,
+        kv: &LayerCacheRegions,
+        input: &ForwardInput<'_>,
+        inputs: &PassInputs,
+        scratch: &Scratch,
+    ) -> Region {
+        let PassShape {
+            n,
+            cached,
+            total,
+            heads,
+            kv_heads,
+            head_dim,
+            layers,
+            ..
+        } = *shape;
         let attention = AttentionParams {
             new_tokens: n as u32,
             total: total as u32,
@@ -434,188 +524,359 @@ impl GpuBackend {
             kv_heads: kv_heads as u32,
             head_dim: head_dim as u32,
             scale: (input.scheme.logit_scale / (head_dim as f64).sqrt()) as f32,
-            layer: 0,
+            layer: index as u32,
         };
         let (span_start, span_end) = match &input.capture.span {
             Some(span) => (span.start as u32, span.end as u32),
             None => (0, 0),
         };
-        let few_rows = n as u32 <= MatmulParams::FEW_ROWS;
-        let rotate = input.scheme.frequencies.is_some() as u32;
-        let cache_offset = (cached * kv_width) as u32;
-        for (index, layer) in self.layers.iter().enumerate() {
-            let keys = cache_region(&cache.keys[index]);
-            let values = cache_region(&cache.values[index]);
-            if few_rows && layer.qk_norm.is_none() {
-                // Projection, rotation and placement in one dispatch.
-                let params = QkvParams {
-                    tokens: n as u32,
-                    width: hidden as u32,
-                    heads: heads as u32,
-                    kv_heads: kv_heads as u32,
-                    head_dim: head_dim as u32,
-                    cache_offset,
-                    rotate,
-                    eps,
-                };
-                rec.dispatch(
-                    Kernel::QkvDecode,
-                    params,
-                    &[&x, &layer.qkv, &tables, &q, &keys, &values],
-                    params.groups(),
-                );
-            } else {
-                self.linear(
-                    &mut rec,
-                    LayerInput::Normed { x: &x, scratch: &h },
-                    &layer.qkv,
-                    &qkv,
-                    (n, qkv_width, hidden),
-                    false,
-                );
-                rec.dispatch(
-                    Kernel::AttentionInputs,
-                    AttentionInputParams {
-                        tokens: n as u32,
-                        heads: heads as u32,
-                        kv_heads: kv_heads as u32,
-                        head_dim: head_dim as u32,
-                        cache_offset,
-                        rotate,
-                        qk_norm: layer.qk_norm.is_some() as u32,
-                        eps,
-                    },
-                    &[
-                        &qkv,
-                        &tables,
-                        layer.qk_norm.as_ref().unwrap_or(&no_qk_norm),
-                        &q,
-                        &keys,
-                        &values,
-                    ],
-                    rec.grid(n * (heads + 2 * kv_heads), Kernel::WORKGROUP),
-                );
-            }
-            let scores = rec.scratch(heads * n * total);
-            let attention = AttentionParams {
-                layer: index as u32,
-                ..attention
-            };
-            let softmax = SoftmaxParams {
-                new_tokens: n as u32,
-                total: total as u32,
-                cached: cached as u32,
-                heads: heads as u32,
-                layer: index as u32,
-                layers: layers as u32,
-                span_start,
-                span_end,
-            };
-            if few_rows {
-                rec.dispatch(
-                    Kernel::AttentionDecode,
-                    DecodeParams::combining(attention, softmax),
-                    &[&q, &keys, &values, &scores, &stats, &attended, &head_scale],
-                    // One workgroup per (token, head).
-                    rec.grid(n * heads, 1),
-                );
-            } else {
-                rec.dispatch(
-                    Kernel::AttentionScores,
-                    attention,
-                    &[&q, &keys, &scores, &head_scale],
-                    // Four keys per invocation.
-                    rec.grid(heads * n * total.div_ceil(4), Kernel::WORKGROUP),
-                );
-                rec.dispatch(
-                    Kernel::AttentionSoftmax,
-                    softmax,
-                    &[&scores, &stats],
-                    rec.grid(heads * n, 1),
-                );
-                rec.dispatch(
-                    Kernel::AttentionValues,
-                    attention,
-                    &[&scores, &values, &attended],
-                    // One workgroup per (token, head).
-                    rec.grid(n * heads, 1),
-                );
-            }
-            self.linear(
-                &mut rec,
-                LayerInput::Plain(&attended),
-                &layer.o_proj,
-                &x,
-                (n, hidden, heads * head_dim),
-                true,
+        let softmax = SoftmaxParams {
+            new_tokens: n as u32,
+            total: total as u32,
+            cached: cached as u32,
+            heads: heads as u32,
+            layer: index as u32,
+            layers: layers as u32,
+            span_start,
+            span_end,
+        };
+        let scores = rec.scratch(heads * n * total);
+        if shape.few_rows() {
+            rec.dispatch(
+                Kernel::AttentionDecode,
+                DecodeParams::combining(attention, softmax),
+                &[
+                    &scratch.q,
+                    &kv.keys,
+                    &kv.values,
+                    &scores,
+                    &scratch.stats,
+                    &scratch.attended,
+                    &inputs.head_scale,
+                ],
+                // One workgroup per (token, head).
+                rec.grid(n * heads, 1),
             );
-            self.linear(
-                &mut rec,
-                LayerInput::Normed { x: &x, scratch: &h },
-                &layer.gate_up,
-                &gate_up,
-                (n, 2 * inter, hidden),
-                false,
+        } else {
+            rec.dispatch(
+                Kernel::AttentionScores,
+                attention,
+                &[&scratch.q, &kv.keys, &scores, &inputs.head_scale],
+                // Four keys per invocation.
+                rec.grid(heads * n * total.div_ceil(4), Kernel::WORKGROUP),
             );
-            self.linear(
-                &mut rec,
-                LayerInput::Swiglu {
-                    gate_up: &gate_up,
-                    scratch: &act,
-                },
-                &layer.down_proj,
-                &x,
-                (n, hidden, inter),
-                true,
+            rec.dispatch(
+                Kernel::AttentionSoftmax,
+                softmax,
+                &[&scores, &scratch.stats],
+                rec.grid(heads * n, 1),
             );
-            scores_of_layer.push(scores);
+            rec.dispatch(
+                Kernel::AttentionValues,
+                attention,
+                &[&scores, &kv.values, &scratch.attended],
+                // One workgroup per (token, head).
+                rec.grid(n * heads, 1),
+            );
         }
+        scores
+    }
+
+    /// The attention output projected and added to the residual stream `x`, then the
+    /// SwiGLU MLP, added too.
+    fn mlp(&self, rec: &mut Recorder<'_>, shape: &PassShape, layer: &GpuLayer, scratch: &Scratch) {
+        let PassShape {
+            n,
+            hidden,
+            heads,
+            head_dim,
+            inter,
+            ..
+        } = *shape;
+        self.linear(
+            rec,
+            LayerInput::Plain(&scratch.attended),
+            &layer.o_proj,
+            &scratch.x,
+            (n, hidden, heads * head_dim),
+            true,
+        );
+        self.linear(
+            rec,
+            LayerInput::Normed {
+                x: &scratch.x,
+                scratch: &scratch.h,
+            },
+            &layer.gate_up,
+            &scratch.gate_up,
+            (n, 2 * inter, hidden),
+            false,
+        );
+        self.linear(
+            rec,
+            LayerInput::Swiglu {
+                gate_up: &scratch.gate_up,
+                scratch: &scratch.act,
+            },
+            &layer.down_proj,
+            &scratch.x,
+            (n, hidden, inter),
+            true,
+        );
+    }
+
+    /// The logits `[n, vocab]` and their summary per row: log-normaliser, the next
+    /// token's logit and rank, and the top-k.
+    fn logits_summary(
+        &self,
+        rec: &mut Recorder<'_>,
+        shape: &PassShape,
+        inputs: &PassInputs,
+        scratch: &Scratch,
+    ) -> (Region, Region) {
+        let PassShape {
+            n, vocab, hidden, ..
+        } = *shape;
         let logits = rec.scratch(n * vocab);
         self.linear(
-            &mut rec,
-            LayerInput::Normed { x: &x, scratch: &h },
+            rec,
+            LayerInput::Normed {
+                x: &scratch.x,
+                scratch: &scratch.h,
+            },
             &self.logits_head,
             &logits,
             (n, vocab, hidden),
             false,
         );
-        let summary_width = 3 + 2 * top_k;
-        let summary = rec.scratch(n * summary_width);
+        let summary = rec.scratch(n * shape.summary_width());
         rec.dispatch(
             Kernel::LogitsSummary,
             SummaryParams {
                 rows: n as u32,
                 vocab: vocab as u32,
-                top_k: top_k as u32,
+                top_k: shape.top_k as u32,
                 pad: 0,
             },
-            &[&logits, &target_ids, &summary],
+            &[&logits, &inputs.target_ids, &summary],
             (n as u32, 1, 1),
         );
+        (logits, summary)
+    }
+}
 
-        let summary_slot = rec.read_back(&summary, 0, (n * summary_width * 4) as u64);
-        let row_bytes = (vocab * 4) as u64;
-        let last_slot = rec.read_back(&logits, (n as u64 - 1) * row_bytes, row_bytes);
-        let logits_slot = input
-            .return_logits
-            .then(|| rec.read_back(&logits, 0, n as u64 * row_bytes));
-        let stats_slot = rec.read_back(&stats, 0, (n * layers * heads * 3 * 4) as u64);
-        let block = (n * total * 4) as u64;
-        let capture_slots: Vec<_> = input
-            .capture
-            .heads
-            .iter()
-            .map(|&(layer, head)| {
-                rec.read_back(&scores_of_layer[layer], head as u64 * block, block)
-            })
+/// The sizes of one pass: `n` new tokens after `cached` ones.
+#[derive(Clone, Copy)]
+struct PassShape {
+    n: usize,
+    cached: usize,
+    total: usize,
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    hidden: usize,
+    inter: usize,
+    vocab: usize,
+    top_k: usize,
+    eps: f32,
+}
+
+impl PassShape {
+    fn new(c: &ModelConfig, n: usize, cached: usize, top_k: usize) -> Self {
+        PassShape {
+            n,
+            cached,
+            total: cached + n,
+            layers: c.num_hidden_layers,
+            heads: c.num_attention_heads,
+            kv_heads: c.kv_heads(),
+            head_dim: c.head_dim(),
+            hidden: c.hidden_size,
+            inter: c.intermediate_size,
+            vocab: c.vocab_size,
+            top_k: top_k.min(c.vocab_size).min(MAX_TOP_K),
+            eps: c.rms_norm_eps as f32,
+        }
+    }
+
+    /// Few enough new tokens for the one-dispatch kernels (extending a prompt).
+    fn few_rows(&self) -> bool {
+        self.n as u32 <= MatmulParams::FEW_ROWS
+    }
+
+    /// Floats of one cache row (every key/value head of one position).
+    fn kv_width(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+
+    /// Element offset of the first new row in a layer's cache.
+    fn cache_offset(&self) -> u32 {
+        (self.cached * self.kv_width()) as u32
+    }
+
+    /// Floats per row of the logits summary.
+    fn summary_width(&self) -> usize {
+        3 + 2 * self.top_k
+    }
+}
+
+/// What a pass uploads before its first dispatch.
+struct PassInputs {
+    token_ids: Region,
+    target_ids: Region,
+    /// Cos/sin tables of the new positions (one unused float without rotation).
+    tables: Region,
+    /// 1 when the scheme rotates queries and keys.
+    rotate: u32,
+    /// Each head's own logit multiplier on top of the scheme's (per-head beta), else 1.
+    head_scale: Region,
+    /// Bound where a model has no QK-norm weights.
+    no_qk_norm: Region,
+}
+
+impl PassInputs {
+    fn upload(
+        rec: &mut Recorder<'_>,
+        shape: &PassShape,
+        tokens: &[u32],
+        targets: &[u32],
+        input: &ForwardInput<'_>,
+    ) -> Self {
+        let tables = match input.scheme.frequencies.as_deref() {
+            Some(freqs) => {
+                let first = input.position_offset + shape.cached;
+                let (cos, sin) = rotary_table(freqs, first, shape.n);
+                rec.upload(&[cos, sin].concat())
+            }
+            None => rec.scratch(1),
+        };
+        let heads = shape.heads;
+        let head_scale: Vec<f32> = (0..shape.layers * heads)
+            .map(|i| input.scheme.head_scale(i / heads, heads, i % heads) as f32)
             .collect();
+        PassInputs {
+            token_ids: rec.upload(tokens),
+            target_ids: rec.upload(targets),
+            tables,
+            rotate: input.scheme.frequencies.is_some() as u32,
+            head_scale: rec.upload(&head_scale),
+            no_qk_norm: rec.scratch(1),
+        }
+    }
+}
 
-        let read = rec.run().await?;
-        cache.len = total;
+/// The buffers every layer of a pass writes and reads.
+struct Scratch {
+    /// The residual stream `[n, hidden]`.
+    x: Region,
+    /// Normalised rows, where a kernel of its own normalises.
+    h: Region,
+    qkv: Region,
+    q: Region,
+    attended: Region,
+    gate_up: Region,
+    act: Region,
+    /// Head statistics `[n, layers * heads, 3]`.
+    stats: Region,
+}
 
-        let summary = read.floats(summary_slot);
+impl Scratch {
+    fn new(rec: &mut Recorder<'_>, s: &PassShape) -> Self {
+        let qkv_width = (s.heads + 2 * s.kv_heads) * s.head_dim;
+        Scratch {
+            x: rec.scratch(s.n * s.hidden),
+            h: rec.scratch(s.n * s.hidden),
+            qkv: rec.scratch(s.n * qkv_width),
+            q: rec.scratch(s.n * s.heads * s.head_dim),
+            attended: rec.scratch(s.n * s.heads * s.head_dim),
+            gate_up: rec.scratch(s.n * 2 * s.inter),
+            act: rec.scratch(s.n * s.inter),
+            stats: rec.scratch(s.n * s.layers * s.heads * 3),
+        }
+    }
+}
+
+/// One layer's keys and values as bound (the whole capacity).
+struct LayerCacheRegions {
+    keys: Region,
+    values: Region,
+}
+
+impl LayerCacheRegions {
+    fn of(cache: &GpuCache, layer: usize, shape: &PassShape) -> Self {
+        let region = |b: &wgpu::Buffer| Region {
+            buffer: b.clone(),
+            bytes: (cache.capacity * shape.kv_width() * 4) as u64,
+        };
+        LayerCacheRegions {
+            keys: region(&cache.keys[layer]),
+            values: region(&cache.values[layer]),
+        }
+    }
+}
+
+/// What a pass reads back, asked for before it runs.
+struct ReadSlots {
+    summary: ReadSlot,
+    last_logits: ReadSlot,
+    logits: Option<ReadSlot>,
+    stats: ReadSlot,
+    /// One per captured head, in the capture's order.
+    captured: Vec<ReadSlot>,
+}
+
+impl ReadSlots {
+    fn ask(
+        rec: &mut Recorder<'_>,
+        shape: &PassShape,
+        input: &ForwardInput<'_>,
+        logits: &Region,
+        summary: &Region,
+        stats: &Region,
+        scores_of_layer: &[Region],
+    ) -> Self {
+        let PassShape {
+            n,
+            total,
+            layers,
+            heads,
+            vocab,
+            ..
+        } = *shape;
+        let row_bytes = (vocab * 4) as u64;
+        let block = (n * total * 4) as u64;
+        ReadSlots {
+            summary: rec.read_back(summary, 0, (n * shape.summary_width() * 4) as u64),
+            last_logits: rec.read_back(logits, (n as u64 - 1) * row_bytes, row_bytes),
+            logits: input
+                .return_logits
+                .then(|| rec.read_back(logits, 0, n as u64 * row_bytes)),
+            stats: rec.read_back(stats, 0, (n * layers * heads * 3 * 4) as u64),
+            captured: input
+                .capture
+                .heads
+                .iter()
+                .map(|&(layer, head)| {
+                    rec.read_back(&scores_of_layer[layer], head as u64 * block, block)
+                })
+                .collect(),
+        }
+    }
+
+    /// The backend's output from what was read.
+    fn output(self, read: &ReadBack, shape: &PassShape, targets: &[u32]) -> ForwardOutput {
+        let PassShape {
+            n,
+            cached,
+            total,
+            layers,
+            heads,
+            ..
+        } = *shape;
+        let summary = read.floats(self.summary);
         let rows = summary
-            .chunks_exact(summary_width)
+            .chunks_exact(shape.summary_width())
             .zip(targets)
             .map(|(row, &target)| RowSummary {
                 log_norm: row[0],
@@ -626,7 +887,7 @@ impl GpuBackend {
                     .collect(),
             })
             .collect();
-        let stats = read.floats(stats_slot);
+        let stats = read.floats(self.stats);
         let head_stats = stats
             .chunks_exact(layers * heads * 3)
             .map(|per_token| {
@@ -640,7 +901,8 @@ impl GpuBackend {
                     .collect()
             })
             .collect();
-        let blocks: Vec<Vec<f32>> = capture_slots
+        let blocks: Vec<Vec<f32>> = self
+            .captured
             .into_iter()
             .map(|slot| read.floats(slot))
             .collect();
@@ -652,13 +914,13 @@ impl GpuBackend {
                     .collect()
             })
             .collect();
-        Ok(ForwardOutput {
+        ForwardOutput {
             rows,
-            last_logits: read.floats(last_slot),
-            logits: logits_slot.map(|slot| read.floats(slot)),
+            last_logits: read.floats(self.last_logits),
+            logits: self.logits.map(|slot| read.floats(slot)),
             attention,
             head_stats,
-        })
+        }
     }
 }
 
