@@ -7,8 +7,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use engine::init::SplitMix64;
+use engine::needle_trial::{trial_scheme, TrialRun};
 use engine::needles::{NeedleMaker, ANSWER_DIGITS};
-use engine::{Capture, ScaleFactor, SchemeSpec, Session, SessionOptions};
+use engine::SchemeSpec;
 
 use crate::error::AppError;
 use crate::model_store::LoadedModel;
@@ -18,7 +19,8 @@ use crate::model_store::LoadedModel;
 pub struct NeedleSubject {
     /// Legend text of the series.
     pub label: String,
-    /// The series' scheme; its scale is fixed per trial length (see [`trial_scheme`]).
+    /// The series' scheme; its scale is fixed per trial length
+    /// ([`engine::needle_trial::trial_scheme`]).
     pub scheme: SchemeSpec,
     /// The loaded model.
     pub model: Rc<LoadedModel>,
@@ -58,16 +60,6 @@ impl TrialOutcome {
             .enumerate()
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(i, &mass)| (i / self.heads.max(1), i % self.heads.max(1), mass))
-    }
-}
-
-/// The scheme a trial of `multiple` x L runs under: the series' own with its scale
-/// factor fixed at the multiple, since the whole prompt and answer run at one length
-/// (the evaluation's protocol; a dynamic scale would give the same s here anyway).
-pub fn trial_scheme(scheme: &SchemeSpec, multiple: usize) -> SchemeSpec {
-    SchemeSpec {
-        scale: ScaleFactor::Fixed(multiple.max(1) as f64),
-        ..*scheme
     }
 }
 
@@ -113,37 +105,15 @@ pub async fn run_trial(
         .map_err(AppError::Input)?
         .with_bos(config.bos_token_id);
 
-    let mut options = SessionOptions::new(
+    let TrialRun {
+        generated,
+        needle_mass,
+    } = engine::needle_trial::run_trial(
+        Arc::clone(&model.backend),
         trial_scheme(&subject.scheme, multiple),
-        model.training_length(),
-    );
-    options.max_tokens = doc.prompt.len() + ANSWER_DIGITS + 1;
-    options.top_k = 1;
-    options.capture = Capture {
-        heads: Vec::new(),
-        span: Some(doc.needle.clone()),
-    };
-    let mut session = Session::new(Arc::clone(&model.backend), options)?;
-    let trace = session.extend(&doc.prompt).await?;
-    let last = trace
-        .positions
-        .last()
-        .ok_or_else(|| AppError::Input("the needle prompt is empty".into()))?;
-    let needle_mass = last.heads.iter().map(|h| h.span_mass).collect();
-    let mut next = last.predictions.first().map(|p| p.token);
-    let mut generated = Vec::new();
-    while let Some(token) = next.filter(|_| generated.len() < doc.answer.len()) {
-        generated.push(token);
-        if generated.len() == doc.answer.len() {
-            break;
-        }
-        let step = session.extend(&[token]).await?;
-        next = step
-            .positions
-            .last()
-            .and_then(|p| p.predictions.first())
-            .map(|p| p.token);
-    }
+        &doc,
+    )
+    .await?;
     let score = maker.score(&doc, &generated).map_err(AppError::Input)?;
     Ok(TrialOutcome {
         multiple,
@@ -159,60 +129,10 @@ pub async fn run_trial(
     })
 }
 
-/// Correct answers and trials of one grid cell (one subject at one length).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Tally {
-    /// Exact matches.
-    pub correct: usize,
-    /// Trials run.
-    pub trials: usize,
-}
-
-impl Tally {
-    /// Adds one outcome.
-    pub fn record(&mut self, exact: bool) {
-        self.trials += 1;
-        self.correct += exact as usize;
-    }
-
-    /// Exact-match accuracy, `None` before any trial.
-    pub fn accuracy(&self) -> Option<f64> {
-        (self.trials > 0).then(|| self.correct as f64 / self.trials as f64)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
-
-    #[wasm_bindgen_test]
-    fn trials_fix_the_scale_at_their_length() {
-        let dynamic: SchemeSpec = "yarn:dyn".parse().unwrap();
-        assert_eq!(trial_scheme(&dynamic, 4).to_string(), "yarn:4");
-        let drope: SchemeSpec = "none:dyn+beta".parse().unwrap();
-        assert_eq!(trial_scheme(&drope, 2).scale, ScaleFactor::Fixed(2.0));
-        assert_eq!(trial_scheme(&drope, 2).logit_scale, drope.logit_scale);
-        let rope: SchemeSpec = "rope".parse().unwrap();
-        assert_eq!(trial_scheme(&rope, 8).position, rope.position);
-    }
-
-    #[wasm_bindgen_test]
-    fn tallies_count_exact_answers() {
-        let mut tally = Tally::default();
-        assert_eq!(tally.accuracy(), None);
-        tally.record(true);
-        tally.record(false);
-        tally.record(true);
-        assert_eq!(
-            tally,
-            Tally {
-                correct: 2,
-                trials: 3
-            }
-        );
-        assert!((tally.accuracy().unwrap() - 2.0 / 3.0).abs() < 1e-12);
-    }
 
     #[wasm_bindgen_test]
     fn the_strongest_head_is_found_by_mass() {

@@ -19,6 +19,7 @@ pub mod error;
 pub mod gpu;
 pub mod init;
 pub mod manifest;
+pub mod needle_trial;
 pub mod needles;
 pub mod paper;
 pub mod position;

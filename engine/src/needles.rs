@@ -49,20 +49,6 @@ const NOUNS: &[&str] = &[
 /// Digits of every answer (numbers are drawn from 1000000..=9999999).
 pub const ANSWER_DIGITS: usize = 7;
 
-/// The scheme a needle trial of `multiple` x L runs under, from a scheme family
-/// without a scale (`"rope"`, `"pi"`, `"yarn"`, `"yarn-ramp"`, `"none"`, `"none+beta"`):
-/// the scale factor fixed at the length multiple (`"pi:4"`, `"none:4+beta"`), since the
-/// whole prompt and answer run at one length; plain RoPE and NoPE have no scale.
-pub fn scheme_at(family: &str, multiple: usize) -> String {
-    match family.split_once('+') {
-        Some((head, tail)) if multiple > 1 => format!("{head}:{multiple}+{tail}"),
-        None if multiple > 1 && family != "rope" && family != "none" => {
-            format!("{family}:{multiple}")
-        }
-        _ => family.to_string(),
-    }
-}
-
 /// How close a generated answer came to the number asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnswerScore {
@@ -418,32 +404,6 @@ mod tests {
         assert_eq!(moved.answer, doc.answer);
         let same = doc.clone().with_bos(None);
         assert_eq!((same.prompt, same.needle), (doc.prompt, doc.needle));
-    }
-
-    #[test]
-    fn trial_schemes_fix_the_scale_at_the_length_multiple() {
-        assert_eq!(scheme_at("rope", 4), "rope");
-        assert_eq!(scheme_at("none", 8), "none");
-        assert_eq!(scheme_at("pi", 1), "pi");
-        assert_eq!(scheme_at("yarn", 4), "yarn:4");
-        assert_eq!(scheme_at("yarn-ramp", 4), "yarn-ramp:4");
-        assert_eq!(scheme_at("none+beta", 2), "none:2+beta");
-        assert_eq!(scheme_at("none+beta", 1), "none+beta");
-        let families = [
-            "rope",
-            "pi",
-            "ntk",
-            "yarn",
-            "yarn-ramp",
-            "none",
-            "none+beta",
-        ];
-        for family in families {
-            for multiple in [1, 2, 8] {
-                let text = scheme_at(family, multiple);
-                assert!(text.parse::<crate::SchemeSpec>().is_ok(), "{text}");
-            }
-        }
     }
 
     #[test]

@@ -156,6 +156,15 @@ impl<B: Backend> Session<B> {
             .unwrap_or_default()
     }
 
+    /// `-ln p(token | the tokens so far)`: the NLL of a token not yet appended (scoring a
+    /// sequence's last token at the length before it). `None` before the first token.
+    pub fn next_nll(&self, token: u32) -> Option<f32> {
+        self.next_log_probs
+            .as_deref()
+            .and_then(|lp| lp.get(token as usize))
+            .map(|lp| -lp)
+    }
+
     /// Appends `tokens` and returns the trace of the new positions.
     pub async fn extend(&mut self, tokens: &[u32]) -> Result<Trace> {
         let config = self.backend.config().clone();

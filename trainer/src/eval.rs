@@ -11,13 +11,16 @@
 //! - DroPE's `c` in `beta(s) = 1 + c ln s`, fitted on the *validation* split (`fit_c`).
 
 use candle_core::{Device, Tensor, D};
-use engine::cpu::{token_tensor, ForwardSettings, RotaryTables, Transformer};
+use engine::cpu::{ForwardSettings, RotaryTables, Transformer};
 use engine::init::SplitMix64;
-use engine::{ModelConfig, ModelWeights, SchemeSpec};
+use engine::{Backend, ModelConfig, ModelWeights, SchemeSpec, Session, SessionOptions};
 
-use crate::needles::{scheme_at, NeedleMaker};
 pub use crate::needles::{wilson_interval, NeedleTally, Z_95};
+use crate::needles::{NeedleDocument, NeedleMaker};
+use engine::cpu::CpuBackend;
+use engine::needle_trial::{run_trial, trial_scheme};
 pub use engine::results::{pool_depths, NeedleCell};
+use std::sync::Arc;
 
 /// Window edges in multiples of L.
 pub const WINDOWS: [(usize, usize); 4] = [(0, 1), (1, 2), (2, 4), (4, 8)];
@@ -34,6 +37,15 @@ pub struct EvalModel {
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
+}
+
+impl EvalModel {
+    /// The model as a CPU backend, for a [`Session`](engine::Session) (the studio's path).
+    pub fn backend(&self) -> Result<Arc<CpuBackend>, String> {
+        CpuBackend::from_weights(self.config.clone(), self.weights.clone())
+            .map(Arc::new)
+            .map_err(err)
+    }
 }
 
 /// Per-position NLL of `tokens[1..]` given `tokens[..len]`, for a batch of equal-length
@@ -80,38 +92,67 @@ pub fn sequence_nll(
 
 pub use engine::results::PerplexityRow;
 
-/// Mean NLL per window of `sequences` (each `8L + 1` tokens) for one model and scheme.
+/// Per-position NLL of `tokens[1..]` given `tokens[..len]` (`len = tokens.len() - 1`,
+/// the context length a dynamic scheme's `s` follows) through a [`Session`] on the CPU,
+/// the path the studio's live runs take: the session holds `tokens[..len]` and scores
+/// the last token from its next-token distribution.
+pub fn session_nll(
+    backend: &Arc<CpuBackend>,
+    scheme: SchemeSpec,
+    tokens: &[u32],
+) -> Result<Vec<f32>, String> {
+    let (&last, context) = tokens
+        .split_last()
+        .filter(|(_, c)| !c.is_empty())
+        .ok_or("a sequence to score needs at least two tokens")?;
+    let mut options = SessionOptions::new(scheme, backend.config().training_length());
+    options.max_tokens = context.len();
+    options.top_k = 0;
+    let mut session = Session::new(Arc::clone(backend), options).map_err(err)?;
+    // The CPU backend's futures are ready when first polled.
+    let trace = pollster::block_on(session.extend(context)).map_err(err)?;
+    let missing = || "a scored position has no NLL".to_string();
+    let mut nll = trace
+        .positions
+        .iter()
+        .skip(1)
+        .map(|p| p.nll.ok_or_else(missing))
+        .collect::<Result<Vec<f32>, String>>()?;
+    nll.push(session.next_nll(last).ok_or_else(missing)?);
+    Ok(nll)
+}
+
+/// Mean NLL per window of `sequences` (each `8L + 1` tokens) for one model and scheme,
+/// each sequence run through a [`Session`] as the studio runs it ([`session_nll`]).
 pub fn window_perplexity(
     model: &EvalModel,
     scheme: &SchemeSpec,
     sequences: &[&[u32]],
-    batch: usize,
 ) -> Result<PerplexityRow, String> {
     let l = model.config.training_length();
+    let backend = model.backend()?;
     let mut sums = [0f64; 4];
     let mut counts = [0usize; 4];
-    for group in sequences.chunks(batch.max(1)) {
+    let mut add = |w: usize, nll: &[f32]| {
+        let (start, end) = WINDOWS[w];
+        sums[w] += nll[start * l..end * l]
+            .iter()
+            .map(|&x| x as f64)
+            .sum::<f64>();
+        counts[w] += (end - start) * l;
+    };
+    for sequence in sequences {
         if scheme.is_dynamic() {
-            for (w, &(start, end)) in WINDOWS.iter().enumerate() {
-                let prefixes: Vec<&[u32]> = group.iter().map(|s| &s[..end * l + 1]).collect();
-                for row in sequence_nll(model, scheme, &prefixes)? {
-                    sums[w] += row[start * l..end * l]
-                        .iter()
-                        .map(|&x| x as f64)
-                        .sum::<f64>();
-                    counts[w] += (end - start) * l;
-                }
+            // Each window's prefix alone, at the scale a dynamic model has reached there.
+            for (w, &(_, end)) in WINDOWS.iter().enumerate() {
+                add(
+                    w,
+                    &session_nll(&backend, *scheme, &sequence[..end * l + 1])?,
+                );
             }
         } else {
-            for row in sequence_nll(model, scheme, group)? {
-                for (w, &(start, end)) in WINDOWS.iter().enumerate() {
-                    sums[w] += row[start * l..end * l]
-                        .iter()
-                        .map(|&x| x as f64)
-                        .sum::<f64>();
-                    counts[w] += (end - start) * l;
-                }
-            }
+            let nll = session_nll(&backend, *scheme, sequence)?;
+            (0..WINDOWS.len()).for_each(|w| add(w, &nll));
         }
     }
     let nll: Vec<f64> = sums
@@ -306,50 +347,17 @@ impl NeedleBudget {
     }
 }
 
-/// Greedy answer of `prompt` under `scheme` (`s` fixed for the whole prompt + answer).
+/// The greedy answer to `doc` (the model's first token already in it) under `scheme`,
+/// through a [`Session`](engine::Session) on the CPU: the path the studio's live needle
+/// test runs ([`engine::needle_trial`]).
 pub fn greedy_answer(
-    model: &EvalModel,
-    scheme: &SchemeSpec,
-    prompt: &[u32],
-    answer_len: usize,
+    backend: &Arc<CpuBackend>,
+    scheme: SchemeSpec,
+    doc: &NeedleDocument,
 ) -> Result<Vec<u32>, String> {
-    let config = &model.config;
-    // A model trained with a beginning-of-sequence token reads it first (the studio's
-    // needle runner does the same).
-    let mut next: Vec<u32> = config.with_bos(prompt);
-    let total = next.len() + answer_len;
-    let applied = config.apply_scheme(scheme, total).map_err(err)?;
-    let mut cache = vec![engine::cpu::LayerCache::default(); config.num_hidden_layers];
-    let transformer = Transformer::new(config, &model.weights);
-    let mut position = 0;
-    let mut out = Vec::new();
-    while out.len() < answer_len {
-        let rotary =
-            RotaryTables::for_scheme(&applied, position, next.len(), &Device::Cpu).map_err(err)?;
-        let settings = ForwardSettings {
-            rotary: rotary.as_ref(),
-            logit_scale: applied.logit_scale,
-            head_scales: applied.head_scales.as_deref(),
-        };
-        let tokens = token_tensor(&next, &Device::Cpu).map_err(err)?;
-        let logits = transformer
-            .forward(&tokens, &settings, Some(&mut cache), |_, _| Ok(()))
-            .map_err(err)?;
-        let last = logits
-            .squeeze(0)
-            .map_err(err)?
-            .get(next.len() - 1)
-            .map_err(err)?;
-        let token = last
-            .argmax(D::Minus1)
-            .map_err(err)?
-            .to_scalar::<u32>()
-            .map_err(err)?;
-        position += next.len();
-        out.push(token);
-        next = vec![token];
-    }
-    Ok(out)
+    // The CPU backend's futures are ready when first polled.
+    let run = pollster::block_on(run_trial(Arc::clone(backend), scheme, doc)).map_err(err)?;
+    Ok(run.generated)
 }
 
 /// The needle grid of one model and scheme family (`scheme_family` without a scale, e.g.
@@ -370,10 +378,12 @@ pub fn needle_grid(
         return Err("the needle grid needs at least one depth".into());
     }
     let l = model.config.training_length();
+    let family: SchemeSpec = scheme_family.parse().map_err(err)?;
+    let backend = model.backend()?;
     let mut cells = Vec::new();
     // Below this, the needle and the question leave almost no haystack: not a real test.
     for &m in multiples.iter().filter(|&&m| m * l >= MIN_NEEDLE_CONTEXT) {
-        let scheme: SchemeSpec = scheme_at(scheme_family, m).parse().map_err(err)?;
+        let scheme = trial_scheme(&family, m);
         let total = m * l;
         // One generator per (length, depth), independent of the model: the k-th document
         // at a depth is the same for every model and scheme however many trials each one
@@ -388,9 +398,10 @@ pub fn needle_grid(
         while !budget.is_met(&pooled) {
             for ((rng, &depth), tally) in rngs.iter_mut().zip(depths).zip(&mut tallies) {
                 let start = (rng.next_u64() % (haystack.len() - total) as u64) as usize;
-                let doc =
-                    maker.make(&haystack[start..start + total], total - 8, &[depth], 0, rng)?;
-                let answer = greedy_answer(model, &scheme, &doc.prompt, doc.answer.len())?;
+                let doc = maker
+                    .make(&haystack[start..start + total], total - 8, &[depth], 0, rng)?
+                    .with_bos(model.config.bos_token_id);
+                let answer = greedy_answer(&backend, scheme, &doc)?;
                 let score = maker.score(&doc, &answer)?;
                 tally.record(score);
                 pooled.record(score);
@@ -406,6 +417,34 @@ pub fn needle_grid(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_scores_a_sequence_as_the_batched_forward_does() {
+        let config = ModelConfig::from_json(
+            br#"{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                "intermediate_size": 48, "vocab_size": 64, "max_position_embeddings": 8}"#,
+        )
+        .unwrap();
+        let weights = engine::init::random_weights(&config, 4, 0.3).unwrap();
+        let model = EvalModel {
+            id: "rope".into(),
+            config,
+            weights,
+        };
+        let mut rng = SplitMix64::new(5);
+        let tokens: Vec<u32> = (0..8 * 8 + 1)
+            .map(|_| (rng.next_u64() % 64) as u32)
+            .collect();
+        for scheme in ["rope", "yarn:8", "yarn:dyn"] {
+            let scheme: SchemeSpec = scheme.parse().unwrap();
+            let batched = &sequence_nll(&model, &scheme, &[&tokens]).unwrap()[0];
+            let session = session_nll(&model.backend().unwrap(), scheme, &tokens).unwrap();
+            assert_eq!(session.len(), batched.len());
+            for (a, b) in session.iter().zip(batched) {
+                assert!((a - b).abs() < 1e-4, "{scheme}: {a} vs {b}");
+            }
+        }
+    }
 
     #[test]
     fn per_head_coefficients_fit_at_least_as_well_as_the_one_they_start_from() {

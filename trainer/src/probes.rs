@@ -196,6 +196,7 @@ pub fn needle_probe(
             )
         })?;
     let scheme = native_scheme(&model.config);
+    let backend = model.backend()?;
     let mut rng = SplitMix64::new(NEEDLE_SEED);
     let mut tally = NeedleTally::default();
     for depth in needle_depths(trials) {
@@ -208,8 +209,9 @@ pub fn needle_probe(
                 0,
                 &mut rng,
             )
-            .map_err(|e| format!("needle probe at L = {l}: {e}"))?;
-        let answer = greedy_answer(model, &scheme, &doc.prompt, doc.answer.len())?;
+            .map_err(|e| format!("needle probe at L = {l}: {e}"))?
+            .with_bos(model.config.bos_token_id);
+        let answer = greedy_answer(&backend, scheme, &doc)?;
         tally.record(maker.score(&doc, &answer)?);
     }
     Ok(tally)

@@ -17,10 +17,11 @@ use crate::eval::{
     NeedleCell, PerplexityRow,
 };
 use crate::manifest;
-use crate::needles::{scheme_at, NeedleMaker};
+use crate::needles::NeedleMaker;
 use crate::probes::{
     induction, previous_token_mass, strongest_per_layer, within_length, InductionScore,
 };
+use engine::needle_trial::trial_scheme;
 
 /// Schemes measured for perplexity, per model id.
 fn perplexity_schemes(id: &str) -> &'static [&'static str] {
@@ -214,7 +215,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         let test = eval_windows(held_out, 8 * l + 1, n_sequences, model.config.bos_token_id);
         let test: Vec<&[u32]> = test.iter().map(Vec::as_slice).collect();
         for scheme in perplexity_schemes(id) {
-            let row = window_perplexity(&model, &scheme.parse().map_err(err)?, &test, batch)?;
+            let row = window_perplexity(&model, &scheme.parse().map_err(err)?, &test)?;
             println!(
                 "perplexity {id} {scheme}: {:?} ({:.0} s)",
                 row.perplexity,
@@ -291,7 +292,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             let at = |m: usize| -> Result<InductionScore, String> {
                 induction(
                     &model,
-                    &scheme_at(family, m).parse().map_err(err)?,
+                    &trial_scheme(&family.parse().map_err(err)?, m),
                     m * l.max(1),
                     model.config.bos_token_id,
                 )
@@ -301,7 +302,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
                 scheme: family.to_string(),
                 within: induction(
                     &model,
-                    &scheme_at(family, 1).parse().map_err(err)?,
+                    &trial_scheme(&family.parse().map_err(err)?, 1),
                     within_length(&model.config),
                     model.config.bos_token_id,
                 )?,
@@ -421,7 +422,7 @@ fn default_prompt_rows(
         }
         tokens.truncate(needed);
         for scheme in prompt_schemes(id) {
-            let row = window_perplexity(&model, &scheme.parse().map_err(err)?, &[&tokens], 1)?;
+            let row = window_perplexity(&model, &scheme.parse().map_err(err)?, &[&tokens])?;
             println!("default prompt {id} {scheme}: {:?}", row.perplexity);
             rows.push(row);
         }

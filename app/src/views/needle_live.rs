@@ -9,7 +9,9 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::export::csv_field;
-use crate::needle_live::{haystack_ids, run_trial, NeedleSubject, Tally, TrialOutcome};
+use engine::needles::{AnswerScore, NeedleTally};
+
+use crate::needle_live::{haystack_ids, run_trial, NeedleSubject, TrialOutcome};
 use crate::pause::next_frame;
 use crate::turns::Turns;
 use crate::views::needle_results::{cell_colours, percent};
@@ -42,7 +44,7 @@ struct Progress {
     /// may change while the grid is shown).
     labels: Vec<String>,
     training_length: usize,
-    tallies: Vec<Vec<Tally>>,
+    tallies: Vec<Vec<NeedleTally>>,
     done: usize,
     planned: usize,
     last: Option<(String, TrialOutcome)>,
@@ -101,7 +103,7 @@ pub fn NeedleLive(
         progress.set(Progress {
             labels: subjects.iter().map(|s| s.label.clone()).collect(),
             training_length: subjects.first().map_or(0, |s| s.model.training_length()),
-            tallies: vec![vec![Tally::default(); multiples.len()]; subjects.len()],
+            tallies: vec![vec![NeedleTally::default(); multiples.len()]; subjects.len()],
             done: 0,
             planned: subjects.len() * multiples.len() * DEPTHS.len() * trials,
             last: None,
@@ -295,7 +297,10 @@ async fn drive(
                         return Ok(());
                     }
                     progress.update(|p| {
-                        p.tallies[row][column].record(trial.exact);
+                        p.tallies[row][column].record(AnswerScore {
+                            exact: trial.exact,
+                            digits_right: trial.digits_right,
+                        });
                         p.done += 1;
                         p.last = Some((subject.label.clone(), trial));
                     });
@@ -323,7 +328,7 @@ fn live_grid(progress: &Progress, multiples: &[usize]) -> AnyView {
             let cells = tallies
                 .iter()
                 .zip(multiples)
-                .map(|(tally, &m)| match tally.accuracy() {
+                .map(|(tally, &m)| match (tally.trials > 0).then(|| tally.accuracy()) {
                     None => view! {
                         <td class="needle-cell missing" data-testid="needle-live-cell" data-multiple=m>"\u{2026}"</td>
                     }
