@@ -412,9 +412,8 @@ pub async fn analyse(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn attention_map_from_causal_rows() {
         let rows: Vec<Vec<f32>> = vec![vec![1.0], vec![0.25, 0.75], vec![0.1, 0.2, 0.7]];
         let map = AttentionMap::from_rows(rows.iter().map(|r| &r[..]));
@@ -459,7 +458,7 @@ mod tests {
         TextTokenizer::from_json(json.to_string().as_bytes()).unwrap()
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn heads_past_the_model_go_back_to_zero() {
         assert_eq!(head_in_shape((3, 5), (4, 6)), None);
         assert_eq!(head_in_shape((9, 99), (0, 0)), None, "shape not known yet");
@@ -473,7 +472,7 @@ mod tests {
 
     /// A U+FFFD typed in the prompt never completes: the decoding must not wait for it
     /// forever (each token would decode every token since the first).
-    #[wasm_bindgen_test]
+    #[test]
     fn replacement_characters_in_the_text_do_not_wait_forever() {
         let tokenizer = byte_tokenizer();
         let prompt = "\u{FFFD}".repeat(50);
@@ -494,7 +493,7 @@ mod tests {
         }
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn multi_byte_characters_show_once() {
         let tokenizer = byte_tokenizer();
         let prompt = "a\u{1F600} \u{5E9}\u{5DC}b";
@@ -511,7 +510,7 @@ mod tests {
         assert_eq!(texts[6..], ["", "\u{5E9}", "", "\u{5DC}", "b"]);
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn mean_nll_skips_the_first_token() {
         let tokens: Vec<TokenStat> = [None, Some(2.0), Some(4.0)]
             .into_iter()

@@ -773,9 +773,8 @@ fn model_sizes(manifest: &Manifest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn backend_label_says_why_the_cpu_runs() {
         let label = |gpu: Option<GpuStatus>, failure: Option<&str>| {
             backend_label(false, gpu.as_ref(), failure)

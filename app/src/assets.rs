@@ -43,9 +43,9 @@ pub fn asset_base() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    // web_sys::Url needs a browser.
+    #[wasm_bindgen_test::wasm_bindgen_test]
     fn paths_resolve_beside_the_script_once_a_base_is_set() {
         assert_eq!(asset_url("models/manifest.json"), "models/manifest.json");
         assert!(set_asset_base("not a url").is_err());

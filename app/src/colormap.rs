@@ -107,9 +107,8 @@ impl Colormap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn ends_and_midpoint_are_the_table_entries() {
         assert_eq!(VIRIDIS.at(0.0), Rgb(0x44, 0x01, 0x54));
         assert_eq!(VIRIDIS.at(1.0), Rgb(0xfd, 0xe7, 0x25));
@@ -119,7 +118,7 @@ mod tests {
         assert_eq!(VIRIDIS.at(7.0), VIRIDIS.at(1.0));
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn viridis_gets_lighter_monotonically() {
         let lum: Vec<f32> = (0..=64)
             .map(|i| VIRIDIS.at(i as f32 / 64.0).luminance())
@@ -127,7 +126,7 @@ mod tests {
         assert!(lum.windows(2).all(|w| w[1] >= w[0]), "{lum:?}");
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn text_colour_contrasts() {
         assert_eq!(YL_OR_RD.at(0.0).text_colour(), Rgb(0, 0, 0));
         assert_eq!(YL_OR_RD.at(1.0).text_colour(), Rgb(255, 255, 255));

@@ -250,9 +250,8 @@ pub fn SeriesEditor(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn length_field_takes_token_counts_or_nothing() {
         assert_eq!(parse_length_field(""), Ok(None));
         assert_eq!(parse_length_field(" 300 "), Ok(Some(300)));

@@ -541,9 +541,8 @@ fn attention_pair(
 mod tests {
     use super::*;
     use crate::url_state::PromptSource;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn params_read_the_studio_state_and_the_head() {
         let p = EmbedParams::parse(
             "view=attention&models=drope,rope&prompt-sample=austen-3&length=512&layer=2&head=5",
@@ -560,7 +559,7 @@ mod tests {
         );
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn bad_values_are_reported_and_keep_their_defaults() {
         let p = EmbedParams::parse("view=nope&layer=x&length=1");
         assert_eq!(p.state.view, View::Perplexity);

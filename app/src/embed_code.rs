@@ -160,7 +160,6 @@ pub fn EmbedCode(
 mod tests {
     use super::*;
     use crate::url_state::{PromptSource, SeriesSpec, View};
-    use wasm_bindgen_test::wasm_bindgen_test;
 
     fn state() -> StudioState {
         StudioState {
@@ -174,7 +173,7 @@ mod tests {
         }
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn the_site_is_the_studio_page_folder() {
         assert_eq!(
             site_base("https://h.io/drope-studio/?view=x#y"),
@@ -190,7 +189,7 @@ mod tests {
         );
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn snippets_carry_the_state() {
         let site = "https://h.io/s/";
         let frame = iframe_snippet(site, &state());
@@ -209,7 +208,7 @@ mod tests {
         );
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn prompt_text_is_escaped_in_attributes() {
         let own = StudioState {
             prompt: PromptSource::Text("a \"quoted\" <b> & more".into()),

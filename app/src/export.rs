@@ -157,9 +157,8 @@ pub fn save_svg_as_png(svg: &Element, filename: &str, style_sheet: &str) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn csv_fields_are_quoted_when_needed() {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field(" a,b"), "\" a,b\"");

@@ -56,9 +56,8 @@ pub fn megabytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn formats() {
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(123), "123");

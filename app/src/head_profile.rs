@@ -144,14 +144,13 @@ pub fn pooled_map(rows: &[Arc<[f32]>], size: usize) -> AttentionMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
     /// `t` causal rows from a rule giving each query's weights.
     fn rows(t: usize, weights: impl Fn(usize) -> Vec<f32>) -> Vec<Arc<[f32]>> {
         (0..t).map(|q| Arc::from(weights(q))).collect()
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn a_previous_token_head_is_local() {
         let r = rows(40, |q| {
             let mut w = vec![0.0; q + 1];
@@ -165,7 +164,7 @@ mod tests {
         assert_eq!(p.queries, 40 - MIN_QUERY);
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn uniform_and_sink_heads() {
         let uniform = profile(0, 0, &rows(40, |q| vec![1.0 / (q + 1) as f32; q + 1]));
         assert_eq!(uniform.kind, HeadKind::Content);
@@ -183,7 +182,7 @@ mod tests {
         assert!((sink.sink_mass - 0.7).abs() < 1e-5);
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn pooled_rows_keep_their_mass() {
         let r = rows(10, |q| vec![1.0 / (q + 1) as f32; q + 1]);
         let map = pooled_map(&r, 4);

@@ -155,7 +155,7 @@ mod tests {
         }
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn files_are_fetched_under_the_models_folder_and_errors_name_the_manifest() {
         let weights = file("untrained/model.safetensors", 5, "");
         assert_eq!(file_url(&weights), "models/untrained/model.safetensors");

@@ -132,9 +132,8 @@ pub async fn run_trial(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn the_strongest_head_is_found_by_mass() {
         let outcome = TrialOutcome {
             multiple: 1,

@@ -235,7 +235,6 @@ mod tests {
     use std::cell::Cell;
     use std::pin::pin;
     use std::task::{Context, Poll, Waker};
-    use wasm_bindgen_test::wasm_bindgen_test;
 
     thread_local! {
         static SLOT: RefCell<Once<u32>> = const { RefCell::new(Once::Empty) };
@@ -249,7 +248,7 @@ mod tests {
         SLOT.with(|cell| f(&mut cell.borrow_mut()))
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn waiters_get_the_value_once_and_recompute_when_its_computation_is_dropped() {
         let computed = Cell::new(0);
         let make = |value: u32| {

@@ -274,7 +274,6 @@ pub fn needle_drop(log: &TrainHistory) -> Option<(NeedlePoint, NeedlePoint)> {
 pub(crate) mod tests {
     use super::*;
     use crate::published::{NeedleTally, TrainPoint};
-    use wasm_bindgen_test::wasm_bindgen_test;
 
     fn row(step: f64, first: f64, second: f64, at_4l: Option<f64>) -> ProbeRow {
         ProbeRow {
@@ -321,7 +320,7 @@ pub(crate) mod tests {
         }
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn series_keep_both_rows_at_the_drop_and_skip_missing_values() {
         let log = drope();
         let within = second_copy_series(&log, ProbeLength::WithinL);
@@ -334,7 +333,7 @@ pub(crate) mod tests {
         assert_eq!(at_4l[0].tokens, 1024);
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn onset_drop_effect_and_snapshots() {
         let log = drope();
         assert_eq!(copying_onset(&log), Some(20.0));
@@ -393,7 +392,7 @@ pub(crate) mod tests {
         log
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn needle_series_and_the_drop() {
         let log = drope_with_needles();
         let points = needle_series(&log);

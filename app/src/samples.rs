@@ -64,9 +64,8 @@ pub async fn fetch_samples() -> Result<SampleSet, AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn parses_and_rejects() {
         let json = br#"{"training_length": 256, "samples": [
             {"id": "kjv-2", "title": "King James Bible", "source": "kjv.txt#2", "text": "In the beginning", "tokens": 4}]}"#;
@@ -78,14 +77,14 @@ mod tests {
         assert!(parse_samples(b"{\"samples\": 3").is_err());
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn prompts_over_the_cap_are_refused() {
         assert!(check_prompt_size(&"é".repeat(MAX_PROMPT_CHARS)).is_ok());
         let error = check_prompt_size(&"a".repeat(MAX_PROMPT_CHARS + 1)).unwrap_err();
         assert!(error.contains("100,001 characters"), "{error}");
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn prompts_come_from_the_named_sample() {
         let set: SampleSet = serde_json::from_str(
             r#"{"training_length": 4, "samples": [

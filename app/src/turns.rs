@@ -71,13 +71,12 @@ mod tests {
     use std::future::Future;
     use std::pin::pin;
     use std::task::{Context, Poll, Waker};
-    use wasm_bindgen_test::wasm_bindgen_test;
 
     fn poll<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
         future.poll(&mut Context::from_waker(Waker::noop()))
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn turns_pass_in_order_and_skip_waiters_that_left() {
         let turns = Turns::default();
         let Poll::Ready(first) = poll(pin!(turns.take())) else {

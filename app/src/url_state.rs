@@ -378,9 +378,8 @@ pub fn encode_query(pairs: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn a_shared_link_round_trips() {
         let state = StudioState {
             view: View::Attention,
@@ -402,7 +401,7 @@ mod tests {
         assert_eq!(StudioState::from_query(&query), (state, vec![]));
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn bad_values_are_reported_and_keep_their_defaults() {
         let (state, problems) = StudioState::from_query(
             "?view=graphs&models=rope:warp:9,dr%20ope&length=-3&sample=kjv-2",
@@ -432,7 +431,7 @@ mod tests {
         }
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn a_hand_typed_plus_still_means_plus() {
         let (state, problems) = StudioState::from_query("models=drope:none:dyn+beta,nope,nope");
         assert!(problems.is_empty(), "{problems:?}");
@@ -445,7 +444,7 @@ mod tests {
         );
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn long_prompts_and_many_series_are_capped() {
         let state = StudioState {
             prompt: PromptSource::Text("a".repeat(MAX_URL_PROMPT_CHARS + 1)),
@@ -459,7 +458,7 @@ mod tests {
         assert_eq!(problems.len(), 1);
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn broken_escapes_do_not_panic() {
         let pairs = decode_query("prompt=100%&x=%zz%e2%82&=&&y");
         assert_eq!(pairs[0], ("prompt".into(), "100%".into()));

@@ -103,7 +103,7 @@ mod tests {
         }
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn keys_change_with_the_digest() {
         assert_eq!(cache_key(&entry("")), "models/rope/model.safetensors");
         assert_eq!(

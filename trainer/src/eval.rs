@@ -418,19 +418,29 @@ pub fn needle_grid(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_session_scores_a_sequence_as_the_batched_forward_does() {
+    /// A random model of 2 layers x 4 heads, L = 8, vocabulary 64, with peaked attention
+    /// (weights of std 0.3) so the scheme matters.
+    fn tiny(positions: &str, seed: u64) -> EvalModel {
         let config = ModelConfig::from_json(
-            br#"{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-                "intermediate_size": 48, "vocab_size": 64, "max_position_embeddings": 8}"#,
+            format!(
+                r#"{{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                "intermediate_size": 48, "vocab_size": 64, "max_position_embeddings": 8,
+                "position_embedding": "{positions}"}}"#
+            )
+            .as_bytes(),
         )
         .unwrap();
-        let weights = engine::init::random_weights(&config, 4, 0.3).unwrap();
-        let model = EvalModel {
-            id: "rope".into(),
+        let weights = engine::init::random_weights(&config, seed, 0.3).unwrap();
+        EvalModel {
+            id: positions.into(),
             config,
             weights,
-        };
+        }
+    }
+
+    #[test]
+    fn a_session_scores_a_sequence_as_the_batched_forward_does() {
+        let model = tiny("rope", 4);
         let mut rng = SplitMix64::new(5);
         let tokens: Vec<u32> = (0..8 * 8 + 1)
             .map(|_| (rng.next_u64() % 64) as u32)
@@ -448,19 +458,7 @@ mod tests {
 
     #[test]
     fn per_head_coefficients_fit_at_least_as_well_as_the_one_they_start_from() {
-        let config = ModelConfig::from_json(
-            br#"{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-                "intermediate_size": 48, "vocab_size": 64, "max_position_embeddings": 8,
-                "position_embedding": "none"}"#,
-        )
-        .unwrap();
-        // Peaked attention, so the logit scale matters.
-        let weights = engine::init::random_weights(&config, 3, 0.3).unwrap();
-        let mut model = EvalModel {
-            id: "drope".into(),
-            config,
-            weights,
-        };
+        let mut model = tiny("none", 3);
         let mut rng = SplitMix64::new(9);
         // Repeated spans: something attention at a distance can predict.
         let sequences: Vec<Vec<u32>> = (0..2)

@@ -3,8 +3,10 @@
 //! 0. lint:    `cargo fmt --all -- --check`, then `cargo clippy -D warnings` on the native
 //!    crates (with the GPU backend) and on the app for wasm: style and lint failures
 //!    fail the run before any test
-//! 1. native:  `cargo test --workspace --exclude app --features engine/gpu` (the app is
-//!    wasm-only; the GPU conformance suite runs on Mesa's lavapipe)
+//! 1. native:  `cargo test --workspace --exclude app --features engine/gpu` (the GPU
+//!    conformance suite runs on Mesa's lavapipe), then `cargo test -p app --lib`: the
+//!    studio's DOM-free logic (URL state, published files, head profiles, chart maths,
+//!    formatting) runs natively; only what needs a browser stays in step 2
 //! 2. wasm:    `cargo test --target wasm32-unknown-unknown -p engine` and `-p app`,
 //!    in headless Chromium through wasm-bindgen-test-runner + chromedriver
 //! 3. e2e:     `trunk build --release`, dist/ served by the built-in static server
@@ -177,6 +179,13 @@ pub fn run(args: &[String]) -> Result<()> {
                 )
             },
         );
+        report.step("native: cargo test -p app --lib (DOM-free logic)", || {
+            util::run(
+                Command::new("cargo")
+                    .args(["test", "-p", "app", "--lib", "--no-fail-fast"])
+                    .current_dir(root()),
+            )
+        });
     }
 
     if want("wasm") {

@@ -2,9 +2,8 @@
 //! and malformed files (errors that name the file, not panics).
 
 use super::*;
-use wasm_bindgen_test::wasm_bindgen_test;
 
-#[wasm_bindgen_test]
+#[test]
 fn the_committed_niah_file_parses() {
     let bytes = include_bytes!("../../../public/results/niah.json");
     let grid = parse_needle_grid("results/niah.json", bytes).unwrap();
@@ -12,7 +11,7 @@ fn the_committed_niah_file_parses() {
     assert!(grid.lengths.iter().all(|c| c.accuracy().is_some()));
 }
 
-#[wasm_bindgen_test]
+#[test]
 fn malformed_niah_files_are_errors() {
     let err = parse_needle_grid("results/niah.json", b"{\"cells\": [").unwrap_err();
     assert!(
@@ -30,7 +29,7 @@ fn malformed_niah_files_are_errors() {
     );
 }
 
-#[wasm_bindgen_test]
+#[test]
 fn train_logs_parse_and_skip_non_finite_losses() {
     let text = r#"{"positions": "none", "drop_step": 20, "batch": 2, "length": 8,
         "train": [[10, 5.0, 0.001, 1.0], [20, null, 0.001, 2.0], [30, 4.0, 0.0005, 3.0]],
@@ -74,7 +73,7 @@ const DROPE_LOG_WITH_PROBES: &str = r#"{"positions": "none", "drop_step": 40, "b
        "previous_token": [[0.1, 0.6], [0.2, 0.2]], "a_later_probe": 1}
     ]}"#;
 
-#[wasm_bindgen_test]
+#[test]
 fn train_logs_with_probes_keep_both_rows_at_the_drop() {
     let log = TrainHistory::parse("train-log.json", DROPE_LOG_WITH_PROBES.as_bytes()).unwrap();
     let steps: Vec<usize> = log.probes.iter().map(|p| p.step).collect();
@@ -124,7 +123,7 @@ const ROPE_LOG_WITH_NEEDLES: &str = r#"{"positions": "rope", "drop_step": null, 
       {"step": 20, "needles": {"trials": 24, "correct": 12, "digits_correct": 120}}
     ]}"#;
 
-#[wasm_bindgen_test]
+#[test]
 fn train_logs_with_and_without_needle_probes() {
     let log = TrainHistory::parse("train-log.json", ROPE_LOG_WITH_NEEDLES.as_bytes()).unwrap();
     assert_eq!(
@@ -168,7 +167,7 @@ fn train_logs_with_and_without_needle_probes() {
     );
 }
 
-#[wasm_bindgen_test]
+#[test]
 fn train_logs_without_probes_have_none() {
     let text = r#"{"positions": "rope", "drop_step": null, "batch": 2, "length": 8,
         "train": [[10, 5.0, 0.001, 1.0]], "validation": []}"#;
@@ -179,7 +178,7 @@ fn train_logs_without_probes_have_none() {
     assert!(log.probes.is_empty());
 }
 
-#[wasm_bindgen_test]
+#[test]
 fn the_committed_train_logs_parse() {
     for bytes in [
         &include_bytes!("../../../public/models/rope/train-log.json")[..],
@@ -191,7 +190,7 @@ fn the_committed_train_logs_parse() {
     }
 }
 
-#[wasm_bindgen_test]
+#[test]
 fn perplexity_and_c_fit_errors_name_their_file() {
     // The formats' own tests are the engine's (`engine::results`), natively.
     let table = parse_perplexity(

@@ -463,9 +463,8 @@ pub fn AttentionHeatmap(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn pixels_fill_the_lower_triangle_only() {
         let rows: Vec<Vec<f32>> = vec![vec![1.0], vec![0.5, 0.5]];
         let map = AttentionMap::from_rows(rows.iter().map(|r| &r[..]));
@@ -477,7 +476,7 @@ mod tests {
         assert_eq!(&px[8..12], &px[12..16]);
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn zoom_keeps_the_pointed_cell_and_the_map_in_the_frame() {
         let size = 400.0;
         let v = ZoomView::default().zoomed(4.0, 100.0, 300.0, size, 256);
@@ -498,7 +497,7 @@ mod tests {
         assert_eq!(ZoomView::max_zoom(4), 1.0);
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn log_scale_spreads_small_weights() {
         assert_eq!(HeatScale::Log.unit(1.0), 1.0);
         assert!((HeatScale::Log.unit(0.01) - 0.5).abs() < 1e-6);

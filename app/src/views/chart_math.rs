@@ -42,9 +42,8 @@ pub fn pointer_x(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn nice_steps() {
         assert_eq!(nice_step(10.0, 5), 2.0);
         assert_eq!(nice_step(7.3, 5), 2.0);
@@ -52,7 +51,7 @@ mod tests {
         assert_eq!(nice_step(0.9, 5), 0.2);
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn moving_average_skips_gaps() {
         let avg = moving_average(&[None, Some(2.0), Some(4.0), Some(6.0)], 3);
         assert_eq!(avg, vec![Some(2.0), Some(3.0), Some(4.0), Some(5.0)]);

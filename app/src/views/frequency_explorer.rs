@@ -481,9 +481,8 @@ pub fn FrequencyExplorer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn factors_follow_the_engine() {
         // D = 8, base 10000, L = 1024: theta = 1, 0.1, 0.01, 0.001 (position.rs tests).
         let rows = pair_frequencies(8, 10_000.0, 1024, 2.0).unwrap();

@@ -421,9 +421,8 @@ fn last_trial(label: &str, trial: &TrialOutcome) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn trials_box_takes_whole_numbers_in_range() {
         assert_eq!(parse_trials(" 3 "), Ok(3));
         assert_eq!(parse_trials("20"), Ok(20));

@@ -325,9 +325,8 @@ pub fn NeedleResults(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn tooltips_and_notes_say_what_is_known() {
         let cell = NeedleCell {
             model: "drope".into(),

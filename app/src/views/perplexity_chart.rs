@@ -549,9 +549,8 @@ pub fn PerplexityChart(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn log_axis_inverts() {
         let scale = SeriesScale {
             x_max: 2047.0,
@@ -565,7 +564,7 @@ mod tests {
         assert!((scale.x(2047.0) - (WIDTH - RIGHT)).abs() < 1e-3);
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn window_means_skip_gaps_and_clip() {
         let nll = [None, Some(1.0), Some(3.0), Some(5.0)];
         assert_eq!(window_mean(&nll, 0, 2), Some((1.0, 1)));
@@ -574,7 +573,7 @@ mod tests {
         assert_eq!(report_windows(256)[3], ("4L-8L".to_string(), 1024, 2048));
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn csv_has_a_row_per_position_and_two_columns_per_series() {
         let series = vec![
             ChartSeries {
@@ -605,7 +604,7 @@ mod tests {
         assert!(json["series"][0]["nll"][0].is_null());
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn gaps_lift_the_pen() {
         let scale = SeriesScale {
             x_max: 4.0,

@@ -660,9 +660,8 @@ pub fn ProbeStory(
 mod tests {
     use super::*;
     use crate::probes::tests::{drope, drope_with_needles};
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn frame_path_and_summary() {
         let logs = [ModelTrainLog {
             model: "drope".into(),
@@ -689,7 +688,7 @@ mod tests {
         );
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn needle_path_and_summary() {
         let logs = [ModelTrainLog {
             model: "drope".into(),
@@ -743,7 +742,7 @@ mod tests {
         );
     }
 
-    #[wasm_bindgen_test]
+    #[test]
     fn ticks_are_multiples_of_a_nice_step() {
         assert_eq!(ticks(0.0, 10.0, 4, 0.0), [0.0, 5.0, 10.0]);
         assert_eq!(

@@ -500,9 +500,8 @@ pub fn TrainingStory(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[wasm_bindgen_test]
+    #[test]
     fn counts_are_short() {
         assert_eq!(short_count(640.0), "640");
         assert_eq!(short_count(2_621_440.0), "2.62M");
