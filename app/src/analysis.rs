@@ -383,9 +383,12 @@ impl LiveRun {
                 rank: p.rank,
                 expected: std::mem::replace(&mut self.last_guesses, guesses),
             });
-            // Capture order is layer-major, matching `RunResult::attention`'s index.
-            for (rows, row) in self.result.attention.iter_mut().zip(&p.attention) {
-                rows.push(Arc::from(&row.probs[..]));
+            // Each row by the (layer, head) it carries, not by its place in the capture.
+            let heads = self.result.heads;
+            for row in &p.attention {
+                if let Some(rows) = self.result.attention.get_mut(row.layer * heads + row.head) {
+                    rows.push(Arc::from(&row.probs[..]));
+                }
             }
         }
         self.result.next = self.last_guesses.clone();
