@@ -5,34 +5,25 @@
 //! Models run on WebGPU when the browser has an adapter, else on the CPU; the backend box
 //! switches, and a GPU failure moves the page to the CPU with a notice.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-use std::sync::Arc;
-
-use engine::gpu::GpuContext;
-use engine::{DeviceKind, EngineError};
+use engine::DeviceKind;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::analysis::{head_in_shape, uniform_nll, RunResult};
+use crate::analysis::{head_in_shape, uniform_nll};
 use crate::controls::{PromptControls, SeriesEditor};
 use crate::cpu_worker::CpuWorker;
 use crate::embed_code::EmbedCode;
-use crate::error::AppError;
-use crate::format::{bytes_of, percent, quoted, thousands};
+use crate::format::{bytes_of, thousands};
 use crate::head_profile::{pooled_map, profile};
 use crate::manifest::Manifest;
-use crate::model_store::{DownloadProgress, GpuStatus};
-use crate::needle_live::NeedleSubject;
-use crate::page_engine::{page_gpu, page_manifest, page_model, page_samples};
+use crate::model_store::GpuStatus;
+use crate::page_engine::{page_gpu, page_manifest, page_samples};
 use crate::panels::{FrequencyPanel, NeedlePanel, TrainingPanel, SHIPPED_ROTARY_SHAPE};
-use crate::pause::{next_frame, pause};
-use crate::runs::{resolve_series, Comparison, ResolvedSeries};
-use crate::samples::{check_prompt_size, resolve_prompt, SampleSet};
+use crate::pause::next_frame;
+use crate::run_controller::{Activity, RunController, RunInputs};
+use crate::samples::{resolve_prompt, SampleSet};
 use crate::url_state::{PromptSource, StudioState, View, MAX_URL_PROMPT_CHARS};
-use crate::views::{
-    AttentionHeatmap, ChartSeries, HeadGrid, HeatScale, PerplexityChart, TokenStrip,
-};
+use crate::views::{AttentionHeatmap, HeadGrid, HeatScale, PerplexityChart, TokenStrip};
 
 /// Cells per side of a head's thumbnail in the head grid.
 const THUMBNAIL_CELLS: usize = 48;
@@ -63,30 +54,6 @@ pub fn fallback_notice(reason: &str) -> String {
         "WebGPU failed ({reason}), so the studio now runs on the CPU path. \
          Choose WebGPU under Backend to try the GPU again."
     )
-}
-
-/// What the page is doing with the models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activity {
-    /// Nothing running.
-    Idle,
-    /// Downloading or loading models.
-    Loading,
-    /// Running the whole prompt.
-    Running,
-    /// Growing the prompt, step after step.
-    Growing,
-    /// A grow paused part way (Step and Play continue it).
-    Paused,
-}
-
-/// How a run goes through the prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// All tokens in one pass per series.
-    Whole,
-    /// A few tokens per step, redrawing after each.
-    Grow,
 }
 
 /// The page URL's query for `state` (the prompt text is left out when too long to share).
@@ -123,40 +90,14 @@ pub fn App() -> impl IntoView {
 
     let manifest = RwSignal::new(None::<Manifest>);
     let samples = RwSignal::new(None::<SampleSet>);
+    // The page's error line (the run controller reports there too).
     let error = RwSignal::new(None::<String>);
-    let series_problems = RwSignal::new(Vec::<String>::new());
-    let progress = RwSignal::new(None::<(String, DownloadProgress)>);
-    let activity = RwSignal::new(Activity::Idle);
-    // A step is running (Pause takes effect when it ends: its tokens still arrive).
-    let stepping = RwSignal::new(false);
-    let chart = RwSignal::new(Vec::<ChartSeries>::new());
-    let focus = RwSignal::new(None::<Arc<RunResult>>);
-    // The second series (label, result), whose attention shows beside the focus'.
-    let compared = RwSignal::new(None::<(String, Arc<RunResult>)>);
-    let token_texts = RwSignal::new(Vec::<String>::new());
-    // Tokens run so far / in the prompt (after the length and the cap), and before cuts.
-    let counts = RwSignal::new((0usize, 0usize, 0usize));
-    let summary = RwSignal::new(None::<String>);
-    // The focus model's (head_dim, rope_theta, L), for the frequency explorer; the
-    // shipped models' shape until a model has run.
-    let rotary_shape = RwSignal::new(SHIPPED_ROTARY_SHAPE);
     let grow_step = RwSignal::new(16usize);
     // The head the full attention map shows: (layer, head).
     let picked = RwSignal::new((0usize, 0usize));
     let log_colours = RwSignal::new(false);
     let embed_open = RwSignal::new(false);
 
-    // The comparison being grown (models come from the page's engine).
-    let comparison = StoredValue::new_local(None::<Rc<RefCell<Option<Comparison>>>>);
-    // Bumped by every new run; a run whose number is no longer current stops.
-    let generation = StoredValue::new(0u64);
-    // The run shown (its generation), for tests and for telling runs apart.
-    let shown_run = RwSignal::new(0u64);
-    // Set when WebGPU failed mid-run: the run starts again (on the CPU).
-    let restart = RwSignal::new(None::<Mode>);
-
-    // The series' loaded models, for the live needle runner.
-    let needle_subjects = RwSignal::new_local(Vec::<NeedleSubject>::new());
     let haystack = Memo::new(move |_| {
         samples.with(|set| {
             set.as_ref()
@@ -211,244 +152,39 @@ pub fn App() -> impl IntoView {
     // Keep the URL in step with the state.
     Effect::new(move |_| state.with(write_url));
 
-    let wanted_context = move || -> Option<Rc<GpuContext>> {
-        if use_gpu.get_untracked() {
-            gpu.get_untracked().and_then(|status| status.context())
-        } else {
-            None
-        }
-    };
-    let fall_back_to_cpu = move |reason: String| {
-        use_gpu.set(false);
-        gpu_failure.set(Some(reason));
-    };
-
-    // Every series' model, downloaded if needed, on the wanted device.
-    let load_models = move |resolved: Vec<ResolvedSeries>, run_id: u64| async move {
-        gpu.await;
-        let mut out = Vec::new();
-        for series in resolved {
-            if generation.get_value() != run_id {
-                return Ok(None);
-            }
-            let label = series.entry.label.clone();
-            let (loaded, failure) = page_model(&series.entry, wanted_context(), |p| {
-                progress.set(Some((label.clone(), p)));
-            })
-            .await;
-            progress.set(None);
-            if let Some(reason) = failure {
-                fall_back_to_cpu(reason);
-            }
-            let model = loaded.map_err(|e| {
-                AppError::Input(format!("Could not load {}: {e}", series.entry.label))
-            })?;
-            out.push((series, model));
-        }
-        Ok::<_, AppError>(Some(out))
-    };
-
-    // Shows what the comparison has so far.
-    let publish = move |c: &Comparison| {
-        shown_run.set(generation.get_value());
-        if let Some(shape) = c.focus_rotary_shape() {
-            rotary_shape.set(shape);
-        }
-        chart.set(c.chart_series());
-        focus.set(c.focus());
-        compared.set(c.compared());
-        token_texts.set(c.token_texts());
-        counts.set((c.done(), c.total(), c.full_len()));
-        summary.set(focus.with_untracked(|f| {
-            let r = f.as_ref()?;
-            Some(format!(
-                "{} of {} tokens, {} series, {} ms on {}. The focus model's guesses for the next token: {}",
-                c.done(),
-                c.total(),
-                chart.with_untracked(Vec::len),
-                c.elapsed_ms().round(),
-                match (r.backend, CpuWorker::shared_placement().unwrap_or("page")) {
-                    (DeviceKind::Cpu, "worker") => "the CPU (in a Web Worker)",
-                    (DeviceKind::Cpu, _) => "the CPU (on the page's thread)",
-                    (DeviceKind::WebGpu, _) => "WebGPU",
-                },
-                r.next
-                    .iter()
-                    .map(|g| format!("{} ({})", quoted(&g.text), percent(g.probability)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        }));
-    };
-
-    // Runs the current comparison forward until it is done (whole) or paused (grow).
-    let drive = move |run_id: u64, mode: Mode| async move {
-        let Some(cell) = comparison.get_value() else {
-            return;
-        };
-        loop {
-            if generation.get_value() != run_id {
-                return;
-            }
-            let Some(mut c) = cell.borrow_mut().take() else {
-                return;
-            };
-            if c.finished() || (mode == Mode::Grow && activity.get_untracked() != Activity::Growing)
-            {
-                if c.finished() {
-                    activity.set(Activity::Idle);
-                }
-                *cell.borrow_mut() = Some(c);
-                return;
-            }
-            let upto = match mode {
-                Mode::Whole => c.total(),
-                Mode::Grow => c.done() + grow_step.get_untracked(),
-            };
-            stepping.set(true);
-            let outcome = c.advance(upto).await;
-            if generation.get_value() != run_id {
-                stepping.set(false);
-                return;
-            }
-            if let Err(e) = outcome {
-                stepping.set(false);
-                activity.set(Activity::Idle);
-                match e {
-                    // Also when the page already moved to the CPU: a model that loaded
-                    // onto the GPU before a later one found the device lost fails here.
-                    AppError::Engine(EngineError::Gpu(reason)) => {
-                        // Start again on the CPU (the pool moves each model on demand).
-                        fall_back_to_cpu(reason);
-                        restart.set(Some(mode));
-                    }
-                    e => error.set(Some(e.to_string())),
-                }
-                return;
-            }
-            publish(&c);
-            stepping.set(false);
-            *cell.borrow_mut() = Some(c);
-            // Let the browser paint (and take clicks) between steps.
-            pause(if mode == Mode::Grow { 15 } else { 0 }).await;
-        }
-    };
-
-    // Starts a new comparison of the current series over the current prompt.
-    let start = move |mode: Mode| {
-        let run_id = generation.get_value() + 1;
-        generation.set_value(run_id);
-        error.set(None);
-        let Some(m) = manifest.get_untracked() else {
-            return;
-        };
-        let text = prompt_text.get_untracked();
-        if let Err(e) = check_prompt_size(&text) {
-            error.set(Some(e));
-            return;
-        }
-        let (resolved, problems) = resolve_series(&m, &series.get_untracked());
-        series_problems.set(problems);
-        if resolved.is_empty() {
-            error.set(Some("No series to run: add a model below.".into()));
-            return;
-        }
-        activity.set(Activity::Loading);
-        spawn_local(async move {
-            let models = match load_models(resolved, run_id).await {
-                Ok(Some(models)) => models,
-                Ok(None) => return,
-                Err(e) => {
-                    activity.set(Activity::Idle);
-                    error.set(Some(e.to_string()));
-                    return;
-                }
-            };
-            if generation.get_value() != run_id {
-                return;
-            }
-            let subjects = models
-                .iter()
-                .map(|(series, model)| {
-                    let scheme = series.scheme_for(model);
-                    NeedleSubject {
-                        label: series.label(&scheme),
-                        scheme,
-                        model: Rc::clone(model),
-                    }
-                })
-                .collect();
-            needle_subjects.set(subjects);
-            match Comparison::start(&models, &text, length.get_untracked()) {
-                Ok(c) => {
-                    publish(&c);
-                    comparison.set_value(Some(Rc::new(RefCell::new(Some(c)))));
-                }
-                Err(e) => {
-                    activity.set(Activity::Idle);
-                    chart.set(Vec::new());
-                    focus.set(None);
-                    error.set(Some(e.to_string()));
-                    return;
-                }
-            }
-            activity.set(match mode {
-                Mode::Whole => Activity::Running,
-                Mode::Grow => Activity::Growing,
-            });
-            // Tokenizing the prompt took tens of milliseconds: the first forward pass
-            // (recording it, compiling the kernels) gets a task of its own.
-            pause(0).await;
-            drive(run_id, mode).await;
-        });
-    };
-
-    // A run that WebGPU failed starts again (on the CPU) from here.
-    Effect::new(move |_| {
-        if let Some(mode) = restart.get() {
-            restart.set(None);
-            start(mode);
-        }
-    });
-
-    let run_whole = move || start(Mode::Whole);
-    let play = move || match activity.get_untracked() {
-        Activity::Paused => {
-            activity.set(Activity::Growing);
-            spawn_local(drive(generation.get_value(), Mode::Grow));
-        }
-        Activity::Growing => activity.set(Activity::Paused),
-        _ => start(Mode::Grow),
-    };
-    let step = move || {
-        if activity.get_untracked() == Activity::Paused {
-            activity.set(Activity::Growing);
-            let run_id = generation.get_value();
-            spawn_local(async move {
-                // One step: drive once, then pause again.
-                let Some(cell) = comparison.get_value() else {
-                    return;
-                };
-                let taken = cell.borrow_mut().take();
-                if let Some(mut c) = taken {
-                    let upto = c.done() + grow_step.get_untracked();
-                    let outcome = c.advance(upto).await;
-                    if generation.get_value() == run_id {
-                        match outcome {
-                            Ok(()) => publish(&c),
-                            Err(e) => error.set(Some(e.to_string())),
-                        }
-                        activity.set(if c.finished() {
-                            Activity::Idle
-                        } else {
-                            Activity::Paused
-                        });
-                        *cell.borrow_mut() = Some(c);
-                    }
-                }
-            });
-        }
-    };
+    let run = RunController::new(
+        RunInputs {
+            manifest,
+            series,
+            length,
+            prompt_text,
+            grow_step,
+            gpu,
+            use_gpu,
+            gpu_failure,
+            error,
+        },
+        SHIPPED_ROTARY_SHAPE,
+    );
+    let RunController {
+        series_problems,
+        progress,
+        activity,
+        stepping,
+        chart,
+        focus,
+        compared,
+        token_texts,
+        counts,
+        summary,
+        rotary_shape,
+        needle_subjects,
+        shown_run,
+        ..
+    } = run;
+    let run_whole = move || run.run_whole();
+    let play = move || run.play();
+    let step = move || run.step();
 
     // The first run, once the models and the samples are listed (the prompt may be a
     // sample); later changes of series, sample or length run again.
@@ -468,13 +204,7 @@ pub fn App() -> impl IntoView {
         }
     });
 
-    let choose_backend = move |want_gpu: bool| {
-        use_gpu.set(want_gpu);
-        if want_gpu {
-            gpu_failure.set(None);
-        }
-        run_whole();
-    };
+    let choose_backend = move |want_gpu: bool| run.choose_backend(want_gpu);
 
     let busy = move || matches!(activity.get(), Activity::Loading | Activity::Running);
     let has_gpu = move || gpu.with(|s| matches!(s, Some(GpuStatus::Ready { .. })));

@@ -27,6 +27,7 @@ pub mod panels;
 pub mod pause;
 pub mod probes;
 pub mod published;
+pub mod run_controller;
 pub mod runs;
 pub mod samples;
 pub mod turns;

@@ -1,0 +1,499 @@
+//! The run controller: everything between "run these series over this prompt" and the
+//! signals the views draw. It loads each series' model on the wanted device (falling back
+//! to the CPU when WebGPU fails, and starting the run again there), starts a
+//! [`Comparison`], drives it whole or a step at a time (pause, play, step), and publishes
+//! what it has after every step. The page holds one and draws its signals; it owns none
+//! of the run logic.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use engine::gpu::GpuContext;
+use engine::{DeviceKind, EngineError};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::analysis::RunResult;
+use crate::cpu_worker::CpuWorker;
+use crate::error::AppError;
+use crate::format::{percent, quoted};
+use crate::manifest::Manifest;
+use crate::model_store::{DownloadProgress, GpuStatus};
+use crate::needle_live::NeedleSubject;
+use crate::page_engine::page_model;
+use crate::pause::pause;
+use crate::runs::{resolve_series, Comparison, ResolvedSeries};
+use crate::samples::check_prompt_size;
+use crate::url_state::SeriesSpec;
+use crate::views::ChartSeries;
+
+/// What the page is doing with the models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// Nothing running.
+    Idle,
+    /// Downloading or loading models.
+    Loading,
+    /// Running the whole prompt.
+    Running,
+    /// Growing the prompt, step after step.
+    Growing,
+    /// A grow paused part way (Step and Play continue it).
+    Paused,
+}
+
+/// How a run goes through the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// All tokens in one pass per series.
+    Whole,
+    /// A few tokens per step, redrawing after each.
+    Grow,
+}
+
+/// What a run reads from the page: the series, the prompt, its length, the grow step and
+/// the device choice.
+#[derive(Clone, Copy)]
+pub struct RunInputs {
+    /// The models' manifest, once listed.
+    pub manifest: RwSignal<Option<Manifest>>,
+    /// The series compared.
+    pub series: RwSignal<Vec<SeriesSpec>>,
+    /// Run only the first tokens of the prompt.
+    pub length: RwSignal<Option<usize>>,
+    /// The prompt's text.
+    pub prompt_text: Memo<String>,
+    /// Tokens per grow step.
+    pub grow_step: RwSignal<usize>,
+    /// The page's WebGPU adapter, once asked for.
+    pub gpu: LocalResource<GpuStatus>,
+    /// Whether the page wants WebGPU.
+    pub use_gpu: RwSignal<bool>,
+    /// Why WebGPU was left, if it was.
+    pub gpu_failure: RwSignal<Option<String>>,
+    /// The page's error line, where a failed run says what went wrong.
+    pub error: RwSignal<Option<String>>,
+}
+
+/// The run controller's state: its inputs, what it publishes, and the run in progress.
+#[derive(Clone, Copy)]
+pub struct RunController {
+    manifest: RwSignal<Option<Manifest>>,
+    series: RwSignal<Vec<SeriesSpec>>,
+    length: RwSignal<Option<usize>>,
+    prompt_text: Memo<String>,
+    grow_step: RwSignal<usize>,
+    gpu: LocalResource<GpuStatus>,
+    use_gpu: RwSignal<bool>,
+    gpu_failure: RwSignal<Option<String>>,
+    /// What went wrong, for the page's error line.
+    pub error: RwSignal<Option<String>>,
+    /// Series left out (unknown models), with why.
+    pub series_problems: RwSignal<Vec<String>>,
+    /// The model downloading and how far.
+    pub progress: RwSignal<Option<(String, DownloadProgress)>>,
+    /// What the controller is doing.
+    pub activity: RwSignal<Activity>,
+    /// A step is running (Pause takes effect when it ends: its tokens still arrive).
+    pub stepping: RwSignal<bool>,
+    /// One line per series.
+    pub chart: RwSignal<Vec<ChartSeries>>,
+    /// The focus series' result.
+    pub focus: RwSignal<Option<Arc<RunResult>>>,
+    /// The second series (label, result), whose attention shows beside the focus'.
+    pub compared: RwSignal<Option<(String, Arc<RunResult>)>>,
+    /// The focus prompt's token texts.
+    pub token_texts: RwSignal<Vec<String>>,
+    /// Tokens run so far / in the prompt (after the length and the cap), and before cuts.
+    pub counts: RwSignal<(usize, usize, usize)>,
+    /// One sentence on the run so far.
+    pub summary: RwSignal<Option<String>>,
+    /// The focus model's (head_dim, rope_theta, L), for the frequency explorer.
+    pub rotary_shape: RwSignal<(usize, f64, usize)>,
+    /// The series' loaded models, for the live needle runner.
+    pub needle_subjects: RwSignal<Vec<NeedleSubject>, LocalStorage>,
+    /// The run shown (its generation), for tests and for telling runs apart.
+    pub shown_run: RwSignal<u64>,
+    /// The comparison being grown (models come from the page's engine).
+    comparison: StoredValue<Option<Rc<RefCell<Option<Comparison>>>>, LocalStorage>,
+    /// Bumped by every new run; a run whose number is no longer current stops.
+    generation: StoredValue<u64>,
+    /// Set when WebGPU failed mid-run: the run starts again (on the CPU).
+    restart: RwSignal<Option<Mode>>,
+}
+
+impl RunController {
+    /// A controller reading `inputs`, idle; the frequency explorer starts from
+    /// `rotary_shape` until a model has run.
+    pub fn new(inputs: RunInputs, rotary_shape: (usize, f64, usize)) -> Self {
+        let RunInputs {
+            manifest,
+            series,
+            length,
+            prompt_text,
+            grow_step,
+            gpu,
+            use_gpu,
+            gpu_failure,
+            error,
+        } = inputs;
+        let controller = RunController {
+            manifest,
+            series,
+            length,
+            prompt_text,
+            grow_step,
+            gpu,
+            use_gpu,
+            gpu_failure,
+            error,
+            series_problems: RwSignal::new(Vec::new()),
+            progress: RwSignal::new(None),
+            activity: RwSignal::new(Activity::Idle),
+            stepping: RwSignal::new(false),
+            chart: RwSignal::new(Vec::new()),
+            focus: RwSignal::new(None),
+            compared: RwSignal::new(None),
+            token_texts: RwSignal::new(Vec::new()),
+            counts: RwSignal::new((0, 0, 0)),
+            summary: RwSignal::new(None),
+            rotary_shape: RwSignal::new(rotary_shape),
+            needle_subjects: RwSignal::new_local(Vec::new()),
+            shown_run: RwSignal::new(0),
+            comparison: StoredValue::new_local(None),
+            generation: StoredValue::new(0),
+            restart: RwSignal::new(None),
+        };
+        // A run that WebGPU failed starts again (on the CPU) from here.
+        Effect::new(move |_| {
+            let restart = controller.restart;
+            if let Some(mode) = restart.get() {
+                restart.set(None);
+                controller.start(mode);
+            }
+        });
+        controller
+    }
+
+    /// The device context the page wants, if it has one.
+    fn wanted_context(self) -> Option<Rc<GpuContext>> {
+        let Self { gpu, use_gpu, .. } = self;
+        if use_gpu.get_untracked() {
+            gpu.get_untracked().and_then(|status| status.context())
+        } else {
+            None
+        }
+    }
+
+    /// Leaves WebGPU for the CPU path, saying why.
+    fn fall_back_to_cpu(self, reason: String) {
+        let Self {
+            use_gpu,
+            gpu_failure,
+            ..
+        } = self;
+        use_gpu.set(false);
+        gpu_failure.set(Some(reason));
+    }
+
+    /// Every series' model, downloaded if needed, on the wanted device; `None` when a
+    /// newer run started meanwhile.
+    async fn load_models(
+        self,
+        resolved: Vec<ResolvedSeries>,
+        run_id: u64,
+    ) -> Result<Option<Vec<(ResolvedSeries, Rc<crate::model_store::LoadedModel>)>>, AppError> {
+        let Self {
+            series: _,
+            gpu,
+            progress,
+            generation,
+            ..
+        } = self;
+        gpu.await;
+        let mut out = Vec::new();
+        for series in resolved {
+            if generation.get_value() != run_id {
+                return Ok(None);
+            }
+            let label = series.entry.label.clone();
+            let (loaded, failure) = page_model(&series.entry, self.wanted_context(), |p| {
+                progress.set(Some((label.clone(), p)));
+            })
+            .await;
+            progress.set(None);
+            if let Some(reason) = failure {
+                self.fall_back_to_cpu(reason);
+            }
+            let model = loaded.map_err(|e| {
+                AppError::Input(format!("Could not load {}: {e}", series.entry.label))
+            })?;
+            out.push((series, model));
+        }
+        Ok(Some(out))
+    }
+
+    /// Shows what the comparison has so far.
+    fn publish(self, c: &Comparison) {
+        let Self {
+            series: _,
+            chart,
+            focus,
+            compared,
+            token_texts,
+            counts,
+            summary,
+            rotary_shape,
+            shown_run,
+            generation,
+            ..
+        } = self;
+        shown_run.set(generation.get_value());
+        if let Some(shape) = c.focus_rotary_shape() {
+            rotary_shape.set(shape);
+        }
+        chart.set(c.chart_series());
+        focus.set(c.focus());
+        compared.set(c.compared());
+        token_texts.set(c.token_texts());
+        counts.set((c.done(), c.total(), c.full_len()));
+        summary.set(focus.with_untracked(|f| {
+            let r = f.as_ref()?;
+            Some(format!(
+                "{} of {} tokens, {} series, {} ms on {}. The focus model's guesses for the next token: {}",
+                c.done(),
+                c.total(),
+                chart.with_untracked(Vec::len),
+                c.elapsed_ms().round(),
+                match (r.backend, CpuWorker::shared_placement().unwrap_or("page")) {
+                    (DeviceKind::Cpu, "worker") => "the CPU (in a Web Worker)",
+                    (DeviceKind::Cpu, _) => "the CPU (on the page's thread)",
+                    (DeviceKind::WebGpu, _) => "WebGPU",
+                },
+                r.next
+                    .iter()
+                    .map(|g| format!("{} ({})", quoted(&g.text), percent(g.probability)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }));
+    }
+
+    /// Runs the current comparison forward until it is done (whole) or paused (grow).
+    async fn drive(self, run_id: u64, mode: Mode) {
+        let Self {
+            grow_step,
+            error,
+            activity,
+            stepping,
+            comparison,
+            generation,
+            restart,
+            ..
+        } = self;
+        let Some(cell) = comparison.get_value() else {
+            return;
+        };
+        loop {
+            if generation.get_value() != run_id {
+                return;
+            }
+            let Some(mut c) = cell.borrow_mut().take() else {
+                return;
+            };
+            if c.finished() || (mode == Mode::Grow && activity.get_untracked() != Activity::Growing)
+            {
+                if c.finished() {
+                    activity.set(Activity::Idle);
+                }
+                *cell.borrow_mut() = Some(c);
+                return;
+            }
+            let upto = match mode {
+                Mode::Whole => c.total(),
+                Mode::Grow => c.done() + grow_step.get_untracked(),
+            };
+            stepping.set(true);
+            let outcome = c.advance(upto).await;
+            if generation.get_value() != run_id {
+                stepping.set(false);
+                return;
+            }
+            if let Err(e) = outcome {
+                stepping.set(false);
+                activity.set(Activity::Idle);
+                match e {
+                    // Also when the page already moved to the CPU: a model that loaded
+                    // onto the GPU before a later one found the device lost fails here.
+                    AppError::Engine(EngineError::Gpu(reason)) => {
+                        // Start again on the CPU (the pool moves each model on demand).
+                        self.fall_back_to_cpu(reason);
+                        restart.set(Some(mode));
+                    }
+                    e => error.set(Some(e.to_string())),
+                }
+                return;
+            }
+            self.publish(&c);
+            stepping.set(false);
+            *cell.borrow_mut() = Some(c);
+            // Let the browser paint (and take clicks) between steps.
+            pause(if mode == Mode::Grow { 15 } else { 0 }).await;
+        }
+    }
+
+    /// Starts a new comparison of the current series over the current prompt.
+    pub fn start(self, mode: Mode) {
+        let Self {
+            manifest,
+            series,
+            length,
+            prompt_text,
+            error,
+            series_problems,
+            activity,
+            chart,
+            focus,
+            needle_subjects,
+            comparison,
+            generation,
+            ..
+        } = self;
+        let run_id = generation.get_value() + 1;
+        generation.set_value(run_id);
+        error.set(None);
+        let Some(m) = manifest.get_untracked() else {
+            return;
+        };
+        let text = prompt_text.get_untracked();
+        if let Err(e) = check_prompt_size(&text) {
+            error.set(Some(e));
+            return;
+        }
+        let (resolved, problems) = resolve_series(&m, &series.get_untracked());
+        series_problems.set(problems);
+        if resolved.is_empty() {
+            error.set(Some("No series to run: add a model below.".into()));
+            return;
+        }
+        activity.set(Activity::Loading);
+        spawn_local(async move {
+            let models = match self.load_models(resolved, run_id).await {
+                Ok(Some(models)) => models,
+                Ok(None) => return,
+                Err(e) => {
+                    activity.set(Activity::Idle);
+                    error.set(Some(e.to_string()));
+                    return;
+                }
+            };
+            if generation.get_value() != run_id {
+                return;
+            }
+            let subjects = models
+                .iter()
+                .map(|(series, model)| {
+                    let scheme = series.scheme_for(model);
+                    NeedleSubject {
+                        label: series.label(&scheme),
+                        scheme,
+                        model: Rc::clone(model),
+                    }
+                })
+                .collect();
+            needle_subjects.set(subjects);
+            match Comparison::start(&models, &text, length.get_untracked()) {
+                Ok(c) => {
+                    self.publish(&c);
+                    comparison.set_value(Some(Rc::new(RefCell::new(Some(c)))));
+                }
+                Err(e) => {
+                    activity.set(Activity::Idle);
+                    chart.set(Vec::new());
+                    focus.set(None);
+                    error.set(Some(e.to_string()));
+                    return;
+                }
+            }
+            activity.set(match mode {
+                Mode::Whole => Activity::Running,
+                Mode::Grow => Activity::Growing,
+            });
+            // Tokenizing the prompt took tens of milliseconds: the first forward pass
+            // (recording it, compiling the kernels) gets a task of its own.
+            pause(0).await;
+            self.drive(run_id, mode).await;
+        });
+    }
+
+    /// Runs the whole prompt again.
+    pub fn run_whole(self) {
+        self.start(Mode::Whole);
+    }
+
+    /// Grow: starts growing, pauses a grow, or continues a paused one.
+    pub fn play(self) {
+        let Self {
+            activity,
+            generation,
+            ..
+        } = self;
+        match activity.get_untracked() {
+            Activity::Paused => {
+                activity.set(Activity::Growing);
+                spawn_local(self.drive(generation.get_value(), Mode::Grow));
+            }
+            Activity::Growing => activity.set(Activity::Paused),
+            _ => self.start(Mode::Grow),
+        }
+    }
+
+    /// One grow step from a pause.
+    pub fn step(self) {
+        let Self {
+            grow_step,
+            error,
+            activity,
+            comparison,
+            generation,
+            ..
+        } = self;
+        if activity.get_untracked() == Activity::Paused {
+            activity.set(Activity::Growing);
+            let run_id = generation.get_value();
+            spawn_local(async move {
+                // One step: drive once, then pause again.
+                let Some(cell) = comparison.get_value() else {
+                    return;
+                };
+                let taken = cell.borrow_mut().take();
+                if let Some(mut c) = taken {
+                    let upto = c.done() + grow_step.get_untracked();
+                    let outcome = c.advance(upto).await;
+                    if generation.get_value() == run_id {
+                        match outcome {
+                            Ok(()) => self.publish(&c),
+                            Err(e) => error.set(Some(e.to_string())),
+                        }
+                        activity.set(if c.finished() {
+                            Activity::Idle
+                        } else {
+                            Activity::Paused
+                        });
+                        *cell.borrow_mut() = Some(c);
+                    }
+                }
+            });
+        }
+    }
+
+    /// Switches the device (WebGPU or the CPU path) and runs again on it.
+    pub fn choose_backend(self, want_gpu: bool) {
+        self.use_gpu.set(want_gpu);
+        if want_gpu {
+            self.gpu_failure.set(None);
+        }
+        self.run_whole();
+    }
+}
