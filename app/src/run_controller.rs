@@ -79,16 +79,8 @@ pub struct RunInputs {
 /// The run controller's state: its inputs, what it publishes, and the run in progress.
 #[derive(Clone, Copy)]
 pub struct RunController {
-    manifest: RwSignal<Option<Manifest>>,
-    series: RwSignal<Vec<SeriesSpec>>,
-    length: RwSignal<Option<usize>>,
-    prompt_text: Memo<String>,
-    grow_step: RwSignal<usize>,
-    gpu: LocalResource<GpuStatus>,
-    use_gpu: RwSignal<bool>,
-    gpu_failure: RwSignal<Option<String>>,
-    /// What went wrong, for the page's error line.
-    pub error: RwSignal<Option<String>>,
+    /// What it reads from the page (and the error line it reports to).
+    inputs: RunInputs,
     /// Series left out (unknown models), with why.
     pub series_problems: RwSignal<Vec<String>>,
     /// The model downloading and how far.
@@ -127,27 +119,8 @@ impl RunController {
     /// A controller reading `inputs`, idle; the frequency explorer starts from
     /// `rotary_shape` until a model has run.
     pub fn new(inputs: RunInputs, rotary_shape: (usize, f64, usize)) -> Self {
-        let RunInputs {
-            manifest,
-            series,
-            length,
-            prompt_text,
-            grow_step,
-            gpu,
-            use_gpu,
-            gpu_failure,
-            error,
-        } = inputs;
         let controller = RunController {
-            manifest,
-            series,
-            length,
-            prompt_text,
-            grow_step,
-            gpu,
-            use_gpu,
-            gpu_failure,
-            error,
+            inputs,
             series_problems: RwSignal::new(Vec::new()),
             progress: RwSignal::new(None),
             activity: RwSignal::new(Activity::Idle),
@@ -178,7 +151,7 @@ impl RunController {
 
     /// The device context the page wants, if it has one.
     fn wanted_context(self) -> Option<Rc<GpuContext>> {
-        let Self { gpu, use_gpu, .. } = self;
+        let RunInputs { gpu, use_gpu, .. } = self.inputs;
         if use_gpu.get_untracked() {
             gpu.get_untracked().and_then(|status| status.context())
         } else {
@@ -189,8 +162,12 @@ impl RunController {
     /// Leaves WebGPU for the CPU path, saying why.
     fn fall_back_to_cpu(self, reason: String) {
         let Self {
-            use_gpu,
-            gpu_failure,
+            inputs:
+                RunInputs {
+                    use_gpu,
+                    gpu_failure,
+                    ..
+                },
             ..
         } = self;
         use_gpu.set(false);
@@ -205,10 +182,9 @@ impl RunController {
         run_id: u64,
     ) -> Result<Option<Vec<(ResolvedSeries, Rc<crate::model_store::LoadedModel>)>>, AppError> {
         let Self {
-            series: _,
-            gpu,
             progress,
             generation,
+            inputs: RunInputs { gpu, .. },
             ..
         } = self;
         gpu.await;
@@ -237,7 +213,6 @@ impl RunController {
     /// Shows what the comparison has so far.
     fn publish(self, c: &Comparison) {
         let Self {
-            series: _,
             chart,
             focus,
             compared,
@@ -283,13 +258,14 @@ impl RunController {
     /// Runs the current comparison forward until it is done (whole) or paused (grow).
     async fn drive(self, run_id: u64, mode: Mode) {
         let Self {
-            grow_step,
-            error,
             activity,
             stepping,
             comparison,
             generation,
             restart,
+            inputs: RunInputs {
+                grow_step, error, ..
+            },
             ..
         } = self;
         let Some(cell) = comparison.get_value() else {
@@ -346,11 +322,6 @@ impl RunController {
     /// Starts a new comparison of the current series over the current prompt.
     pub fn start(self, mode: Mode) {
         let Self {
-            manifest,
-            series,
-            length,
-            prompt_text,
-            error,
             series_problems,
             activity,
             chart,
@@ -358,6 +329,15 @@ impl RunController {
             needle_subjects,
             comparison,
             generation,
+            inputs:
+                RunInputs {
+                    manifest,
+                    series,
+                    length,
+                    prompt_text,
+                    error,
+                    ..
+                },
             ..
         } = self;
         let run_id = generation.get_value() + 1;
@@ -452,11 +432,12 @@ impl RunController {
     /// One grow step from a pause.
     pub fn step(self) {
         let Self {
-            grow_step,
-            error,
             activity,
             comparison,
             generation,
+            inputs: RunInputs {
+                grow_step, error, ..
+            },
             ..
         } = self;
         if activity.get_untracked() == Activity::Paused {
@@ -490,9 +471,9 @@ impl RunController {
 
     /// Switches the device (WebGPU or the CPU path) and runs again on it.
     pub fn choose_backend(self, want_gpu: bool) {
-        self.use_gpu.set(want_gpu);
+        self.inputs.use_gpu.set(want_gpu);
         if want_gpu {
-            self.gpu_failure.set(None);
+            self.inputs.gpu_failure.set(None);
         }
         self.run_whole();
     }
