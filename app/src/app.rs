@@ -10,10 +10,10 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::analysis::{head_in_shape, uniform_nll};
-use crate::controls::{PromptControls, SeriesEditor};
+use crate::controls::{PromptControls, RunButtons, SeriesEditor};
 use crate::cpu_worker::CpuWorker;
 use crate::embed_code::EmbedCode;
-use crate::format::{bytes_of, thousands};
+use crate::format::thousands;
 use crate::head_profile::{pooled_map, profile};
 use crate::manifest::Manifest;
 use crate::model_store::GpuStatus;
@@ -27,9 +27,6 @@ use crate::views::{AttentionHeatmap, HeadGrid, HeatScale, PerplexityChart, Token
 
 /// Cells per side of a head's thumbnail in the head grid.
 const THUMBNAIL_CELLS: usize = 48;
-
-/// Tokens added per step when growing.
-const GROW_STEPS: &[usize] = &[1, 4, 16, 64];
 
 /// The backend line: "WebGPU · <adapter>" when models run on the GPU, else "CPU" and why
 /// (`gpu` is `None` while the page is still opening the WebGPU device; `failure` is a
@@ -168,9 +165,7 @@ pub fn App() -> impl IntoView {
     );
     let RunController {
         series_problems,
-        progress,
         activity,
-        stepping,
         chart,
         focus,
         compared,
@@ -183,8 +178,6 @@ pub fn App() -> impl IntoView {
         ..
     } = run;
     let run_whole = move || run.run_whole();
-    let play = move || run.play();
-    let step = move || run.step();
 
     // The first run, once the models and the samples are listed (the prompt may be a
     // sample); later changes of series, sample or length run again.
@@ -281,42 +274,6 @@ pub fn App() -> impl IntoView {
         })
     });
 
-    let status = move || {
-        if let Some((label, p)) = progress.get() {
-            return view! {
-                <span class="status loading" data-testid="download-progress">
-                    <progress max=p.total.max(1) value=p.received></progress>
-                    {format!(" Downloading {label}: {}", bytes_of(p.received, p.total))}
-                </span>
-            }
-            .into_any();
-        }
-        let (done, total, full) = counts.get();
-        let text = match activity.get() {
-            Activity::Loading => "Loading models\u{2026}".to_string(),
-            Activity::Running => "Running\u{2026}".to_string(),
-            Activity::Growing => format!("Growing: {done} of {total} tokens"),
-            Activity::Paused => format!("Paused at {done} of {total} tokens"),
-            Activity::Idle if total > 0 => {
-                let cut = if full > total {
-                    format!(" (the first {total} of {full})")
-                } else {
-                    String::new()
-                };
-                format!("{done} tokens run{cut}")
-            }
-            Activity::Idle => String::new(),
-        };
-        view! {
-            <span class="status" data-testid="run-status" data-activity=format!("{:?}", activity.get())
-                data-busy=move || stepping.get().to_string()
-                data-done=done data-total=total>
-                {text}
-            </span>
-        }
-        .into_any()
-    };
-
     // The studio mounts in three tasks (the header; the controls; the view panel), each
     // with the effects it starts: mounting it all at once held the main thread for
     // 80-115 ms, and the page should never block for 100.
@@ -379,29 +336,7 @@ pub fn App() -> impl IntoView {
                         </p>
                     })}
                     <SeriesEditor series=series manifest=manifest problems=series_problems />
-                    <div class="row">
-                        <button data-testid="run" class="primary" on:click=move |_| run_whole()
-                            prop:disabled=move || busy() || manifest.with(Option::is_none)
-                            title="Run the whole prompt through every series (Ctrl+Enter in the prompt box)">
-                            {move || if activity.get() == Activity::Running { "Running\u{2026}" } else { "Run" }}
-                        </button>
-                        <button data-testid="grow" on:click=move |_| play()
-                            prop:disabled=move || matches!(activity.get(), Activity::Loading | Activity::Running) || manifest.with(Option::is_none)
-                            title="Feed the prompt in a few tokens at a time and watch every view update">
-                            {move || match activity.get() { Activity::Growing => "Pause", Activity::Paused => "Play", _ => "Grow" }}
-                        </button>
-                        <button data-testid="step" on:click=move |_| step()
-                            prop:disabled=move || activity.get() != Activity::Paused title="One growth step">
-                            "Step"
-                        </button>
-                        <label title="Tokens added per growth step. Dynamic schemes (:dyn) recompute the cache whenever s changes, so larger steps grow them faster.">
-                            "tokens per step "
-                            <select data-testid="grow-step" on:change=move |ev| grow_step.set(event_target_value(&ev).parse().unwrap_or(16))>
-                                {GROW_STEPS.iter().map(|&n| view! { <option value=n selected=move || grow_step.get() == n>{n}</option> }).collect_view()}
-                            </select>
-                        </label>
-                        {status}
-                    </div>
+                    <RunButtons run=run manifest=manifest grow_step=grow_step />
                     {move || error.get().map(|e| view! { <p class="error" data-testid="error" role="alert">{e}</p> })}
                     <p class="run-summary" data-testid="run-summary" data-run=move || shown_run.get()
                         data-backend=move || focus.with(|r| r.as_ref().map(|r| r.backend.name()))

@@ -4,7 +4,9 @@
 use leptos::prelude::*;
 use web_sys::KeyboardEvent;
 
+use crate::format::bytes_of;
 use crate::manifest::Manifest;
+use crate::run_controller::{Activity, RunController};
 use crate::samples::SampleSet;
 use crate::url_state::{parse_token_count, PromptSource, SeriesSpec, MAX_SERIES};
 use crate::views::perplexity_chart::SERIES_COLOURS;
@@ -243,6 +245,91 @@ pub fn SeriesEditor(
                 let p = problems.get();
                 (!p.is_empty()).then(|| view! { <p class="error" role="alert">{format!("Left out: {}", p.join("; "))}</p> })
             }}
+        </div>
+    }
+}
+
+/// Tokens added per step when growing.
+const GROW_STEPS: &[usize] = &[1, 4, 16, 64];
+
+/// Run, Grow (Pause, Play), Step, the tokens per step, and the run's status: the buttons
+/// that drive the page's run controller.
+#[component]
+pub fn RunButtons(
+    /// The page's run.
+    run: RunController,
+    /// The models' manifest (nothing runs before it is listed).
+    manifest: RwSignal<Option<Manifest>>,
+    /// Tokens per grow step.
+    grow_step: RwSignal<usize>,
+) -> impl IntoView {
+    let RunController {
+        activity,
+        stepping,
+        counts,
+        progress,
+        ..
+    } = run;
+    let busy = move || matches!(activity.get(), Activity::Loading | Activity::Running);
+    let status = move || {
+        if let Some((label, p)) = progress.get() {
+            return view! {
+                <span class="status loading" data-testid="download-progress">
+                    <progress max=p.total.max(1) value=p.received></progress>
+                    {format!(" Downloading {label}: {}", bytes_of(p.received, p.total))}
+                </span>
+            }
+            .into_any();
+        }
+        let (done, total, full) = counts.get();
+        let text = match activity.get() {
+            Activity::Loading => "Loading models\u{2026}".to_string(),
+            Activity::Running => "Running\u{2026}".to_string(),
+            Activity::Growing => format!("Growing: {done} of {total} tokens"),
+            Activity::Paused => format!("Paused at {done} of {total} tokens"),
+            Activity::Idle if total > 0 => {
+                let cut = if full > total {
+                    format!(" (the first {total} of {full})")
+                } else {
+                    String::new()
+                };
+                format!("{done} tokens run{cut}")
+            }
+            Activity::Idle => String::new(),
+        };
+        view! {
+            <span class="status" data-testid="run-status" data-activity=format!("{:?}", activity.get())
+                data-busy=move || stepping.get().to_string()
+                data-done=done data-total=total>
+                {text}
+            </span>
+        }
+        .into_any()
+    };
+
+    view! {
+        <div class="row">
+            <button data-testid="run" class="primary" on:click=move |_| run.run_whole()
+                prop:disabled=move || busy() || manifest.with(Option::is_none)
+                title="Run the whole prompt through every series (Ctrl+Enter in the prompt box)">
+                {move || if activity.get() == Activity::Running { "Running\u{2026}" } else { "Run" }}
+            </button>
+            <button data-testid="grow" on:click=move |_| run.play()
+                prop:disabled=move || matches!(activity.get(), Activity::Loading | Activity::Running) || manifest.with(Option::is_none)
+                title="Feed the prompt in a few tokens at a time and watch every view update">
+                {move || match activity.get() { Activity::Growing => "Pause", Activity::Paused => "Play", _ => "Grow" }}
+            </button>
+            <button data-testid="step" on:click=move |_| run.step()
+                prop:disabled=move || activity.get() != Activity::Paused title="One growth step">
+                "Step"
+            </button>
+            <label title="Tokens added per growth step. Dynamic schemes (:dyn) recompute the cache whenever s changes, so larger steps grow them faster.">
+                "tokens per step "
+                <select data-testid="grow-step" on:change=move |ev| grow_step.set(event_target_value(&ev).parse().unwrap_or(16))>
+                    {GROW_STEPS.iter().map(|&n| view! { <option value=n selected=move || grow_step.get() == n>{n}</option> }).collect_view()}
+                </select>
+            </label>
+            {status}
         </div>
     }
 }
