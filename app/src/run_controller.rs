@@ -19,7 +19,7 @@ use crate::cpu_worker::CpuWorker;
 use crate::error::AppError;
 use crate::format::{percent, quoted};
 use crate::manifest::Manifest;
-use crate::model_store::{DownloadProgress, GpuStatus};
+use crate::model_store::{DownloadProgress, GpuStatus, LoadedModel};
 use crate::needle_live::NeedleSubject;
 use crate::page_engine::page_model;
 use crate::pause::pause;
@@ -180,7 +180,7 @@ impl RunController {
         self,
         resolved: Vec<ResolvedSeries>,
         run_id: u64,
-    ) -> Result<Option<Vec<(ResolvedSeries, Rc<crate::model_store::LoadedModel>)>>, AppError> {
+    ) -> Result<Option<Vec<(ResolvedSeries, Rc<LoadedModel>)>>, AppError> {
         let Self {
             progress,
             generation,
