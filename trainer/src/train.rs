@@ -4,8 +4,9 @@
 //!
 //! The three models of the paper come from this one command:
 //! - RoPE: `--positions rope --steps N`
-//! - DroPE: `--positions none --init-from <rope run>/snapshot-<0.875N>.safetensors
-//!   --first-step 0.875N --steps N` (RoPE dropped from every layer, recalibrated at L)
+//! - DroPE: `--positions none --init-from <rope run>/snapshot-<D>.safetensors
+//!   --first-step D --steps N` (RoPE dropped from every layer at step D, recalibrated at
+//!   L; the shipped recipe drops at D = N/2, `xtask/src/models.rs`)
 //! - NoPE: `--positions none --steps N`
 //!
 //! Options for the recalibration: `--rewarm W` restarts the schedule at `--first-step`

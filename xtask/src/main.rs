@@ -41,8 +41,9 @@ commands:
   untrained          regenerate the random-weight model public/models/untrained
                      (with public/models/tokenizer.json)
   models [--steps N] [--corpus DIR]
-                     train RoPE, DroPE (drop at 7N/8) and NoPE for N steps (default 7680 = 7.9M tokens
-                     each; resumable, about 1.5 hours on 2 cores: run with nohup) and export them
+                     train RoPE, DroPE (drop at N/2) and NoPE for N steps (default 11520 = 11.8M
+                     tokens each; resumable, about 2 hours on 2 cores when last timed, before the
+                     trainer's 2x: run with nohup) and export them (docs/TRAINING.md)
   bench [--quick] [--native-only]
                      CPU and WebGPU forward-pass times (native, and in headless Chromium),
                      extension cost and matmul GFLOP/s, into docs/BENCHMARKS.md
@@ -51,7 +52,8 @@ commands:
                      studio's test-split prompts), public/results/*.json, docs/RESULTS.md;
                      ARGS e.g. --sequences 16, --needle-min-trials 40, --needle-max-trials 400,
                      --needle-half-width 0.05 (needle trials per model, scheme and length,
-                     depths pooled, run until the 95% Wilson interval is that narrow)
+                     depths pooled, run until the 95% Wilson interval is that narrow); about
+                     12 minutes on 2 cores, 9 of them fitting DroPE's c per head
 ";
 
 fn main() -> ExitCode {
