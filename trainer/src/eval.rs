@@ -10,17 +10,16 @@
 //!   ([`NeedleBudget`]). Schemes use `s = T / L`.
 //! - DroPE's `c` in `beta(s) = 1 + c ln s`, fitted on the *validation* split (`fit_c`).
 
+use std::sync::Arc;
+
 use candle_core::{Device, Tensor, D};
-use engine::cpu::{ForwardSettings, RotaryTables, Transformer};
+use engine::cpu::{CpuBackend, ForwardSettings, RotaryTables, Transformer};
 use engine::init::SplitMix64;
+use engine::needle_trial::{run_trial, trial_scheme};
+use engine::results::NeedleCell;
 use engine::{Backend, ModelConfig, ModelWeights, SchemeSpec, Session, SessionOptions};
 
-pub use crate::needles::{wilson_interval, NeedleTally, Z_95};
-use crate::needles::{NeedleDocument, NeedleMaker};
-use engine::cpu::CpuBackend;
-use engine::needle_trial::{run_trial, trial_scheme};
-pub use engine::results::{pool_depths, NeedleCell};
-use std::sync::Arc;
+use crate::needles::{NeedleDocument, NeedleMaker, NeedleTally};
 
 /// Window edges in multiples of L.
 pub const WINDOWS: [(usize, usize); 4] = [(0, 1), (1, 2), (2, 4), (4, 8)];

@@ -28,8 +28,9 @@ use serde_json::{json, Value};
 
 use crate::args::Args;
 use crate::data::{FirstToken, TokenStreams};
-use crate::eval::{EvalModel, NeedleTally};
+use crate::eval::EvalModel;
 use crate::needles::NeedleMaker;
+use crate::needles::NeedleTally;
 use crate::probes::{needle_probe, NEEDLE_TRIALS};
 use crate::train::weights_from_file;
 

@@ -6,15 +6,16 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use engine::results::{to_json, DropeFit, NeedleGrid, PerplexityTable, NEEDLE_CONFIDENCE};
+use engine::results::{
+    pool_depths, to_json, DropeFit, NeedleCell, NeedleGrid, PerplexityTable, NEEDLE_CONFIDENCE,
+};
 use engine::{paper, ModelConfig, ModelWeights, TextTokenizer};
 use serde_json::json;
 
 use crate::args::Args;
 use crate::data::{eval_windows, TokenStreams};
 use crate::eval::{
-    fit_c, fit_head_c, needle_grid, pool_depths, window_perplexity, EvalModel, NeedleBudget,
-    NeedleCell, PerplexityRow,
+    fit_c, fit_head_c, needle_grid, window_perplexity, EvalModel, NeedleBudget, PerplexityRow,
 };
 use crate::manifest;
 use crate::needles::NeedleMaker;
@@ -508,7 +509,8 @@ fn find_needle<'a>(
 
 /// Exact-match accuracy with its 95% interval, e.g. "62% [57, 67]".
 fn with_interval(c: &NeedleCell) -> String {
-    let (tally, (low, high)) = (c.tally(), c.tally().wilson());
+    let tally = c.tally();
+    let (low, high) = tally.wilson();
     format!(
         "{:.0}% [{:.0}, {:.0}]",
         100.0 * tally.accuracy(),
@@ -772,7 +774,7 @@ pub fn report_markdown(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::NeedleTally;
+    use crate::needles::NeedleTally;
 
     /// The report's lines with the paper's numbers, byte for byte.
     #[test]

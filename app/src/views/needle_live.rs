@@ -5,12 +5,11 @@
 use std::rc::Rc;
 
 use engine::init::SplitMix64;
+use engine::needles::{AnswerScore, NeedleTally};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::export::csv_field;
-use engine::needles::{AnswerScore, NeedleTally};
-
 use crate::needle_live::{haystack_ids, run_trial, NeedleSubject, TrialOutcome};
 use crate::pause::next_frame;
 use crate::turns::Turns;
