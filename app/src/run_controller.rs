@@ -2,8 +2,9 @@
 //! signals the views draw. It loads each series' model on the wanted device (falling back
 //! to the CPU when WebGPU fails, and starting the run again there), starts a
 //! [`Comparison`], drives it whole or a step at a time (pause, play, step), and publishes
-//! what it has after every step. The page holds one and draws its signals; it owns none
-//! of the run logic.
+//! what it has after every step. The studio page and every embed hold one and draw its
+//! signals; neither owns any of the run logic. A run waits while its page is off screen
+//! (an embed scrolled away), between models and between series.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -14,15 +15,15 @@ use engine::{DeviceKind, EngineError};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::analysis::RunResult;
+use crate::analysis::{uniform_nll, RunResult};
 use crate::cpu_worker::CpuWorker;
 use crate::error::AppError;
 use crate::format::{percent, quoted};
 use crate::manifest::Manifest;
 use crate::model_store::{DownloadProgress, GpuStatus, LoadedModel};
 use crate::needle_live::NeedleSubject;
-use crate::page_engine::page_model;
-use crate::pause::pause;
+use crate::page_engine::{page_gpu_failed, page_model};
+use crate::pause::{next_frame, pause};
 use crate::runs::{resolve_series, Comparison, ResolvedSeries};
 use crate::samples::check_prompt_size;
 use crate::url_state::SeriesSpec;
@@ -63,7 +64,7 @@ pub struct RunInputs {
     /// Run only the first tokens of the prompt.
     pub length: RwSignal<Option<usize>>,
     /// The prompt's text.
-    pub prompt_text: Memo<String>,
+    pub prompt_text: Signal<String>,
     /// Tokens per grow step.
     pub grow_step: RwSignal<usize>,
     /// The page's WebGPU adapter, once asked for.
@@ -74,13 +75,15 @@ pub struct RunInputs {
     pub gpu_failure: RwSignal<Option<String>>,
     /// The page's error line, where a failed run says what went wrong.
     pub error: RwSignal<Option<String>>,
+    /// Whether the view is on screen (a run waits while it is not).
+    pub visible: Signal<bool>,
 }
 
 /// The run controller's state: its inputs, what it publishes, and the run in progress.
 #[derive(Clone, Copy)]
 pub struct RunController {
     /// What it reads from the page (and the error line it reports to).
-    inputs: RunInputs,
+    pub inputs: RunInputs,
     /// Series left out (unknown models), with why.
     pub series_problems: RwSignal<Vec<String>>,
     /// The model downloading and how far.
@@ -89,6 +92,8 @@ pub struct RunController {
     pub activity: RwSignal<Activity>,
     /// A step is running (Pause takes effect when it ends: its tokens still arrive).
     pub stepping: RwSignal<bool>,
+    /// The run waits because its view is off screen.
+    pub offscreen: RwSignal<bool>,
     /// One line per series.
     pub chart: RwSignal<Vec<ChartSeries>>,
     /// The focus series' result.
@@ -99,6 +104,8 @@ pub struct RunController {
     pub token_texts: RwSignal<Vec<String>>,
     /// Tokens run so far / in the prompt (after the length and the cap), and before cuts.
     pub counts: RwSignal<(usize, usize, usize)>,
+    /// Series that have run their whole prompt.
+    pub series_done: RwSignal<usize>,
     /// One sentence on the run so far.
     pub summary: RwSignal<Option<String>>,
     /// The focus model's (head_dim, rope_theta, L), for the frequency explorer.
@@ -125,11 +132,13 @@ impl RunController {
             progress: RwSignal::new(None),
             activity: RwSignal::new(Activity::Idle),
             stepping: RwSignal::new(false),
+            offscreen: RwSignal::new(false),
             chart: RwSignal::new(Vec::new()),
             focus: RwSignal::new(None),
             compared: RwSignal::new(None),
             token_texts: RwSignal::new(Vec::new()),
             counts: RwSignal::new((0, 0, 0)),
+            series_done: RwSignal::new(0),
             summary: RwSignal::new(None),
             rotary_shape: RwSignal::new(rotary_shape),
             needle_subjects: RwSignal::new_local(Vec::new()),
@@ -174,6 +183,37 @@ impl RunController {
         gpu_failure.set(Some(reason));
     }
 
+    /// Leaves WebGPU after a pass failed on it. When the device itself is gone (lost, or
+    /// it reported an error outside a pass), the page's GPU is marked failed too, so that
+    /// views which open later (other embeds) go to the CPU at once.
+    async fn leave_gpu(self, reason: String) {
+        if let Some(device) = self.wanted_context() {
+            // The browser reports a loss a little after the failed pass.
+            next_frame().await;
+            if let Err(EngineError::Gpu(gone)) = device.check_alive() {
+                page_gpu_failed(&gone);
+            }
+        }
+        self.fall_back_to_cpu(reason);
+    }
+
+    /// Waits while the view is off screen.
+    async fn while_offscreen(self) {
+        let Self {
+            offscreen,
+            inputs: RunInputs { visible, .. },
+            ..
+        } = self;
+        if visible.get_untracked() {
+            return;
+        }
+        offscreen.set(true);
+        while !visible.get_untracked() {
+            pause(150).await;
+        }
+        offscreen.set(false);
+    }
+
     /// Every series' model, downloaded if needed, on the wanted device; `None` when a
     /// newer run started meanwhile.
     async fn load_models(
@@ -190,6 +230,7 @@ impl RunController {
         gpu.await;
         let mut out = Vec::new();
         for series in resolved {
+            self.while_offscreen().await;
             if generation.get_value() != run_id {
                 return Ok(None);
             }
@@ -218,6 +259,7 @@ impl RunController {
             compared,
             token_texts,
             counts,
+            series_done,
             summary,
             rotary_shape,
             shown_run,
@@ -233,6 +275,7 @@ impl RunController {
         compared.set(c.compared());
         token_texts.set(c.token_texts());
         counts.set((c.done(), c.total(), c.full_len()));
+        series_done.set(c.series_done());
         summary.set(focus.with_untracked(|f| {
             let r = f.as_ref()?;
             Some(format!(
@@ -255,7 +298,8 @@ impl RunController {
         }));
     }
 
-    /// Runs the current comparison forward until it is done (whole) or paused (grow).
+    /// Runs the current comparison forward until it is done (whole: one series at a time,
+    /// each drawn as it lands) or paused (grow: every series a few tokens further).
     async fn drive(self, run_id: u64, mode: Mode) {
         let Self {
             activity,
@@ -272,6 +316,7 @@ impl RunController {
             return;
         };
         loop {
+            self.while_offscreen().await;
             if generation.get_value() != run_id {
                 return;
             }
@@ -286,28 +331,37 @@ impl RunController {
                 *cell.borrow_mut() = Some(c);
                 return;
             }
-            let upto = match mode {
-                Mode::Whole => c.total(),
-                Mode::Grow => c.done() + grow_step.get_untracked(),
-            };
             stepping.set(true);
-            let outcome = c.advance(upto).await;
+            let outcome = match mode {
+                Mode::Whole => {
+                    let total = c.total();
+                    c.advance_one(total).await.map(|_| ())
+                }
+                Mode::Grow => {
+                    let upto = c.done() + grow_step.get_untracked();
+                    c.advance(upto).await
+                }
+            };
             if generation.get_value() != run_id {
                 stepping.set(false);
                 return;
             }
             if let Err(e) = outcome {
                 stepping.set(false);
-                activity.set(Activity::Idle);
                 match e {
                     // Also when the page already moved to the CPU: a model that loaded
                     // onto the GPU before a later one found the device lost fails here.
                     AppError::Engine(EngineError::Gpu(reason)) => {
-                        // Start again on the CPU (the pool moves each model on demand).
-                        self.fall_back_to_cpu(reason);
+                        // Start again on the CPU (the pool moves each model on demand);
+                        // never idle in between, so that nobody reads the run as done.
+                        activity.set(Activity::Loading);
+                        self.leave_gpu(reason).await;
                         restart.set(Some(mode));
                     }
-                    e => error.set(Some(e.to_string())),
+                    e => {
+                        activity.set(Activity::Idle);
+                        error.set(Some(e.to_string()));
+                    }
                 }
                 return;
             }
@@ -352,9 +406,13 @@ impl RunController {
             return;
         }
         let (resolved, problems) = resolve_series(&m, &series.get_untracked());
-        series_problems.set(problems);
+        series_problems.set(problems.clone());
         if resolved.is_empty() {
-            error.set(Some("No series to run: add a model below.".into()));
+            error.set(Some(if problems.is_empty() {
+                "No series to run: add a model.".to_string()
+            } else {
+                format!("No series to run ({}).", problems.join("; "))
+            }));
             return;
         }
         activity.set(Activity::Loading);
@@ -467,6 +525,26 @@ impl RunController {
                 }
             });
         }
+    }
+
+    /// The focus model's training length L (128 before a run).
+    pub fn training_length(self) -> Signal<usize> {
+        let focus = self.focus;
+        Signal::derive(move || focus.with(|r| r.as_ref().map_or(128, |r| r.training_length)))
+    }
+
+    /// The NLL of a uniform guess over the focus model's vocabulary (the charts' top).
+    pub fn uniform_nll(self) -> Signal<f32> {
+        let focus = self.focus;
+        Signal::derive(move || {
+            focus.with(|r| uniform_nll(r.as_ref().map_or(4096, |r| r.vocab_size)))
+        })
+    }
+
+    /// `(layers, heads)` of the focus model (`(0, 0)` before a run).
+    pub fn head_shape(self) -> Signal<(usize, usize)> {
+        let focus = self.focus;
+        Signal::derive(move || focus.with(|r| r.as_ref().map_or((0, 0), |r| (r.layers, r.heads))))
     }
 
     /// Switches the device (WebGPU or the CPU path) and runs again on it.

@@ -1,0 +1,197 @@
+//! The views of a run, shared by the studio's tabs and the embeds: each draws what a
+//! [`RunController`] publishes, so a figure in a blog post and the same figure in the
+//! studio come from one piece of code.
+
+use leptos::prelude::*;
+
+use crate::analysis::head_in_shape;
+use crate::head_profile::{pooled_map, profile};
+use crate::run_controller::RunController;
+use crate::views::{AttentionHeatmap, HeadGrid, HeatScale, PerplexityChart, TokenStrip};
+
+/// Cells per side of a head's thumbnail in the head grid.
+const THUMBNAIL_CELLS: usize = 48;
+
+/// Perplexity against position, one line per series.
+#[component]
+pub fn PerplexityPanel(
+    /// The run drawn.
+    run: RunController,
+) -> impl IntoView {
+    let RunController {
+        chart,
+        token_texts,
+        counts,
+        ..
+    } = run;
+    view! {
+        <PerplexityChart series=chart token_texts=token_texts training_length=run.training_length()
+            uniform_nll=run.uniform_nll() axis_length=Signal::derive(move || counts.get().1) />
+    }
+}
+
+/// The focus series' tokens coloured by surprise.
+#[component]
+pub fn TokenPanel(
+    /// The run drawn.
+    run: RunController,
+) -> impl IntoView {
+    let focus = run.focus;
+    let tokens = Signal::derive(move || {
+        focus.with(|r| r.as_ref().map(|r| r.tokens.clone()).unwrap_or_default())
+    });
+    view! {
+        <TokenStrip tokens=tokens nll_max=run.uniform_nll() training_length=run.training_length() />
+    }
+}
+
+/// Keeps `picked` inside the focus model's shape: a head the model lacks goes back to 0
+/// there, and `report` hears why.
+pub fn keep_head_in_shape(
+    run: RunController,
+    picked: RwSignal<(usize, usize)>,
+    report: impl Fn(String) + 'static,
+) {
+    let shape = run.head_shape();
+    Effect::new(move |_| {
+        if let Some((fixed, why)) = head_in_shape(picked.get_untracked(), shape.get()) {
+            picked.set(fixed);
+            report(why);
+        }
+    });
+}
+
+/// The layer and head pickers of the attention maps.
+#[component]
+pub fn HeadPickers(
+    /// The run whose focus model gives the choices.
+    run: RunController,
+    /// The chosen `(layer, head)`.
+    picked: RwSignal<(usize, usize)>,
+    /// The `data-testid`s of the layer and the head select.
+    testids: (&'static str, &'static str),
+) -> impl IntoView {
+    let shape = run.head_shape();
+    let picker = move |name: &'static str,
+                       testid: &'static str,
+                       which: fn(&mut (usize, usize)) -> &mut usize,
+                       count: fn((usize, usize)) -> usize| {
+        view! {
+            <label>{name} " "
+                <select data-testid=testid
+                    on:change=move |ev| picked.update(|p| *which(p) = event_target_value(&ev).parse().unwrap_or(0))>
+                    {move || (0..count(shape.get())).map(|i| view! {
+                        <option value=i selected=move || { let mut p = picked.get(); *which(&mut p) == i }>{i}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+        }
+    };
+    view! {
+        {picker("Layer", testids.0, |p| &mut p.0, |s| s.0)}
+        {picker("Head", testids.1, |p| &mut p.1, |s| s.1)}
+    }
+}
+
+/// The picked head's attention map for the focus series and, beside it, for the second
+/// series (when there is one).
+#[component]
+pub fn AttentionPair(
+    /// The run drawn.
+    run: RunController,
+    /// The head shown: `(layer, head)`.
+    #[prop(into)]
+    picked: Signal<(usize, usize)>,
+    /// Linear or log colours.
+    #[prop(into)]
+    scale: Signal<HeatScale>,
+) -> impl IntoView {
+    let RunController {
+        focus,
+        compared,
+        chart,
+        token_texts,
+        ..
+    } = run;
+    let focus_map = Signal::derive(move || {
+        let (layer, head) = picked.get();
+        focus.with(|r| r.as_ref()?.attention_map(layer, head))
+    });
+    let compared_map = Signal::derive(move || {
+        let (layer, head) = picked.get();
+        compared.with(|c| c.as_ref()?.1.attention_map(layer, head))
+    });
+    view! {
+        <div class="attention-pair" data-testid="attention-pair">
+            <figure>
+                <figcaption>{move || chart.with(|c| c.first().map(|s| s.label.clone()))}</figcaption>
+                <AttentionHeatmap map=focus_map labels=token_texts scale=scale />
+            </figure>
+            {move || compared.with(Option::is_some).then(|| view! {
+                <figure>
+                    <figcaption>{move || compared.with(|c| c.as_ref().map(|(label, _)| label.clone()))}</figcaption>
+                    <AttentionHeatmap map=compared_map labels=token_texts scale=scale />
+                </figure>
+            })}
+        </div>
+    }
+}
+
+/// The studio's attention tab: the pickers and a colour-scale switch, the pair of maps,
+/// and every head of the focus run as a grid of thumbnails.
+#[component]
+pub fn AttentionPanel(
+    /// The run drawn.
+    run: RunController,
+    /// The head shown: `(layer, head)` (the grid's clicks set it too).
+    picked: RwSignal<(usize, usize)>,
+    /// Log rather than linear colours (kept by the page across tabs).
+    log_colours: RwSignal<bool>,
+) -> impl IntoView {
+    let focus = run.focus;
+    let scale = Signal::derive(move || {
+        if log_colours.get() {
+            HeatScale::Log
+        } else {
+            HeatScale::Linear
+        }
+    });
+    keep_head_in_shape(run, picked, |_| ());
+    // Every head of the focus run (computed when the attention tab reads them).
+    let profiles = Memo::new(move |_| {
+        focus.with(|r| {
+            r.as_ref().map_or_else(Vec::new, |r| {
+                r.attention
+                    .iter()
+                    .enumerate()
+                    .map(|(i, rows)| profile(i / r.heads.max(1), i % r.heads.max(1), rows))
+                    .collect()
+            })
+        })
+    });
+    let thumbnails = Memo::new(move |_| {
+        focus.with(|r| {
+            r.as_ref().map_or_else(Vec::new, |r| {
+                r.attention
+                    .iter()
+                    .map(|rows| pooled_map(rows, THUMBNAIL_CELLS))
+                    .collect()
+            })
+        })
+    });
+    let shape = run.head_shape();
+    view! {
+        <div class="row">
+            <HeadPickers run=run picked=picked testids=("layer-select", "head-select") />
+            <label>
+                <input type="checkbox" prop:checked=move || log_colours.get()
+                    on:change=move |ev| log_colours.set(event_target_checked(&ev)) />
+                " log colour scale"
+            </label>
+        </div>
+        <AttentionPair run=run picked=picked scale=scale />
+        <h3 class="sub-heading">"Every head"</h3>
+        <HeadGrid profiles=profiles thumbnails=thumbnails
+            heads=Signal::derive(move || shape.get().1) selected=picked scale=scale />
+    }
+}
