@@ -170,8 +170,9 @@ impl Comparison {
     }
 
     /// Runs the first series that has not reached `upto` tokens (or its prompt's end)
-    /// up to there; `false` when every series already has. An embed calls this in a
-    /// loop, so it can wait between series while it is off screen.
+    /// up to there; `false` when every series already has. The run controller calls
+    /// this in a loop for a whole run, so each series is drawn as it lands and a run
+    /// can wait between series while its view is off screen.
     pub async fn advance_one(&mut self, upto: usize) -> Result<bool, AppError> {
         for (resolved, run) in &mut self.runs {
             let Some(prompt) = self.prompts.get(&resolved.entry.id) else {

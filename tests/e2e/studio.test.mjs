@@ -23,8 +23,8 @@
 // view go to tests/e2e/screenshots/<view>-<backend>.png. Throughout: no request leaves the
 // origin, no Content-Security-Policy violation, no console error.
 //
-// The studio's DOM contract (data-testid): see app/src/app.rs and app/src/views/*.rs;
-// the selectors used are all in `sel` below.
+// The studio's DOM contract (data-testid): see app/src/{app,tabs,controls,backend_line,run_panels}.rs
+// and app/src/views/*.rs; the selectors used are all in `sel` below.
 
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';

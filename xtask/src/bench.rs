@@ -197,9 +197,12 @@ pub fn run(args: &[String]) -> Result<()> {
         "GFLOP/s, M x N x K",
     ));
     doc.push_str(&recorded_runs()?);
+    let path = root().join("docs/BENCHMARKS.md");
+    doc.push_str(&kept_history(
+        &std::fs::read_to_string(&path).unwrap_or_default(),
+    ));
     println!("\n{doc}");
-    std::fs::write(root().join("docs/BENCHMARKS.md"), &doc)
-        .map_err(|e| format!("docs/BENCHMARKS.md: {e}"))?;
+    std::fs::write(&path, &doc).map_err(|e| format!("docs/BENCHMARKS.md: {e}"))?;
     println!("wrote docs/BENCHMARKS.md");
     Ok(())
 }
@@ -289,4 +292,32 @@ fn recorded_runs() -> Result<String> {
         ));
     }
     Ok(out)
+}
+
+/// The heading of BENCHMARKS.md's hand-written history: numbers measured while building
+/// (each with its context), which no bench run reproduces, so every run keeps them.
+const HISTORY_HEADING: &str = "## Measured while building (history)";
+
+/// The history section of the current BENCHMARKS.md (from its heading to the end), with
+/// a blank line before it; empty when the file has none.
+fn kept_history(current: &str) -> String {
+    current
+        .find(HISTORY_HEADING)
+        .map(|at| format!("\n{}", &current[at..]))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rewrite_keeps_the_history_section() {
+        let current = format!("# Benchmarks\n\nold tables\n\n{HISTORY_HEADING}\n\n- 5x faster\n");
+        assert_eq!(
+            kept_history(&current),
+            format!("\n{HISTORY_HEADING}\n\n- 5x faster\n")
+        );
+        assert_eq!(kept_history("# Benchmarks\n\nno history\n"), "");
+    }
 }

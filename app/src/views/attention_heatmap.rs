@@ -245,28 +245,7 @@ pub fn AttentionHeatmap(
             .map_or(0.0, |f| f.client_width() as f64)
     };
 
-    // Redraw when the map, the scale or the canvas itself changes; a map of another
-    // size (another prompt length) starts unzoomed, another head of the same keeps the view.
-    Effect::new(move |previous_len: Option<usize>| {
-        let Some(canvas) = canvas_ref.get() else {
-            return 0;
-        };
-        let empty = AttentionMap {
-            len: 0,
-            weights: Vec::new().into(),
-        };
-        let outcome = map.with(|m| draw(&canvas, m.as_ref().unwrap_or(&empty), scale.get()));
-        draw_error.set(
-            outcome
-                .err()
-                .map(|e| format!("Could not draw the attention map: {e}")),
-        );
-        let len = cells();
-        if previous_len.is_some_and(|p| p != len) {
-            view_state.set(ZoomView::default());
-        }
-        len
-    });
+    redraw_on_change(canvas_ref, map, scale, draw_error, view_state);
 
     let zoom_by = move |factor: f64, at: Option<(f64, f64)>| {
         let size = frame_size();
@@ -292,33 +271,7 @@ pub fn AttentionHeatmap(
             frame_point(event.client_x() as f64, event.client_y() as f64),
         );
     };
-    // Wheel zoom needs a non-passive listener on the frame itself (leptos delegates
-    // events to the document, where browsers make wheel listeners passive, so the page
-    // would scroll instead). The listener is removed (and its closure freed) when the
-    // frame changes and when the view goes.
-    let wheel = StoredValue::new_local(None::<(web_sys::HtmlDivElement, WheelListener)>);
-    let remove_wheel = move || {
-        if let Some((frame, handler)) = wheel.try_update_value(Option::take).flatten() {
-            let _ = frame
-                .remove_event_listener_with_callback("wheel", handler.as_ref().unchecked_ref());
-        }
-    };
-    Effect::new(move |_| {
-        let Some(frame) = frame_ref.get() else {
-            return;
-        };
-        remove_wheel();
-        let handler = WheelListener::new(on_wheel);
-        let options = AddEventListenerOptions::new();
-        options.set_passive(false);
-        let _ = frame.add_event_listener_with_callback_and_add_event_listener_options(
-            "wheel",
-            handler.as_ref().unchecked_ref(),
-            &options,
-        );
-        wheel.set_value(Some((frame, handler)));
-    });
-    on_cleanup(remove_wheel);
+    listen_to_wheel(frame_ref, on_wheel);
     let on_down = move |event: MouseEvent| {
         if event.button() == 0 {
             dragging.set_value(Some((
@@ -329,18 +282,17 @@ pub fn AttentionHeatmap(
         }
     };
     let on_keydown = move |event: KeyboardEvent| {
-        let step = frame_size() / 10.0;
+        let Some(action) = ViewKey::of(&event.key()) else {
+            return;
+        };
         let size = frame_size();
-        let pan = |dx: f64, dy: f64| view_state.update(|v| *v = v.panned(dx, dy, size));
-        match event.key().as_str() {
-            "+" | "=" => zoom_by(2.0, None),
-            "-" | "_" => zoom_by(0.5, None),
-            "0" => view_state.set(ZoomView::default()),
-            "ArrowLeft" => pan(step, 0.0),
-            "ArrowRight" => pan(-step, 0.0),
-            "ArrowUp" => pan(0.0, step),
-            "ArrowDown" => pan(0.0, -step),
-            _ => return,
+        match action {
+            ViewKey::Zoom(factor) => zoom_by(factor, None),
+            ViewKey::Whole => view_state.set(ZoomView::default()),
+            // A tenth of the frame per press.
+            ViewKey::Pan(dx, dy) => {
+                view_state.update(|v| *v = v.panned(dx * size / 10.0, dy * size / 10.0, size))
+            }
         }
         event.prevent_default();
     };
@@ -370,28 +322,6 @@ pub fn AttentionHeatmap(
         hovered.set(Some((query, key)));
     };
 
-    let readout = move || {
-        let Some((q, k)) = hovered.get() else {
-            return "Row = query token, column = key token; the upper triangle is masked \
-                    (a token cannot attend to later ones). Hover to read a weight; wheel, \
-                    drag or +/- and arrow keys to zoom and pan."
-                .to_string();
-        };
-        let label = |i: usize| labels.with(|l| l.get(i).map(|t| quoted(t)).unwrap_or_default());
-        if k > q {
-            return format!(
-                "query #{q} {} cannot see key #{k} {} (future)",
-                label(q),
-                label(k)
-            );
-        }
-        let weight = map.with(|m| m.as_ref().map_or(0.0, |m| m.weight(q, k)));
-        format!(
-            "query #{q} {} \u{2192} key #{k} {}: weight {weight:.4}",
-            label(q),
-            label(k)
-        )
-    };
     let zoom_note = move || {
         let v = view_state.get();
         let n = map.with(|m| m.as_ref().map_or(0, |m| m.len));
@@ -413,15 +343,8 @@ pub fn AttentionHeatmap(
                 low=Signal::derive(move || scale.get().low_label())
                 high="1"
             />
-            <div class="zoom-controls" role="group" aria-label="zoom the attention map">
-                <button type="button" data-testid="zoom-in" title="zoom in (+)"
-                    on:click=move |_| zoom_by(2.0, None)>"+"</button>
-                <button type="button" data-testid="zoom-out" title="zoom out (-)"
-                    on:click=move |_| zoom_by(0.5, None)>"\u{2212}"</button>
-                <button type="button" data-testid="zoom-reset" title="whole map (0)"
-                    on:click=move |_| view_state.set(ZoomView::default())>"whole map"</button>
-                <span class="zoom-note" data-testid="zoom-note">{zoom_note}</span>
-            </div>
+            <ZoomControls view_state=view_state zoom_by=Callback::new(move |factor| zoom_by(factor, None))
+                note=Signal::derive(zoom_note) />
             <ExportButtons stem="drope-attention"
                 png=Callback::new(move |()| {
                     let canvas = canvas_ref.get_untracked().ok_or("the map is not drawn")?;
@@ -454,15 +377,167 @@ pub fn AttentionHeatmap(
                     }
                 ></canvas>
             </div>
-            <p class="heat-readout">{readout}</p>
+            <HeatReadout map=map labels=labels hovered=hovered />
             {move || draw_error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
         </div>
     }
 }
 
+/// Draws the map whenever it, the scale or the canvas changes; a map of another size
+/// (another prompt length) starts unzoomed, another head of the same keeps the view.
+fn redraw_on_change(
+    canvas_ref: NodeRef<Canvas>,
+    map: Signal<Option<AttentionMap>>,
+    scale: Signal<HeatScale>,
+    draw_error: RwSignal<Option<String>>,
+    view_state: RwSignal<ZoomView>,
+) {
+    Effect::new(move |previous_len: Option<usize>| {
+        let Some(canvas) = canvas_ref.get() else {
+            return 0;
+        };
+        let empty = AttentionMap {
+            len: 0,
+            weights: Vec::new().into(),
+        };
+        let outcome = map.with(|m| draw(&canvas, m.as_ref().unwrap_or(&empty), scale.get()));
+        draw_error.set(
+            outcome
+                .err()
+                .map(|e| format!("Could not draw the attention map: {e}")),
+        );
+        let len = map.with_untracked(|m| m.as_ref().map_or(0, |m| m.len));
+        if previous_len.is_some_and(|p| p != len) {
+            view_state.set(ZoomView::default());
+        }
+        len
+    });
+}
+
+/// What a key does to the map's view (with the frame focused).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ViewKey {
+    /// Zoom about the centre by this factor (`+`, `-`).
+    Zoom(f64),
+    /// Back to the whole map (`0`).
+    Whole,
+    /// Pan by these tenths of the frame (the arrow keys).
+    Pan(f64, f64),
+}
+
+impl ViewKey {
+    /// The action of `key`, if it has one.
+    pub fn of(key: &str) -> Option<Self> {
+        Some(match key {
+            "+" | "=" => ViewKey::Zoom(2.0),
+            "-" | "_" => ViewKey::Zoom(0.5),
+            "0" => ViewKey::Whole,
+            "ArrowLeft" => ViewKey::Pan(1.0, 0.0),
+            "ArrowRight" => ViewKey::Pan(-1.0, 0.0),
+            "ArrowUp" => ViewKey::Pan(0.0, 1.0),
+            "ArrowDown" => ViewKey::Pan(0.0, -1.0),
+            _ => return None,
+        })
+    }
+}
+
+/// Calls `on_wheel` for wheel events over the frame.
+fn listen_to_wheel(frame_ref: NodeRef<Div>, on_wheel: impl Fn(WheelEvent) + Copy + 'static) {
+    // Wheel zoom needs a non-passive listener on the frame itself (leptos delegates
+    // events to the document, where browsers make wheel listeners passive, so the page
+    // would scroll instead). The listener is removed (and its closure freed) when the
+    // frame changes and when the view goes.
+    let wheel = StoredValue::new_local(None::<(web_sys::HtmlDivElement, WheelListener)>);
+    let remove_wheel = move || {
+        if let Some((frame, handler)) = wheel.try_update_value(Option::take).flatten() {
+            let _ = frame
+                .remove_event_listener_with_callback("wheel", handler.as_ref().unchecked_ref());
+        }
+    };
+    Effect::new(move |_| {
+        let Some(frame) = frame_ref.get() else {
+            return;
+        };
+        remove_wheel();
+        let handler = WheelListener::new(on_wheel);
+        let options = AddEventListenerOptions::new();
+        options.set_passive(false);
+        let _ = frame.add_event_listener_with_callback_and_add_event_listener_options(
+            "wheel",
+            handler.as_ref().unchecked_ref(),
+            &options,
+        );
+        wheel.set_value(Some((frame, handler)));
+    });
+    on_cleanup(remove_wheel);
+}
+
+/// The zoom buttons and what the view shows.
+#[component]
+fn ZoomControls(
+    view_state: RwSignal<ZoomView>,
+    zoom_by: Callback<f64>,
+    note: Signal<String>,
+) -> impl IntoView {
+    view! {
+    <div class="zoom-controls" role="group" aria-label="zoom the attention map">
+        <button type="button" data-testid="zoom-in" title="zoom in (+)"
+            on:click=move |_| zoom_by.run(2.0)>"+"</button>
+        <button type="button" data-testid="zoom-out" title="zoom out (-)"
+            on:click=move |_| zoom_by.run(0.5)>"\u{2212}"</button>
+        <button type="button" data-testid="zoom-reset" title="whole map (0)"
+            on:click=move |_| view_state.set(ZoomView::default())>"whole map"</button>
+        <span class="zoom-note" data-testid="zoom-note">{note}</span>
+    </div>
+    }
+}
+
+/// The weight under the pointer, or how to read the map.
+#[component]
+fn HeatReadout(
+    map: Signal<Option<AttentionMap>>,
+    labels: Signal<Vec<String>>,
+    hovered: RwSignal<Option<(usize, usize)>>,
+) -> impl IntoView {
+    let readout = move || {
+        let Some((q, k)) = hovered.get() else {
+            return "Row = query token, column = key token; the upper triangle is masked \
+                    (a token cannot attend to later ones). Hover to read a weight; wheel, \
+                    drag or +/- and arrow keys to zoom and pan."
+                .to_string();
+        };
+        let label = |i: usize| labels.with(|l| l.get(i).map(|t| quoted(t)).unwrap_or_default());
+        if k > q {
+            return format!(
+                "query #{q} {} cannot see key #{k} {} (future)",
+                label(q),
+                label(k)
+            );
+        }
+        let weight = map.with(|m| m.as_ref().map_or(0.0, |m| m.weight(q, k)));
+        format!(
+            "query #{q} {} \u{2192} key #{k} {}: weight {weight:.4}",
+            label(q),
+            label(k)
+        )
+    };
+    view! { <p class="heat-readout">{readout}</p> }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_zoom_pan_and_reset() {
+        assert_eq!(ViewKey::of("+"), Some(ViewKey::Zoom(2.0)));
+        assert_eq!(ViewKey::of("_"), Some(ViewKey::Zoom(0.5)));
+        assert_eq!(ViewKey::of("0"), Some(ViewKey::Whole));
+        // ArrowLeft looks further left: the content moves right.
+        assert_eq!(ViewKey::of("ArrowLeft"), Some(ViewKey::Pan(1.0, 0.0)));
+        assert_eq!(ViewKey::of("ArrowDown"), Some(ViewKey::Pan(0.0, -1.0)));
+        assert_eq!(ViewKey::of("x"), None);
+    }
 
     #[test]
     fn pixels_fill_the_lower_triangle_only() {

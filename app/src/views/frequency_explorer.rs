@@ -243,13 +243,6 @@ pub fn FrequencyExplorer(
             scale.get(),
         )
     });
-    let selected = move || {
-        pairs.with(|p| {
-            p.as_ref()
-                .ok()
-                .and_then(|p| p.get(pair.get().min(p.len().saturating_sub(1))).cloned())
-        })
-    };
     let svg_ref = NodeRef::<leptos::svg::Svg>::new();
     let on_move = move |ev: MouseEvent| {
         let Some(svg_x) = pointer_x(&ev, svg_ref, WIDTH) else {
@@ -308,37 +301,7 @@ pub fn FrequencyExplorer(
             })
             .collect_view();
         let inverse_s = frame.py(1.0 / s);
-        let curves = (1..SCHEMES.len())
-            .map(|i| {
-                let (name, id, _) = SCHEMES[i];
-                let d = rows
-                    .iter()
-                    .enumerate()
-                    .map(|(k, r)| {
-                        let c = if k == 0 { 'M' } else { 'L' };
-                        format!("{c}{:.1},{:.1}", frame.px(r.pair as f64), frame.py(r.factor(i)))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                let dots = rows
-                    .iter()
-                    .map(|r| {
-                        let tip = format!("{name}, pair {}: x{:.4} of RoPE's frequency", r.pair, r.factor(i));
-                        view! {
-                            <circle class="dot" cx=frame.px(r.pair as f64) cy=frame.py(r.factor(i)) r="2.6">
-                                <title>{tip}</title>
-                            </circle>
-                        }
-                    })
-                    .collect_view();
-                view! {
-                    <g class=format!("scheme scheme-{id}")>
-                        <path data-testid="scale-curve" data-scheme=id class="curve" d=d></path>
-                        {dots}
-                    </g>
-                }
-            })
-            .collect_view();
+        let curves = scheme_curves(&rows, &frame);
         let chosen = pair.get().min(rows.len() - 1);
         let xc = frame.px(chosen as f64);
         view! {
@@ -360,7 +323,141 @@ pub fn FrequencyExplorer(
         .into_any()
     };
 
-    let table = move || {
+    let pair_count = move || pairs.with(|p| p.as_ref().map_or(0, Vec::len));
+
+    view! {
+        <figure class="frequency-explorer">
+            <div class="explorer-controls">
+                <ExplorerInputs scale=scale pair=pair pair_count=Signal::derive(pair_count) />
+                <span class="explorer-facts">
+                    {move || format!("D = {}, base {}, L = {}", head_dim.get(), base.get(), training_length.get())}
+                </span>
+                <ExportButtons stem="drope-frequencies"
+                    png=Callback::new(move |()| {
+                        let svg = svg_ref.get_untracked().ok_or("the chart is not drawn")?;
+                        save_svg_as_png(&svg, "drope-frequencies.png", include_str!("../style.css"))
+                    })
+                    csv=Callback::new(move |()| pairs.with_untracked(|p| {
+                        p.as_ref().map(|p| pairs_csv(p, training_length.get_untracked())).unwrap_or_default()
+                    }))
+                    json=Callback::new(move |()| pairs.with_untracked(|p| {
+                        p.as_ref().map(|p| pairs_json(p, head_dim.get_untracked(), base.get_untracked(),
+                            training_length.get_untracked(), scale.get_untracked())).unwrap_or_default()
+                    }))
+                />
+            </div>
+            <div class="chart-scroll">
+            <svg node_ref=svg_ref data-testid="frequency-chart" class="frequency-chart"
+                viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img"
+                aria-label="Frequency scaling factor of PI, NTK, YaRN and YaRN (ramp) per rotary pair"
+                on:mousemove=on_move>
+                {plot}
+            </svg>
+            </div>
+            <ul class="explorer-legend">
+                {SCHEMES[1..].iter().map(|(name, id, _)| view! {
+                    <li class=format!("scheme scheme-{id}")><span class="swatch"></span>{*name}</li>
+                }).collect_view()}
+            </ul>
+            <PhaseTable pairs=pairs pair=pair training_length=training_length />
+            <figcaption class="chart-summary">
+                "PI divides every frequency by s; NTK keeps the highest and divides the lowest by s; \
+                 YaRN keeps pairs with more than 32 turns within L and interpolates those with fewer \
+                 than 1, ramping linearly over the whole pairs between (as its reference code \
+                 does); YaRN (ramp) ramps continuously in the number of turns instead. Pairs in \
+                 the shaded band never complete a cycle in training, so any scaling \
+                 that keeps their phases in the trained range must shrink them by about 1/s."
+            </figcaption>
+        </figure>
+    }
+}
+
+/// Each scaling scheme's factor per pair, as a line with a dot per pair.
+fn scheme_curves(rows: &[PairFrequencies], frame: &Frame) -> impl IntoView {
+    (1..SCHEMES.len())
+        .map(|i| {
+            let (name, id, _) = SCHEMES[i];
+            let d = rows
+                .iter()
+                .enumerate()
+                .map(|(k, r)| {
+                    let c = if k == 0 { 'M' } else { 'L' };
+                    format!("{c}{:.1},{:.1}", frame.px(r.pair as f64), frame.py(r.factor(i)))
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let dots = rows
+                .iter()
+                .map(|r| {
+                    let tip = format!("{name}, pair {}: x{:.4} of RoPE's frequency", r.pair, r.factor(i));
+                    view! {
+                        <circle class="dot" cx=frame.px(r.pair as f64) cy=frame.py(r.factor(i)) r="2.6">
+                            <title>{tip}</title>
+                        </circle>
+                    }
+                })
+                .collect_view();
+            view! {
+                <g class=format!("scheme scheme-{id}")>
+                    <path data-testid="scale-curve" data-scheme=id class="curve" d=d></path>
+                    {dots}
+                </g>
+            }
+        })
+        .collect_view()
+}
+
+/// The scale factor (a slider and a number) and the pair the table shows.
+#[component]
+fn ExplorerInputs(
+    scale: RwSignal<f64>,
+    pair: RwSignal<usize>,
+    pair_count: Signal<usize>,
+) -> impl IntoView {
+    view! {
+        <label>
+            "scale s "
+            <input type="range" data-testid="scale-slider" min="1" max="64" step="1"
+                prop:value=move || scale.get().to_string()
+                on:input=move |ev| {
+                    if let Some(s) = parse_scale(&event_target_value(&ev)) { scale.set(s) }
+                } />
+            <input type="number" class="scale-number" data-testid="scale-input" min="1" max="64" step="any"
+                prop:value=move || scale.get().to_string()
+                on:change=move |ev| {
+                    if let Some(s) = parse_scale(&event_target_value(&ev)) { scale.set(s) }
+                } />
+        </label>
+        <label>
+            "pair "
+            <input type="number" data-testid="pair-input" min="0"
+                max=move || pair_count.get().saturating_sub(1).to_string()
+                prop:value=move || pair.get().to_string()
+                on:change=move |ev| {
+                    if let Ok(d) = event_target_value(&ev).trim().parse::<usize>() {
+                        pair.set(d.min(pair_count.get().saturating_sub(1)))
+                    }
+                } />
+        </label>
+    }
+}
+
+/// The chosen pair's frequency, factor and phases at L and 8L under every scheme, and
+/// whether RoPE produced that phase within L in training.
+#[component]
+fn PhaseTable(
+    pairs: Memo<Result<Vec<PairFrequencies>, String>>,
+    pair: RwSignal<usize>,
+    training_length: Signal<usize>,
+) -> impl IntoView {
+    let selected = move || {
+        pairs.with(|p| {
+            p.as_ref()
+                .ok()
+                .and_then(|p| p.get(pair.get().min(p.len().saturating_sub(1))).cloned())
+        })
+    };
+    move || {
         let l = training_length.get() as f64;
         selected().map(|p| {
             let rows = SCHEMES
@@ -405,76 +502,6 @@ pub fn FrequencyExplorer(
                 </div>
             }
         })
-    };
-    let pair_count = move || pairs.with(|p| p.as_ref().map_or(0, Vec::len));
-
-    view! {
-        <figure class="frequency-explorer">
-            <div class="explorer-controls">
-                <label>
-                    "scale s "
-                    <input type="range" data-testid="scale-slider" min="1" max="64" step="1"
-                        prop:value=move || scale.get().to_string()
-                        on:input=move |ev| {
-                            if let Some(s) = parse_scale(&event_target_value(&ev)) { scale.set(s) }
-                        } />
-                    <input type="number" class="scale-number" data-testid="scale-input" min="1" max="64" step="any"
-                        prop:value=move || scale.get().to_string()
-                        on:change=move |ev| {
-                            if let Some(s) = parse_scale(&event_target_value(&ev)) { scale.set(s) }
-                        } />
-                </label>
-                <label>
-                    "pair "
-                    <input type="number" data-testid="pair-input" min="0"
-                        max=move || pair_count().saturating_sub(1).to_string()
-                        prop:value=move || pair.get().to_string()
-                        on:change=move |ev| {
-                            if let Ok(d) = event_target_value(&ev).trim().parse::<usize>() {
-                                pair.set(d.min(pair_count().saturating_sub(1)))
-                            }
-                        } />
-                </label>
-                <span class="explorer-facts">
-                    {move || format!("D = {}, base {}, L = {}", head_dim.get(), base.get(), training_length.get())}
-                </span>
-                <ExportButtons stem="drope-frequencies"
-                    png=Callback::new(move |()| {
-                        let svg = svg_ref.get_untracked().ok_or("the chart is not drawn")?;
-                        save_svg_as_png(&svg, "drope-frequencies.png", include_str!("../style.css"))
-                    })
-                    csv=Callback::new(move |()| pairs.with_untracked(|p| {
-                        p.as_ref().map(|p| pairs_csv(p, training_length.get_untracked())).unwrap_or_default()
-                    }))
-                    json=Callback::new(move |()| pairs.with_untracked(|p| {
-                        p.as_ref().map(|p| pairs_json(p, head_dim.get_untracked(), base.get_untracked(),
-                            training_length.get_untracked(), scale.get_untracked())).unwrap_or_default()
-                    }))
-                />
-            </div>
-            <div class="chart-scroll">
-            <svg node_ref=svg_ref data-testid="frequency-chart" class="frequency-chart"
-                viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img"
-                aria-label="Frequency scaling factor of PI, NTK, YaRN and YaRN (ramp) per rotary pair"
-                on:mousemove=on_move>
-                {plot}
-            </svg>
-            </div>
-            <ul class="explorer-legend">
-                {SCHEMES[1..].iter().map(|(name, id, _)| view! {
-                    <li class=format!("scheme scheme-{id}")><span class="swatch"></span>{*name}</li>
-                }).collect_view()}
-            </ul>
-            {table}
-            <figcaption class="chart-summary">
-                "PI divides every frequency by s; NTK keeps the highest and divides the lowest by s; \
-                 YaRN keeps pairs with more than 32 turns within L and interpolates those with fewer \
-                 than 1, ramping linearly over the whole pairs between (as its reference code \
-                 does); YaRN (ramp) ramps continuously in the number of turns instead. Pairs in \
-                 the shaded band never complete a cycle in training, so any scaling \
-                 that keeps their phases in the trained range must shrink them by about 1/s."
-            </figcaption>
-        </figure>
     }
 }
 

@@ -236,82 +236,6 @@ pub fn PerplexityChart(
         }
     });
 
-    let axes = move || {
-        let (scale, l, uniform) = (scale.get(), training_length.get(), uniform_nll.get());
-        let (x0, x1) = (scale.x(0.0), scale.x(scale.x_max));
-        let (y0, y1) = (scale.y(0.0), scale.y(scale.y_max));
-        let y_step = nice_step(scale.y_max, 5);
-        let y_axis = (0..=(scale.y_max / y_step).round() as usize)
-            .map(|i| {
-                let v = i as f32 * y_step;
-                let y = scale.y(v);
-                view! {
-                    <line class="grid" x1=x0 x2=x1 y1=y y2=y></line>
-                    <text class="tick" x=x0 - 6.0 y=y + 4.0 text-anchor="end">{format!("{v}")}</text>
-                }
-            })
-            .collect_view();
-        let x_ticks: Vec<f32> = if scale.log_x {
-            [1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0]
-                .into_iter()
-                .filter(|&p| p <= scale.x_max)
-                .collect()
-        } else {
-            let step = nice_step(scale.x_max, 8).max(1.0);
-            (0..=(scale.x_max / step).floor() as usize)
-                .map(|i| i as f32 * step)
-                .collect()
-        };
-        let x_axis = x_ticks
-            .into_iter()
-            .map(|p| {
-                let x = scale.x(p);
-                view! {
-                    <line class="axis-tick" x1=x x2=x y1=y0 y2=y0 + 4.0></line>
-                    <text class="tick" x=x y=y0 + 16.0 text-anchor="middle">{format!("{p}")}</text>
-                }
-            })
-            .collect_view();
-        let multiples = [1usize, 2, 4, 8]
-            .into_iter()
-            // The last position is 8L - 1 for a prompt of 8L tokens: mark 8L there too.
-            .filter(|m| ((m * l) as f32) <= scale.x_max + 1.0)
-            .map(|m| {
-                let x = scale.x((m * l) as f32).min(scale.x(scale.x_max));
-                let (class, label) = if m == 1 {
-                    ("l-marker", format!("L = {l}"))
-                } else {
-                    ("l-multiple", format!("{m}L"))
-                };
-                view! {
-                    <line data-testid="length-marker" data-multiple=m class=class x1=x x2=x y1=y0 y2=y1>
-                        <title>{format!("{m} x the training length L = {l}: {} tokens", m * l)}</title>
-                    </line>
-                    <text class="marker-label" x=x y=TOP - 6.0 text-anchor="middle">{label}</text>
-                }
-            })
-            .collect_view();
-        let xl = scale.x(l as f32).min(x1);
-        let uy = scale.y(uniform);
-        view! {
-            <rect class="beyond-l" x=xl y=y1 width=(x1 - xl).max(0.0) height=y0 - y1></rect>
-            {y_axis}
-            {x_axis}
-            <line class="axis" x1=x0 x2=x1 y1=y0 y2=y0></line>
-            <line class="axis" x1=x0 x2=x0 y1=y0 y2=y1></line>
-            <line class="uniform" x1=x0 x2=x1 y1=uy y2=uy></line>
-            <text class="uniform-label" x=x1 - 4.0 y=uy - 4.0 text-anchor="end">
-                {format!("uniform guess: ln V = {uniform:.2}")}
-            </text>
-            {multiples}
-            <text class="axis-label" x=(x0 + x1) / 2.0 y=HEIGHT - 4.0 text-anchor="middle">
-                {move || if log_x.get() { "token position (log scale)" } else { "token position" }}
-            </text>
-            <text class="axis-label" x=12.0 y=(y0 + y1) / 2.0 text-anchor="middle"
-                transform=format!("rotate(-90 12 {})", (y0 + y1) / 2.0)>"NLL (nats), smoothed"</text>
-        }
-    };
-
     let lines = move || {
         let scale = scale.get();
         let hidden = hidden.get();
@@ -349,25 +273,12 @@ pub fn PerplexityChart(
     // Shift, a tenth of the prompt), Home and End jump to the ends, Escape hides it.
     let on_key = move |ev: web_sys::KeyboardEvent| {
         let longest = series.with(|all| all.iter().map(|s| s.nll.len()).max().unwrap_or(0));
-        if longest == 0 {
-            return;
+        if let Some(next) =
+            readout_after_key(&ev.key(), ev.shift_key(), hover.get_untracked(), longest)
+        {
+            ev.prevent_default();
+            hover.set(next);
         }
-        let step = if ev.shift_key() {
-            (longest / 10).max(1)
-        } else {
-            1
-        };
-        let at = hover.get_untracked();
-        let next = match ev.key().as_str() {
-            "ArrowRight" => Some(at.map_or(0, |p| (p + step).min(longest - 1))),
-            "ArrowLeft" => Some(at.map_or(0, |p| p.saturating_sub(step))),
-            "Home" => Some(0),
-            "End" => Some(longest - 1),
-            "Escape" => None,
-            _ => return,
-        };
-        ev.prevent_default();
-        hover.set(next);
     };
 
     let cursor = move || {
@@ -378,115 +289,6 @@ pub fn PerplexityChart(
             <line class="hover-rule" x1=x x2=x y1=scale.y(scale.y_max) y2=scale.y(0.0)></line>
         })
     };
-    let readout = move || {
-        let position = hover.get()?;
-        let text = token_texts
-            .with(|t| t.get(position).cloned())
-            .unwrap_or_default();
-        let hidden = hidden.get();
-        let entries = series.with(|all| {
-            smoothed.with(|values| {
-                all.iter()
-                    .zip(values)
-                    .enumerate()
-                    .filter(|(_, (s, _))| !hidden.contains(&s.key))
-                    .map(|(i, (s, (_, smooth)))| {
-                        let raw = s.nll.get(position).copied().flatten();
-                        let value = match (raw, smooth.get(position).copied().flatten()) {
-                            (Some(raw), Some(smooth)) => format!(
-                                "{raw:.2} nats (smoothed {smooth:.2}, perplexity {:.1})",
-                                smooth.exp()
-                            ),
-                            _ => "no value".to_string(),
-                        };
-                        view! {
-                            <li>
-                                <span class="swatch" style:background=SERIES_COLOURS[i % SERIES_COLOURS.len()]></span>
-                                {format!("{}: {value}", s.label)}
-                            </li>
-                        }
-                    })
-                    .collect_view()
-            })
-        });
-        let l = training_length.get().max(1);
-        Some(view! {
-            <div class="chart-readout" data-testid="chart-readout" role="status">
-                <strong>{format!("#{position} {} ({:.2} L)", quoted(&text), position as f32 / l as f32)}</strong>
-                <ul>{entries}</ul>
-            </div>
-        })
-    };
-
-    let legend = move || {
-        series
-            .get()
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let key = s.key.clone();
-                let shown = {
-                    let key = key.clone();
-                    move || !hidden.with(|h| h.contains(&key))
-                };
-                view! {
-                    <button
-                        type="button"
-                        class="legend-item"
-                        data-testid="legend-item"
-                        data-series=key.clone()
-                        aria-pressed=move || shown().to_string()
-                        title="Show or hide this line"
-                        on:click=move |_| hidden.update(|h| {
-                            if !h.remove(&key) {
-                                h.insert(key.clone());
-                            }
-                        })
-                    >
-                        <span class="swatch" style:background=SERIES_COLOURS[i % SERIES_COLOURS.len()]></span>
-                        {s.label}
-                    </button>
-                }
-            })
-            .collect_view()
-    };
-
-    let table = move || {
-        let l = training_length.get();
-        let rows = series.get();
-        if rows.iter().all(|s| s.nll.is_empty()) {
-            return None;
-        }
-        let windows = report_windows(l);
-        let head = windows
-            .iter()
-            .map(|(name, _, _)| view! { <th>{name.clone()}</th> })
-            .collect_view();
-        let body = rows
-            .into_iter()
-            .map(|s| {
-                let cells = windows
-                    .iter()
-                    .map(|(_, from, to)| match window_mean(&s.nll, *from, *to) {
-                        Some((mean, n)) => view! {
-                            <td title=format!("mean NLL {mean:.3} nats over {n} tokens")>{format!("{:.1}", mean.exp())}</td>
-                        }
-                        .into_any(),
-                        None => view! { <td class="empty">"\u{2013}"</td> }.into_any(),
-                    })
-                    .collect_view();
-                view! { <tr data-testid="window-row" data-series=s.key.clone()><th scope="row">{s.label}</th>{cells}</tr> }
-            })
-            .collect_view();
-        Some(view! {
-            <table class="window-table" data-testid="window-table">
-                <caption>"Perplexity per position window (this prompt; exp of the mean NLL)"</caption>
-                <thead><tr><th scope="col">"series"</th>{head}</tr></thead>
-                <tbody>{body}</tbody>
-            </table>
-        })
-    };
-
     view! {
         <figure class="perplexity-chart-view">
             <div class="chart-controls row">
@@ -521,7 +323,7 @@ pub fn PerplexityChart(
                     json=Callback::new(move |()| series.with_untracked(|s| token_texts.with_untracked(|t| chart_json(s, t, training_length.get_untracked()))))
                 />
             </div>
-            <div class="series-legend" role="group" aria-label="Series (click to hide or show)">{legend}</div>
+            <SeriesLegend series=series hidden=hidden />
             <div class="chart-frame">
                 <svg
                     node_ref=svg_ref
@@ -535,20 +337,278 @@ pub fn PerplexityChart(
                     on:mouseleave=move |_| hover.set(None)
                     on:keydown=on_key
                 >
-                    {axes}
+                    <ChartAxes scale=scale training_length=training_length uniform_nll=uniform_nll />
                     {lines}
                     {cursor}
                 </svg>
-                {readout}
+                <ChartReadout series=series smoothed=smoothed hidden=hidden hover=hover
+                    token_texts=token_texts training_length=training_length />
             </div>
-            {table}
+            <WindowTable series=series training_length=training_length />
         </figure>
+    }
+}
+
+/// The axes, grid, the training length and its multiples, the region past L and the
+/// uniform-guess line.
+#[component]
+fn ChartAxes(
+    scale: Memo<SeriesScale>,
+    training_length: Signal<usize>,
+    uniform_nll: Signal<f32>,
+) -> impl IntoView {
+    move || {
+        let (scale, l, uniform) = (scale.get(), training_length.get(), uniform_nll.get());
+        let (x0, x1) = (scale.x(0.0), scale.x(scale.x_max));
+        let (y0, y1) = (scale.y(0.0), scale.y(scale.y_max));
+        let y_step = nice_step(scale.y_max, 5);
+        let y_axis = (0..=(scale.y_max / y_step).round() as usize)
+                .map(|i| {
+                    let v = i as f32 * y_step;
+                    let y = scale.y(v);
+                    view! {
+                        <line class="grid" x1=x0 x2=x1 y1=y y2=y></line>
+                        <text class="tick" x=x0 - 6.0 y=y + 4.0 text-anchor="end">{format!("{v}")}</text>
+                    }
+                })
+                .collect_view();
+        let x_ticks: Vec<f32> = if scale.log_x {
+            [1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0]
+                .into_iter()
+                .filter(|&p| p <= scale.x_max)
+                .collect()
+        } else {
+            let step = nice_step(scale.x_max, 8).max(1.0);
+            (0..=(scale.x_max / step).floor() as usize)
+                .map(|i| i as f32 * step)
+                .collect()
+        };
+        let x_axis = x_ticks
+            .into_iter()
+            .map(|p| {
+                let x = scale.x(p);
+                view! {
+                    <line class="axis-tick" x1=x x2=x y1=y0 y2=y0 + 4.0></line>
+                    <text class="tick" x=x y=y0 + 16.0 text-anchor="middle">{format!("{p}")}</text>
+                }
+            })
+            .collect_view();
+        let multiples = [1usize, 2, 4, 8]
+                .into_iter()
+                // The last position is 8L - 1 for a prompt of 8L tokens: mark 8L there too.
+                .filter(|m| ((m * l) as f32) <= scale.x_max + 1.0)
+                .map(|m| {
+                    let x = scale.x((m * l) as f32).min(scale.x(scale.x_max));
+                    let (class, label) = if m == 1 {
+                        ("l-marker", format!("L = {l}"))
+                    } else {
+                        ("l-multiple", format!("{m}L"))
+                    };
+                    view! {
+                        <line data-testid="length-marker" data-multiple=m class=class x1=x x2=x y1=y0 y2=y1>
+                            <title>{format!("{m} x the training length L = {l}: {} tokens", m * l)}</title>
+                        </line>
+                        <text class="marker-label" x=x y=TOP - 6.0 text-anchor="middle">{label}</text>
+                    }
+                })
+                .collect_view();
+        let xl = scale.x(l as f32).min(x1);
+        let uy = scale.y(uniform);
+        view! {
+            <rect class="beyond-l" x=xl y=y1 width=(x1 - xl).max(0.0) height=y0 - y1></rect>
+            {y_axis}
+            {x_axis}
+            <line class="axis" x1=x0 x2=x1 y1=y0 y2=y0></line>
+            <line class="axis" x1=x0 x2=x0 y1=y0 y2=y1></line>
+            <line class="uniform" x1=x0 x2=x1 y1=uy y2=uy></line>
+            <text class="uniform-label" x=x1 - 4.0 y=uy - 4.0 text-anchor="end">
+                {format!("uniform guess: ln V = {uniform:.2}")}
+            </text>
+            {multiples}
+            <text class="axis-label" x=(x0 + x1) / 2.0 y=HEIGHT - 4.0 text-anchor="middle">
+                {if scale.log_x { "token position (log scale)" } else { "token position" }}
+            </text>
+            <text class="axis-label" x=12.0 y=(y0 + y1) / 2.0 text-anchor="middle"
+                transform=format!("rotate(-90 12 {})", (y0 + y1) / 2.0)>"NLL (nats), smoothed"</text>
+        }
+    }
+}
+
+/// What the key `key` (with Shift or not) does to the readout at `at` over a chart of
+/// `longest` positions: `Some(new position or none)`, or `None` when the key is not the
+/// chart's. The arrows move one token (with Shift, a tenth of the prompt), Home and End
+/// jump to the ends, Escape hides the readout.
+pub fn readout_after_key(
+    key: &str,
+    shift: bool,
+    at: Option<usize>,
+    longest: usize,
+) -> Option<Option<usize>> {
+    if longest == 0 {
+        return None;
+    }
+    let step = if shift { (longest / 10).max(1) } else { 1 };
+    Some(match key {
+        "ArrowRight" => Some(at.map_or(0, |p| (p + step).min(longest - 1))),
+        "ArrowLeft" => Some(at.map_or(0, |p| p.saturating_sub(step))),
+        "Home" => Some(0),
+        "End" => Some(longest - 1),
+        "Escape" => None,
+        _ => return None,
+    })
+}
+
+/// The readout of every shown series at the hovered position.
+#[component]
+fn ChartReadout(
+    series: Signal<Vec<ChartSeries>>,
+    smoothed: Memo<Vec<(String, Vec<Option<f32>>)>>,
+    hidden: RwSignal<HashSet<String>>,
+    hover: RwSignal<Option<usize>>,
+    token_texts: Signal<Vec<String>>,
+    training_length: Signal<usize>,
+) -> impl IntoView {
+    move || {
+        let position = hover.get()?;
+        let text = token_texts
+            .with(|t| t.get(position).cloned())
+            .unwrap_or_default();
+        let hidden = hidden.get();
+        let entries = series.with(|all| {
+                smoothed.with(|values| {
+                    all.iter()
+                        .zip(values)
+                        .enumerate()
+                        .filter(|(_, (s, _))| !hidden.contains(&s.key))
+                        .map(|(i, (s, (_, smooth)))| {
+                            let raw = s.nll.get(position).copied().flatten();
+                            let value = match (raw, smooth.get(position).copied().flatten()) {
+                                (Some(raw), Some(smooth)) => format!(
+                                    "{raw:.2} nats (smoothed {smooth:.2}, perplexity {:.1})",
+                                    smooth.exp()
+                                ),
+                                _ => "no value".to_string(),
+                            };
+                            view! {
+                                <li>
+                                    <span class="swatch" style:background=SERIES_COLOURS[i % SERIES_COLOURS.len()]></span>
+                                    {format!("{}: {value}", s.label)}
+                                </li>
+                            }
+                        })
+                        .collect_view()
+                })
+            });
+        let l = training_length.get().max(1);
+        Some(view! {
+            <div class="chart-readout" data-testid="chart-readout" role="status">
+                <strong>{format!("#{position} {} ({:.2} L)", quoted(&text), position as f32 / l as f32)}</strong>
+                <ul>{entries}</ul>
+            </div>
+        })
+    }
+}
+
+/// The legend: one button per series, which hides or shows its line.
+#[component]
+fn SeriesLegend(
+    series: Signal<Vec<ChartSeries>>,
+    hidden: RwSignal<HashSet<String>>,
+) -> impl IntoView {
+    let legend = move || {
+        series
+            .get()
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let key = s.key.clone();
+                let shown = {
+                    let key = key.clone();
+                    move || !hidden.with(|h| h.contains(&key))
+                };
+                view! {
+                    <button
+                        type="button"
+                        class="legend-item"
+                        data-testid="legend-item"
+                        data-series=key.clone()
+                        aria-pressed=move || shown().to_string()
+                        title="Show or hide this line"
+                        on:click=move |_| hidden.update(|h| {
+                            if !h.remove(&key) {
+                                h.insert(key.clone());
+                            }
+                        })
+                    >
+                        <span class="swatch" style:background=SERIES_COLOURS[i % SERIES_COLOURS.len()]></span>
+                        {s.label}
+                    </button>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <div class="series-legend" role="group" aria-label="Series (click to hide or show)">{legend}</div>
+    }
+}
+
+/// Perplexity per report window (0-L, L-2L, 2L-4L, 4L-8L) for each series of this prompt.
+#[component]
+fn WindowTable(series: Signal<Vec<ChartSeries>>, training_length: Signal<usize>) -> impl IntoView {
+    move || {
+        let l = training_length.get();
+        let rows = series.get();
+        if rows.iter().all(|s| s.nll.is_empty()) {
+            return None;
+        }
+        let windows = report_windows(l);
+        let head = windows
+            .iter()
+            .map(|(name, _, _)| view! { <th>{name.clone()}</th> })
+            .collect_view();
+        let body = rows
+                .into_iter()
+                .map(|s| {
+                    let cells = windows
+                        .iter()
+                        .map(|(_, from, to)| match window_mean(&s.nll, *from, *to) {
+                            Some((mean, n)) => view! {
+                                <td title=format!("mean NLL {mean:.3} nats over {n} tokens")>{format!("{:.1}", mean.exp())}</td>
+                            }
+                            .into_any(),
+                            None => view! { <td class="empty">"\u{2013}"</td> }.into_any(),
+                        })
+                        .collect_view();
+                    view! { <tr data-testid="window-row" data-series=s.key.clone()><th scope="row">{s.label}</th>{cells}</tr> }
+                })
+                .collect_view();
+        Some(view! {
+            <table class="window-table" data-testid="window-table">
+                <caption>"Perplexity per position window (this prompt; exp of the mean NLL)"</caption>
+                <thead><tr><th scope="col">"series"</th>{head}</tr></thead>
+                <tbody>{body}</tbody>
+            </table>
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_move_the_readout_within_the_chart() {
+        let key = |k: &str, shift, at| readout_after_key(k, shift, at, 100);
+        assert_eq!(key("ArrowRight", false, None), Some(Some(0)));
+        assert_eq!(key("ArrowRight", false, Some(5)), Some(Some(6)));
+        assert_eq!(key("ArrowRight", true, Some(95)), Some(Some(99)));
+        assert_eq!(key("ArrowLeft", true, Some(5)), Some(Some(0)));
+        assert_eq!(key("End", false, None), Some(Some(99)));
+        assert_eq!(key("Home", false, Some(40)), Some(Some(0)));
+        assert_eq!(key("Escape", false, Some(40)), Some(None));
+        assert_eq!(key("a", false, Some(40)), None);
+        assert_eq!(readout_after_key("ArrowRight", false, None, 0), None);
+    }
 
     #[test]
     fn log_axis_inverts() {

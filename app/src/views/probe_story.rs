@@ -286,8 +286,29 @@ pub fn ProbeStory(
     #[prop(default = 4096)]
     vocab_size: usize,
 ) -> impl IntoView {
-    let uniform = uniform_nll(vocab_size) as f64;
+    view! {
+        <Show when=move || logs.with(|l| has_probes(l) || has_needle_probes(l))>
+            <figure class="probe-story">
+                <Show when=move || logs.with(|l| has_probes(l))>
+                    <CopyingChart logs=logs axis=axis zoom=zoom vocab_size=vocab_size />
+                </Show>
+                <NeedleStory logs=logs axis=axis zoom=zoom />
+                <PreviousTokenHeads logs=logs />
+            </figure>
+        </Show>
+    }
+}
 
+/// The second copy's loss over training, per model, within L and at 4L, with its legend
+/// and the sentences on when copying starts and what the drop did.
+#[component]
+fn CopyingChart(
+    logs: Signal<Vec<ModelTrainLog>>,
+    axis: Signal<StoryAxis>,
+    zoom: Signal<bool>,
+    vocab_size: usize,
+) -> impl IntoView {
+    let uniform = uniform_nll(vocab_size) as f64;
     let plot = move || {
         let (logs, axis) = (logs.get(), axis.get());
         let frame = ProbeFrame::new(&logs, axis, zoom.get(), uniform);
@@ -324,52 +345,7 @@ pub fn ProbeStory(
             }
         };
         let drop = drop_marker(&logs, axis, &frame.story, (y0, y1), "probe-drop-marker");
-        let curves = drawing_order(&logs)
-            .into_iter()
-            .map(|i| {
-                let m = &logs[i];
-                let lines = PROBE_LENGTHS
-                    .map(|length| {
-                        let points = shown_points(&m.log, length, axis, &frame);
-                        let path = copy_path(&points, &frame);
-                        let class = format!("probe-point probe-{}", length.key());
-                        let dots = points
-                            .iter()
-                            .map(|(x, p)| {
-                                let first = p
-                                    .first
-                                    .map(|f| format!(", first copy {f:.2}"))
-                                    .unwrap_or_default();
-                                let tip = format!(
-                                    "{} step {}, {} ({} tokens): second copy {:.2} nats{first}",
-                                    model_label(&m.model),
-                                    p.step,
-                                    length.name(),
-                                    p.tokens,
-                                    p.second
-                                );
-                                view! {
-                                    <circle class=class.clone() cx=frame.px(*x)
-                                        cy=frame.py(p.second) r="2.6">
-                                        <title>{tip}</title>
-                                    </circle>
-                                }
-                            })
-                            .collect_view();
-                        (!path.is_empty()).then(|| {
-                            view! {
-                                <path data-testid="second-copy" data-model=m.model.clone()
-                                    data-length=length.key()
-                                    class=format!("probe-line probe-{}", length.key()) d=path></path>
-                                {dots}
-                            }
-                        })
-                    })
-                    .into_iter()
-                    .collect_view();
-                view! { <g class=format!("series series-{}", i % 6)>{lines}</g> }
-            })
-            .collect_view();
+        let curves = copy_curves(&logs, axis, &frame);
         view! {
             {y_ticks}
             {x_ticks}
@@ -383,7 +359,6 @@ pub fn ProbeStory(
                 transform=format!("rotate(-90 12 {})", (y0 + y1) / 2.0)>"second copy (nats)"</text>
         }
     };
-
     let legend = move || {
         logs.with(|logs| {
             let tokens = |length: ProbeLength| {
@@ -393,19 +368,7 @@ pub fn ProbeStory(
                     .map_or(String::new(), |s| format!(" ({} tokens)", s.tokens))
             };
             // Only the models with probes (the colours stay the loss chart's).
-            let models = logs
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| has_probes(std::slice::from_ref(m)))
-                .map(|(i, m)| {
-                    view! {
-                        <li class=format!("series series-{}", i % 6) data-model=m.model.clone()>
-                            <span class="swatch"></span>
-                            <b>{model_label(&m.model)}</b>
-                        </li>
-                    }
-                })
-                .collect_view();
+            let models = model_items(logs, |m| has_probes(std::slice::from_ref(m)));
             view! {
                 {models}
                 <li><span class="swatch probe-within"></span>"solid: within L" {tokens(ProbeLength::WithinL)}</li>
@@ -413,8 +376,248 @@ pub fn ProbeStory(
             }
         })
     };
+    let summary = move || logs.with(|l| probe_summary(l)).join(" ");
+    let aria = move || {
+        format!(
+            "Loss on the second copy of a repeated random sequence for each model, against {}",
+            axis.get().title()
+        )
+    };
+    view! {
+        <div class="chart-scroll">
+        <svg data-testid="probe-story" class="story-chart"
+            viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=aria>
+            {plot}
+        </svg>
+        </div>
+        <ul class="story-legend">{legend}</ul>
+        <figcaption class="chart-summary">
+            "Copying from context. Each model reads a sequence of random tokens twice \
+             in a row; the lines show its loss on the second copy. The first copy \
+             cannot be predicted (about ln V, the dotted line), so lower = the model \
+             copies from its context, the work of induction heads. Solid: within the \
+             training length L; dashed: at 4L, where RoPE meets rotations it never saw. "
+            <span data-testid="probe-summary">{summary}</span>
+        </figcaption>
+    }
+}
 
-    let heads = move || {
+/// Each model's second-copy lines (within L solid, at 4L dashed) with a dot per probe.
+fn copy_curves(logs: &[ModelTrainLog], axis: StoryAxis, frame: &ProbeFrame) -> impl IntoView {
+    drawing_order(logs)
+        .into_iter()
+        .map(|i| {
+            let m = &logs[i];
+            let lines = PROBE_LENGTHS
+                .map(|length| {
+                    let points = shown_points(&m.log, length, axis, frame);
+                    let path = copy_path(&points, frame);
+                    let class = format!("probe-point probe-{}", length.key());
+                    let dots = points
+                        .iter()
+                        .map(|(x, p)| {
+                            let first = p
+                                .first
+                                .map(|f| format!(", first copy {f:.2}"))
+                                .unwrap_or_default();
+                            let tip = format!(
+                                "{} step {}, {} ({} tokens): second copy {:.2} nats{first}",
+                                model_label(&m.model),
+                                p.step,
+                                length.name(),
+                                p.tokens,
+                                p.second
+                            );
+                            view! {
+                                <circle class=class.clone() cx=frame.px(*x)
+                                    cy=frame.py(p.second) r="2.6">
+                                    <title>{tip}</title>
+                                </circle>
+                            }
+                        })
+                        .collect_view();
+                    (!path.is_empty()).then(|| {
+                        view! {
+                            <path data-testid="second-copy" data-model=m.model.clone()
+                                data-length=length.key()
+                                class=format!("probe-line probe-{}", length.key()) d=path></path>
+                            {dots}
+                        }
+                    })
+                })
+                .into_iter()
+                .collect_view();
+            view! { <g class=format!("series series-{}", i % 6)>{lines}</g> }
+        })
+        .collect_view()
+}
+
+/// A legend entry per model that `keep` accepts, in the loss chart's colour.
+fn model_items(logs: &[ModelTrainLog], keep: impl Fn(&ModelTrainLog) -> bool) -> impl IntoView {
+    logs.iter()
+        .enumerate()
+        .filter(|(_, m)| keep(m))
+        .map(|(i, m)| {
+            view! {
+                <li class=format!("series series-{}", i % 6) data-model=m.model.clone()>
+                    <span class="swatch"></span>
+                    <b>{model_label(&m.model)}</b>
+                </li>
+            }
+        })
+        .collect_view()
+}
+
+/// Needle accuracy of the snapshots saved during training, or a note when the logs hold
+/// none.
+#[component]
+fn NeedleStory(
+    logs: Signal<Vec<ModelTrainLog>>,
+    axis: Signal<StoryAxis>,
+    zoom: Signal<bool>,
+) -> impl IntoView {
+    move || {
+        let (logs, axis) = (logs.get(), axis.get());
+        if !has_needle_probes(&logs) {
+            return view! {
+                <p class="needle-note" data-testid="needle-note">
+                    "Needle accuracy over training was not measured for these runs \
+                     (`trainer probe` measures it on the snapshots saved during training)."
+                </p>
+            }
+            .into_any();
+        }
+        let frame = NeedleFrame {
+            story: StoryFrame::new(&logs, axis, zoom.get()),
+        };
+        let (x0, x1) = (
+            frame.story.px(frame.story.x.0),
+            frame.story.px(frame.story.x.1),
+        );
+        let (y0, y1) = (frame.py(0.0), frame.py(1.0));
+        let y_ticks = [0.0, 0.25, 0.5, 0.75, 1.0]
+            .into_iter()
+            .map(|v| {
+                let y = frame.py(v);
+                view! {
+                    <line class="grid" x1=x0 x2=x1 y1=y y2=y></line>
+                    <text class="tick" x=x0 - 6.0 y=y + 4.0 text-anchor="end">{percent(v)}</text>
+                }
+            })
+            .collect_view();
+        let x_ticks = ticks(frame.story.x.0, frame.story.x.1, 7, 1.0)
+            .into_iter()
+            .map(|v| {
+                let x = frame.story.px(v);
+                view! {
+                    <line class="axis-tick" x1=x x2=x y1=y0 y2=y0 + 4.0></line>
+                    <text class="tick" x=x y=y0 + 16.0 text-anchor="middle">{short_count(v)}</text>
+                }
+            })
+            .collect_view();
+        let drop = drop_marker(&logs, axis, &frame.story, (y0, y1), "needle-drop-marker");
+        let curves = needle_curves(&logs, axis, &frame);
+        let models = model_items(&logs, |m| !needle_series(&m.log).is_empty());
+        let documents = needle_documents(&logs).unwrap_or(0);
+        let length = logs
+            .iter()
+            .find(|m| !needle_series(&m.log).is_empty())
+            .map_or(0, |m| m.log.length);
+        let aria = format!(
+            "Needle accuracy at L of each model's training snapshots, against {}",
+            axis.title()
+        );
+        view! {
+            <figure class="needle-story">
+                <div class="chart-scroll">
+                <svg data-testid="needle-story" class="story-chart"
+                    viewBox=format!("0 0 {WIDTH} {NEEDLE_HEIGHT}") role="img" aria-label=aria>
+                    {y_ticks}
+                    {x_ticks}
+                    <line class="axis" x1=x0 x2=x1 y1=y0 y2=y0></line>
+                    <line class="axis" x1=x0 x2=x0 y1=y0 y2=y1></line>
+                    {drop}
+                    {curves}
+                    <text class="axis-label" x=(x0 + x1) / 2.0 y=NEEDLE_HEIGHT - 4.0
+                        text-anchor="middle">{axis.title()}</text>
+                    <text class="axis-label" x=12.0 y=(y0 + y1) / 2.0 text-anchor="middle"
+                        transform=format!("rotate(-90 12 {})", (y0 + y1) / 2.0)>"needles found"</text>
+                </svg>
+                </div>
+                <ul class="story-legend">
+                    {models}
+                    <li><span class="swatch needle-bar"></span>"bars: 95% interval"</li>
+                </ul>
+                <figcaption class="chart-summary">
+                    {format!(
+                        "Needle retrieval over training. Every snapshot saved during training \
+                         reads the same {documents} documents from the validation split: \
+                         L = {length} tokens of prose with one sentence \u{201c}The magic number \
+                         for <key> is <7 digits>.\u{201d} at a depth spread from start to end, \
+                         then the question for that number. The lines show the share answered \
+                         exactly (all 7 digits, greedy decoding), the bars the 95% Wilson \
+                         intervals. "
+                    )}
+                    <span data-testid="needle-summary">
+                        {needle_summary(&logs).join(" ")}
+                    </span>
+                </figcaption>
+            </figure>
+        }
+        .into_any()
+    }
+}
+
+/// Each model's needle accuracy line, with a dot and an interval bar per snapshot.
+fn needle_curves(logs: &[ModelTrainLog], axis: StoryAxis, frame: &NeedleFrame) -> impl IntoView {
+    drawing_order(logs)
+        .into_iter()
+        .filter_map(|i| {
+            let m = &logs[i];
+            let points = shown_needles(&m.log, axis, frame);
+            let path = needle_path(&points, frame);
+            let marks = points
+                .iter()
+                .map(|(x, p)| {
+                    let x = frame.story.px(*x);
+                    let tip = format!(
+                        "{} step {}: {}/{} needles exact ({}, 95% interval {}-{}), {} of \
+                         the digits",
+                        model_label(&m.model),
+                        p.step,
+                        p.correct,
+                        p.trials,
+                        percent(p.share),
+                        percent(p.interval.0),
+                        percent(p.interval.1),
+                        percent(p.digit_share)
+                    );
+                    view! {
+                        <line class="needle-interval" x1=x x2=x y1=frame.py(p.interval.0)
+                            y2=frame.py(p.interval.1)></line>
+                        <circle class="needle-point" cx=x cy=frame.py(p.share) r="2.6">
+                            <title>{tip}</title>
+                        </circle>
+                    }
+                })
+                .collect_view();
+            (!path.is_empty()).then(|| {
+                view! {
+                    <g class=format!("series series-{}", i % 6)>
+                        <path data-testid="needle-accuracy" data-model=m.model.clone()
+                            class="needle-line" d=path></path>
+                        {marks}
+                    </g>
+                }
+            })
+        })
+        .collect_view()
+}
+
+/// The strongest previous-token head per layer of each model, at the drop and at the end.
+#[component]
+fn PreviousTokenHeads(logs: Signal<Vec<ModelTrainLog>>) -> impl IntoView {
+    move || {
         logs.with(|logs| {
             let rows: Vec<_> = logs
                 .iter()
@@ -475,184 +678,6 @@ pub fn ProbeStory(
                 </table>
             })
         })
-    };
-
-    let needles = move || {
-        let (logs, axis) = (logs.get(), axis.get());
-        if !has_needle_probes(&logs) {
-            return view! {
-                <p class="needle-note" data-testid="needle-note">
-                    "Needle accuracy over training was not measured for these runs \
-                     (`trainer probe` measures it on the snapshots saved during training)."
-                </p>
-            }
-            .into_any();
-        }
-        let frame = NeedleFrame {
-            story: StoryFrame::new(&logs, axis, zoom.get()),
-        };
-        let (x0, x1) = (
-            frame.story.px(frame.story.x.0),
-            frame.story.px(frame.story.x.1),
-        );
-        let (y0, y1) = (frame.py(0.0), frame.py(1.0));
-        let y_ticks = [0.0, 0.25, 0.5, 0.75, 1.0]
-            .into_iter()
-            .map(|v| {
-                let y = frame.py(v);
-                view! {
-                    <line class="grid" x1=x0 x2=x1 y1=y y2=y></line>
-                    <text class="tick" x=x0 - 6.0 y=y + 4.0 text-anchor="end">{percent(v)}</text>
-                }
-            })
-            .collect_view();
-        let x_ticks = ticks(frame.story.x.0, frame.story.x.1, 7, 1.0)
-            .into_iter()
-            .map(|v| {
-                let x = frame.story.px(v);
-                view! {
-                    <line class="axis-tick" x1=x x2=x y1=y0 y2=y0 + 4.0></line>
-                    <text class="tick" x=x y=y0 + 16.0 text-anchor="middle">{short_count(v)}</text>
-                }
-            })
-            .collect_view();
-        let drop = drop_marker(&logs, axis, &frame.story, (y0, y1), "needle-drop-marker");
-        let curves = drawing_order(&logs)
-            .into_iter()
-            .filter_map(|i| {
-                let m = &logs[i];
-                let points = shown_needles(&m.log, axis, &frame);
-                let path = needle_path(&points, &frame);
-                let marks = points
-                    .iter()
-                    .map(|(x, p)| {
-                        let x = frame.story.px(*x);
-                        let tip = format!(
-                            "{} step {}: {}/{} needles exact ({}, 95% interval {}-{}), {} of \
-                             the digits",
-                            model_label(&m.model),
-                            p.step,
-                            p.correct,
-                            p.trials,
-                            percent(p.share),
-                            percent(p.interval.0),
-                            percent(p.interval.1),
-                            percent(p.digit_share)
-                        );
-                        view! {
-                            <line class="needle-interval" x1=x x2=x y1=frame.py(p.interval.0)
-                                y2=frame.py(p.interval.1)></line>
-                            <circle class="needle-point" cx=x cy=frame.py(p.share) r="2.6">
-                                <title>{tip}</title>
-                            </circle>
-                        }
-                    })
-                    .collect_view();
-                (!path.is_empty()).then(|| {
-                    view! {
-                        <g class=format!("series series-{}", i % 6)>
-                            <path data-testid="needle-accuracy" data-model=m.model.clone()
-                                class="needle-line" d=path></path>
-                            {marks}
-                        </g>
-                    }
-                })
-            })
-            .collect_view();
-        let models = logs
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| !needle_series(&m.log).is_empty())
-            .map(|(i, m)| {
-                view! {
-                    <li class=format!("series series-{}", i % 6) data-model=m.model.clone()>
-                        <span class="swatch"></span>
-                        <b>{model_label(&m.model)}</b>
-                    </li>
-                }
-            })
-            .collect_view();
-        let documents = needle_documents(&logs).unwrap_or(0);
-        let length = logs
-            .iter()
-            .find(|m| !needle_series(&m.log).is_empty())
-            .map_or(0, |m| m.log.length);
-        let aria = format!(
-            "Needle accuracy at L of each model's training snapshots, against {}",
-            axis.title()
-        );
-        view! {
-            <figure class="needle-story">
-                <div class="chart-scroll">
-                <svg data-testid="needle-story" class="story-chart"
-                    viewBox=format!("0 0 {WIDTH} {NEEDLE_HEIGHT}") role="img" aria-label=aria>
-                    {y_ticks}
-                    {x_ticks}
-                    <line class="axis" x1=x0 x2=x1 y1=y0 y2=y0></line>
-                    <line class="axis" x1=x0 x2=x0 y1=y0 y2=y1></line>
-                    {drop}
-                    {curves}
-                    <text class="axis-label" x=(x0 + x1) / 2.0 y=NEEDLE_HEIGHT - 4.0
-                        text-anchor="middle">{axis.title()}</text>
-                    <text class="axis-label" x=12.0 y=(y0 + y1) / 2.0 text-anchor="middle"
-                        transform=format!("rotate(-90 12 {})", (y0 + y1) / 2.0)>"needles found"</text>
-                </svg>
-                </div>
-                <ul class="story-legend">
-                    {models}
-                    <li><span class="swatch needle-bar"></span>"bars: 95% interval"</li>
-                </ul>
-                <figcaption class="chart-summary">
-                    {format!(
-                        "Needle retrieval over training. Every snapshot saved during training \
-                         reads the same {documents} documents from the validation split: \
-                         L = {length} tokens of prose with one sentence \u{201c}The magic number \
-                         for <key> is <7 digits>.\u{201d} at a depth spread from start to end, \
-                         then the question for that number. The lines show the share answered \
-                         exactly (all 7 digits, greedy decoding), the bars the 95% Wilson \
-                         intervals. "
-                    )}
-                    <span data-testid="needle-summary">
-                        {needle_summary(&logs).join(" ")}
-                    </span>
-                </figcaption>
-            </figure>
-        }
-        .into_any()
-    };
-
-    let summary = move || logs.with(|l| probe_summary(l)).join(" ");
-    let aria = move || {
-        format!(
-            "Loss on the second copy of a repeated random sequence for each model, against {}",
-            axis.get().title()
-        )
-    };
-
-    view! {
-        <Show when=move || logs.with(|l| has_probes(l) || has_needle_probes(l))>
-            <figure class="probe-story">
-                <Show when=move || logs.with(|l| has_probes(l))>
-                <div class="chart-scroll">
-                <svg data-testid="probe-story" class="story-chart"
-                    viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=aria>
-                    {plot}
-                </svg>
-                </div>
-                <ul class="story-legend">{legend}</ul>
-                <figcaption class="chart-summary">
-                    "Copying from context. Each model reads a sequence of random tokens twice \
-                     in a row; the lines show its loss on the second copy. The first copy \
-                     cannot be predicted (about ln V, the dotted line), so lower = the model \
-                     copies from its context, the work of induction heads. Solid: within the \
-                     training length L; dashed: at 4L, where RoPE meets rotations it never saw. "
-                    <span data-testid="probe-summary">{summary}</span>
-                </figcaption>
-                </Show>
-                {needles}
-                {heads}
-            </figure>
-        </Show>
     }
 }
 

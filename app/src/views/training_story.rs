@@ -332,46 +332,7 @@ pub fn TrainingStory(
                 }
             })
         });
-        // Logs with a drop go underneath: up to the drop they repeat the RoPE run, which
-        // should stay visible there.
-        let mut order: Vec<usize> = (0..logs.len()).collect();
-        order.sort_by_key(|&i| logs[i].log.drop_step.is_none());
-        let curves = order
-            .into_iter()
-            .map(|i| (i, &logs[i]))
-            .map(|(i, m)| {
-                let series = format!("series series-{}", i % 6);
-                let points = m
-                    .log
-                    .validation
-                    .iter()
-                    .filter(|v| frame.contains(axis.value(&m.log, v.step)))
-                    .map(|v| {
-                        let tip = format!(
-                            "{} step {}: validation loss {:.3}, perplexity {:.1}",
-                            model_label(&m.model),
-                            v.step,
-                            v.loss,
-                            v.loss.exp()
-                        );
-                        view! {
-                            <circle data-testid="validation-point" data-model=m.model.clone()
-                                class="validation" cx=frame.px(axis.value(&m.log, v.step))
-                                cy=frame.py(v.loss) r="3.2">
-                                <title>{tip}</title>
-                            </circle>
-                        }
-                    })
-                    .collect_view();
-                view! {
-                    <g class=series>
-                        <path data-testid="train-curve" data-model=m.model.clone() class="train"
-                            d=smoothed_path(m, &frame, axis, smoothing)></path>
-                        {points}
-                    </g>
-                }
-            })
-            .collect_view();
+        let curves = loss_curves(&logs, &frame, axis, smoothing);
         let guide = hover.get().filter(|v| frame.contains(*v)).map(|v| {
             let x = frame.px(v);
             view! { <line class="hover-guide" x1=x x2=x y1=y0 y2=y1></line> }
@@ -390,28 +351,6 @@ pub fn TrainingStory(
         }
     };
 
-    let legend = move || {
-        logs.get()
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let last = m.log.validation.last().map(|v| {
-                    format!(
-                        ": final validation loss {:.2} (perplexity {:.1})",
-                        v.loss,
-                        v.loss.exp()
-                    )
-                });
-                view! {
-                    <li class=format!("series series-{}", i % 6) data-model=m.model.clone()>
-                        <span class="swatch"></span>
-                        <b>{model_label(&m.model)}</b>
-                        {last}
-                    </li>
-                }
-            })
-            .collect_view()
-    };
     let readout_lines = move || {
         let lines = hover
             .get()
@@ -423,22 +362,7 @@ pub fn TrainingStory(
             lines.join("\n")
         }
     };
-    let drop_summary = move || {
-        logs.with(|l| {
-            drop_point(l).map(|(m, step)| {
-                let last = m.log.train.last().map_or(step, |p| p.step);
-                format!(
-                    "{} is RoPE's run up to step {step}; RoPE is then removed from every \
-                     layer and training continues at the same length for {} steps ({} tokens, \
-                     {:.1}% of the run): the loss jumps, then recovers.",
-                    model_label(&m.model),
-                    last - step,
-                    short_count(m.log.tokens_at(last - step)),
-                    100.0 * (last - step) / last.max(1.0)
-                )
-            })
-        })
-    };
+    let drop_summary = move || logs.with(|l| drop_sentence(l));
     let paper = engine::paper::DROP_POINT_PERPLEXITY
         .map(|(setting, ppl)| format!("{setting} {ppl:.2}"))
         .join("; ");
@@ -482,7 +406,7 @@ pub fn TrainingStory(
                 {plot}
             </svg>
             </div>
-            <ul class="story-legend">{legend}</ul>
+            <StoryLegend logs=logs />
             <pre class="story-readout" data-testid="training-readout">{readout_lines}</pre>
             <figcaption class="chart-summary">
                 "Line: training loss (moving average over " {smoothing} " logged steps); dots: validation loss. "
@@ -495,6 +419,100 @@ pub fn TrainingStory(
         </figure>
         <ProbeStory logs=logs axis=axis zoom=zoom />
     }
+}
+
+/// Each model's smoothed training loss and its validation points; logs with a drop go
+/// underneath (up to the drop they repeat the RoPE run, which should stay visible there).
+fn loss_curves(
+    logs: &[ModelTrainLog],
+    frame: &StoryFrame,
+    axis: StoryAxis,
+    smoothing: usize,
+) -> impl IntoView {
+    // Logs with a drop go underneath: up to the drop they repeat the RoPE run, which
+    // should stay visible there.
+    let mut order: Vec<usize> = (0..logs.len()).collect();
+    order.sort_by_key(|&i| logs[i].log.drop_step.is_none());
+    order
+        .into_iter()
+        .map(|i| (i, &logs[i]))
+        .map(|(i, m)| {
+            let series = format!("series series-{}", i % 6);
+            let points = m
+                .log
+                .validation
+                .iter()
+                .filter(|v| frame.contains(axis.value(&m.log, v.step)))
+                .map(|v| {
+                    let tip = format!(
+                        "{} step {}: validation loss {:.3}, perplexity {:.1}",
+                        model_label(&m.model),
+                        v.step,
+                        v.loss,
+                        v.loss.exp()
+                    );
+                    view! {
+                        <circle data-testid="validation-point" data-model=m.model.clone()
+                            class="validation" cx=frame.px(axis.value(&m.log, v.step))
+                            cy=frame.py(v.loss) r="3.2">
+                            <title>{tip}</title>
+                        </circle>
+                    }
+                })
+                .collect_view();
+            view! {
+                <g class=series>
+                    <path data-testid="train-curve" data-model=m.model.clone() class="train"
+                        d=smoothed_path(m, frame, axis, smoothing)></path>
+                    {points}
+                </g>
+            }
+        })
+        .collect_view()
+}
+
+/// One entry per model with its final validation loss.
+#[component]
+fn StoryLegend(logs: Signal<Vec<ModelTrainLog>>) -> impl IntoView {
+    let items = move || {
+        logs.get()
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let last = m.log.validation.last().map(|v| {
+                    format!(
+                        ": final validation loss {:.2} (perplexity {:.1})",
+                        v.loss,
+                        v.loss.exp()
+                    )
+                });
+                view! {
+                    <li class=format!("series series-{}", i % 6) data-model=m.model.clone()>
+                        <span class="swatch"></span>
+                        <b>{model_label(&m.model)}</b>
+                        {last}
+                    </li>
+                }
+            })
+            .collect_view()
+    };
+    view! { <ul class="story-legend">{items}</ul> }
+}
+
+/// The sentence on the drop: whose run it is up to where, and how long recalibration ran.
+pub fn drop_sentence(logs: &[ModelTrainLog]) -> Option<String> {
+    drop_point(logs).map(|(m, step)| {
+        let last = m.log.train.last().map_or(step, |p| p.step);
+        format!(
+            "{} is RoPE's run up to step {step}; RoPE is then removed from every \
+             layer and training continues at the same length for {} steps ({} tokens, \
+             {:.1}% of the run): the loss jumps, then recovers.",
+            model_label(&m.model),
+            last - step,
+            short_count(m.log.tokens_at(last - step)),
+            100.0 * (last - step) / last.max(1.0)
+        )
+    })
 }
 
 #[cfg(test)]
