@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use engine::device::DeviceBackend;
 use engine::gpu::{GpuBackend, GpuContext};
-use engine::{
-    Backend, EngineError, ModelConfig, ModelWeights, SchemeSpec, TextTokenizer, TrainedPositions,
-};
+use engine::{Backend, EngineError, ModelConfig, ModelWeights, SchemeSpec, TextTokenizer};
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -139,12 +137,10 @@ impl LoadedModel {
         8 * self.training_length()
     }
 
-    /// The inference scheme that matches how the model was trained.
+    /// The inference scheme that matches how the model was trained (its own
+    /// `rope_scaling`, if it has one).
     pub fn default_scheme(&self) -> SchemeSpec {
-        match self.config().position_embedding {
-            TrainedPositions::Rope => SchemeSpec::ROPE,
-            TrainedPositions::None => SchemeSpec::NONE,
-        }
+        self.config().trained_scheme()
     }
 }
 

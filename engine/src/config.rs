@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
-use crate::position::{AppliedScheme, SchemeSpec};
+use crate::position::{
+    AppliedScheme, LogitScale, PositionScheme, ScaleFactor, SchemeSpec, YARN_ALPHA, YARN_BETA,
+};
 
 /// The longest training length a config may declare (2^20 tokens): the studio runs up
 /// to 8 times it, which must stay a small number of tokens even on 32-bit wasm.
@@ -70,6 +72,129 @@ pub struct ModelConfig {
     /// positions counts from it, and without it sees an input it never saw in training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bos_token_id: Option<u32>,
+    /// Hugging Face's `rope_scaling`: a context extension the checkpoint was trained or
+    /// fine-tuned with. The studio runs it as the model's own scheme
+    /// ([`ModelConfig::trained_scheme`]) and takes L from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_scaling: Option<RopeScaling>,
+    /// What the file says about the architecture (checked on load).
+    #[serde(flatten)]
+    pub foreign: ForeignFields,
+}
+
+/// The `config.json` fields that name the architecture: the studio computes one (the
+/// Llama layout), checks them on load and writes them back as they were.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ForeignFields {
+    /// `architectures` (e.g. `LlamaForCausalLM`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
+    /// Hugging Face's `model_type` (`llama`, `mistral`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_type: Option<String>,
+    /// The MLP's activation; the studio computes SwiGLU with SiLU only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_act: Option<String>,
+    /// Mistral's sliding-window attention span; the studio attends to every earlier token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sliding_window: Option<usize>,
+    /// Biases on q/k/v/o (some Llama variants); the studio's projections have none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attention_bias: bool,
+    /// Biases in the MLP; none in the studio's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mlp_bias: bool,
+}
+
+impl ForeignFields {
+    /// What the trainer writes, so that Hugging Face tooling reads its checkpoints as
+    /// Llama models.
+    pub fn llama() -> Self {
+        ForeignFields {
+            architectures: vec!["LlamaForCausalLM".into()],
+            model_type: Some("llama".into()),
+            hidden_act: Some("silu".into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Architectures whose checkpoints the studio runs: the Llama layout (RMSNorm, rotary
+/// attention with grouped-query heads, SwiGLU), under the names tooling gives it.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["LlamaForCausalLM", "MistralForCausalLM"];
+
+/// `model_type` values of the same layout, for configs without `architectures`.
+const SUPPORTED_MODEL_TYPES: &[&str] = &["llama", "mistral"];
+
+/// Hugging Face's `rope_scaling` block. Written as `{"rope_type": "yarn", "factor": 4.0,
+/// "original_max_position_embeddings": 2048}` (older files say `"type"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RopeScaling {
+    /// `linear` (position interpolation) or `yarn`; others are refused by name.
+    #[serde(alias = "type")]
+    pub rope_type: String,
+    /// The scale factor `s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
+    /// The length the model was pretrained at, before the extension (YaRN's L).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_max_position_embeddings: Option<usize>,
+    /// YaRN: turns within L above which a pair keeps RoPE's frequency (32 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta_fast: Option<f64>,
+    /// YaRN: turns within L below which a pair is interpolated (1 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta_slow: Option<f64>,
+    /// YaRN's attention temperature when not the paper's `0.1 ln s + 1`: refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_factor: Option<f64>,
+    /// DeepSeek-style YaRN temperature settings: refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mscale: Option<f64>,
+    /// See `mscale`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mscale_all_dim: Option<f64>,
+}
+
+impl RopeScaling {
+    /// The scheme this extension is, or why the studio cannot run it.
+    pub fn scheme(&self) -> std::result::Result<SchemeSpec, String> {
+        let factor = self.factor.ok_or("rope_scaling has no factor")?;
+        if !(factor.is_finite() && factor >= 1.0) {
+            return Err(format!("rope_scaling factor must be >= 1, got {factor}"));
+        }
+        let position = match self.rope_type.as_str() {
+            "linear" => PositionScheme::Pi,
+            "yarn" => {
+                if self.attention_factor.is_some()
+                    || self.mscale.is_some()
+                    || self.mscale_all_dim.is_some()
+                {
+                    return Err("rope_scaling (yarn) sets attention_factor or mscale: only \
+                                YaRN's own temperature, 0.1 ln s + 1, is supported"
+                        .into());
+                }
+                PositionScheme::Yarn {
+                    alpha: self.beta_slow.unwrap_or(YARN_ALPHA),
+                    beta: self.beta_fast.unwrap_or(YARN_BETA),
+                }
+            }
+            other => {
+                return Err(format!(
+                    "rope_scaling type `{other}` is not supported (supported: linear, yarn)"
+                ))
+            }
+        };
+        let scheme = SchemeSpec {
+            position,
+            scale: ScaleFactor::Fixed(factor),
+            logit_scale: LogitScale::Off,
+        };
+        scheme
+            .validate()
+            .map_err(|e| format!("rope_scaling: {e}"))?;
+        Ok(scheme)
+    }
 }
 
 fn default_rms_norm_eps() -> f64 {
@@ -89,18 +214,11 @@ impl ModelConfig {
         Ok(config)
     }
 
-    /// Serialises to pretty JSON (what the trainer writes), with the keys Hugging Face
-    /// tooling expects of a Llama checkpoint and without null fields.
+    /// Serialises to pretty JSON (what the trainer writes), without null fields.
     pub fn to_json(&self) -> String {
         let mut value = serde_json::to_value(self).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {
             map.retain(|_, v| !v.is_null());
-            map.insert("model_type".into(), "llama".into());
-            map.insert(
-                "architectures".into(),
-                serde_json::json!(["LlamaForCausalLM"]),
-            );
-            map.insert("hidden_act".into(), "silu".into());
         }
         serde_json::to_string_pretty(&value).unwrap_or_default()
     }
@@ -183,6 +301,18 @@ impl ModelConfig {
                 })?;
             }
         }
+        self.check_architecture().map_err(EngineError::Config)?;
+        if let Some(scaling) = &self.rope_scaling {
+            if self.position_embedding == TrainedPositions::None {
+                return fail("rope_scaling is set on a model without positions".into());
+            }
+            scaling.scheme().map_err(EngineError::Config)?;
+            if scaling.original_max_position_embeddings == Some(0) {
+                return fail(
+                    "rope_scaling: original_max_position_embeddings must be positive".into(),
+                );
+            }
+        }
         if let Some(bos) = self.bos_token_id {
             if bos as usize >= self.vocab_size {
                 return fail(format!(
@@ -192,6 +322,73 @@ impl ModelConfig {
             }
         }
         Ok(())
+    }
+
+    /// Whether the studio computes this architecture: the Llama layout, no biases, SiLU,
+    /// attention over the whole context (no sliding window short of 8L).
+    fn check_architecture(&self) -> std::result::Result<(), String> {
+        let ForeignFields {
+            architectures,
+            model_type,
+            hidden_act,
+            sliding_window,
+            attention_bias,
+            mlp_bias,
+        } = &self.foreign;
+        let known = |list: &[&str], name: &str| list.contains(&name);
+        if !architectures.is_empty()
+            && !architectures
+                .iter()
+                .any(|a| known(SUPPORTED_ARCHITECTURES, a))
+        {
+            return Err(format!(
+                "architecture {} is not supported (supported: {})",
+                architectures.join(", "),
+                SUPPORTED_ARCHITECTURES.join(", ")
+            ));
+        }
+        if let Some(kind) = model_type.as_deref() {
+            if architectures.is_empty() && !known(SUPPORTED_MODEL_TYPES, kind) {
+                return Err(format!(
+                    "model_type `{kind}` is not supported (supported: {})",
+                    SUPPORTED_MODEL_TYPES.join(", ")
+                ));
+            }
+        }
+        if let Some(act) = hidden_act.as_deref() {
+            if act != "silu" {
+                return Err(format!(
+                    "hidden_act `{act}` is not supported (the studio's MLP is SwiGLU with silu)"
+                ));
+            }
+        }
+        if *attention_bias || *mlp_bias {
+            return Err(
+                "attention_bias / mlp_bias are not supported (no biases in the \
+                        studio's projections)"
+                    .into(),
+            );
+        }
+        if let Some(window) = *sliding_window {
+            let longest = 8 * self.training_length();
+            if window < longest {
+                return Err(format!(
+                    "sliding_window ({window}) is shorter than the longest prompt the studio \
+                     runs (8 x L = {longest}): sliding-window attention is not supported"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The scheme the model was trained with: its `rope_scaling` when it has one, else
+    /// plain RoPE, or no positions for a DroPE / NoPE model.
+    pub fn trained_scheme(&self) -> SchemeSpec {
+        match (self.position_embedding, &self.rope_scaling) {
+            (TrainedPositions::None, _) => SchemeSpec::NONE,
+            (TrainedPositions::Rope, Some(scaling)) => scaling.scheme().unwrap_or(SchemeSpec::ROPE),
+            (TrainedPositions::Rope, None) => SchemeSpec::ROPE,
+        }
     }
 
     /// Number of key/value heads.
@@ -205,9 +402,14 @@ impl ModelConfig {
             .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
     }
 
-    /// The training length `L`.
+    /// The training length `L`: `max_position_embeddings`, or under an existing
+    /// `rope_scaling` the length before that extension
+    /// (`original_max_position_embeddings`), where the scaling's own range is measured.
     pub fn training_length(&self) -> usize {
-        self.max_position_embeddings
+        self.rope_scaling
+            .as_ref()
+            .and_then(|r| r.original_max_position_embeddings)
+            .unwrap_or(self.max_position_embeddings)
     }
 
     /// Evaluates `scheme` for a context of `len` tokens of this model: its head width,
@@ -260,6 +462,87 @@ mod tests {
         assert_eq!(c.drope_c, None);
         let again = ModelConfig::from_json(c.to_json().as_bytes()).unwrap();
         assert_eq!(again, c);
+    }
+
+    #[test]
+    fn an_existing_rope_scaling_is_the_models_own_scheme() {
+        let with = |scaling: &str| {
+            let json = LLAMA_JSON.replace(
+                "\"torch_dtype\"",
+                &format!("\"rope_scaling\": {scaling}, \"torch_dtype\""),
+            );
+            ModelConfig::from_json(json.as_bytes())
+        };
+        let yarn =
+            with(r#"{"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32}"#)
+                .unwrap();
+        // L is the length before the extension; the scheme as trained is YaRN at s = 4.
+        assert_eq!(yarn.training_length(), 32);
+        assert_eq!(yarn.trained_scheme().to_string(), "yarn:4");
+        let linear = with(r#"{"type": "linear", "factor": 2.0}"#).unwrap();
+        assert_eq!(linear.training_length(), 64);
+        assert_eq!(linear.trained_scheme().to_string(), "pi:2");
+        assert_eq!(
+            ModelConfig::from_json(linear.to_json().as_bytes())
+                .unwrap()
+                .rope_scaling,
+            linear.rope_scaling
+        );
+        for (bad, says) in [
+            (
+                r#"{"rope_type": "llama3", "factor": 8.0}"#,
+                "`llama3` is not supported",
+            ),
+            (
+                r#"{"rope_type": "yarn", "factor": 4.0, "attention_factor": 1.2}"#,
+                "temperature",
+            ),
+            (r#"{"rope_type": "linear", "factor": 0.5}"#, ">= 1"),
+            (r#"{"rope_type": "linear"}"#, "no factor"),
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn only_the_llama_layout_is_accepted() {
+        let c = ModelConfig::from_json(LLAMA_JSON.as_bytes()).unwrap();
+        assert_eq!(c.trained_scheme(), SchemeSpec::ROPE);
+        let other = |from: &str, to: &str| {
+            ModelConfig::from_json(LLAMA_JSON.replace(from, to).as_bytes())
+                .unwrap_err()
+                .to_string()
+        };
+        let e = other("LlamaForCausalLM", "GPT2LMHeadModel");
+        assert!(e.contains("GPT2LMHeadModel is not supported"), "{e}");
+        assert!(e.contains("LlamaForCausalLM"), "{e}");
+        let e = other(
+            "\"torch_dtype\"",
+            "\"hidden_act\": \"gelu\", \"torch_dtype\"",
+        );
+        assert!(e.contains("gelu"), "{e}");
+        let e = other(
+            "\"torch_dtype\"",
+            "\"attention_bias\": true, \"torch_dtype\"",
+        );
+        assert!(e.contains("bias"), "{e}");
+        // Mistral's layout is Llama's; a sliding window short of 8L is not.
+        let mistral = LLAMA_JSON.replace("LlamaForCausalLM", "MistralForCausalLM");
+        assert!(ModelConfig::from_json(mistral.as_bytes()).is_ok());
+        let windowed = mistral.replace(
+            "\"torch_dtype\"",
+            "\"sliding_window\": 128, \"torch_dtype\"",
+        );
+        let e = ModelConfig::from_json(windowed.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sliding_window (128)"), "{e}");
+        let unbounded = mistral.replace(
+            "\"torch_dtype\"",
+            "\"sliding_window\": null, \"torch_dtype\"",
+        );
+        assert!(ModelConfig::from_json(unbounded.as_bytes()).is_ok());
     }
 
     #[test]

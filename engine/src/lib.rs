@@ -10,6 +10,7 @@
 
 pub mod analysis;
 pub mod backend;
+pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 #[cfg(feature = "gpu")]

@@ -156,14 +156,30 @@ impl ModelWeights {
     /// Loads a `model.safetensors` file held in memory. Every tensor must be present with
     /// the shape the config implies; extra tensors (e.g. `rotary_emb.inv_freq`) are ignored.
     pub fn from_safetensors(config: &ModelConfig, bytes: &[u8]) -> Result<Self> {
-        let file = SafeTensors::deserialize(bytes)
-            .map_err(|e| EngineError::Weights(format!("not a valid safetensors file ({e})")))?;
+        Self::from_shards(config, &[bytes])
+    }
+
+    /// Loads a checkpoint whose tensors are spread over several safetensors files (the
+    /// shards of `model.safetensors.index.json`), each held in memory; each tensor is
+    /// taken from the first file that has it, widened to f32.
+    pub fn from_shards(config: &ModelConfig, shards: &[&[u8]]) -> Result<Self> {
+        let files = shards
+            .iter()
+            .map(|bytes| {
+                SafeTensors::deserialize(bytes).map_err(|e| {
+                    EngineError::Weights(format!("not a valid safetensors file ({e})"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Self::from_layout(config, |name, shape| {
-            let view = file.tensor(name).map_err(|_| {
-                EngineError::Weights(format!(
-                    "missing tensor `{name}` (Hugging Face Llama naming expected)"
-                ))
-            })?;
+            let view = files
+                .iter()
+                .find_map(|file| file.tensor(name).ok())
+                .ok_or_else(|| {
+                    EngineError::Weights(format!(
+                        "missing tensor `{name}` (Hugging Face Llama naming expected)"
+                    ))
+                })?;
             if view.shape() != shape {
                 return Err(EngineError::Shape {
                     name: name.to_string(),

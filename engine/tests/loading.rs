@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use candle_core::DType;
+use engine::checkpoint::{CheckpointPlan, SafetensorsHeader, ShardIndex};
 use engine::cpu::CpuBackend;
 use engine::init::random_weights;
-use engine::{EngineError, ModelConfig, SchemeSpec, Session, SessionOptions};
+use engine::{EngineError, ModelConfig, ModelWeights, SchemeSpec, Session, SessionOptions};
 
 const CONFIG: &str = r#"{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
     "num_key_value_heads": 2, "intermediate_size": 48, "vocab_size": 40,
@@ -97,4 +98,105 @@ fn shapes_that_disagree_with_the_config_are_errors() {
         .err()
         .expect("must fail");
     assert!(err.to_string().contains("lm_head"), "{err}");
+}
+
+/// `CONFIG` as Hugging Face tooling writes it, with the architecture named.
+fn hf_config() -> String {
+    CONFIG.replace(
+        "\"hidden_size\"",
+        "\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \
+         \"torch_dtype\": \"bfloat16\", \"hidden_act\": \"silu\", \"hidden_size\"",
+    )
+}
+
+/// The random model's tensors in bf16, split into two shards (the first `split` tensors
+/// and the rest), with the index naming each tensor's shard.
+fn sharded(split: usize) -> (Vec<(String, Vec<u8>)>, String) {
+    let config = ModelConfig::from_json(CONFIG.as_bytes()).unwrap();
+    let weights = random_weights(&config, 11, 0.2).unwrap();
+    let named: Vec<(String, candle_core::Tensor)> = weights
+        .named_tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.to_dtype(DType::BF16).unwrap()))
+        .collect();
+    let mut map = serde_json::Map::new();
+    let mut shards = Vec::new();
+    for (k, part) in [&named[..split], &named[split..]].into_iter().enumerate() {
+        let file = format!("model-0000{}-of-00002.safetensors", k + 1);
+        for (name, _) in part {
+            map.insert(name.clone(), file.clone().into());
+        }
+        let bytes =
+            safetensors::serialize(part.iter().map(|(n, t)| (n.as_str(), t)), None).unwrap();
+        shards.push((file, bytes));
+    }
+    let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": map});
+    (shards, index.to_string())
+}
+
+/// Each file's header, read from its first bytes only.
+fn headers(files: &[(String, Vec<u8>)]) -> Vec<(String, SafetensorsHeader)> {
+    files
+        .iter()
+        .map(|(name, bytes)| {
+            let len = bytes.len() as u64;
+            let needed = SafetensorsHeader::bytes_needed(&bytes[..8], len).unwrap();
+            let header = SafetensorsHeader::parse(&bytes[..needed as usize], len).unwrap();
+            (name.clone(), header)
+        })
+        .collect()
+}
+
+#[test]
+fn a_sharded_bf16_checkpoint_is_checked_from_its_headers_then_loaded() {
+    let config_json = hf_config();
+    let (shards, index_json) = sharded(7);
+    let index = ShardIndex::parse(index_json.as_bytes()).unwrap();
+    let plan =
+        CheckpointPlan::check(config_json.as_bytes(), Some(&index), &headers(&shards)).unwrap();
+    assert_eq!(plan.files(), index.files());
+    assert_eq!(plan.f32_bytes, 4 * plan.config.parameter_count() as u64);
+    assert_eq!(
+        plan.file_bytes,
+        shards.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
+    );
+    // The shards load to the same model as one bf16 file.
+    let parts: Vec<&[u8]> = shards.iter().map(|(_, b)| b.as_slice()).collect();
+    let weights = ModelWeights::from_shards(&plan.config, &parts).unwrap();
+    let from_shards = nlls(CpuBackend::from_weights(plan.config.clone(), weights).unwrap());
+    let whole = nlls(CpuBackend::load(config_json.as_bytes(), &saved(DType::BF16)).unwrap());
+    assert_eq!(from_shards, whole);
+}
+
+#[test]
+fn a_checkpoint_with_a_problem_is_refused_by_name_before_loading() {
+    let config_json = hf_config();
+    let (shards, index_json) = sharded(7);
+    let index = ShardIndex::parse(index_json.as_bytes()).unwrap();
+    let check = |config: &str, index: Option<&ShardIndex>, files: &[(String, Vec<u8>)]| {
+        CheckpointPlan::check(config.as_bytes(), index, &headers(files))
+            .unwrap_err()
+            .to_string()
+    };
+    // A shard not given.
+    let e = check(&config_json, Some(&index), &shards[..1]);
+    assert!(e.contains("model-00002-of-00002.safetensors"), "{e}");
+    assert!(e.contains("which was not given"), "{e}");
+    // A tensor the index does not list.
+    let mut partial = index.clone();
+    partial.weight_map.remove("model.norm.weight");
+    let e = check(&config_json, Some(&partial), &shards);
+    assert!(e.contains("`model.norm.weight` is not in"), "{e}");
+    // Shapes that disagree with the config: named, the first few and a count.
+    let wider = config_json.replace("\"intermediate_size\": 48", "\"intermediate_size\": 64");
+    let e = check(&wider, Some(&index), &shards);
+    assert!(e.contains("gate_proj.weight` has shape [48, 32]"), "{e}");
+    assert!(e.contains("more"), "{e}");
+    // Another architecture, before any header is consulted.
+    let gpt = config_json.replace("LlamaForCausalLM", "GPTNeoXForCausalLM");
+    let e = check(&gpt, Some(&index), &shards);
+    assert!(e.contains("GPTNeoXForCausalLM is not supported"), "{e}");
+    // One file without an index: every tensor must be in it.
+    let e = check(&config_json, None, &shards[..1]);
+    assert!(e.contains("missing"), "{e}");
 }

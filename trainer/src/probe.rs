@@ -173,6 +173,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             id: id.clone(),
             config: ModelConfig {
                 bos_token_id: FirstToken::at(first, step.saturating_sub(1)),
+                rope_scaling: None,
+                foreign: Default::default(),
                 ..config.clone()
             },
             weights: weights_from_file(&config, &path)?,

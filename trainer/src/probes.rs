@@ -280,6 +280,8 @@ mod tests {
             drope_head_c: None,
             qk_norm: false,
             bos_token_id: bos,
+            rope_scaling: None,
+            foreign: Default::default(),
         };
         let weights = engine::init::random_weights(&config, 5, 0.02).unwrap();
         EvalModel {

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
+use engine::config::ForeignFields;
 use engine::cpu::{
     cross_entropy, fused_cross_entropy, ForwardSettings, Kernels, RotaryTables, Transformer,
 };
@@ -71,6 +72,8 @@ pub(crate) fn model_config(
         drope_head_c: None,
         qk_norm: args.get_or("qk-norm", false)?,
         bos_token_id: None,
+        rope_scaling: None,
+        foreign: ForeignFields::llama(),
     };
     config.validate().map_err(err)?;
     Ok(config)

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use candle_core::DType;
+use engine::config::ForeignFields;
 use engine::init::random_weights;
 use engine::{ModelConfig, TextTokenizer, TrainedPositions};
 
@@ -38,6 +39,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         drope_head_c: None,
         qk_norm: false,
         bos_token_id: None,
+        rope_scaling: None,
+        foreign: ForeignFields::llama(),
     };
     let weights = random_weights(&config, seed, 0.02).map_err(|e| e.to_string())?;
     let dir = models.join("untrained");

@@ -1,0 +1,409 @@
+//! A Hugging Face checkpoint folder as a visitor opens it in the studio: `config.json`,
+//! `tokenizer.json`, and the weights as one `model.safetensors` or as shards listed in
+//! `model.safetensors.index.json`.
+//!
+//! The files come from strangers and can be large, so everything is checked from the
+//! small parts first ([`CheckpointPlan::check`]): the config, the index, and each
+//! safetensors file's header (read from the file's first bytes, [`SafetensorsHeader`]),
+//! before any weight is read. A header that claims more bytes than its file holds, a
+//! tensor missing or of the wrong shape, or a storage type the studio cannot widen is
+//! refused with its name, and the plan says how much memory the model will take.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::config::ModelConfig;
+use crate::error::{EngineError, Result};
+use crate::weights::tensor_layout;
+
+/// The largest safetensors header the studio reads (the format's own limit is 100 MB;
+/// real headers are kilobytes): a larger claim is refused before allocating for it.
+pub const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// The name of a single-file checkpoint's weights.
+pub const SINGLE_FILE: &str = "model.safetensors";
+
+/// The name of the shard index of a sharded checkpoint.
+pub const SHARD_INDEX: &str = "model.safetensors.index.json";
+
+/// A tensor's storage type, of those the studio widens to f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// 32-bit float.
+    F32,
+    /// IEEE half precision.
+    F16,
+    /// bfloat16.
+    Bf16,
+}
+
+impl Storage {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "F32" => Some(Storage::F32),
+            "F16" => Some(Storage::F16),
+            "BF16" => Some(Storage::Bf16),
+            _ => None,
+        }
+    }
+
+    /// Bytes per value.
+    pub fn size(self) -> u64 {
+        match self {
+            Storage::F32 => 4,
+            Storage::F16 | Storage::Bf16 => 2,
+        }
+    }
+}
+
+/// One tensor as a safetensors header describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorEntry {
+    /// Storage type (`None`: one the studio does not read, e.g. I64; it is an error
+    /// only for a tensor the model needs).
+    pub storage: Option<Storage>,
+    /// The type's name as written, for messages.
+    pub dtype: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Byte range within the data section.
+    pub offsets: (u64, u64),
+}
+
+/// The header of a safetensors file: its tensors, where its data starts, and how long
+/// the file is. Parsed from the file's first `8 + N` bytes; every range is checked
+/// against the file's length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SafetensorsHeader {
+    /// Tensors by name.
+    pub tensors: BTreeMap<String, TensorEntry>,
+    /// Byte offset of the data section (`8 + N`).
+    pub data_start: u64,
+    /// The whole file's length.
+    pub file_len: u64,
+}
+
+/// The header as JSON: a name -> entry map, plus optional `__metadata__`.
+#[derive(Deserialize)]
+struct RawEntry {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: (u64, u64),
+}
+
+impl SafetensorsHeader {
+    /// How many bytes to read from the start of a file of `file_len` bytes to have its
+    /// whole header, from its first 8 bytes.
+    pub fn bytes_needed(first: &[u8], file_len: u64) -> std::result::Result<u64, String> {
+        let len: [u8; 8] = first
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or("shorter than a safetensors header (8 bytes)")?;
+        let n = u64::from_le_bytes(len);
+        if n > MAX_HEADER_BYTES {
+            return Err(format!(
+                "its header claims {n} bytes (more than {MAX_HEADER_BYTES}): not a safetensors \
+                 file, or a damaged one"
+            ));
+        }
+        let needed = 8 + n;
+        if needed > file_len {
+            return Err(format!(
+                "its header claims {n} bytes, but the file holds {file_len}: truncated?"
+            ));
+        }
+        Ok(needed)
+    }
+
+    /// Parses the header from `prefix`, the file's first bytes (at least
+    /// [`SafetensorsHeader::bytes_needed`] of them), of a file of `file_len` bytes.
+    pub fn parse(prefix: &[u8], file_len: u64) -> std::result::Result<Self, String> {
+        let needed = Self::bytes_needed(prefix, file_len)?;
+        let json = prefix
+            .get(8..needed as usize)
+            .ok_or("the header was not read whole")?;
+        let raw: BTreeMap<String, serde_json::Value> =
+            serde_json::from_slice(json).map_err(|e| format!("its header is not JSON ({e})"))?;
+        let data_len = file_len - needed;
+        let mut tensors = BTreeMap::new();
+        for (name, value) in raw {
+            if name == "__metadata__" {
+                continue;
+            }
+            let entry: RawEntry = serde_json::from_value(value)
+                .map_err(|e| format!("tensor `{name}` in its header: {e}"))?;
+            let storage = Storage::parse(&entry.dtype);
+            let (start, end) = entry.data_offsets;
+            if start > end || end > data_len {
+                return Err(format!(
+                    "tensor `{name}` lies at bytes {start}..{end}, past the {data_len} bytes of \
+                     data: truncated?"
+                ));
+            }
+            // Shapes multiply in u128, so a header claiming huge dimensions cannot
+            // overflow into a small, plausible size.
+            let values = entry
+                .shape
+                .iter()
+                .try_fold(1u128, |n, &d| n.checked_mul(d as u128));
+            if let Some(storage) = storage {
+                let bytes = values.and_then(|v| v.checked_mul(storage.size() as u128));
+                if bytes != Some((end - start) as u128) {
+                    return Err(format!(
+                        "tensor `{name}` has shape {:?} of {} but {} bytes",
+                        entry.shape,
+                        entry.dtype,
+                        end - start
+                    ));
+                }
+            }
+            tensors.insert(
+                name,
+                TensorEntry {
+                    storage,
+                    dtype: entry.dtype,
+                    shape: entry.shape,
+                    offsets: (start, end),
+                },
+            );
+        }
+        Ok(SafetensorsHeader {
+            tensors,
+            data_start: needed,
+            file_len,
+        })
+    }
+}
+
+/// `model.safetensors.index.json`: which shard holds each tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardIndex {
+    /// Tensor name -> shard file name.
+    pub weight_map: BTreeMap<String, String>,
+}
+
+impl ShardIndex {
+    /// Parses an index; every shard must be a plain file name (no folders).
+    pub fn parse(bytes: &[u8]) -> std::result::Result<Self, String> {
+        #[derive(Deserialize)]
+        struct Raw {
+            weight_map: BTreeMap<String, String>,
+        }
+        let raw: Raw = serde_json::from_slice(bytes)
+            .map_err(|e| format!("{SHARD_INDEX} is not a shard index ({e})"))?;
+        if let Some(bad) = raw
+            .weight_map
+            .values()
+            .find(|f| f.is_empty() || f.contains(['/', '\\']) || f.as_str() == "..")
+        {
+            return Err(format!(
+                "{SHARD_INDEX} names a shard `{bad}` that is not a file name"
+            ));
+        }
+        Ok(ShardIndex {
+            weight_map: raw.weight_map,
+        })
+    }
+
+    /// The shard files, each once, in name order.
+    pub fn files(&self) -> Vec<String> {
+        let mut files: Vec<String> = self.weight_map.values().cloned().collect();
+        files.sort();
+        files.dedup();
+        files
+    }
+}
+
+/// Where each tensor of a model is, and what loading it will take. Built from the small
+/// parts of a checkpoint only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointPlan {
+    /// The model's configuration, checked.
+    pub config: ModelConfig,
+    /// Each needed tensor's file, in [`tensor_layout`] order.
+    pub tensor_files: Vec<(String, String)>,
+    /// Bytes of the weight files to read.
+    pub file_bytes: u64,
+    /// Bytes of the weights once widened to f32 (what the engine holds).
+    pub f32_bytes: u64,
+}
+
+impl CheckpointPlan {
+    /// Checks a checkpoint from its config and the headers of its weight files (`(file
+    /// name, header)`; with an index, only the files it names are consulted). Every
+    /// missing or misshapen tensor is named (the first few, and how many in all).
+    pub fn check(
+        config_json: &[u8],
+        index: Option<&ShardIndex>,
+        headers: &[(String, SafetensorsHeader)],
+    ) -> Result<Self> {
+        let config = ModelConfig::from_json(config_json)?;
+        let header_of = |file: &str| headers.iter().find(|(name, _)| name == file);
+        let mut problems = Vec::new();
+        let mut tensor_files = Vec::new();
+        let mut f32_bytes = 0u64;
+        for (name, shape) in tensor_layout(&config) {
+            let file = match index {
+                Some(index) => match index.weight_map.get(&name) {
+                    Some(file) => file.clone(),
+                    None => {
+                        problems.push(format!("`{name}` is not in {SHARD_INDEX}"));
+                        continue;
+                    }
+                },
+                None => match headers.iter().find(|(_, h)| h.tensors.contains_key(&name)) {
+                    Some((file, _)) => file.clone(),
+                    None => {
+                        problems.push(format!("`{name}` is missing"));
+                        continue;
+                    }
+                },
+            };
+            let Some((_, header)) = header_of(&file) else {
+                problems.push(format!("`{name}` is in `{file}`, which was not given"));
+                continue;
+            };
+            let Some(entry) = header.tensors.get(&name) else {
+                problems.push(format!("`{name}` is missing (from `{file}`)"));
+                continue;
+            };
+            if entry.shape != shape {
+                problems.push(format!(
+                    "`{name}` has shape {:?}; the config implies {shape:?}",
+                    entry.shape
+                ));
+                continue;
+            }
+            if entry.storage.is_none() {
+                problems.push(format!(
+                    "`{name}` is stored as {}; only F32, F16 and BF16 are read",
+                    entry.dtype
+                ));
+                continue;
+            }
+            f32_bytes += 4 * shape.iter().product::<usize>() as u64;
+            tensor_files.push((name, file));
+        }
+        if !problems.is_empty() {
+            let shown: Vec<&str> = problems.iter().take(4).map(String::as_str).collect();
+            let more = problems.len().saturating_sub(shown.len());
+            return Err(EngineError::Weights(format!(
+                "{}{}",
+                shown.join("; "),
+                if more > 0 {
+                    format!("; and {more} more")
+                } else {
+                    String::new()
+                }
+            )));
+        }
+        let mut files: Vec<&str> = tensor_files.iter().map(|(_, f)| f.as_str()).collect();
+        files.sort_unstable();
+        files.dedup();
+        let file_bytes = files
+            .iter()
+            .filter_map(|f| header_of(f))
+            .map(|(_, h)| h.file_len)
+            .sum();
+        Ok(CheckpointPlan {
+            config,
+            tensor_files,
+            file_bytes,
+            f32_bytes,
+        })
+    }
+
+    /// The weight files to read, each once.
+    pub fn files(&self) -> Vec<&str> {
+        let mut files: Vec<&str> = self.tensor_files.iter().map(|(_, f)| f.as_str()).collect();
+        files.sort_unstable();
+        files.dedup();
+        files
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A safetensors file's bytes with the given tensors (name, dtype, shape, byte len).
+    fn file(tensors: &[(&str, &str, &[usize], usize)]) -> Vec<u8> {
+        let mut header = serde_json::Map::new();
+        let mut at = 0;
+        for (name, dtype, shape, len) in tensors {
+            header.insert(
+                name.to_string(),
+                serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [at, at + len]}),
+            );
+            at += len;
+        }
+        header.insert("__metadata__".into(), serde_json::json!({"format": "pt"}));
+        let json = serde_json::to_vec(&header).unwrap();
+        let mut out = (json.len() as u64).to_le_bytes().to_vec();
+        out.extend(json);
+        out.extend(vec![0u8; at]);
+        out
+    }
+
+    #[test]
+    fn a_header_is_read_from_the_first_bytes() {
+        let bytes = file(&[("a", "BF16", &[2, 3], 12), ("b", "F32", &[4], 16)]);
+        let needed = SafetensorsHeader::bytes_needed(&bytes, bytes.len() as u64).unwrap();
+        let header =
+            SafetensorsHeader::parse(&bytes[..needed as usize], bytes.len() as u64).unwrap();
+        assert_eq!(header.data_start, needed);
+        assert_eq!(header.tensors["a"].storage, Some(Storage::Bf16));
+        assert_eq!(header.tensors["b"].offsets, (12, 28));
+        assert!(!header.tensors.contains_key("__metadata__"));
+    }
+
+    #[test]
+    fn damaged_headers_are_refused_before_allocating() {
+        let bytes = file(&[("a", "F32", &[4], 16)]);
+        let len = bytes.len() as u64;
+        // Truncated data: the tensor's range runs past the end.
+        let cut = &bytes[..bytes.len() - 4];
+        let e = SafetensorsHeader::parse(cut, cut.len() as u64).unwrap_err();
+        assert!(e.contains("truncated"), "{e}");
+        // A header length far beyond the file, and one beyond the cap.
+        let mut huge = bytes.clone();
+        huge[..8].copy_from_slice(&(MAX_HEADER_BYTES + 1).to_le_bytes());
+        assert!(SafetensorsHeader::bytes_needed(&huge, len)
+            .unwrap_err()
+            .contains("claims"));
+        huge[..8].copy_from_slice(&(len * 2).to_le_bytes());
+        assert!(SafetensorsHeader::bytes_needed(&huge, len)
+            .unwrap_err()
+            .contains("truncated"));
+        assert!(SafetensorsHeader::bytes_needed(&bytes[..5], len).is_err());
+        // Shape and byte length disagree; a shape that overflows is no escape.
+        let wrong = file(&[("a", "F32", &[5], 16)]);
+        let e = SafetensorsHeader::parse(&wrong, wrong.len() as u64).unwrap_err();
+        assert!(e.contains("shape [5]"), "{e}");
+        let vast = file(&[("a", "F32", &[usize::MAX, usize::MAX, 4], 16)]);
+        assert!(SafetensorsHeader::parse(&vast, vast.len() as u64).is_err());
+        // Not JSON.
+        let mut junk = 4u64.to_le_bytes().to_vec();
+        junk.extend(b"{{{{");
+        assert!(SafetensorsHeader::parse(&junk, junk.len() as u64)
+            .unwrap_err()
+            .contains("not JSON"));
+    }
+
+    #[test]
+    fn an_index_names_plain_files() {
+        let index = ShardIndex::parse(
+            br#"{"metadata": {"total_size": 1}, "weight_map": {"a": "m-2.safetensors", "b": "m-1.safetensors", "c": "m-2.safetensors"}}"#,
+        )
+        .unwrap();
+        assert_eq!(index.files(), ["m-1.safetensors", "m-2.safetensors"]);
+        for bad in [
+            r#"{"weight_map": {"a": "../x.safetensors"}}"#,
+            r#"{"weight_map": {"a": ""}}"#,
+            r#"{"weights": {}}"#,
+        ] {
+            assert!(ShardIndex::parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+}
