@@ -373,13 +373,38 @@ impl RunController {
         }
     }
 
-    /// Starts a new comparison of the current series over the current prompt.
+    /// Ends the run with `message` on the error line: idle, nothing shown, so that no
+    /// status, legend or count is left from a run that is gone.
+    fn fail(self, message: String) {
+        let Self {
+            activity,
+            stepping,
+            chart,
+            focus,
+            compared,
+            counts,
+            series_done,
+            summary,
+            inputs: RunInputs { error, .. },
+            ..
+        } = self;
+        activity.set(Activity::Idle);
+        stepping.set(false);
+        chart.set(Vec::new());
+        focus.set(None);
+        compared.set(None);
+        counts.set((0, 0, 0));
+        series_done.set(0);
+        summary.set(None);
+        error.set(Some(message));
+    }
+
+    /// Starts a new comparison of the current series over the current prompt (a run in
+    /// progress stops at its next step).
     pub fn start(self, mode: Mode) {
         let Self {
             series_problems,
             activity,
-            chart,
-            focus,
             needle_subjects,
             comparison,
             generation,
@@ -402,17 +427,17 @@ impl RunController {
         };
         let text = prompt_text.get_untracked();
         if let Err(e) = check_prompt_size(&text) {
-            error.set(Some(e));
+            self.fail(e);
             return;
         }
         let (resolved, problems) = resolve_series(&m, &series.get_untracked());
         series_problems.set(problems.clone());
         if resolved.is_empty() {
-            error.set(Some(if problems.is_empty() {
+            self.fail(if problems.is_empty() {
                 "No series to run: add a model.".to_string()
             } else {
                 format!("No series to run ({}).", problems.join("; "))
-            }));
+            });
             return;
         }
         activity.set(Activity::Loading);
@@ -421,8 +446,7 @@ impl RunController {
                 Ok(Some(models)) => models,
                 Ok(None) => return,
                 Err(e) => {
-                    activity.set(Activity::Idle);
-                    error.set(Some(e.to_string()));
+                    self.fail(e.to_string());
                     return;
                 }
             };
@@ -447,10 +471,7 @@ impl RunController {
                     comparison.set_value(Some(Rc::new(RefCell::new(Some(c)))));
                 }
                 Err(e) => {
-                    activity.set(Activity::Idle);
-                    chart.set(Vec::new());
-                    focus.set(None);
-                    error.set(Some(e.to_string()));
+                    self.fail(e.to_string());
                     return;
                 }
             }

@@ -379,6 +379,57 @@ pub fn encode_query(pairs: &[(String, String)]) -> String {
 mod tests {
     use super::*;
 
+    /// The fuzz target of the studio's URL: any query parses (bad values become
+    /// messages), and the state it gives survives a trip through its own link.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn url_target(bytes: &[u8]) {
+        let query = String::from_utf8_lossy(bytes);
+        let (state, _) = StudioState::from_query(&query);
+        let (link, complete) = state.to_query();
+        if complete {
+            let (again, problems) = StudioState::from_query(&link);
+            assert_eq!(again, state, "{link}");
+            assert!(problems.is_empty(), "{link}: {problems:?}");
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn url_corpus() -> std::path::PathBuf {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/url-state")
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn replay_url_state() {
+        assert!(!engine::fuzz::corpus_inputs(&url_corpus()).is_empty());
+        let failed = engine::fuzz::replay(&url_corpus(), url_target);
+        assert!(failed.is_empty(), "the URL state panics on {failed:?}");
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    #[ignore = "long: run by `cargo xtask fuzz`"]
+    fn fuzz_for_a_while() {
+        let seconds = std::env::var("DROPE_FUZZ_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10);
+        let seed = std::env::var("DROPE_FUZZ_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1);
+        let budget = std::time::Duration::from_secs(seconds);
+        let report = engine::fuzz::fuzz(&url_corpus(), &[], budget, seed, url_target).unwrap();
+        println!(
+            "fuzz url-state: {} inputs in {seconds} s, {} panicked, at {} places: {:?}",
+            report.inputs,
+            report.panics,
+            report.crashes.len(),
+            report.crashes
+        );
+        assert!(report.crashes.is_empty());
+    }
+
     #[test]
     fn a_shared_link_round_trips() {
         let state = StudioState {

@@ -11,6 +11,11 @@ use crate::position::{
 /// to 8 times it, which must stay a small number of tokens even on 32-bit wasm.
 pub const MAX_TRAINING_LENGTH: usize = 1 << 20;
 
+/// The most parameters a config may declare (4 billion: 16 GB as f32, more than any
+/// browser tab holds). Checked before anything is sized from the config, so a file
+/// claiming absurd dimensions is refused instead of overflowing or allocating.
+pub const MAX_PARAMETERS: u128 = 4_000_000_000;
+
 /// How a checkpoint was trained with respect to positions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -264,11 +269,24 @@ impl ModelConfig {
         if head_dim < 4 || !head_dim.is_multiple_of(2) {
             return fail(format!("head_dim ({head_dim}) must be even and at least 4"));
         }
-        if self.max_position_embeddings > MAX_TRAINING_LENGTH {
+        // Both: L is the original length under a rope_scaling, max_position_embeddings
+        // otherwise, and the studio sizes caches from either.
+        for (name, length) in [
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("the training length", self.training_length()),
+        ] {
+            if length > MAX_TRAINING_LENGTH {
+                return fail(format!(
+                    "{name} ({length}) is over {MAX_TRAINING_LENGTH}: the studio runs prompts \
+                     up to 8 times the training length"
+                ));
+            }
+        }
+        let parameters = self.parameters_exact();
+        if parameters > MAX_PARAMETERS {
             return fail(format!(
-                "max_position_embeddings ({}) is over {MAX_TRAINING_LENGTH}: the studio runs \
-                 prompts up to 8 times the training length",
-                self.max_position_embeddings
+                "the config describes {parameters} parameters, more than the {MAX_PARAMETERS} \
+                 the studio opens"
             ));
         }
         if !(self.rope_theta > 1.0 && self.rope_theta.is_finite()) {
@@ -427,17 +445,29 @@ impl ModelConfig {
 
     /// Number of parameters stored in the checkpoint.
     pub fn parameter_count(&self) -> usize {
-        let (h, d) = (self.hidden_size, self.head_dim());
-        let attention = h * d * (2 * self.num_attention_heads + 2 * self.kv_heads());
-        let mlp = 3 * h * self.intermediate_size;
+        usize::try_from(self.parameters_exact()).unwrap_or(usize::MAX)
+    }
+
+    /// The parameter count in u128, saturating: a config claiming absurd dimensions
+    /// gets a huge count (and is refused), never an overflow.
+    fn parameters_exact(&self) -> u128 {
+        let n = |x: usize| x as u128;
+        let mul = |xs: &[u128]| xs.iter().fold(1u128, |a, &x| a.saturating_mul(x));
+        let (h, d) = (n(self.hidden_size), n(self.head_dim()));
+        let heads = (2 * n(self.num_attention_heads)).saturating_add(2 * n(self.kv_heads()));
+        let attention = mul(&[h, d, heads]);
+        let mlp = mul(&[3, h, n(self.intermediate_size)]);
         let qk_norm = if self.qk_norm { 2 * d } else { 0 };
-        let per_layer = attention + mlp + 2 * h + qk_norm;
-        let head = if self.tie_word_embeddings {
-            0
-        } else {
-            self.vocab_size * h
-        };
-        self.vocab_size * h + self.num_hidden_layers * per_layer + h + head
+        let per_layer = attention
+            .saturating_add(mlp)
+            .saturating_add(2 * h)
+            .saturating_add(qk_norm);
+        let embed = mul(&[n(self.vocab_size), h]);
+        let head = if self.tie_word_embeddings { 0 } else { embed };
+        embed
+            .saturating_add(mul(&[n(self.num_hidden_layers), per_layer]))
+            .saturating_add(h)
+            .saturating_add(head)
     }
 }
 

@@ -16,6 +16,8 @@ pub mod cpu;
 #[cfg(feature = "gpu")]
 pub mod device;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fuzz;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod init;

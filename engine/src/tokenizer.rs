@@ -20,6 +20,13 @@ pub struct TextTokenizer {
 impl TextTokenizer {
     /// Parses a `tokenizer.json` held in memory.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        // The tokenizers crate panics on some JSON errors inside its decoder block (a
+        // syntax error, an escape that is no code point: found by
+        // `engine/tests/fuzz.rs`), which in a browser would take the page down. So the
+        // JSON is parsed whole here first (`IgnoredAny` would skip checking escapes).
+        serde_json::from_slice::<serde_json::Value>(bytes).map_err(|e| {
+            EngineError::Tokenizer(format!("cannot read tokenizer.json (not JSON: {e})"))
+        })?;
         let inner = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| EngineError::Tokenizer(format!("cannot read tokenizer.json ({e})")))?;
         Ok(TextTokenizer { inner })

@@ -597,6 +597,18 @@ try {
         && document.querySelectorAll(s.line).length === 1
         && !document.querySelector(s.error);
     }, { s: sel, before: beforeMixed }, { timeout: left() }));
+  // Removing the last series while a growth runs ends the run (no status left on
+  // "Growing", no line left in the legend) and says why.
+  await page.locator(sel.prompt).fill(mixed.repeat(40));
+  await page.click(sel.grow);
+  await step('waiting for the growth to start', () =>
+    page.waitForFunction((s) => document.querySelector(s.status)?.getAttribute('data-activity') === 'Growing', sel, { timeout: left() }));
+  await page.click('[data-testid="remove-series"]');
+  await step('waiting for the emptied run to end', () =>
+    page.waitForFunction((s) => document.querySelector(s.status)?.getAttribute('data-activity') === 'Idle'
+      && /No series to run/.test(document.querySelector(s.error)?.textContent ?? '')
+      && document.querySelectorAll(s.line).length === 0
+      && !document.querySelector(s.grow).disabled, sel, { timeout: 10_000 }));
   await noErrors('after bad input');
 
   // 8. Cached open: the same link again (weights from the browser cache).

@@ -12,9 +12,11 @@
 //! cargo xtask models [--steps N]  train and export the RoPE, DroPE and NoPE models
 //! cargo xtask results [ARGS..] evaluate the shipped models: public/results + docs/RESULTS.md
 //! cargo xtask bench [--quick] [--native-only]  forward/matmul benchmarks -> docs/BENCHMARKS.md
+//! cargo xtask fuzz [SECONDS] [SEED]  fuzz every parser of visitor input (fuzz/corpus/)
 //! ```
 
 mod bench;
+mod fuzz;
 mod models;
 mod server;
 mod setup;
@@ -47,6 +49,10 @@ commands:
   bench [--quick] [--native-only]
                      CPU and WebGPU forward-pass times (native, and in headless Chromium),
                      extension cost and matmul GFLOP/s, into docs/BENCHMARKS.md
+  fuzz [SECONDS] [SEED]
+                     fuzz every parser that reads a visitor's files or URL for SECONDS each
+                     (default 60); inputs that panic are saved in fuzz/corpus/, which
+                     `cargo xtask test` replays
   results [ARGS..]   `trainer samples` and `trainer eval` on the shipped models and the corpus
                      in $DROPE_CORPUS (default ../shared/corpus): public/samples.json (the
                      studio's test-split prompts), public/results/*.json, docs/RESULTS.md;
@@ -76,6 +82,7 @@ fn main() -> ExitCode {
         "results" => results(&rest),
         "models" => models::run(&rest),
         "bench" => bench::run(&rest),
+        "fuzz" => fuzz::run(&rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
