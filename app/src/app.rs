@@ -21,6 +21,7 @@ use crate::run_controller::{RunController, RunInputs};
 use crate::samples::{resolve_prompt, SampleSet};
 use crate::tabs::{ViewPanel, ViewTabs};
 use crate::url_state::{PromptSource, StudioState, MAX_URL_PROMPT_CHARS};
+use crate::views::needle_live::NeedleLiveState;
 use crate::views::{ErrorLine, Notice};
 
 /// The page URL's query for `state` (the prompt text is left out when too long to share).
@@ -65,6 +66,8 @@ pub fn App() -> impl IntoView {
     let picked = RwSignal::new((0usize, 0usize));
     let log_colours = RwSignal::new(false);
     let embed_open = RwSignal::new(false);
+    // The live needle runner's lengths and results outlive its tab.
+    let needles = NeedleLiveState::new();
 
     spawn_local(async move {
         match page_manifest().await {
@@ -180,7 +183,7 @@ pub fn App() -> impl IntoView {
 
             {move || panel_shown.get().then(|| view! {
                 <ViewPanel run=run view_shown=view_shown picked=picked log_colours=log_colours
-                    haystack=prompt.haystack />
+                    haystack=prompt.haystack needles=needles />
             })}
         </main>
         </div>

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use crate::manifest::Manifest;
 use crate::needle_live::NeedleSubject;
 use crate::published::{fetch_needle_grid, fetch_train_log};
+use crate::views::needle_live::NeedleLiveState;
 use crate::views::{FrequencyExplorer, NeedleLive, NeedleResults, TrainingStory};
 
 /// The live needle runner on the studio's series, and the needle grid from
@@ -19,11 +20,13 @@ pub fn NeedlePanel(
     /// Held-out prose for the haystacks.
     #[prop(into)]
     haystack: Signal<Option<String>>,
+    /// The live runner's lengths, trials and results, kept by the page across tabs.
+    live: NeedleLiveState,
 ) -> impl IntoView {
     let grid =
         LocalResource::new(|| async { fetch_needle_grid().await.map_err(|e| e.to_string()) });
     view! {
-        <NeedleLive subjects=subjects haystack=haystack />
+        <NeedleLive subjects=subjects haystack=haystack state=live />
         <h3>"Precomputed"</h3>
         <p class="view-note">
             "Needle in a haystack, precomputed by " <code>"cargo xtask results"</code>

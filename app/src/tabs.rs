@@ -7,6 +7,7 @@ use crate::panels::{FrequencyPanel, NeedlePanel, TrainingPanel};
 use crate::run_controller::{RunController, RunInputs};
 use crate::run_panels::{AttentionPanel, PerplexityPanel, TokenPanel};
 use crate::url_state::View;
+use crate::views::needle_live::NeedleLiveState;
 
 /// The tabs, one per view, and the embed-code toggle.
 #[component]
@@ -48,6 +49,8 @@ pub fn ViewPanel(
     log_colours: RwSignal<bool>,
     /// Held-out prose for the live needle test.
     haystack: Memo<Option<String>>,
+    /// The live needle runner's state, kept across tabs.
+    needles: NeedleLiveState,
 ) -> impl IntoView {
     let RunController {
         focus,
@@ -65,7 +68,7 @@ pub fn ViewPanel(
                     <TokenPanel run=run />
                 }.into_any(),
                 View::Attention => view! { <AttentionPanel run=run picked=picked log_colours=log_colours /> }.into_any(),
-                View::Needle => view! { <NeedlePanel subjects=needle_subjects haystack=haystack /> }.into_any(),
+                View::Needle => view! { <NeedlePanel subjects=needle_subjects haystack=haystack live=needles /> }.into_any(),
                 View::Frequencies => view! { <FrequencyPanel shape=rotary_shape /> }.into_any(),
                 View::Training => view! { <TrainingPanel manifest=manifest /> }.into_any(),
             }}

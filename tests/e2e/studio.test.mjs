@@ -531,6 +531,15 @@ try {
   assert.equal(await page.locator('[data-testid="needle-mass"] li').count(), 4, 'one bar per layer');
   console.log(`e2e [${label}] live needle trials at 1x L (run again after Stop: "${afterRestart}"): ${lastTrial.split('\n')[0]}`);
   shots.push(await shoot('needle-live'));
+  // Another tab and back: the results, the lengths and the trials are as they were.
+  await openTab('perplexity');
+  await openTab('needle');
+  assert.equal(await page.locator('[data-testid="needle-progress"]').innerText(), planned, 'the needle progress after a tab switch');
+  assert.equal(await page.locator('[data-testid="needle-live-cell"]').count(), series.length, 'the live cells after a tab switch');
+  assert.equal(await page.locator('input[data-testid="needle-trials"]').inputValue(), String(perDepth), 'the trials after a tab switch');
+  for (const m of [2, 4]) {
+    assert.equal(await page.isChecked(`input[data-testid="needle-length"][value="${m}"]`), false, `${m}x L ticked again after a tab switch`);
+  }
   // The training story's hover readout follows the pointer.
   await openTab('training');
   const story = page.locator('svg[data-testid="training-story"]');

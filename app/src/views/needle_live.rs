@@ -49,6 +49,42 @@ struct Progress {
     last: Option<(String, TrialOutcome)>,
 }
 
+/// What the runner keeps when its tab closes, so that coming back shows it as it was:
+/// the lengths and trials asked for and the results so far. The page holds one; a run
+/// itself stops with its tab (its trials would compete with the page's own runs).
+#[derive(Clone, Copy)]
+pub struct NeedleLiveState {
+    /// The ticked length multiples.
+    chosen: RwSignal<Vec<usize>>,
+    /// The trials-per-depth box, as typed.
+    trials_text: RwSignal<String>,
+    /// The last run's tallies and latest trial.
+    progress: RwSignal<Progress>,
+    /// What went wrong, if anything.
+    problem: RwSignal<Option<String>>,
+    /// The lengths of the last run, in grid order.
+    run_multiples: RwSignal<Vec<usize>>,
+}
+
+impl NeedleLiveState {
+    /// The runner's first state: 1x, 2x and 4x L ticked, one trial per depth, no results.
+    pub fn new() -> Self {
+        NeedleLiveState {
+            chosen: RwSignal::new(FIRST_MULTIPLES.to_vec()),
+            trials_text: RwSignal::new("1".to_string()),
+            progress: RwSignal::new(Progress::default()),
+            problem: RwSignal::new(None),
+            run_multiples: RwSignal::new(Vec::new()),
+        }
+    }
+}
+
+impl Default for NeedleLiveState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The runner. `subjects` are the studio's series with their loaded models (empty until
 /// the first run has loaded them); `haystack` is the held-out text the documents are cut
 /// from.
@@ -60,16 +96,21 @@ pub fn NeedleLive(
     /// Prose for the haystack (the first sample), `None` while loading.
     #[prop(into)]
     haystack: Signal<Option<String>>,
+    /// What outlives the view (a fresh state when not given).
+    #[prop(optional)]
+    state: Option<NeedleLiveState>,
 ) -> impl IntoView {
-    let chosen = RwSignal::new(FIRST_MULTIPLES.to_vec());
-    let trials_text = RwSignal::new("1".to_string());
+    let NeedleLiveState {
+        chosen,
+        trials_text,
+        progress,
+        problem,
+        run_multiples,
+    } = state.unwrap_or_default();
     let running = RwSignal::new(false);
-    let progress = RwSignal::new(Progress::default());
-    let problem = RwSignal::new(None::<String>);
-    // Bumped by Run and Stop: a loop whose number is no longer current stops.
+    // Bumped by Run and Stop, and gone with the view: a loop whose number is no longer
+    // current stops.
     let generation = StoredValue::new(0u64);
-    // The lengths of the last run, in grid order.
-    let run_multiples = StoredValue::new(Vec::<usize>::new());
     let waiting = RwSignal::new(false);
     // Trials running now in this view, and the most that ever ran at once
     // (`data-trials-peak`: never more than one).
@@ -96,7 +137,7 @@ pub fn NeedleLive(
         if multiples.is_empty() {
             return problem.set(Some("Tick at least one length.".into()));
         }
-        run_multiples.set_value(multiples.clone());
+        run_multiples.set(multiples.clone());
         let run_id = generation.get_value() + 1;
         generation.set_value(run_id);
         progress.set(Progress {
@@ -200,12 +241,12 @@ pub fn NeedleLive(
                 </span>
             </div>
             {move || problem.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-            {move || live_grid(&progress.get(), &run_multiples.get_value())}
+            {move || live_grid(&progress.get(), &run_multiples.get())}
             {move || progress.with(|p| !p.tallies.is_empty()).then(|| view! {
                 <ExportButtons stem="drope-needles-live"
                     csv=Callback::new(move |()| {
                         // The lengths of the run shown (the boxes may have changed since).
-                        let multiples = run_multiples.get_value();
+                        let multiples = run_multiples.get_untracked();
                         progress.with_untracked(|p| live_csv(p, &multiples))
                     }) />
             })}
