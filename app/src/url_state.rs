@@ -410,18 +410,10 @@ mod tests {
     #[test]
     #[ignore = "long: run by `cargo xtask fuzz`"]
     fn fuzz_for_a_while() {
-        let seconds = std::env::var("DROPE_FUZZ_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(10);
-        let seed = std::env::var("DROPE_FUZZ_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1);
-        let budget = std::time::Duration::from_secs(seconds);
+        let (budget, seed) = engine::fuzz::budget_from_env();
         let report = engine::fuzz::fuzz(&url_corpus(), &[], budget, seed, url_target).unwrap();
         println!(
-            "fuzz url-state: {} inputs in {seconds} s, {} panicked, at {} places: {:?}",
+            "fuzz url-state: {} inputs in {budget:?}, {} panicked, at {} places: {:?}",
             report.inputs,
             report.panics,
             report.crashes.len(),

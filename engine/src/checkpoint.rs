@@ -208,10 +208,7 @@ impl ShardIndex {
 
     /// The shard files, each once, in name order.
     pub fn files(&self) -> Vec<String> {
-        let mut files: Vec<String> = self.weight_map.values().cloned().collect();
-        files.sort();
-        files.dedup();
-        files
+        each_once(self.weight_map.values().map(String::as_str))
     }
 }
 
@@ -298,10 +295,7 @@ impl CheckpointPlan {
                 }
             )));
         }
-        let mut files: Vec<&str> = tensor_files.iter().map(|(_, f)| f.as_str()).collect();
-        files.sort_unstable();
-        files.dedup();
-        let file_bytes = files
+        let file_bytes = each_once(tensor_files.iter().map(|(_, f)| f.as_str()))
             .iter()
             .filter_map(|f| header_of(f))
             .map(|(_, h)| h.file_len)
@@ -314,13 +308,19 @@ impl CheckpointPlan {
         })
     }
 
-    /// The weight files to read, each once.
-    pub fn files(&self) -> Vec<&str> {
-        let mut files: Vec<&str> = self.tensor_files.iter().map(|(_, f)| f.as_str()).collect();
-        files.sort_unstable();
-        files.dedup();
-        files
+    /// The weight files to read, each once, in name order.
+    pub fn files(&self) -> Vec<String> {
+        each_once(self.tensor_files.iter().map(|(_, f)| f.as_str()))
     }
+}
+
+/// File names, each once, in name order.
+fn each_once<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    names
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]

@@ -44,6 +44,21 @@ const INTERESTING: &[&[u8]] = &[
     b"\xff\xff\xff\xff\xff\xff\xff\x7f",
 ];
 
+/// How long each target runs and the mutator's seed, from `DROPE_FUZZ_SECONDS`
+/// (default 10) and `DROPE_FUZZ_SEED` (default 1), as `cargo xtask fuzz` sets them.
+pub fn budget_from_env() -> (Duration, u64) {
+    let read = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    (
+        Duration::from_secs(read("DROPE_FUZZ_SECONDS", 10)),
+        read("DROPE_FUZZ_SEED", 1),
+    )
+}
+
 /// What a fuzzing run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FuzzReport {

@@ -10,10 +10,9 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use engine::checkpoint::{CheckpointPlan, SafetensorsHeader, ShardIndex};
-use engine::fuzz::{corpus_inputs, fuzz, replay};
+use engine::fuzz::{budget_from_env, corpus_inputs, fuzz, replay};
 use engine::{ModelConfig, ModelWeights, SchemeSpec, TextTokenizer};
 
 /// The config the safetensors seed was written for (one layer of width 8, untied).
@@ -111,26 +110,12 @@ fn replay_tokenizer() {
 #[test]
 #[ignore = "long: run by `cargo xtask fuzz`"]
 fn fuzz_for_a_while() {
-    let seconds: u64 = std::env::var("DROPE_FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let seed: u64 = std::env::var("DROPE_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+    let (budget, seed) = budget_from_env();
     let mut found = Vec::new();
     for (name, target) in TARGETS {
-        let report = fuzz(
-            &corpus(name),
-            &[],
-            Duration::from_secs(seconds),
-            seed,
-            target,
-        )
-        .unwrap();
+        let report = fuzz(&corpus(name), &[], budget, seed, target).unwrap();
         println!(
-            "fuzz {name}: {} inputs in {seconds} s, {} panicked, at {} places: {:?}",
+            "fuzz {name}: {} inputs in {budget:?}, {} panicked, at {} places: {:?}",
             report.inputs,
             report.panics,
             report.crashes.len(),
