@@ -118,6 +118,9 @@ pub struct RunController {
     comparison: StoredValue<Option<Rc<RefCell<Option<Comparison>>>>, LocalStorage>,
     /// Bumped by every new run; a run whose number is no longer current stops.
     generation: StoredValue<u64>,
+    /// The run and the attention lengths of the focus and compared results last
+    /// published (so unchanged ones are not copied again).
+    shown_attention: StoredValue<Option<(u64, (usize, usize))>>,
     /// Set when WebGPU failed mid-run: the run starts again (on the CPU).
     restart: RwSignal<Option<Mode>>,
 }
@@ -145,6 +148,7 @@ impl RunController {
             shown_run: RwSignal::new(0),
             comparison: StoredValue::new_local(None),
             generation: StoredValue::new(0),
+            shown_attention: StoredValue::new(None),
             restart: RwSignal::new(None),
         };
         // A run that WebGPU failed starts again (on the CPU) from here.
@@ -264,6 +268,7 @@ impl RunController {
             rotary_shape,
             shown_run,
             generation,
+            shown_attention,
             ..
         } = self;
         shown_run.set(generation.get_value());
@@ -271,8 +276,14 @@ impl RunController {
             rotary_shape.set(shape);
         }
         chart.set(c.chart_series());
-        focus.set(c.focus());
-        compared.set(c.compared());
+        // The focus' and the second series' results hold every head's attention: a whole
+        // run publishes after each series, and copies them only when they grew.
+        let key = Some((generation.get_value(), c.attention_lengths()));
+        if shown_attention.get_value() != key {
+            shown_attention.set_value(key);
+            focus.set(c.focus());
+            compared.set(c.compared());
+        }
         token_texts.set(c.token_texts());
         counts.set((c.done(), c.total(), c.full_len()));
         series_done.set(c.series_done());

@@ -207,6 +207,13 @@ impl Comparison {
         })
     }
 
+    /// Tokens run by the focus and by the second series: the results that carry
+    /// attention change only when these do.
+    pub fn attention_lengths(&self) -> (usize, usize) {
+        let len = |i: usize| self.runs.get(i).map_or(0, |(_, run)| run.len());
+        (len(0), len(1))
+    }
+
     /// The focus series' full result (tokens, guesses, attention).
     pub fn focus(&self) -> Option<Arc<RunResult>> {
         self.runs
