@@ -17,6 +17,50 @@ pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
 }
 
+/// Checks a BPE model's merges the way the tokenizers crate will use them, because it
+/// panics instead of failing on some (found by `engine/tests/fuzz.rs`): it joins each
+/// merge's two parts into a buffer as long as the longest vocabulary token, so a merge
+/// whose join is longer overruns it, and it cuts the continuing-subword prefix off the
+/// second part by bytes. So every join must itself be a token of the vocabulary (the
+/// crate requires that anyway, after the join), and the cut must fall on a character.
+fn check_bpe_merges(json: &serde_json::Value) -> std::result::Result<(), String> {
+    // Whatever its `type` says: without one, the crate tries each model in turn.
+    let model = &json["model"];
+    let Some(vocab) = model["vocab"].as_object() else {
+        return Ok(());
+    };
+    let prefix = model["continuing_subword_prefix"].as_str().unwrap_or("");
+    let Some(merges) = model["merges"].as_array() else {
+        return Ok(());
+    };
+    for merge in merges {
+        let (a, b) = match merge {
+            serde_json::Value::String(pair) => match pair.split_once(' ') {
+                Some(parts) => parts,
+                None => continue,
+            },
+            serde_json::Value::Array(parts) => match (parts.first(), parts.get(1)) {
+                (Some(a), Some(b)) => match (a.as_str(), b.as_str()) {
+                    (Some(a), Some(b)) => (a, b),
+                    _ => continue,
+                },
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let rest = b
+            .get(prefix.len()..)
+            .ok_or_else(|| format!("the merge `{a} {b}` is shorter than its subword prefix"))?;
+        let joined = format!("{a}{rest}");
+        if vocab.contains_key(a) && vocab.contains_key(b) && !vocab.contains_key(&joined) {
+            return Err(format!(
+                "the merge `{a} {b}` makes `{joined}`, which is not in the vocabulary"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl TextTokenizer {
     /// Parses a `tokenizer.json` held in memory.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
@@ -24,9 +68,11 @@ impl TextTokenizer {
         // syntax error, an escape that is no code point: found by
         // `engine/tests/fuzz.rs`), which in a browser would take the page down. So the
         // JSON is parsed whole here first (`IgnoredAny` would skip checking escapes).
-        serde_json::from_slice::<serde_json::Value>(bytes).map_err(|e| {
+        let json = serde_json::from_slice::<serde_json::Value>(bytes).map_err(|e| {
             EngineError::Tokenizer(format!("cannot read tokenizer.json (not JSON: {e})"))
         })?;
+        check_bpe_merges(&json)
+            .map_err(|e| EngineError::Tokenizer(format!("cannot read tokenizer.json ({e})")))?;
         let inner = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| EngineError::Tokenizer(format!("cannot read tokenizer.json ({e})")))?;
         Ok(TextTokenizer { inner })
