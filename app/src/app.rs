@@ -14,6 +14,7 @@ use crate::cpu_worker::CpuWorker;
 use crate::embed_code::EmbedCode;
 use crate::format::thousands;
 use crate::manifest::Manifest;
+use crate::open_model::OpenModel;
 use crate::page_engine::{page_gpu, page_manifest, page_samples};
 use crate::panels::SHIPPED_ROTARY_SHAPE;
 use crate::pause::next_frame;
@@ -168,6 +169,7 @@ pub fn App() -> impl IntoView {
                         thousands(MAX_URL_PROMPT_CHARS as u64))))
                     />
                     <SeriesEditor series=series manifest=manifest problems=series_problems />
+                    <OpenModel manifest=manifest series=series />
                     <RunButtons run=run manifest=manifest grow_step=grow_step />
                     <ErrorLine testid="error" text=error />
                     <p class="run-summary" data-testid="run-summary" data-run=move || shown_run.get()

@@ -15,7 +15,7 @@ use engine::cpu::{CpuBackend, LayerCache};
 use engine::wire::{decode_output, encode_input};
 use engine::{Backend, DeviceKind, EngineError, ForwardInput, ForwardOutput, ModelConfig};
 use futures_channel::oneshot;
-use js_sys::{Object, Reflect, Uint8Array};
+use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Event, MessageEvent, Worker};
@@ -195,6 +195,7 @@ impl CpuWorker {
         id
     }
 
+    /// Sends `message`, moving the buffers of `transfer` (an array) with it.
     fn post(&self, message: Object, transfer: Option<JsValue>) {
         let mut phase = self.phase.borrow_mut();
         match &mut *phase {
@@ -202,9 +203,7 @@ impl CpuWorker {
             Phase::Ready => {
                 if let Some(worker) = &self.worker {
                     let sent = match &transfer {
-                        Some(t) => {
-                            worker.post_message_with_transfer(&message, &js_sys::Array::of1(t))
-                        }
+                        Some(list) => worker.post_message_with_transfer(&message, list),
                         None => worker.post_message(&message),
                     };
                     if let Err(e) = sent {
@@ -267,16 +266,21 @@ impl CpuWorker {
         }
     }
 
-    fn load(&self, model: u32, config: &[u8], weights: &[u8]) {
-        let weights = Uint8Array::from(weights);
-        let buffer: JsValue = weights.buffer().into();
+    fn load(&self, model: u32, config: &[u8], shards: &[Rc<[u8]>]) {
+        // Each file is copied out of the page's memory once and its buffer transferred.
+        let (files, buffers) = (Array::new(), Array::new());
+        for shard in shards {
+            let bytes = Uint8Array::from(&shard[..]);
+            buffers.push(&bytes.buffer());
+            files.push(&bytes);
+        }
         let load = message(&[
             ("kind", "load".into()),
             ("model", model.into()),
             ("config", Uint8Array::from(config).into()),
-            ("weights", weights.into()),
+            ("weights", files.into()),
         ]);
-        self.post(load, Some(buffer));
+        self.post(load, Some(buffers.into()));
     }
 
     async fn forward(&self, model: u32, cache: u32, input: Vec<u8>) -> Reply {
@@ -284,7 +288,7 @@ impl CpuWorker {
         let (sender, receiver) = oneshot::channel();
         self.pending.borrow_mut().insert(id, sender);
         let input = Uint8Array::from(&input[..]);
-        let buffer: JsValue = input.buffer().into();
+        let buffer: JsValue = Array::of1(&input.buffer()).into();
         self.post(
             message(&[
                 ("kind", "forward".into()),
@@ -315,13 +319,16 @@ impl CpuWorker {
     }
 }
 
+/// A checkpoint's safetensors files (one, or its shards), shared without copying.
+pub type WeightFiles = Rc<[Rc<[u8]>]>;
+
 /// A model on the CPU path, run in the worker (or on the page when the worker is
 /// unavailable).
 pub struct WorkerBackend {
     worker: Rc<CpuWorker>,
     model: u32,
     config: ModelConfig,
-    bytes: (Rc<[u8]>, Rc<[u8]>),
+    bytes: (Rc<[u8]>, WeightFiles),
     /// The same model on the page's thread, built only if the worker fails to start.
     local: OnceCell<CpuBackend>,
 }
@@ -359,7 +366,7 @@ impl WorkerBackend {
     pub fn new(
         worker: Rc<CpuWorker>,
         config_json: Rc<[u8]>,
-        weights: Rc<[u8]>,
+        weights: WeightFiles,
     ) -> Result<WorkerBackend, EngineError> {
         let config = ModelConfig::from_json(&config_json)?;
         config.validate()?;
@@ -383,7 +390,8 @@ impl WorkerBackend {
         if let Some(local) = self.local.get() {
             return Ok(local);
         }
-        let backend = CpuBackend::load(&self.bytes.0, &self.bytes.1)?;
+        let shards: Vec<&[u8]> = self.bytes.1.iter().map(|s| &s[..]).collect();
+        let backend = CpuBackend::load_shards(&self.bytes.0, &shards)?;
         Ok(self.local.get_or_init(|| backend))
     }
 }

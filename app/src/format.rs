@@ -53,6 +53,30 @@ pub fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
+/// `123.4 MB`-style sizes (decimal units, as file managers show them).
+pub fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// `134.5M`-style counts.
+pub fn human_count(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2}B", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1}k", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +94,9 @@ mod tests {
         assert_eq!(percent(0.0123), "1.2%");
         assert_eq!(percent(0.000647), "0.065%");
         assert_eq!(percent(1e-9), "<0.001%");
+        assert_eq!(human_bytes(269_060_096), "269.1 MB");
+        assert_eq!(human_bytes(3_221_225_472), "3.22 GB");
+        assert_eq!(human_bytes(12), "12 bytes");
+        assert_eq!(human_count(134_515_008), "134.5M");
     }
 }

@@ -6,7 +6,7 @@ use js_sys::{Reflect, Uint8Array};
 use sha2::{Digest, Sha256};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{ReadableStreamDefaultReader, Response};
+use web_sys::{ReadableStream, ReadableStreamDefaultReader, Response};
 
 use crate::assets::asset_url;
 use crate::error::{js_message, AppError};
@@ -117,21 +117,36 @@ pub async fn fetch_bytes(
         on_progress(bytes.len() as u64);
         return Ok(bytes);
     };
-    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    read_stream(&body, size_hint, on_progress)
+        .await
+        .map_err(fail)
+}
+
+/// Reads a byte stream (a response's body, a file's `stream()`) to its end, calling
+/// `on_progress` with the bytes read so far after every chunk. `size_hint`
+/// preallocates; pass 0 when unknown.
+pub async fn read_stream(
+    stream: &ReadableStream,
+    size_hint: u64,
+    mut on_progress: impl FnMut(u64),
+) -> Result<Vec<u8>, String> {
+    let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
     let mut bytes = Vec::with_capacity(size_hint.min(1 << 30) as usize);
     loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(js_fail)?;
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(|e| js_message(&e))?;
         let done = Reflect::get(&chunk, &JsValue::from_str("done"))
-            .map_err(js_fail)?
+            .map_err(|e| js_message(&e))?
             .as_bool()
             .unwrap_or(true);
         if done {
             break;
         }
         let value: Uint8Array = Reflect::get(&chunk, &JsValue::from_str("value"))
-            .map_err(js_fail)?
+            .map_err(|e| js_message(&e))?
             .dyn_into()
-            .map_err(|_| fail("the response stream yielded something other than bytes".into()))?;
+            .map_err(|_| "the stream yielded something other than bytes".to_string())?;
         let start = bytes.len();
         bytes.resize(start + value.length() as usize, 0);
         value.copy_to(&mut bytes[start..]);

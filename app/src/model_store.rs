@@ -16,7 +16,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use crate::backend::StudioBackend;
-use crate::cpu_worker::{CpuWorker, WorkerBackend};
+use crate::cpu_worker::{CpuWorker, WeightFiles, WorkerBackend};
 use crate::error::AppError;
 use crate::manifest::{FileEntry, ModelEntry};
 use crate::pause::next_frame;
@@ -162,8 +162,8 @@ pub struct DownloadedModel {
     pub tokenizer: Arc<TextTokenizer>,
     /// `config.json`.
     config: Rc<[u8]>,
-    /// `model.safetensors`.
-    weights: Rc<[u8]>,
+    /// The safetensors files: `model.safetensors`, or a checkpoint's shards.
+    weights: WeightFiles,
 }
 
 impl DownloadedModel {
@@ -176,15 +176,21 @@ impl DownloadedModel {
         weights: Vec<u8>,
     ) -> Result<Rc<Self>, AppError> {
         let tokenizer = Arc::new(TextTokenizer::from_json(tokenizer_json)?);
-        Ok(Self::with_tokenizer(entry, config, tokenizer, weights))
+        Ok(Self::with_tokenizer(
+            entry,
+            config,
+            tokenizer,
+            vec![weights.into()],
+        ))
     }
 
-    /// The same with the tokenizer already parsed (shared by models trained with it).
+    /// The same with the tokenizer already parsed (shared by models trained with it)
+    /// and the weights as one or more safetensors files.
     pub fn with_tokenizer(
         entry: ModelEntry,
         config: Vec<u8>,
         tokenizer: Arc<TextTokenizer>,
-        weights: Vec<u8>,
+        weights: Vec<Rc<[u8]>>,
     ) -> Rc<Self> {
         Rc::new(DownloadedModel {
             entry,
@@ -204,7 +210,8 @@ impl DownloadedModel {
         let backend = match gpu {
             Some(gpu) => {
                 let config = ModelConfig::from_json(&self.config)?;
-                let weights = ModelWeights::from_safetensors(&config, &self.weights)?;
+                let shards: Vec<&[u8]> = self.weights.iter().map(|s| &s[..]).collect();
+                let weights = ModelWeights::from_shards(&config, &shards)?;
                 next_frame().await;
                 let model = GpuBackend::upload(gpu, config, &weights, next_frame).await?;
                 StudioBackend::Device(DeviceBackend::Gpu(model))
@@ -284,7 +291,7 @@ pub async fn download_model(
         entry.clone(),
         config,
         tokenizer,
-        weights,
+        vec![weights.into()],
     ))
 }
 
@@ -320,6 +327,11 @@ impl ModelPool {
     /// The model with this id, on whichever device it last ran.
     pub fn get(&self, id: &str) -> Option<Rc<LoadedModel>> {
         self.models.get(id).cloned()
+    }
+
+    /// Forgets the model with this id (its files were replaced).
+    pub fn remove(&mut self, id: &str) {
+        self.models.remove(id);
     }
 
     /// Adds a freshly loaded model (replacing the same model on the other device).

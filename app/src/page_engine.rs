@@ -191,6 +191,18 @@ pub async fn page_download(
     .map_err(AppError::Input)
 }
 
+/// Makes a model opened from disk available to every view of the page, as if it had
+/// been downloaded: the next `page_model` for its id loads these files. Opening another
+/// checkpoint under the same id replaces it (and the copy loaded from the old files).
+pub fn add_local_model(download: Rc<DownloadedModel>) {
+    let id = download.entry.id.clone();
+    DOWNLOADS.with(|map| {
+        map.borrow_mut()
+            .insert(id.clone(), Once::Ready(Ok(download)));
+    });
+    POOL.with(|pool| pool.borrow_mut().remove(&id));
+}
+
 /// Loads onto a device run one at a time page-wide: a model's upload spans several
 /// tasks, and two views asking for the same model meanwhile must get one copy (the
 /// second finds it in the pool when its turn comes).

@@ -11,6 +11,7 @@ use engine::SchemeSpec;
 
 use crate::analysis::{prepare_prompt, LiveRun, PreparedPrompt, RunResult};
 use crate::error::AppError;
+use crate::local_model::LOCAL_PREFIX;
 use crate::manifest::{Manifest, ModelEntry};
 use crate::model_store::LoadedModel;
 use crate::url_state::SeriesSpec;
@@ -51,6 +52,10 @@ pub fn resolve_series(
                 spec: spec.clone(),
                 entry: entry.clone(),
             }),
+            None if spec.model.starts_with(LOCAL_PREFIX) => problems.push(format!(
+                "`{}` is a model from disk that this page has not opened",
+                spec.model
+            )),
             None => {
                 let ids: Vec<&str> = manifest.models.iter().map(|m| m.id.as_str()).collect();
                 problems.push(format!(

@@ -9,13 +9,11 @@ pub enum EngineError {
     /// `config.json` is not valid JSON or misses a required field.
     #[error("config.json: {0}")]
     Config(String),
-    /// The safetensors file is truncated, malformed, or lacks a tensor.
-    #[error("model.safetensors: {0}")]
+    /// A safetensors file (or shard) is truncated, malformed, or lacks a tensor.
+    #[error("the weights: {0}")]
     Weights(String),
     /// A tensor's shape disagrees with what `config.json` implies.
-    #[error(
-        "model.safetensors: tensor `{name}` has shape {found:?}, config.json implies {expected:?}"
-    )]
+    #[error("the weights: tensor `{name}` has shape {found:?}, config.json implies {expected:?}")]
     Shape {
         /// Hugging Face tensor name.
         name: String,

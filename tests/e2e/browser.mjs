@@ -22,3 +22,18 @@ export function recordCspViolations() {
     window.__csp.push(`${e.violatedDirective} blocked ${e.blockedURI || '(inline)'}`),
   );
 }
+
+// A test's clock: `since()` for logs, `left()` to bound every wait by the test's budget,
+// and, as a last resort if the browser itself hangs, an exit a minute after the budget.
+export function testClock(label, timeoutMs) {
+  const t0 = Date.now();
+  setTimeout(() => {
+    console.error(`e2e [${label}] FAILED: hard timeout after ${timeoutMs / 1000 + 60} s`);
+    process.exit(1);
+  }, timeoutMs + 60_000).unref();
+  return {
+    t0,
+    since: () => `${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    left: () => Math.max(1000, t0 + timeoutMs - Date.now()),
+  };
+}

@@ -31,7 +31,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { chromiumArgs, recordCspViolations } from './browser.mjs';
+import { chromiumArgs, recordCspViolations, testClock } from './browser.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const base = process.env.STUDIO_URL;
@@ -85,15 +85,8 @@ if (!base) {
   process.exit(2);
 }
 
-const t0 = Date.now();
-// Last resort if the browser itself hangs: every wait below is bounded by the deadline.
-setTimeout(() => {
-  console.error(`e2e [${label}] FAILED: hard timeout after ${timeoutMs / 1000 + 60} s`);
-  process.exit(1);
-}, timeoutMs + 60_000).unref();
-const since = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
-const deadline = t0 + timeoutMs;
-const left = () => Math.max(1000, deadline - Date.now());
+// Every wait below is bounded by the test's budget.
+const { since, left } = testClock(label, timeoutMs);
 
 const consoleErrors = [];
 const pageErrors = [];

@@ -5,8 +5,9 @@
 //! Protocol (plain objects; byte payloads are `Uint8Array`s whose buffers are
 //! transferred, numbers are `u32` ids):
 //! - the worker first posts `{kind: "ready"}`;
-//! - `{kind: "load", model, config, weights}`: parse a model (no reply: an error is kept
-//!   and returned by the model's next forward call, so the page need not wait);
+//! - `{kind: "load", model, config, weights}`: parse a model whose `weights` are an array
+//!   of safetensors files (one, or a checkpoint's shards); no reply: an error is kept
+//!   and returned by the model's next forward call, so the page need not wait;
 //! - `{kind: "forward", id, model, cache, input}`: run `engine::wire`-encoded input
 //!   after the tokens of cache `cache` (created empty on first use), reply
 //!   `{kind: "reply", id, ok: true, bytes}` with the encoded output, or
@@ -66,6 +67,20 @@ mod worker {
             .map_err(|_| format!("the message has no bytes `{key}`"))
     }
 
+    /// The checkpoint's safetensors files: an array of byte arrays.
+    fn shards(message: &JsValue) -> Result<Vec<Vec<u8>>, String> {
+        let list = get(message, "weights")
+            .dyn_into::<js_sys::Array>()
+            .map_err(|_| "the message has no list of weight files".to_string())?;
+        list.iter()
+            .map(|file| {
+                file.dyn_into::<Uint8Array>()
+                    .map(|a| a.to_vec())
+                    .map_err(|_| "a weight file in the message is not bytes".to_string())
+            })
+            .collect()
+    }
+
     fn post(fields: &[(&str, JsValue)], transfer: Option<&JsValue>) {
         let reply = Object::new();
         for (key, value) in fields {
@@ -82,7 +97,9 @@ mod worker {
 
     fn load(message: &JsValue) -> Result<(), String> {
         let model = number(message, "model")?;
-        let loaded = CpuBackend::load(&bytes(message, "config")?, &bytes(message, "weights")?)
+        let shards = shards(message)?;
+        let shards: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
+        let loaded = CpuBackend::load_shards(&bytes(message, "config")?, &shards)
             .map(Rc::new)
             .map_err(|e| e.to_string());
         STATE.with(|s| s.borrow_mut().models.insert(model, loaded));

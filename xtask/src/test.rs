@@ -11,7 +11,8 @@
 //!    in headless Chromium through wasm-bindgen-test-runner + chromedriver
 //! 3. e2e:     `trunk build --release`, dist/ served by the built-in static server
 //!    under `/drope-studio/`, then `tests/e2e/studio.test.mjs` (playwright-core) with
-//!    WebGPU, then without, then `tests/e2e/embed.test.mjs` (the example post, embeds)
+//!    WebGPU, then without, then `tests/e2e/embed.test.mjs` (the example post, embeds),
+//!    then `tests/e2e/local-model.test.mjs` (a checkpoint opened from disk)
 
 use std::env;
 use std::path::PathBuf;
@@ -209,6 +210,7 @@ pub fn run(args: &[String]) -> Result<()> {
             "e2e: studio, WebGPU",
             "e2e: studio, no WebGPU (CPU)",
             "e2e: embeds and the example post",
+            "e2e: a model opened from disk (WebGPU, then the CPU)",
         ];
         if built {
             // Under a sub-path, as GitHub Pages serves the site.
@@ -218,6 +220,9 @@ pub fn run(args: &[String]) -> Result<()> {
                     report.step(names[0], || e2e("studio.test.mjs", &server.url(), true));
                     report.step(names[1], || e2e("studio.test.mjs", &server.url(), false));
                     report.step(names[2], || e2e("embed.test.mjs", &server.url(), false));
+                    report.step(names[3], || {
+                        e2e("local-model.test.mjs", &server.url(), true)
+                    });
                 }
                 Err(e) => {
                     for name in names {

@@ -35,8 +35,14 @@ pub struct CpuBackend {
 impl CpuBackend {
     /// Loads `config.json` and `model.safetensors` bytes.
     pub fn load(config_json: &[u8], safetensors: &[u8]) -> Result<Self> {
+        Self::load_shards(config_json, &[safetensors])
+    }
+
+    /// Loads `config.json` and a checkpoint's safetensors files (one, or the shards of
+    /// `model.safetensors.index.json`).
+    pub fn load_shards(config_json: &[u8], shards: &[&[u8]]) -> Result<Self> {
         let config = ModelConfig::from_json(config_json)?;
-        let weights = ModelWeights::from_safetensors(&config, safetensors)?;
+        let weights = ModelWeights::from_shards(&config, shards)?;
         Ok(CpuBackend { config, weights })
     }
 

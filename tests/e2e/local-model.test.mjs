@@ -1,0 +1,219 @@
+// End-to-end test of opening a model from disk (issue 18) in headless Chromium.
+//
+//   STUDIO_URL=http://127.0.0.1:8080/ WEBGPU=1 node local-model.test.mjs
+//
+// The test writes (in memory, never committed) a random-weight Llama checkpoint with
+// grouped-query attention, untied embeddings and bf16 storage, split into two shards with
+// model.safetensors.index.json, and the studio's own tokenizer. It checks:
+//   1. A link naming a local model the page does not hold asks for its files, and the
+//      rest of the comparison runs.
+//   2. Opening the files (the file input) adds the model to the list and runs it as the
+//      focus series, on WebGPU when the browser has it; with WEBGPU=1 the same prompt on
+//      the CPU path gives the same per-token NLLs (1e-3).
+//   3. Each broken variant (a missing tensor, a wrong shape, an unknown architecture, a
+//      truncated shard, a tokenizer that cannot load, no config) is refused with its
+//      message, before the weights are read, and the page stays usable; one of them
+//      arrives by drag and drop.
+// Throughout: nothing is uploaded (no request carries the files), no console error.
+//
+// Environment: STUDIO_URL (required), WEBGPU (1 default, 0), CHROMIUM, TIMEOUT_S (300).
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { chromiumArgs, testClock } from './browser.mjs';
+import { asInputFiles, checkpoint, safetensors } from './checkpoint.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const base = process.env.STUDIO_URL;
+const webgpu = (process.env.WEBGPU ?? '1') !== '0';
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const timeoutMs = Number(process.env.TIMEOUT_S || 300) * 1000;
+const label = `local-model ${webgpu ? 'webgpu' : 'cpu'}`;
+if (!base) {
+  console.error('STUDIO_URL is not set (cargo xtask test sets it)');
+  process.exit(2);
+}
+const { since, left } = testClock(label, timeoutMs);
+
+const LENGTH = 96;
+const NLL_TOLERANCE = 1e-3;
+const ID = 'local-tiny-llama';
+const config = {
+  architectures: ['LlamaForCausalLM'],
+  model_type: 'llama',
+  _name_or_path: 'e2e/tiny-llama',
+  hidden_size: 64,
+  intermediate_size: 128,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  num_hidden_layers: 2,
+  vocab_size: 4096,
+  max_position_embeddings: 64,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000.0,
+  tie_word_embeddings: false,
+  hidden_act: 'silu',
+  torch_dtype: 'bfloat16',
+};
+const tokenizer = readFileSync(join(here, '../../public/models/tokenizer.json'));
+const good = checkpoint(config, { shards: 2, seed: 7, tokenizer });
+const replace = (files, name, buffer) => files.map((f) => (f.name === name ? { name, buffer } : f));
+
+const sel = {
+  files: 'input[data-testid="open-model-files"]',
+  status: '[data-testid="open-model-status"]',
+  needed: '[data-testid="local-model-needed"]',
+  chip: '[data-testid="series-chip"]',
+  runStatus: '[data-testid="run-status"]',
+  summary: '[data-testid="run-summary"]',
+  token: 'span[data-testid="token"]',
+  backendSelect: 'select[data-testid="backend-select"]',
+};
+
+async function step(what, fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    throw new Error(`${what} (after ${since()}): ${e.message.split('\n')[0]}`);
+  }
+}
+
+const browser = await chromium.launch({ executablePath, headless: true, args: chromiumArgs(webgpu), timeout: 60_000 });
+const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+const consoleErrors = [];
+const uploads = [];
+page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+page.on('pageerror', (e) => consoleErrors.push(String(e)));
+page.on('request', (r) => {
+  if (r.method() !== 'GET' || (r.postData() ?? '').length > 0) uploads.push(`${r.method()} ${r.url()}`);
+});
+
+/** Waits for an idle run of `count` series over LENGTH tokens on `backend`, newer than `before`. */
+const settled = (what, { backend, count, before = 0 }) =>
+  step(`waiting for ${what}`, () =>
+    page.waitForFunction(
+      ({ s, backend, count, before, tokens }) => {
+        const line = document.querySelector(s.runStatus);
+        const summary = document.querySelector(s.summary);
+        return line?.getAttribute('data-activity') === 'Idle'
+          && Number(line.getAttribute('data-done')) === tokens
+          && document.querySelectorAll(s.chip).length === count
+          && summary?.getAttribute('data-backend') === backend
+          && Number(summary.getAttribute('data-run')) > before;
+      },
+      { s: sel, backend, count, before, tokens: LENGTH },
+      { timeout: left(), polling: 200 },
+    ),
+  );
+const shownRun = () => page.locator(sel.summary).getAttribute('data-run').then(Number);
+const tokenNlls = () =>
+  page.evaluate((s) => [...document.querySelectorAll(s.token)].map((t) => {
+    const v = t.getAttribute('data-nll');
+    return v === null ? null : Number(v);
+  }), sel);
+/** Opens `files` with the file input and waits for the outcome's state. */
+async function open(files, state) {
+  await page.setInputFiles(sel.files, asInputFiles(files));
+  await step(`waiting for the opening to end ${state}`, () =>
+    page.waitForFunction(
+      ({ s, state }) => document.querySelector(s.status)?.getAttribute('data-state') === state,
+      { s: sel, state },
+      { timeout: left(), polling: 100 },
+    ));
+  return (await page.locator(sel.status).innerText()).trim();
+}
+
+let ok = false;
+try {
+  const backend = webgpu ? 'WebGPU' : 'CPU';
+  console.log(`e2e [${label}] ${base}: a ${good.files.length}-file checkpoint, ${good.tensors.length} tensors`);
+  // 1. A link that names the local model before it is open.
+  await step('opening the page', () =>
+    page.goto(new URL(`?view=tokens&models=${ID},rope&length=${LENGTH}`, base).href, { waitUntil: 'load', timeout: left() }));
+  await step('waiting for the request for files', () => page.waitForSelector(sel.needed, { timeout: left() }));
+  assert.match(await page.locator(sel.needed).innerText(), new RegExp(`${ID}.*open the same files`));
+  await settled('the shipped series to run without it', { backend, count: 2 });
+
+  // 2. Open it: it becomes runnable where the link put it (the focus).
+  const before = await shownRun();
+  const opened = await open(good.files, 'opened');
+  assert.match(opened, /^Opened tiny-llama: .*parameters, .* to read .* of memory/, opened);
+  await settled('the run with the local model', { backend, count: 2, before });
+  assert.equal(await page.locator(sel.needed).count(), 0, 'still asking for the files after opening them');
+  const focus = await page.locator(sel.chip).first().getAttribute('data-series');
+  assert.equal(focus, ID, 'the local model is not the focus series');
+  const nlls = await tokenNlls();
+  assert.equal(nlls.length, LENGTH);
+  assert.ok(nlls.slice(1).every(Number.isFinite), 'a token without a finite NLL');
+  // Random weights: every NLL near ln(4096) = 8.3, not the trained model's.
+  const mean = nlls.slice(1).reduce((a, b) => a + b, 0) / (LENGTH - 1);
+  assert.ok(mean > 7 && mean < 10, `mean NLL ${mean} of a random model`);
+  let compare = 'not compared (no WebGPU)';
+  if (webgpu) {
+    const beforeCpu = await shownRun();
+    await page.selectOption(sel.backendSelect, 'cpu');
+    await settled('the CPU re-run', { backend: 'CPU', count: 2, before: beforeCpu });
+    const cpu = await tokenNlls();
+    const worst = Math.max(...cpu.map((v, i) => (v === null && nlls[i] === null ? 0 : Math.abs(v - nlls[i]))));
+    assert.ok(worst <= NLL_TOLERANCE, `WebGPU and CPU differ by ${worst} on the local model`);
+    compare = `WebGPU vs CPU max |diff| ${worst.toExponential(2)} over ${LENGTH} tokens`;
+  }
+  console.log(`  opened and ran (${since()}): mean NLL ${mean.toFixed(3)}; ${compare}`);
+
+  // 3. Broken variants: each refused with its reason; the page stays usable.
+  const shard1 = good.files.find((f) => f.name.startsWith('model-00001'));
+  const tensorsOf1 = good.tensors.filter(([name]) => JSON.stringify(readIndex()).includes(`"${name}":"${shard1.name}"`));
+  function readIndex() {
+    return JSON.parse(good.files.find((f) => f.name === 'model.safetensors.index.json').buffer.toString()).weight_map;
+  }
+  const withoutOne = tensorsOf1.filter(([name]) => name !== 'model.layers.0.mlp.up_proj.weight');
+  const misshapen = tensorsOf1.map(([n, shape, v]) => (n === 'model.layers.0.self_attn.k_proj.weight' ? [n, [shape[1], shape[0]], v] : [n, shape, v]));
+  const broken = [
+    ['a missing tensor', replace(good.files, shard1.name, safetensors(withoutOne)), /model\.layers\.0\.mlp\.up_proj\.weight.* missing/],
+    ['a wrong shape', replace(good.files, shard1.name, safetensors(misshapen)), /k_proj\.weight` has shape \[64, 32\]; the config implies \[32, 64\]/],
+    ['an unknown architecture', replace(good.files, 'config.json', Buffer.from(JSON.stringify({ ...config, architectures: ['GPT2LMHeadModel'] }))), /GPT2LMHeadModel/],
+    ['a truncated shard', replace(good.files, shard1.name, shard1.buffer.subarray(0, shard1.buffer.length - 100)), /truncated/],
+    ['a tokenizer that cannot load', replace(good.files, 'tokenizer.json', Buffer.from('{"model": 5}')), /tokenizer\.json cannot be loaded/],
+    ['no config', good.files.filter((f) => f.name !== 'config.json'), /no config\.json/],
+  ];
+  for (const [what, files, expected] of broken) {
+    const message = await open(files, 'failed');
+    assert.match(message, expected, `${what}: ${message}`);
+    assert.equal(await page.locator(sel.runStatus).getAttribute('data-activity'), 'Idle', `${what}: the page is not idle`);
+    console.log(`  ${what}: ${message.slice(0, 140)}`);
+  }
+  // A drop of files (the drop zone), here a broken set, then the good one again.
+  const drop = async (files) => {
+    const payload = files.map((f) => ({ name: f.name, data: f.buffer.toString('base64') }));
+    const transfer = await page.evaluateHandle((payload) => {
+      const t = new DataTransfer();
+      for (const { name, data } of payload) {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        t.items.add(new File([bytes], name));
+      }
+      return t;
+    }, payload);
+    await page.dispatchEvent('[data-testid="open-model"]', 'drop', { dataTransfer: transfer });
+  };
+  await drop(broken[2][1]);
+  await step('waiting for the dropped files to be refused', () =>
+    page.waitForFunction((s) => /GPT2LMHeadModel/.test(document.querySelector(s.status)?.textContent ?? ''), sel, { timeout: left() }));
+  const beforeDrop = await shownRun();
+  await drop(good.files);
+  await step('waiting for the dropped files to open', () =>
+    page.waitForFunction((s) => document.querySelector(s.status)?.getAttribute('data-state') === 'opened', sel, { timeout: left() }));
+  await settled('the run after the drop', { backend: webgpu ? 'CPU' : backend, count: 2, before: beforeDrop });
+
+  assert.deepEqual(uploads, [], 'requests that could carry the files');
+  assert.deepEqual(consoleErrors, [], 'console errors');
+  ok = true;
+  console.log(`e2e [${label}] passed in ${since()}`);
+} catch (e) {
+  console.error(`e2e [${label}] FAILED: ${e.stack || e}`);
+} finally {
+  await browser.close();
+}
+process.exit(ok ? 0 : 1);
