@@ -2,24 +2,32 @@
 //
 //   STUDIO_URL=http://127.0.0.1:8080/ WEBGPU=1 node local-model.test.mjs
 //
-// The test writes (in memory, never committed) a random-weight Llama checkpoint with
+// The test writes (to a temporary folder, never committed) a random-weight Llama checkpoint with
 // grouped-query attention, untied embeddings and bf16 storage, split into two shards with
 // model.safetensors.index.json, and the studio's own tokenizer. It checks:
 //   1. A link naming a local model the page does not hold asks for its files, and the
 //      rest of the comparison runs.
 //   2. Opening the files (the file input) adds the model to the list and runs it as the
-//      focus series, on WebGPU when the browser has it; with WEBGPU=1 the same prompt on
-//      the CPU path gives the same per-token NLLs (1e-3).
+//      focus series, on WebGPU when the browser has it: its per-token NLLs equal the
+//      native engine's on the same files (`trainer score`, 1e-3); with WEBGPU=1 the CPU
+//      path (the worker) is compared too.
 //   3. Each broken variant (a missing tensor, a wrong shape, an unknown architecture, a
 //      truncated shard, a tokenizer that cannot load, no config) is refused with its
 //      message, before the weights are read, and the page stays usable; one of them
 //      arrives by drag and drop.
+//   4. A checkpoint with SmolLM-135M's exact configuration (30 layers, width 576, 9 query
+//      and 3 key/value heads, vocabulary 49152, tied, bf16: 269 MB), opened as a folder
+//      on a fresh page, runs on the page's backend and matches the native engine.
 // Throughout: nothing is uploaded (no request carries the files), no console error.
 //
-// Environment: STUDIO_URL (required), WEBGPU (1 default, 0), CHROMIUM, TIMEOUT_S (300).
+// Environment: STUDIO_URL (required), WEBGPU (1 default, 0), CHROMIUM, TIMEOUT_S (300),
+// SCORE: the command that runs `trainer score` (default `cargo run --quiet -p trainer --`
+// from the repository root).
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -39,6 +47,8 @@ if (!base) {
 const { since, left } = testClock(label, timeoutMs);
 
 const LENGTH = 96;
+// Tokens run through the SmolLM-135M-shaped model (30 layers: slow on a software GPU).
+const SMOL_LENGTH = 24;
 const NLL_TOLERANCE = 1e-3;
 const ID = 'local-tiny-llama';
 const config = {
@@ -60,6 +70,25 @@ const config = {
 };
 const tokenizer = readFileSync(join(here, '../../public/models/tokenizer.json'));
 const good = checkpoint(config, { shards: 2, seed: 7, tokenizer });
+// The prompt, given in the link, and scored natively from the same files on disk.
+const text = 'The magic number for the lighthouse is 4817261. '.repeat(6)
+  + 'Ships came into the harbour at dusk, and the keeper counted them one by one. '.repeat(4);
+const folder = mkdtempSync(join(tmpdir(), 'drope-local-'));
+for (const f of good.files) writeFileSync(join(folder, f.name), f.buffer);
+writeFileSync(join(folder, 'prompt.txt'), text);
+
+/** `trainer score` on the folder: the native engine's NLLs of the prompt's first LENGTH tokens. */
+function nativeNlls(dir = folder, length = LENGTH) {
+  const [cmd, ...args] = (process.env.SCORE || 'cargo run --quiet -p trainer --').split(' ');
+  const out = execFileSync(cmd, [...args, 'score', '--model', dir, '--text', join(folder, 'prompt.txt'), '--length', String(length)],
+    { cwd: join(here, '../..'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return JSON.parse(out).nll;
+}
+/** The largest |a - b| over two NLL lists (null only where both are null). */
+const worstDiff = (a, b) => {
+  assert.equal(a.length, b.length, `${a.length} tokens against ${b.length}`);
+  return Math.max(...a.map((v, i) => (v === null && b[i] === null ? 0 : Math.abs(v - b[i]))));
+};
 const replace = (files, name, buffer) => files.map((f) => (f.name === name ? { name, buffer } : f));
 
 const sel = {
@@ -91,8 +120,8 @@ page.on('request', (r) => {
   if (r.method() !== 'GET' || (r.postData() ?? '').length > 0) uploads.push(`${r.method()} ${r.url()}`);
 });
 
-/** Waits for an idle run of `count` series over LENGTH tokens on `backend`, newer than `before`. */
-const settled = (what, { backend, count, before = 0 }) =>
+/** Waits for an idle run of `count` series over `tokens` tokens on `backend`, newer than `before`. */
+const settled = (what, { backend, count, before = 0, tokens = LENGTH }) =>
   step(`waiting for ${what}`, () =>
     page.waitForFunction(
       ({ s, backend, count, before, tokens }) => {
@@ -104,7 +133,7 @@ const settled = (what, { backend, count, before = 0 }) =>
           && summary?.getAttribute('data-backend') === backend
           && Number(summary.getAttribute('data-run')) > before;
       },
-      { s: sel, backend, count, before, tokens: LENGTH },
+      { s: sel, backend, count, before, tokens },
       { timeout: left(), polling: 200 },
     ),
   );
@@ -132,7 +161,8 @@ try {
   console.log(`e2e [${label}] ${base}: a ${good.files.length}-file checkpoint, ${good.tensors.length} tensors`);
   // 1. A link that names the local model before it is open.
   await step('opening the page', () =>
-    page.goto(new URL(`?view=tokens&models=${ID},rope&length=${LENGTH}`, base).href, { waitUntil: 'load', timeout: left() }));
+    page.goto(new URL(`?view=tokens&models=${ID},rope&length=${LENGTH}&prompt=${encodeURIComponent(text)}`, base).href,
+      { waitUntil: 'load', timeout: left() }));
   await step('waiting for the request for files', () => page.waitForSelector(sel.needed, { timeout: left() }));
   assert.match(await page.locator(sel.needed).innerText(), new RegExp(`${ID}.*open the same files`));
   await settled('the shipped series to run without it', { backend, count: 2 });
@@ -151,16 +181,19 @@ try {
   // Random weights: every NLL near ln(4096) = 8.3, not the trained model's.
   const mean = nlls.slice(1).reduce((a, b) => a + b, 0) / (LENGTH - 1);
   assert.ok(mean > 7 && mean < 10, `mean NLL ${mean} of a random model`);
-  let compare = 'not compared (no WebGPU)';
+  const native = await step('scoring the files natively (trainer score)', async () => nativeNlls());
+  const againstNative = worstDiff(nlls, native);
+  assert.ok(againstNative <= NLL_TOLERANCE, `${backend} and the native engine differ by ${againstNative}`);
+  let compare = `${backend} vs native max |diff| ${againstNative.toExponential(2)}`;
   if (webgpu) {
     const beforeCpu = await shownRun();
     await page.selectOption(sel.backendSelect, 'cpu');
     await settled('the CPU re-run', { backend: 'CPU', count: 2, before: beforeCpu });
-    const cpu = await tokenNlls();
-    const worst = Math.max(...cpu.map((v, i) => (v === null && nlls[i] === null ? 0 : Math.abs(v - nlls[i]))));
-    assert.ok(worst <= NLL_TOLERANCE, `WebGPU and CPU differ by ${worst} on the local model`);
-    compare = `WebGPU vs CPU max |diff| ${worst.toExponential(2)} over ${LENGTH} tokens`;
+    const worst = worstDiff(await tokenNlls(), native);
+    assert.ok(worst <= NLL_TOLERANCE, `the CPU path and the native engine differ by ${worst}`);
+    compare += `; CPU vs native ${worst.toExponential(2)}`;
   }
+  compare += ` over ${LENGTH} tokens`;
   console.log(`  opened and ran (${since()}): mean NLL ${mean.toFixed(3)}; ${compare}`);
 
   // 3. Broken variants: each refused with its reason; the page stays usable.
@@ -207,6 +240,38 @@ try {
     page.waitForFunction((s) => document.querySelector(s.status)?.getAttribute('data-state') === 'opened', sel, { timeout: left() }));
   await settled('the run after the drop', { backend: webgpu ? 'CPU' : backend, count: 2, before: beforeDrop });
 
+  // 4. A checkpoint with SmolLM-135M's exact configuration (random weights, bf16, one
+  // file), opened as a folder on a fresh page: it loads, runs where the page runs, and
+  // matches the native engine.
+  const smol = join(folder, 'SmolLM-135M-random');
+  mkdirSync(smol);
+  const smolConfig = {
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 576, intermediate_size: 1536,
+    num_attention_heads: 9, num_key_value_heads: 3, num_hidden_layers: 30, vocab_size: 49152,
+    max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000.0, tie_word_embeddings: true,
+    bos_token_id: 0, eos_token_id: 0, hidden_act: 'silu', torch_dtype: 'bfloat16',
+  };
+  const tGen = Date.now();
+  for (const f of checkpoint(smolConfig, { seed: 11, std: 0.02, tokenizer }).files) writeFileSync(join(smol, f.name), f.buffer);
+  console.log(`  SmolLM-135M-shaped checkpoint written in ${((Date.now() - tGen) / 1000).toFixed(1)} s`);
+  await step('opening a fresh page', () =>
+    page.goto(new URL(`?view=tokens&models=rope&length=${SMOL_LENGTH}&prompt=${encodeURIComponent(text)}`, base).href,
+      { waitUntil: 'load', timeout: left() }));
+  await settled('the fresh page\'s run', { backend, count: 1, tokens: SMOL_LENGTH });
+  const beforeSmol = await shownRun();
+  const tOpen = Date.now();
+  await page.setInputFiles('input[data-testid="open-model-folder"]', smol);
+  await step('waiting for the folder to open', () =>
+    page.waitForFunction((s) => /^(opened|failed)$/.test(document.querySelector(s.status)?.getAttribute('data-state') ?? ''), sel, { timeout: left() }));
+  const smolOpened = (await page.locator(sel.status).innerText()).trim();
+  assert.match(smolOpened, /^Opened SmolLM-135M-random: 134\.5M parameters, 269\.1 MB to read/, smolOpened);
+  await settled('the SmolLM-shaped run', { backend, count: 2, before: beforeSmol, tokens: SMOL_LENGTH });
+  assert.equal(await page.locator(sel.chip).first().getAttribute('data-series'), 'local-smollm-135m-random');
+  const smolNative = nativeNlls(smol, SMOL_LENGTH);
+  const smolWorst = worstDiff(await tokenNlls(), smolNative);
+  assert.ok(smolWorst <= NLL_TOLERANCE, `SmolLM shape: ${backend} and native differ by ${smolWorst}`);
+  console.log(`  SmolLM-135M shape on ${backend}: opened and ran in ${((Date.now() - tOpen) / 1000).toFixed(1)} s, max |diff| against native ${smolWorst.toExponential(2)} over ${SMOL_LENGTH} tokens`);
+
   assert.deepEqual(uploads, [], 'requests that could carry the files');
   assert.deepEqual(consoleErrors, [], 'console errors');
   ok = true;
@@ -215,5 +280,6 @@ try {
   console.error(`e2e [${label}] FAILED: ${e.stack || e}`);
 } finally {
   await browser.close();
+  rmSync(folder, { recursive: true, force: true });
 }
 process.exit(ok ? 0 : 1);

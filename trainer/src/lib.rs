@@ -21,5 +21,6 @@ pub mod probe;
 pub mod probes;
 pub mod results;
 pub mod samples;
+pub mod score;
 pub mod train;
 pub mod untrained;

@@ -16,11 +16,13 @@
 //!                   [--bos-from S] [--init-from SNAPSHOT] (needle accuracy of every
 //!                   snapshot into the run's train-log.json; see trainer/src/probe.rs)
 //! trainer samples   --corpus DIR --tokenizer FILE --out public/samples.json [--length L | --models DIR]
+//! trainer score     --model DIR --text FILE [--length N] [--scheme S] (per-token NLLs
+//!                   of a text under a Hugging Face checkpoint folder; see score.rs)
 //! trainer bench     [--batch 8] [--length 128] [--layers 4] [--hidden 128] ... (the
 //!                   training step's speed and where its time goes; see bench.rs)
 //! ```
 
-use trainer::{bench, bpe, export, manifest, probe, results, samples, train, untrained};
+use trainer::{bench, bpe, export, manifest, probe, results, samples, score, train, untrained};
 
 use std::process::ExitCode;
 
@@ -35,9 +37,10 @@ fn main() -> ExitCode {
         Some("eval") => results::run(&argv[1..]),
         Some("probe") => probe::run(&argv[1..]),
         Some("samples") => samples::run(&argv[1..]),
+        Some("score") => score::run(&argv[1..]),
         Some("bench") => bench::run(&argv[1..]),
         _ => Err(
-            "usage: trainer <tokenizer|untrained|manifest|train|export|eval|probe|samples|bench> [options] (see trainer/src/main.rs)"
+            "usage: trainer <tokenizer|untrained|manifest|train|export|eval|probe|samples|score|bench> [options] (see trainer/src/main.rs)"
                 .into(),
         ),
     };

@@ -210,7 +210,8 @@ pub fn run(args: &[String]) -> Result<()> {
             "e2e: studio, WebGPU",
             "e2e: studio, no WebGPU (CPU)",
             "e2e: embeds and the example post",
-            "e2e: a model opened from disk (WebGPU, then the CPU)",
+            "e2e: a model opened from disk, WebGPU (then the CPU)",
+            "e2e: a model opened from disk, no WebGPU (CPU)",
         ];
         if built {
             // Under a sub-path, as GitHub Pages serves the site.
@@ -220,9 +221,9 @@ pub fn run(args: &[String]) -> Result<()> {
                     report.step(names[0], || e2e("studio.test.mjs", &server.url(), true));
                     report.step(names[1], || e2e("studio.test.mjs", &server.url(), false));
                     report.step(names[2], || e2e("embed.test.mjs", &server.url(), false));
-                    report.step(names[3], || {
-                        e2e("local-model.test.mjs", &server.url(), true)
-                    });
+                    for (name, webgpu) in [(names[3], true), (names[4], false)] {
+                        report.step(name, || e2e("local-model.test.mjs", &server.url(), webgpu));
+                    }
                 }
                 Err(e) => {
                     for name in names {
