@@ -14,7 +14,10 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use engine::checkpoint::{CheckpointPlan, SafetensorsHeader, ShardIndex, SHARD_INDEX, SINGLE_FILE};
+use engine::checkpoint::{
+    studio_config, CheckpointPlan, SafetensorsHeader, ShardIndex, SHARD_INDEX, SINGLE_FILE,
+    TOKENIZER_CONFIG,
+};
 use engine::{ModelConfig, TextTokenizer};
 use js_sys::Uint8Array;
 use wasm_bindgen_futures::JsFuture;
@@ -44,6 +47,9 @@ pub struct CheckpointFiles<T> {
     pub config: T,
     /// `tokenizer.json`.
     pub tokenizer: T,
+    /// `tokenizer_config.json`, where given (it says whether prompts start with the
+    /// beginning-of-sequence token).
+    pub tokenizer_config: Option<T>,
     /// `model.safetensors.index.json`, for a sharded checkpoint.
     pub index: Option<T>,
     /// Every `.safetensors` file, by name.
@@ -83,6 +89,7 @@ impl<T: Clone> CheckpointFiles<T> {
         let config = find("config.json").ok_or_else(|| missing("config.json"))?;
         let tokenizer = find("tokenizer.json").ok_or_else(|| missing("tokenizer.json"))?;
         let index = find(SHARD_INDEX);
+        let tokenizer_config = find(TOKENIZER_CONFIG);
         let safetensors: Vec<(String, T)> = top
             .iter()
             .filter(|(n, _)| n.ends_with(".safetensors"))
@@ -95,6 +102,7 @@ impl<T: Clone> CheckpointFiles<T> {
             folder,
             config,
             tokenizer,
+            tokenizer_config,
             index,
             safetensors,
         })
@@ -223,7 +231,18 @@ pub async fn open_local(
     on_stage(OpenStage::Checking);
     let named: Vec<(String, File)> = files.into_iter().map(|f| (file_path(&f), f)).collect();
     let sorted = CheckpointFiles::sort(named).map_err(AppError::Input)?;
-    let config_json = read_whole(&sorted.config, "config.json").await?;
+    let tokenizer_json = read_whole(&sorted.tokenizer, "tokenizer.json").await?;
+    let tokenizer_config = match &sorted.tokenizer_config {
+        Some(file) => Some(read_whole(file, TOKENIZER_CONFIG).await?),
+        None => None,
+    };
+    // Whether prompts start with the beginning-of-sequence token is the tokenizer's say.
+    let config_json = studio_config(
+        &read_whole(&sorted.config, "config.json").await?,
+        &tokenizer_json,
+        tokenizer_config.as_deref(),
+    )
+    .map_err(AppError::Input)?;
     let config = ModelConfig::from_json(&config_json)?;
     let index = match &sorted.index {
         Some(file) => Some(
@@ -241,7 +260,6 @@ pub async fn open_local(
     let plan = CheckpointPlan::check(&config_json, index.as_ref(), &headers)?;
     let verdict = memory_verdict(&plan).map_err(AppError::Input)?;
     // The tokenizer is parsed before the weights are read: a bad one is refused early.
-    let tokenizer_json = read_whole(&sorted.tokenizer, "tokenizer.json").await?;
     next_frame().await;
     let tokenizer = TextTokenizer::from_json(&tokenizer_json)
         .map_err(|e| AppError::Input(format!("tokenizer.json cannot be loaded: {e}")))?;

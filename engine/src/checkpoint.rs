@@ -314,6 +314,86 @@ impl CheckpointPlan {
     }
 }
 
+/// The name of the tokenizer's settings file, where a checkpoint has one.
+pub const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
+
+/// A checkpoint's `config.json` as the studio reads it: with `bos_token_id` present
+/// exactly when the checkpoint's own tokenizer starts every text with that token.
+///
+/// In Hugging Face's files `bos_token_id` only names the token; whether a prompt starts
+/// with it is the tokenizer's business: `add_bos_token` in `tokenizer_config.json` when
+/// present, else a `TemplateProcessing` post-processor in `tokenizer.json` whose single-
+/// sequence template starts with a special token (Llama 2, TinyLlama, Llama 3), else
+/// none (SmolLM's GPT-2-style tokenizer adds nothing). In the studio, `bos_token_id`
+/// means "every prompt starts with it" (its models were trained so), so the config is
+/// rewritten to say what the tokenizer does. A config written by the studio's trainer
+/// (it has `position_embedding`) already means that and is kept.
+pub fn studio_config(
+    config_json: &[u8],
+    tokenizer_json: &[u8],
+    tokenizer_config: Option<&[u8]>,
+) -> std::result::Result<Vec<u8>, String> {
+    use serde_json::Value;
+    let parse = |bytes: &[u8], what: &str| {
+        serde_json::from_slice::<Value>(bytes).map_err(|e| format!("{what} is not JSON ({e})"))
+    };
+    let mut config = parse(config_json, "config.json")?;
+    let map = config
+        .as_object_mut()
+        .ok_or("config.json is not a JSON object")?;
+    if map.contains_key("position_embedding") {
+        return Ok(config_json.to_vec());
+    }
+    let tokenizer = parse(tokenizer_json, "tokenizer.json")?;
+    // A token's id by its text: the added (special) tokens first, then the vocabulary.
+    let id_of = |text: &str| -> Option<u64> {
+        let added = tokenizer["added_tokens"].as_array().and_then(|list| {
+            list.iter()
+                .find(|t| t["content"].as_str() == Some(text))
+                .and_then(|t| t["id"].as_u64())
+        });
+        added.or_else(|| tokenizer["model"]["vocab"][text].as_u64())
+    };
+    let settings = tokenizer_config
+        .map(|bytes| parse(bytes, TOKENIZER_CONFIG))
+        .transpose()?;
+    let named_bos = settings.as_ref().and_then(|s| match &s["bos_token"] {
+        Value::String(text) => Some(text.clone()),
+        other => other["content"].as_str().map(str::to_string),
+    });
+    let first = match settings.as_ref().and_then(|s| s["add_bos_token"].as_bool()) {
+        Some(false) => None,
+        Some(true) => map
+            .get("bos_token_id")
+            .and_then(Value::as_u64)
+            .or_else(|| named_bos.as_deref().and_then(id_of)),
+        None => template_start(&tokenizer["post_processor"]).and_then(|text| {
+            let ids = &tokenizer["post_processor"]["special_tokens"][text.as_str()]["ids"];
+            ids[0].as_u64().or_else(|| id_of(&text))
+        }),
+    };
+    match first {
+        Some(id) => map.insert("bos_token_id".into(), id.into()),
+        None => map.remove("bos_token_id"),
+    };
+    serde_json::to_vec(&config).map_err(|e| e.to_string())
+}
+
+/// The special token a `TemplateProcessing` post-processor (alone or inside a
+/// `Sequence`) puts before a single text, if any.
+fn template_start(processor: &serde_json::Value) -> Option<String> {
+    match processor["type"].as_str()? {
+        "TemplateProcessing" => processor["single"][0]["SpecialToken"]["id"]
+            .as_str()
+            .map(str::to_string),
+        "Sequence" => processor["processors"]
+            .as_array()?
+            .iter()
+            .find_map(template_start),
+        _ => None,
+    }
+}
+
 /// File names, each once, in name order.
 fn each_once<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
     names
@@ -326,6 +406,55 @@ fn each_once<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `bos_token_id` after [`studio_config`], for a config naming token 1 and a
+    /// tokenizer whose `<s>` is 1, with the given post-processor and settings.
+    fn first_token(post_processor: &str, settings: Option<&str>, config: &str) -> Option<u64> {
+        let tokenizer = format!(
+            r#"{{"added_tokens": [{{"id": 1, "content": "<s>"}}], "model": {{"vocab": {{"a": 7}}}},
+                "post_processor": {post_processor}}}"#
+        );
+        let out = studio_config(
+            config.as_bytes(),
+            tokenizer.as_bytes(),
+            settings.map(str::as_bytes),
+        )
+        .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out).unwrap()["bos_token_id"].as_u64()
+    }
+
+    #[test]
+    fn the_first_token_is_what_the_checkpoint_tokenizer_adds() {
+        let names_it = r#"{"bos_token_id": 1, "hidden_size": 64}"#;
+        let llama2 = r#"{"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>",
+            "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}}"#;
+        let llama3 =
+            format!(r#"{{"type": "Sequence", "processors": [{{"type": "ByteLevel"}}, {llama2}]}}"#);
+        // Llama 2 / TinyLlama and Llama 3: the template adds it.
+        assert_eq!(first_token(llama2, None, names_it), Some(1));
+        assert_eq!(first_token(&llama3, None, names_it), Some(1));
+        // SmolLM: a GPT-2-style tokenizer adds nothing, whatever the config names.
+        assert_eq!(
+            first_token(r#"{"type": "ByteLevel"}"#, None, names_it),
+            None
+        );
+        assert_eq!(first_token("null", None, names_it), None);
+        // tokenizer_config.json decides when it says: off, or on with the token by name.
+        assert_eq!(
+            first_token(llama2, Some(r#"{"add_bos_token": false}"#), names_it),
+            None
+        );
+        let by_name = r#"{"add_bos_token": true, "bos_token": {"content": "<s>"}}"#;
+        assert_eq!(
+            first_token("null", Some(by_name), r#"{"hidden_size": 64}"#),
+            Some(1)
+        );
+        // The studio's own files already mean "every prompt starts with it".
+        let ours = r#"{"bos_token_id": 1, "position_embedding": "none"}"#;
+        assert_eq!(first_token("null", None, ours), Some(1));
+        assert!(studio_config(b"[]", b"{}", None).is_err());
+    }
 
     /// A safetensors file's bytes with the given tensors (name, dtype, shape, byte len).
     fn file(tensors: &[(&str, &str, &[usize], usize)]) -> Vec<u8> {

@@ -109,6 +109,12 @@ pub struct ForeignFields {
     /// Biases in the MLP; none in the studio's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mlp_bias: bool,
+    /// The DroPE authors' released checkpoints (`DroPELlamaForCausalLM`, model type
+    /// `llama_drope`): `nope` is attention without rotary embeddings, which the studio
+    /// reads as `position_embedding: "none"`; their QK-norm variants (`qk_norm_nope`,
+    /// `q_norm_nope`, `k_norm_nope`) normalise a whole projection at once and are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_type: Option<String>,
 }
 
 impl ForeignFields {
@@ -126,10 +132,14 @@ impl ForeignFields {
 
 /// Architectures whose checkpoints the studio runs: the Llama layout (RMSNorm, rotary
 /// attention with grouped-query heads, SwiGLU), under the names tooling gives it.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["LlamaForCausalLM", "MistralForCausalLM"];
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
+    "LlamaForCausalLM",
+    "MistralForCausalLM",
+    "DroPELlamaForCausalLM",
+];
 
 /// `model_type` values of the same layout, for configs without `architectures`.
-const SUPPORTED_MODEL_TYPES: &[&str] = &["llama", "mistral"];
+const SUPPORTED_MODEL_TYPES: &[&str] = &["llama", "mistral", "llama_drope"];
 
 /// Hugging Face's `rope_scaling` block. Written as `{"rope_type": "yarn", "factor": 4.0,
 /// "original_max_position_embeddings": 2048}` (older files say `"type"`).
@@ -213,8 +223,12 @@ fn default_rope_theta() -> f64 {
 impl ModelConfig {
     /// Parses and validates a `config.json`.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let config: ModelConfig =
+        let mut config: ModelConfig =
             serde_json::from_slice(bytes).map_err(|e| EngineError::Config(e.to_string()))?;
+        // The DroPE authors' format declares a model without positions its own way.
+        if config.foreign.attention_type.as_deref() == Some("nope") {
+            config.position_embedding = TrainedPositions::None;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -352,7 +366,15 @@ impl ModelConfig {
             sliding_window,
             attention_bias,
             mlp_bias,
+            attention_type,
         } = &self.foreign;
+        if let Some(kind) = attention_type.as_deref().filter(|k| *k != "nope") {
+            return Err(format!(
+                "attention_type `{kind}` is not supported: the studio runs DroPE checkpoints \
+                 with attention_type `nope`; the QK-norm variants normalise a whole \
+                 projection, which it does not compute"
+            ));
+        }
         let known = |list: &[&str], name: &str| list.contains(&name);
         if !architectures.is_empty()
             && !architectures
@@ -630,6 +652,30 @@ mod tests {
             ModelConfig::from_json(with_heads(&format!("[{}]", out_of_range.join(","))).as_bytes())
                 .unwrap_err();
         assert!(err.to_string().contains("drope_head_c (layer"), "{err}");
+    }
+
+    #[test]
+    fn the_drope_authors_format_is_read_as_a_model_without_positions() {
+        // What their released checkpoints' config.json says (custom_models/drope.py).
+        let theirs = |kind: &str| {
+            LLAMA_JSON.replace(
+                "\"architectures\": [\"LlamaForCausalLM\"],",
+                &format!(
+                    "\"architectures\": [\"DroPELlamaForCausalLM\"], \"model_type\": \
+                     \"llama_drope\", \"attention_type\": \"{kind}\","
+                ),
+            )
+        };
+        let c = ModelConfig::from_json(theirs("nope").as_bytes()).unwrap();
+        assert_eq!(c.position_embedding, TrainedPositions::None);
+        assert_eq!(c.trained_scheme().to_string(), "none");
+        // Written back as it was read (and read back the same).
+        assert!(c.to_json().contains("\"attention_type\": \"nope\""));
+        assert_eq!(ModelConfig::from_json(c.to_json().as_bytes()).unwrap(), c);
+        for variant in ["qk_norm_nope", "k_norm_nope"] {
+            let err = ModelConfig::from_json(theirs(variant).as_bytes()).unwrap_err();
+            assert!(err.to_string().contains(variant), "{err}");
+        }
     }
 
     #[test]

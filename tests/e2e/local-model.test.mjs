@@ -70,6 +70,8 @@ const config = {
 };
 const tokenizer = readFileSync(join(here, '../../public/models/tokenizer.json'));
 const good = checkpoint(config, { shards: 2, seed: 7, tokenizer });
+// Its tokenizer starts every text with <|endoftext|> (named, as Hugging Face's files do).
+good.files.push({ name: 'tokenizer_config.json', buffer: Buffer.from('{"add_bos_token": true, "bos_token": "<|endoftext|>"}') });
 // The prompt, given in the link, and scored natively from the same files on disk.
 const text = 'The magic number for the lighthouse is 4817261. '.repeat(6)
   + 'Ships came into the harbour at dusk, and the keeper counted them one by one. '.repeat(4);
@@ -177,6 +179,7 @@ try {
   assert.equal(focus, ID, 'the local model is not the focus series');
   const nlls = await tokenNlls();
   assert.equal(nlls.length, LENGTH);
+  assert.equal(await page.locator(sel.token).first().getAttribute('data-token-id'), '0', 'the prompt does not start with <|endoftext|>');
   assert.ok(nlls.slice(1).every(Number.isFinite), 'a token without a finite NLL');
   // Random weights: every NLL near ln(4096) = 8.3, not the trained model's.
   const mean = nlls.slice(1).reduce((a, b) => a + b, 0) / (LENGTH - 1);

@@ -15,7 +15,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use engine::checkpoint::{CheckpointPlan, SafetensorsHeader, ShardIndex, SHARD_INDEX, SINGLE_FILE};
+use engine::checkpoint::{
+    studio_config, CheckpointPlan, SafetensorsHeader, ShardIndex, SHARD_INDEX, SINGLE_FILE,
+    TOKENIZER_CONFIG,
+};
 use engine::cpu::CpuBackend;
 use engine::{SchemeSpec, TextTokenizer};
 
@@ -28,15 +31,27 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 
 /// A checkpoint folder's `config.json` and weight files, read whole.
 pub struct CheckpointFolder {
-    /// `config.json`.
+    /// `config.json` as the studio reads it (`engine::checkpoint::studio_config`).
     pub config: Vec<u8>,
+    /// `tokenizer.json`.
+    pub tokenizer: Vec<u8>,
     /// Each weight file's name and bytes.
     pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// Reads a checkpoint folder, checked as the studio checks it.
 pub fn read_checkpoint(dir: &Path) -> Result<CheckpointFolder, String> {
-    let config = read(&dir.join("config.json"))?;
+    let tokenizer = read(&dir.join("tokenizer.json"))?;
+    let settings = dir.join(TOKENIZER_CONFIG);
+    let settings = match settings.exists() {
+        true => Some(read(&settings)?),
+        false => None,
+    };
+    let config = studio_config(
+        &read(&dir.join("config.json"))?,
+        &tokenizer,
+        settings.as_deref(),
+    )?;
     let index_path = dir.join(SHARD_INDEX);
     let index = match index_path.exists() {
         true => Some(ShardIndex::parse(&read(&index_path)?)?),
@@ -56,7 +71,11 @@ pub fn read_checkpoint(dir: &Path) -> Result<CheckpointFolder, String> {
         files.push((name, bytes));
     }
     CheckpointPlan::check(&config, index.as_ref(), &headers).map_err(|e| e.to_string())?;
-    Ok(CheckpointFolder { config, files })
+    Ok(CheckpointFolder {
+        config,
+        tokenizer,
+        files,
+    })
 }
 
 /// `trainer score`.
@@ -69,8 +88,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     let shards: Vec<&[u8]> = folder.files.iter().map(|(_, b)| b.as_slice()).collect();
     let backend =
         Arc::new(CpuBackend::load_shards(&folder.config, &shards).map_err(|e| e.to_string())?);
-    let tokenizer =
-        TextTokenizer::from_json(&read(&dir.join("tokenizer.json"))?).map_err(|e| e.to_string())?;
+    let tokenizer = TextTokenizer::from_json(&folder.tokenizer).map_err(|e| e.to_string())?;
     let config = engine::Backend::config(backend.as_ref()).clone();
     let scheme: SchemeSpec = match args.get_or("scheme", String::new())?.as_str() {
         "" => config.trained_scheme(),

@@ -91,7 +91,7 @@ pub fn TokenStrip(
         view! {
             {divider}
             // `data-nll`: the exact value, for tests that compare backends.
-            <span data-testid="token" class=class
+            <span data-testid="token" class=class data-token-id=token.id
                 style:--token-background=style.as_ref().map(|s| s.0.clone())
                 style:--token-ink=style.map(|s| s.1)
                 title=tooltip data-nll=token.nll.map(|nll| nll.to_string())>
