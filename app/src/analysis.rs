@@ -13,7 +13,7 @@ use engine::{
 
 use crate::backend::StudioBackend;
 use crate::error::AppError;
-use crate::model_store::LoadedModel;
+use crate::model_store::{token_cap, LoadedModel};
 
 /// A candidate token with the probability the model gave it.
 #[derive(Debug, Clone, PartialEq)]
@@ -244,7 +244,8 @@ pub fn prepare_prompt(
             "The prompt produced no tokens: type some text, then press Run.".into(),
         ));
     }
-    let (max_tokens, l) = (model.max_tokens(), model.training_length());
+    let cap = token_cap(model.config());
+    let max_tokens = cap.tokens;
     // A model trained with a beginning-of-sequence token sees it first here too; it
     // counts as a token of the prompt (position 0, as in every training window), and
     // the strip shows it, so its attention (often a sink) is visible.
@@ -256,8 +257,9 @@ pub fn prepare_prompt(
         None => full_len.min(max_tokens),
         Some(n) if n > max_tokens => {
             return Err(AppError::Input(format!(
-                "A length of {n} tokens is over the studio's cap of {max_tokens} (8 x the \
-                 training length L = {l}). Choose {max_tokens} or less."
+                "A length of {n} tokens is over the studio's cap of {max_tokens} for this \
+                 model ({}). Choose {max_tokens} or less.",
+                cap.reason
             )))
         }
         Some(n) => n.min(full_len),

@@ -132,15 +132,59 @@ impl LoadedModel {
         self.config().training_length()
     }
 
-    /// The longest prompt the page runs: 8L, the range the studio studies.
+    /// The longest prompt the page runs ([`token_cap`]).
     pub fn max_tokens(&self) -> usize {
-        8 * self.training_length()
+        token_cap(self.config()).tokens
     }
 
     /// The inference scheme that matches how the model was trained (its own
     /// `rope_scaling`, if it has one).
     pub fn default_scheme(&self) -> SchemeSpec {
         self.config().trained_scheme()
+    }
+}
+
+/// The most memory one recorded series' attention may take: every head's causal map,
+/// `T (T + 1) / 2` floats each, kept so that choosing another head needs no rerun.
+pub const ATTENTION_BUDGET_BYTES: u64 = 512 << 20;
+
+/// The longest prompt the page runs through a model, and what sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenCap {
+    /// Tokens, the first token included.
+    pub tokens: usize,
+    /// Why there, for messages ("8 x the training length L = 128").
+    pub reason: String,
+}
+
+/// 8L, the range the studio studies, unless recording every head's attention over
+/// that many tokens would take more than [`ATTENTION_BUDGET_BYTES`] (a model opened
+/// from disk with many heads and a long L: SmolLM-135M's 270 heads allow about 990).
+pub fn token_cap(config: &ModelConfig) -> TokenCap {
+    let l = config.training_length();
+    let (layers, heads) = (config.num_hidden_layers, config.num_attention_heads);
+    let maps = (layers * heads).max(1) as u64;
+    let bytes = |t: u64| maps * t * (t + 1) / 2 * 4;
+    let mut by_memory = ((2 * ATTENTION_BUDGET_BYTES / 4 / maps) as f64).sqrt() as u64;
+    while by_memory > 0 && bytes(by_memory) > ATTENTION_BUDGET_BYTES {
+        by_memory -= 1;
+    }
+    let by_memory = by_memory as usize;
+    let eight_l = 8 * l;
+    if eight_l <= by_memory {
+        TokenCap {
+            tokens: eight_l,
+            reason: format!("8 x the training length L = {l}"),
+        }
+    } else {
+        TokenCap {
+            tokens: by_memory.max(2),
+            reason: format!(
+                "every head's attention ({layers} layers x {heads} heads) over more tokens \
+                 would take over {} MB; 8L = {eight_l} does not fit",
+                ATTENTION_BUDGET_BYTES >> 20
+            ),
+        }
     }
 }
 
@@ -374,5 +418,42 @@ pub async fn load_on<F: Future<Output = Result<LoadedModel, AppError>>>(
             (load(None).await.map(Rc::new), Some(reason))
         }
         outcome => (outcome.map(Rc::new), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(layers: usize, heads: usize, kv: usize, hidden: usize, l: usize) -> ModelConfig {
+        ModelConfig::from_json(
+            format!(
+                r#"{{"hidden_size": {hidden}, "intermediate_size": {}, "num_attention_heads": {heads},
+                "num_key_value_heads": {kv}, "num_hidden_layers": {layers}, "vocab_size": 4096,
+                "max_position_embeddings": {l}, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+                "tie_word_embeddings": true}}"#,
+                3 * hidden
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn prompts_stop_at_8l_unless_every_heads_attention_would_not_fit() {
+        // The shipped models: 8L.
+        let shipped = token_cap(&config(4, 4, 4, 128, 128));
+        assert_eq!(shipped.tokens, 1024);
+        assert_eq!(shipped.reason, "8 x the training length L = 128");
+        // SmolLM-135M's shape: 270 attention maps; 8L = 16384 would need 145 GB.
+        let smol = token_cap(&config(30, 9, 3, 576, 2048));
+        let t = smol.tokens as u64;
+        assert!((980..1000).contains(&t), "{t}");
+        assert!(270 * t * (t + 1) / 2 * 4 <= ATTENTION_BUDGET_BYTES);
+        assert!(
+            smol.reason.contains("30 layers x 9 heads"),
+            "{}",
+            smol.reason
+        );
     }
 }
