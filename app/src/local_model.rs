@@ -32,9 +32,10 @@ use crate::pause::next_frame;
 /// The id prefix of a model opened from disk (shipped ids never start with it).
 pub const LOCAL_PREFIX: &str = "local-";
 
-/// The most memory a model may need, file bytes and 32-bit weights together: a tab's
-/// WebAssembly memory ends at 4 GiB, and the page, the worker and the browser need some
-/// of it.
+/// The most WebAssembly memory a model may need in one place: the page holds the files
+/// (and one tensor widened at a time on its way to the GPU), the CPU worker holds the
+/// weights in 32 bits; each has its own memory, which ends at 4 GiB, less what the
+/// rest of the page or worker needs.
 pub const MEMORY_CAP: u64 = 3 << 30;
 
 /// The files of a checkpoint, sorted into their roles by name (`T`: a file handle in
@@ -169,18 +170,17 @@ pub fn local_identity(folder: Option<&str>, config_json: &[u8]) -> (String, Stri
 
 /// What loading the model will take, said before it is read, or why it will not fit.
 pub fn memory_verdict(plan: &CheckpointPlan) -> Result<String, String> {
-    let need = plan.file_bytes + plan.f32_bytes;
     let summary = format!(
-        "{} parameters, {} to read and {} in 32-bit floats: about {} of memory",
+        "{} parameters, {} to read and {} in 32-bit floats (on the GPU, or in the CPU \
+         worker's memory)",
         human_count(plan.config.parameter_count() as u64),
         human_bytes(plan.file_bytes),
         human_bytes(plan.f32_bytes),
-        human_bytes(need)
     );
-    if need > MEMORY_CAP {
+    if plan.file_bytes.max(plan.f32_bytes) > MEMORY_CAP {
         return Err(format!(
-            "{summary}, more than the {} a browser tab can give it (WebAssembly memory ends \
-             at 4 GiB). Models up to about 350M parameters stored in 16 bits fit",
+            "{summary}: more than the {} that the page or its worker can hold \
+             (WebAssembly memory ends at 4 GiB). Models up to about 800M parameters fit",
             human_bytes(MEMORY_CAP)
         ));
     }
@@ -480,6 +480,10 @@ mod tests {
         huge.f32_bytes *= 8;
         let err = memory_verdict(&huge).unwrap_err();
         assert!(err.contains("more than the 3.22 GB"), "{err}");
+        // The files and the 32-bit weights live in different memories.
+        let mut both = plan(2);
+        (both.file_bytes, both.f32_bytes) = (2_000_000_000, 3_000_000_000);
+        assert!(memory_verdict(&both).is_ok());
     }
 
     #[test]

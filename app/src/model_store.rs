@@ -8,9 +8,10 @@ use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use engine::checkpoint::reader_over;
 use engine::device::DeviceBackend;
 use engine::gpu::{GpuBackend, GpuContext};
-use engine::{Backend, EngineError, ModelConfig, ModelWeights, SchemeSpec, TextTokenizer};
+use engine::{Backend, EngineError, ModelConfig, SchemeSpec, TextTokenizer};
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -255,9 +256,12 @@ impl DownloadedModel {
             Some(gpu) => {
                 let config = ModelConfig::from_json(&self.config)?;
                 let shards: Vec<&[u8]> = self.weights.iter().map(|s| &s[..]).collect();
-                let weights = ModelWeights::from_shards(&config, &shards)?;
+                // Tensor by tensor: each is widened and uploaded while only the files
+                // are held whole, never all the weights in 32 bits as well.
+                let mut reader = reader_over(&shards)?;
                 next_frame().await;
-                let model = GpuBackend::upload(gpu, config, &weights, next_frame).await?;
+                let fetch = |name: &str, shape: &[usize]| reader.values(name, shape);
+                let model = GpuBackend::upload_from(gpu, config, fetch, next_frame).await?;
                 StudioBackend::Device(DeviceBackend::Gpu(model))
             }
             None => StudioBackend::Worker(WorkerBackend::new(

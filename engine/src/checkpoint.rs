@@ -55,6 +55,24 @@ impl Storage {
             Storage::F16 | Storage::Bf16 => 2,
         }
     }
+
+    /// Little-endian stored values widened to f32.
+    pub fn widen(self, bytes: &[u8]) -> Vec<f32> {
+        match self {
+            Storage::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Storage::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Storage::Bf16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+        }
+    }
 }
 
 /// One tensor as a safetensors header describes it.
@@ -174,6 +192,87 @@ impl SafetensorsHeader {
             file_len,
         })
     }
+}
+
+/// A checkpoint's tensors read one at a time, widened to f32: each file's header, and
+/// `read(file, start, end)` for a byte range of file number `file`. Only one tensor's
+/// bytes are copied at a time, so a caller that holds the files elsewhere (a worker's
+/// transferred buffers, a page's `Blob`s, a GPU upload) never holds a second whole copy.
+pub struct TensorReader<R: ReadRange> {
+    headers: Vec<SafetensorsHeader>,
+    read: R,
+}
+
+/// `read(file, start, end)`: bytes `start..end` of file number `file`.
+pub trait ReadRange: FnMut(usize, u64, u64) -> Result<Vec<u8>> {}
+
+impl<F: FnMut(usize, u64, u64) -> Result<Vec<u8>>> ReadRange for F {}
+
+impl<R: ReadRange> TensorReader<R> {
+    /// A reader over files with these headers (in the order `read` numbers them).
+    pub fn new(headers: Vec<SafetensorsHeader>, read: R) -> Self {
+        TensorReader { headers, read }
+    }
+
+    /// Tensor `name` from the first file that has it, checked against `shape`, widened
+    /// to f32; a NaN or infinite value is an error (it would make every output NaN).
+    pub fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let (file, entry) = self
+            .headers
+            .iter()
+            .enumerate()
+            .find_map(|(i, h)| Some((i, h.tensors.get(name)?)))
+            .ok_or_else(|| {
+                EngineError::Weights(format!(
+                    "missing tensor `{name}` (Hugging Face Llama naming expected)"
+                ))
+            })?;
+        if entry.shape != shape {
+            return Err(EngineError::Shape {
+                name: name.to_string(),
+                expected: shape.to_vec(),
+                found: entry.shape.clone(),
+            });
+        }
+        let storage = entry.storage.ok_or_else(|| {
+            EngineError::Weights(format!(
+                "tensor `{name}` is stored as {}; only F32, F16 and BF16 are supported",
+                entry.dtype
+            ))
+        })?;
+        let start = self.headers[file].data_start + entry.offsets.0;
+        let end = self.headers[file].data_start + entry.offsets.1;
+        let bytes = (self.read)(file, start, end)?;
+        if bytes.len() as u64 != end - start {
+            return Err(EngineError::Weights(format!(
+                "tensor `{name}`: read {} of its {} bytes",
+                bytes.len(),
+                end - start
+            )));
+        }
+        let values = storage.widen(&bytes);
+        let non_finite = values.iter().filter(|v| !v.is_finite()).count();
+        if non_finite > 0 {
+            return Err(EngineError::Weights(format!(
+                "tensor `{name}` holds {non_finite} NaN or infinite values"
+            )));
+        }
+        Ok(values)
+    }
+}
+
+/// A reader over safetensors files held in memory whole.
+pub fn reader_over<'a>(files: &'a [&'a [u8]]) -> Result<TensorReader<impl ReadRange + 'a>> {
+    let headers = files
+        .iter()
+        .map(|bytes| {
+            SafetensorsHeader::parse(bytes, bytes.len() as u64)
+                .map_err(|e| EngineError::Weights(format!("not a valid safetensors file ({e})")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(TensorReader::new(headers, move |file, start, end| {
+        Ok(files[file][start as usize..end as usize].to_vec())
+    }))
 }
 
 /// `model.safetensors.index.json`: which shard holds each tensor.

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
-use safetensors::{Dtype, SafeTensors};
 
+use crate::checkpoint::{reader_over, ReadRange, TensorReader};
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 
@@ -163,44 +163,20 @@ impl ModelWeights {
     /// shards of `model.safetensors.index.json`), each held in memory; each tensor is
     /// taken from the first file that has it, widened to f32.
     pub fn from_shards(config: &ModelConfig, shards: &[&[u8]]) -> Result<Self> {
-        let files = shards
-            .iter()
-            .map(|bytes| {
-                SafeTensors::deserialize(bytes).map_err(|e| {
-                    EngineError::Weights(format!("not a valid safetensors file ({e})"))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        Self::from_reader(config, &mut reader_over(shards)?)
+    }
+
+    /// Loads a checkpoint one tensor at a time from `reader`.
+    pub fn from_reader<R: ReadRange>(
+        config: &ModelConfig,
+        reader: &mut TensorReader<R>,
+    ) -> Result<Self> {
         Self::from_layout(config, |name, shape| {
-            let view = files
-                .iter()
-                .find_map(|file| file.tensor(name).ok())
-                .ok_or_else(|| {
-                    EngineError::Weights(format!(
-                        "missing tensor `{name}` (Hugging Face Llama naming expected)"
-                    ))
-                })?;
-            if view.shape() != shape {
-                return Err(EngineError::Shape {
-                    name: name.to_string(),
-                    expected: shape.to_vec(),
-                    found: view.shape().to_vec(),
-                });
-            }
-            let values = decode_f32(name, view.dtype(), view.data())?;
-            if values.len() != shape.iter().product::<usize>() {
-                return Err(EngineError::Weights(format!(
-                    "tensor `{name}` has the wrong byte length"
-                )));
-            }
-            // A NaN or infinite weight would make every output NaN, silently.
-            let non_finite = values.iter().filter(|v| !v.is_finite()).count();
-            if non_finite > 0 {
-                return Err(EngineError::Weights(format!(
-                    "tensor `{name}` holds {non_finite} NaN or infinite values"
-                )));
-            }
-            Ok(Tensor::from_vec(values, shape, &Device::Cpu)?)
+            Ok(Tensor::from_vec(
+                reader.values(name, shape)?,
+                shape,
+                &Device::Cpu,
+            )?)
         })
     }
 
@@ -252,27 +228,4 @@ impl ModelWeights {
         )
         .map_err(|e| EngineError::Weights(e.to_string()))
     }
-}
-
-/// Decodes little-endian f32 / f16 / bf16 storage into f32 values.
-fn decode_f32(name: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<f32>> {
-    Ok(match dtype {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Dtype::F16 => data
-            .chunks_exact(2)
-            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        other => {
-            return Err(EngineError::Weights(format!(
-                "tensor `{name}` is stored as {other:?}; only F32, F16 and BF16 are supported"
-            )))
-        }
-    })
 }

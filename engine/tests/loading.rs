@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use candle_core::DType;
-use engine::checkpoint::{CheckpointPlan, SafetensorsHeader, ShardIndex};
+use engine::checkpoint::{CheckpointPlan, SafetensorsHeader, ShardIndex, TensorReader};
 use engine::cpu::CpuBackend;
 use engine::init::random_weights;
 use engine::{EngineError, ModelConfig, ModelWeights, SchemeSpec, Session, SessionOptions};
@@ -199,4 +199,41 @@ fn a_checkpoint_with_a_problem_is_refused_by_name_before_loading() {
     // One file without an index: every tensor must be in it.
     let e = check(&config_json, None, &shards[..1]);
     assert!(e.contains("missing"), "{e}");
+}
+
+#[test]
+fn weights_are_read_one_tensor_at_a_time() {
+    // The reader asks for each tensor's bytes alone, never a whole file, and builds the
+    // same model as loading the files whole.
+    let (files, _) = sharded(5);
+    let headers: Vec<SafetensorsHeader> = headers(&files).into_iter().map(|(_, h)| h).collect();
+    let largest = headers
+        .iter()
+        .flat_map(|h| h.tensors.values())
+        .map(|t| t.offsets.1 - t.offsets.0)
+        .max()
+        .unwrap();
+    let mut biggest_read = 0;
+    let mut reads = 0;
+    let mut reader = TensorReader::new(headers, |file, start, end| {
+        biggest_read = biggest_read.max(end - start);
+        reads += 1;
+        Ok(files[file].1[start as usize..end as usize].to_vec())
+    });
+    let config = ModelConfig::from_json(CONFIG.as_bytes()).unwrap();
+    let weights = ModelWeights::from_reader(&config, &mut reader).unwrap();
+    drop(reader);
+    assert_eq!(reads, engine::weights::tensor_layout(&config).len());
+    assert_eq!(biggest_read, largest);
+    let whole: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
+    assert_eq!(
+        nlls(CpuBackend::from_weights(config.clone(), weights).unwrap()),
+        nlls(CpuBackend::load_shards(CONFIG.as_bytes(), &whole).unwrap())
+    );
+    // A short read is an error, not a shorter tensor.
+    let config_headers: Vec<SafetensorsHeader> =
+        self::headers(&files).into_iter().map(|(_, h)| h).collect();
+    let mut short = TensorReader::new(config_headers, |_, _, _| Ok(vec![0u8; 2]));
+    let err = ModelWeights::from_reader(&config, &mut short).unwrap_err();
+    assert!(err.to_string().contains("read 2 of its"), "{err}");
 }

@@ -172,7 +172,7 @@ try {
   // 2. Open it: it becomes runnable where the link put it (the focus).
   const before = await shownRun();
   const opened = await open(good.files, 'opened');
-  assert.match(opened, /^Opened tiny-llama: .*parameters, .* to read .* of memory/, opened);
+  assert.match(opened, /^Opened tiny-llama: .*parameters, .* to read and .* in 32-bit floats/, opened);
   await settled('the run with the local model', { backend, count: 2, before });
   assert.equal(await page.locator(sel.needed).count(), 0, 'still asking for the files after opening them');
   const focus = await page.locator(sel.chip).first().getAttribute('data-series');

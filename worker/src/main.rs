@@ -25,9 +25,10 @@ mod worker {
     use std::collections::HashMap;
     use std::rc::Rc;
 
+    use engine::checkpoint::{SafetensorsHeader, TensorReader};
     use engine::cpu::{CpuBackend, LayerCache};
     use engine::wire::{decode_input, encode_output};
-    use engine::Backend;
+    use engine::{Backend, EngineError, ModelConfig, ModelWeights};
 
     use crate::caches::Caches;
     use js_sys::{Object, Reflect, Uint8Array};
@@ -67,18 +68,44 @@ mod worker {
             .map_err(|_| format!("the message has no bytes `{key}`"))
     }
 
-    /// The checkpoint's safetensors files: an array of byte arrays.
-    fn shards(message: &JsValue) -> Result<Vec<Vec<u8>>, String> {
+    /// The checkpoint's safetensors files: an array of byte arrays, left in JavaScript's
+    /// memory (each tensor is copied into this worker's memory when it is read).
+    fn shards(message: &JsValue) -> Result<Vec<Uint8Array>, String> {
         let list = get(message, "weights")
             .dyn_into::<js_sys::Array>()
             .map_err(|_| "the message has no list of weight files".to_string())?;
         list.iter()
             .map(|file| {
                 file.dyn_into::<Uint8Array>()
-                    .map(|a| a.to_vec())
                     .map_err(|_| "a weight file in the message is not bytes".to_string())
             })
             .collect()
+    }
+
+    /// Builds the model one tensor at a time from the files, so this worker holds the
+    /// weights in 32 bits and one tensor's stored bytes, never a whole file as well.
+    fn load_model(config_json: &[u8], files: &[Uint8Array]) -> engine::Result<CpuBackend> {
+        let config = ModelConfig::from_json(config_json)?;
+        let range = |file: &Uint8Array, start: u64, end: u64| -> Vec<u8> {
+            let end = end.min(file.length() as u64);
+            file.subarray(start.min(end) as u32, end as u32).to_vec()
+        };
+        let headers = files
+            .iter()
+            .map(|file| {
+                let len = file.length() as u64;
+                let bad =
+                    |e: String| EngineError::Weights(format!("not a valid safetensors file ({e})"));
+                let needed =
+                    SafetensorsHeader::bytes_needed(&range(file, 0, 8), len).map_err(bad)?;
+                SafetensorsHeader::parse(&range(file, 0, needed), len).map_err(bad)
+            })
+            .collect::<engine::Result<Vec<_>>>()?;
+        let mut reader = TensorReader::new(headers, |file, start, end| {
+            Ok(range(&files[file], start, end))
+        });
+        let weights = ModelWeights::from_reader(&config, &mut reader)?;
+        CpuBackend::from_weights(config, weights)
     }
 
     fn post(fields: &[(&str, JsValue)], transfer: Option<&JsValue>) {
@@ -97,9 +124,7 @@ mod worker {
 
     fn load(message: &JsValue) -> Result<(), String> {
         let model = number(message, "model")?;
-        let shards = shards(message)?;
-        let shards: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
-        let loaded = CpuBackend::load_shards(&bytes(message, "config")?, &shards)
+        let loaded = load_model(&bytes(message, "config")?, &shards(message)?)
             .map(Rc::new)
             .map_err(|e| e.to_string());
         STATE.with(|s| s.borrow_mut().models.insert(model, loaded));

@@ -153,6 +153,26 @@ impl GpuBackend {
         context: Rc<GpuContext>,
         config: ModelConfig,
         weights: &ModelWeights,
+        pause: impl FnMut() -> P,
+    ) -> Result<Self> {
+        let named: std::collections::HashMap<String, &candle_core::Tensor> =
+            weights.named_tensors().into_iter().collect();
+        let fetch = |name: &str, _shape: &[usize]| match named.get(name) {
+            Some(tensor) => tensor_values(tensor),
+            None => Err(EngineError::Weights(format!("missing tensor `{name}`"))),
+        };
+        Self::upload_from(context, config, fetch, pause).await
+    }
+
+    /// Uploads a model whose tensors `fetch(name, shape)` gives one at a time (read from
+    /// a checkpoint's files and widened as they go: no second whole copy of the weights
+    /// in memory), awaiting `pause()` as [`GpuBackend::upload`] does. A matrix larger
+    /// than the adapter lets one binding see is refused with [`EngineError::Gpu`], so
+    /// the caller can run the model on the CPU instead and say why.
+    pub async fn upload_from<P: Future<Output = ()>>(
+        context: Rc<GpuContext>,
+        config: ModelConfig,
+        mut fetch: impl FnMut(&str, &[usize]) -> Result<Vec<f32>>,
         mut pause: impl FnMut() -> P,
     ) -> Result<Self> {
         config.validate()?;
@@ -166,49 +186,85 @@ impl GpuBackend {
             )));
         }
         context.check_alive()?;
+        let limit = context
+            .limits
+            .max_storage_buffer_binding_size
+            .min(context.limits.max_buffer_size);
+        let shapes: std::collections::HashMap<String, Vec<usize>> =
+            crate::weights::tensor_layout(&config).into_iter().collect();
         // Tensors that one kernel reads as one matrix are uploaded stacked, with the
         // weight of the norm before them (if any) folded in.
-        let stacked = |parts: &[&candle_core::Tensor],
-                       norm: Option<&candle_core::Tensor>|
-         -> Result<Region> {
-            let mut values = Vec::new();
+        let mut stacked = |parts: &[&str], norm: Option<&str>| -> Result<Region> {
+            let mut fetch_named = |name: &str| {
+                let shape = shapes
+                    .get(name)
+                    .ok_or_else(|| EngineError::Weights(format!("no tensor `{name}`")))?;
+                fetch(name, shape)
+            };
+            let floats: usize = parts
+                .iter()
+                .map(|p| shapes.get(*p).map_or(0, |s| s.iter().product()))
+                .sum();
+            if floats as u64 * 4 > limit {
+                return Err(EngineError::Gpu(format!(
+                    "`{}` takes {} MB, more than the {} MB this GPU lets one buffer hold",
+                    parts.join("` + `"),
+                    floats * 4 / 1_000_000,
+                    limit / 1_000_000
+                )));
+            }
+            let mut values = Vec::with_capacity(floats);
             for part in parts {
-                values.extend(tensor_values(part)?);
+                values.extend(fetch_named(part)?);
             }
             if let Some(norm) = norm {
-                fold_norm(&mut values, &tensor_values(norm)?);
+                fold_norm(&mut values, &fetch_named(norm)?);
             }
             Ok(upload_values(&context, &values))
         };
-        let up = |t: &candle_core::Tensor| stacked(&[t], None);
-        let embed_tokens = up(&weights.embed_tokens)?;
+        let embed_tokens = stacked(&["model.embed_tokens.weight"], None)?;
         pause().await;
-        let mut layers = Vec::with_capacity(weights.layers.len());
-        for layer in &weights.layers {
-            let input_norm = Some(&layer.input_layernorm);
-            let mlp_norm = Some(&layer.post_attention_layernorm);
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for n in 0..config.num_hidden_layers {
+            let name = |part: &str| format!("model.layers.{n}.{part}.weight");
+            let [q, k, v, o, gate, up, down, input_norm, mlp_norm, q_norm, k_norm] = [
+                "self_attn.q_proj",
+                "self_attn.k_proj",
+                "self_attn.v_proj",
+                "self_attn.o_proj",
+                "mlp.gate_proj",
+                "mlp.up_proj",
+                "mlp.down_proj",
+                "input_layernorm",
+                "post_attention_layernorm",
+                "self_attn.q_norm",
+                "self_attn.k_norm",
+            ]
+            .map(name);
             layers.push(GpuLayer {
-                qkv: stacked(&[&layer.q_proj, &layer.k_proj, &layer.v_proj], input_norm)?,
-                o_proj: up(&layer.o_proj)?,
-                gate_up: stacked(&[&layer.gate_proj, &layer.up_proj], mlp_norm)?,
-                down_proj: up(&layer.down_proj)?,
-                qk_norm: match &layer.qk_norm {
-                    Some((q, k)) => Some(stacked(&[q, k], None)?),
-                    None => None,
+                qkv: stacked(&[&q, &k, &v], Some(&input_norm))?,
+                o_proj: stacked(&[&o], None)?,
+                gate_up: stacked(&[&gate, &up], Some(&mlp_norm))?,
+                down_proj: stacked(&[&down], None)?,
+                qk_norm: match config.qk_norm {
+                    true => Some(stacked(&[&q_norm, &k_norm], None)?),
+                    false => None,
                 },
             });
             pause().await;
             // The device may have gone while the page did other work.
             context.check_alive()?;
         }
+        // With tied embeddings this is a second copy of the table: the gather needs it
+        // without the norm.
+        let head = match config.tie_word_embeddings {
+            true => "model.embed_tokens.weight",
+            false => "lm_head.weight",
+        };
+        let logits_head = stacked(&[head], Some("model.norm.weight"))?;
         Ok(GpuBackend {
             embed_tokens,
-            // With tied embeddings this is a second copy of the table: the gather
-            // needs it without the norm.
-            logits_head: stacked(
-                &[weights.lm_head.as_ref().unwrap_or(&weights.embed_tokens)],
-                Some(&weights.norm),
-            )?,
+            logits_head,
             layers,
             config,
             context,
