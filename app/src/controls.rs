@@ -6,6 +6,7 @@ use web_sys::KeyboardEvent;
 
 use crate::format::bytes_of;
 use crate::manifest::Manifest;
+use crate::model_store::LoadStage;
 use crate::run_controller::{Activity, RunController};
 use crate::samples::SampleSet;
 use crate::url_state::{parse_token_count, PromptSource, SeriesSpec, MAX_SERIES};
@@ -276,7 +277,10 @@ pub fn RunButtons(
             return view! {
                 <span class="status loading" data-testid="download-progress">
                     <progress max=p.total.max(1) value=p.received></progress>
-                    {format!(" Downloading {label}: {}", bytes_of(p.received, p.total))}
+                    {match p.stage {
+                        LoadStage::Download => format!(" Downloading {label}: {}", bytes_of(p.received, p.total)),
+                        LoadStage::Upload => format!(" Uploading {label} to the GPU: {} of {} parts", p.received, p.total),
+                    }}
                 </span>
             }
             .into_any();

@@ -115,7 +115,7 @@ impl LoadedModel {
     /// The same model re-created on the GPU (`Some`) or the CPU (`None`) from the
     /// downloaded bytes.
     pub async fn on_device(&self, gpu: Option<Rc<GpuContext>>) -> Result<Self, AppError> {
-        self.download.load(gpu).await
+        self.download.load(gpu, &|_| {}).await
     }
 
     /// Whether the model runs on WebGPU.
@@ -189,13 +189,26 @@ pub fn token_cap(config: &ModelConfig) -> TokenCap {
     }
 }
 
-/// Bytes received so far out of the total, for the progress bar.
+/// How far getting a model ready has come, for the progress bar: its files' bytes
+/// downloaded, then its layers uploaded to the GPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DownloadProgress {
-    /// Bytes received over all of the model's files.
+    /// Bytes received over all of the model's files, or layers uploaded.
     pub received: u64,
-    /// Sum of the manifest's sizes.
+    /// Sum of the manifest's sizes, or the layers to upload.
     pub total: u64,
+    /// Which of the two.
+    pub stage: LoadStage,
+}
+
+/// The part of loading a [`DownloadProgress`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadStage {
+    /// The files, in bytes.
+    Download,
+    /// The weights to the GPU, in layers (the embedding table and the output head
+    /// count as one each).
+    Upload,
 }
 
 /// A model's files, downloaded and verified, with its tokenizer parsed: kept for the
@@ -251,6 +264,7 @@ impl DownloadedModel {
     pub async fn load(
         self: &Rc<Self>,
         gpu: Option<Rc<GpuContext>>,
+        on_progress: &dyn Fn(DownloadProgress),
     ) -> Result<LoadedModel, AppError> {
         let backend = match gpu {
             Some(gpu) => {
@@ -261,7 +275,19 @@ impl DownloadedModel {
                 let mut reader = reader_over(&shards)?;
                 next_frame().await;
                 let fetch = |name: &str, shape: &[usize]| reader.values(name, shape);
-                let model = GpuBackend::upload_from(gpu, config, fetch, next_frame).await?;
+                // `upload_from` pauses after the embedding table and after each layer.
+                let total = config.num_hidden_layers as u64 + 2;
+                let mut done = 0;
+                let pause = || {
+                    done += 1;
+                    on_progress(DownloadProgress {
+                        received: done,
+                        total,
+                        stage: LoadStage::Upload,
+                    });
+                    next_frame()
+                };
+                let model = GpuBackend::upload_from(gpu, config, fetch, pause).await?;
                 StudioBackend::Device(DeviceBackend::Gpu(model))
             }
             None => StudioBackend::Worker(WorkerBackend::new(
@@ -308,6 +334,7 @@ pub async fn download_model(
                 on_progress(DownloadProgress {
                     received: start + received,
                     total,
+                    stage: LoadStage::Download,
                 })
             })
             .await?;

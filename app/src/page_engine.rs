@@ -220,7 +220,7 @@ pub async fn page_model(
 ) -> (Result<Rc<LoadedModel>, AppError>, Option<String>) {
     let pool = page_pool();
     // Instant for a model in the pool: only kept downloads are ever loaded.
-    let download = match page_download(entry, on_progress).await {
+    let download = match page_download(entry, &on_progress).await {
         Ok(download) => download,
         Err(e) => return (Err(e), None),
     };
@@ -234,7 +234,7 @@ pub async fn page_model(
     }
     // Loading (parsing and uploading the weights) in tasks of their own.
     crate::pause::next_frame().await;
-    let (loaded, failure) = load_on(gpu, |c| download.load(c)).await;
+    let (loaded, failure) = load_on(gpu, |c| download.load(c, &on_progress)).await;
     if let Ok(model) = &loaded {
         pool.borrow_mut().insert(Rc::clone(model));
     }

@@ -34,7 +34,7 @@ pub async fn random_model(config_json: &str, seed: u64) -> Rc<LoadedModel> {
         safetensors,
     )
     .unwrap();
-    Rc::new(download.load(None).await.unwrap())
+    Rc::new(download.load(None, &|_| {}).await.unwrap())
 }
 
 /// A fresh `<div>` in the body to mount one component into.
