@@ -33,10 +33,33 @@ const NEAR = '200px 0px';
 
 let studio = null;
 
+// The smallest module that uses a SIMD instruction: a function returning
+// `v128.const 0`. The studio's wasm is built with WebAssembly SIMD (its CPU path's
+// matrix products use it), so a browser that cannot validate this gets a message
+// instead of a failed compile.
+const SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // types: () -> v128
+  0x03, 0x02, 0x01, 0x00, // one function of type 0
+  0x0a, 0x16, 0x01, 0x14, 0x00, 0xfd, 0x0c, ...new Array(16).fill(0), 0x0b, // v128.const 0; end
+]);
+
+/** Why this browser cannot run the studio's wasm, or null when it can. */
+export function missingWasmFeature() {
+  if (typeof WebAssembly !== 'object') return 'This browser has no WebAssembly.';
+  if (!WebAssembly.validate(SIMD_PROBE)) {
+    return 'This browser\'s WebAssembly has no SIMD, which DroPE Studio needs: Chrome or Edge 91 or '
+      + 'later, Firefox 89 or later, or Safari 16.4 or later run it.';
+  }
+  return null;
+}
+
 /** The studio's wasm module, initialised (loaded on the first call only). */
 export function loadStudio() {
   if (!studio) {
     studio = (async () => {
+      const missing = missingWasmFeature();
+      if (missing) throw new Error(missing);
       const module = await import(new URL('app.js', base).href);
       await module.default({ module_or_path: new URL('app_bg.wasm', base) });
       module.set_asset_base(base.href);

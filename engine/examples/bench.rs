@@ -39,6 +39,13 @@ fn run() -> Result<(), String> {
     let large = args.iter().any(|a| a == "--large-matmul");
     let tilings = args.iter().any(|a| a == "--tilings");
     let forward_only = args.iter().any(|a| a == "--forward-only");
+    // --cpu-only: the CPU forward pass alone, under its own --label (xtask runs it once
+    // more with RAYON_NUM_THREADS=1: the single-threaded reference for the wasm path).
+    let cpu_only = args.iter().any(|a| a == "--cpu-only");
+    let cpu_label = match args.iter().position(|a| a == "--label") {
+        Some(i) => args.get(i + 1).ok_or("--label needs a name")?.clone(),
+        None => "CPU native".to_string(),
+    };
     // --lengths: fewer prompt lengths (with DROPE_GPU_PROFILE, to profile one pass).
     let lengths: Vec<usize> = match args.iter().position(|a| a == "--lengths") {
         Some(i) => args
@@ -67,12 +74,11 @@ fn run() -> Result<(), String> {
     if !gpu_only {
         let cpu = CpuBackend::load(&config, &weights).map_err(|e| e.to_string())?;
         block_on(bench::forward_suite(
-            "CPU native",
-            &cpu,
-            &lengths,
-            repeats,
-            &now_ms,
+            &cpu_label, &cpu, &lengths, repeats, &now_ms,
         ))?;
+    }
+    if cpu_only {
+        return Ok(());
     }
     let context = match block_on(GpuContext::new()) {
         Ok(context) => Rc::new(context),

@@ -28,9 +28,19 @@ fn now_ms() -> f64 {
 #[wasm_bindgen_test]
 async fn browser_benchmark() {
     let cpu = CpuBackend::load(CONFIG, WEIGHTS).unwrap();
-    bench::forward_suite("CPU wasm (Chromium)", &cpu, LENGTHS, 1, &now_ms)
+    // xtask also builds this without SIMD (the product's wasm has it): that build
+    // measures the CPU path only, for the side-by-side ratio.
+    let simd = cfg!(target_feature = "simd128");
+    let label = match simd {
+        true => "CPU wasm (Chromium)",
+        false => "CPU wasm without SIMD (Chromium)",
+    };
+    bench::forward_suite(label, &cpu, LENGTHS, 1, &now_ms)
         .await
         .unwrap();
+    if !simd {
+        return;
+    }
     let context = Rc::new(GpuContext::new().await.expect("WebGPU adapter"));
     let label = "WebGPU wasm (Chromium)";
     bench::report("adapter_browser", &context.adapter, "-", 0.0);

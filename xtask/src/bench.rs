@@ -2,8 +2,10 @@
 //! throughput, measured in one run on this machine:
 //! - native: `engine/examples/bench.rs` (CPU path, and WebGPU on the machine's Vulkan
 //!   adapter: lavapipe here);
+//! - native again on one thread (`RAYON_NUM_THREADS=1`), the CPU path only;
 //! - browser: `engine/tests/wasm_bench.rs` in headless Chromium (CPU path as wasm, and
-//!   WebGPU on SwiftShader).
+//!   WebGPU on SwiftShader), then the CPU path again built without WebAssembly SIMD;
+//!   the ratios of the three CPU columns get a table of their own.
 //!
 //! Each side prints `BENCH<TAB>group<TAB>backend<TAB>case<TAB>value` lines; this module
 //! gathers them into docs/BENCHMARKS.md. `--native-only` skips the browser half;
@@ -21,6 +23,11 @@ use std::process::Command;
 use crate::setup;
 use crate::test::wasm_test;
 use crate::util::{self, root, Result};
+
+/// The columns the wasm ratios compare (the labels the two benchmarks print).
+const NATIVE_ONE_THREAD: &str = "CPU native, one thread";
+const WASM_SIMD: &str = "CPU wasm (Chromium)";
+const WASM_PLAIN: &str = "CPU wasm without SIMD (Chromium)";
 
 /// `group -> case -> backend -> value`, plus adapter names.
 #[derive(Default)]
@@ -59,6 +66,29 @@ impl Results {
                     .insert(backend.to_string(), value);
             }
         }
+    }
+
+    /// The browser's CPU path against the native one on one thread, with and without
+    /// SIMD: forward-pass time ratios (`wasm_ratio`).
+    fn add_ratios(&mut self) {
+        let Some(forward) = self.values.get("forward_ms") else {
+            return;
+        };
+        let mut ratios: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+        for (case, by) in forward {
+            let (Some(native), Some(simd), Some(plain)) = (
+                by.get(NATIVE_ONE_THREAD),
+                by.get(WASM_SIMD),
+                by.get(WASM_PLAIN),
+            ) else {
+                continue;
+            };
+            let row = ratios.entry(case.clone()).or_default();
+            row.insert("wasm SIMD / native".into(), simd / native);
+            row.insert("wasm without SIMD / native".into(), plain / native);
+            row.insert("without / with SIMD".into(), plain / simd);
+        }
+        self.values.insert("wasm_ratio".into(), ratios);
     }
 
     fn table(&self, group: &str, title: &str, unit: &str) -> String {
@@ -148,6 +178,19 @@ pub fn run(args: &[String]) -> Result<()> {
         native.arg("--quick");
     }
     results.parse(&measure(native, "native benchmark")?);
+    // The single-threaded native CPU path: what the browser's CPU path (one worker, no
+    // threads) is compared with.
+    let mut single = Command::new("cargo");
+    single
+        .args(["run", "--profile", "bench-native", "-p", "engine"])
+        .args(["--example", "bench", "--", "--cpu-only", "--label"])
+        .arg(NATIVE_ONE_THREAD)
+        .env("RAYON_NUM_THREADS", "1")
+        .current_dir(root());
+    if quick {
+        single.arg("--quick");
+    }
+    results.parse(&measure(single, "native benchmark, one thread")?);
 
     if !native_only {
         let mut browser = wasm_test("engine")?;
@@ -158,6 +201,17 @@ pub fn run(args: &[String]) -> Result<()> {
             .args(["--profile", "bench-native", "--features", "browser-bench"])
             .args(["--test", "wasm_bench", "--", "--nocapture"]);
         results.parse(&measure(browser, "browser benchmark")?);
+        // The same CPU path built without WebAssembly SIMD (RUSTFLAGS replaces the
+        // config's simd128 flag), in a target folder of its own so neither build
+        // overwrites the other.
+        let mut plain = wasm_test("engine")?;
+        plain
+            .env("RUSTFLAGS", "")
+            .env("CARGO_TARGET_DIR", root().join("target/wasm-without-simd"))
+            .args(["--profile", "bench-native", "--features", "browser-bench"])
+            .args(["--test", "wasm_bench", "--", "--nocapture"]);
+        results.parse(&measure(plain, "browser benchmark without SIMD")?);
+        results.add_ratios();
 
         let mut heatmap = wasm_test("app")?;
         heatmap.args(["--release", "--test", "heatmap_bench", "--", "--nocapture"]);
@@ -180,6 +234,11 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     doc.push('\n');
     doc.push_str(&results.table("forward_ms", "Forward pass", "ms"));
+    doc.push_str(&results.table(
+        "wasm_ratio",
+        "The browser's CPU path against native code on one thread",
+        "ratio of forward-pass times",
+    ));
     doc.push_str(&results.table(
         "extend_one",
         "Extending by one token",
