@@ -14,6 +14,7 @@
 //      (allow-scripts only, an opaque origin) of embed.html and a custom element; an
 //      iframe far below the fold starts nothing.
 //   4. The studio's "Copy embed code": the snippet's iframe URL renders the same view.
+//   5. A browser without WebAssembly SIMD (simulated) is told which browsers run it.
 //   On every page: no request leaves the origin, no Content-Security-Policy violation,
 //   no console error.
 //
@@ -266,6 +267,22 @@ try {
     assert.equal(await page.locator('canvas[data-testid="attention-heatmap"]').count(), 2, 'the copied view: two maps');
     await checkClean(page, record, 'copied embed');
     console.log('e2e [embed] copy embed code: the snippet renders the same view');
+    await context.close();
+  }
+  // 5. A browser whose WebAssembly has no SIMD (simulated: the loader's probe fails to
+  // validate) gets the loader's message, not a failed compile, and fetches no wasm.
+  {
+    const { context, page, record } = await openPage({ width: 1000, height: 800 });
+    await page.addInitScript(() => {
+      const validate = WebAssembly.validate;
+      WebAssembly.validate = (bytes) => (bytes.length < 64 ? false : validate(bytes));
+    });
+    await page.goto(at('index.html'), { waitUntil: 'load', timeout: left() });
+    const alert = page.locator('[role="alert"]', { hasText: 'no SIMD' });
+    await step('waiting for the no-SIMD message', () => alert.waitFor({ timeout: left() }));
+    assert.match(await alert.innerText(), /Chrome or Edge 91 or later, Firefox 89 or later, or Safari 16\.4/);
+    assert.ok(!record.requests.some((r) => /_bg\.wasm/.test(r.url)), 'wasm fetched without SIMD');
+    console.log('e2e [embed] without wasm SIMD: the studio says which browsers run it');
     await context.close();
   }
   console.log(`e2e [embed] ok in ${since()}`);
