@@ -81,6 +81,8 @@ impl AttentionMap {
 /// Everything one run of a prompt produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunResult {
+    /// The model's name, as the series list shows it.
+    pub model: String,
     /// The scheme the run used.
     pub scheme: SchemeSpec,
     /// The model's training length `L`.
@@ -223,11 +225,15 @@ pub struct PreparedPrompt {
     pub texts: Vec<String>,
     /// Tokens in the whole text, before `length` or the cap cut it.
     pub full_len: usize,
+    /// When the length asked for was over the model's cap: what the page says (the run
+    /// goes on at the cap).
+    pub capped: Option<String>,
 }
 
 /// Tokenizes `prompt` with `model`'s tokenizer and keeps the first `length` tokens (when
-/// `None`: all of them, up to the model's cap of 8L). Empty prompts and lengths over the
-/// cap are refused with a message saying what to do.
+/// `None`: all of them), up to the model's cap ([`token_cap`]); a length over the cap
+/// runs to the cap, with a note saying why ([`PreparedPrompt::capped`]). An empty prompt
+/// is refused with a message saying what to do.
 pub fn prepare_prompt(
     model: &LoadedModel,
     prompt: &str,
@@ -253,16 +259,18 @@ pub fn prepare_prompt(
     let full_len = pieces.len() + bos.is_some() as usize;
     // Without a length, a long prompt runs its first `max_tokens` (the page says so);
     // a length asked for explicitly must fit.
+    let capped = length.filter(|&n| n > max_tokens).map(|n| {
+        format!(
+            "A length of {n} tokens is over the cap of {max_tokens} for {} ({}): it runs \
+             the first {}.",
+            model.entry.label,
+            cap.reason,
+            max_tokens.min(full_len)
+        )
+    });
     let wanted = match length {
         None => full_len.min(max_tokens),
-        Some(n) if n > max_tokens => {
-            return Err(AppError::Input(format!(
-                "A length of {n} tokens is over the studio's cap of {max_tokens} for this \
-                 model ({}). Choose {max_tokens} or less.",
-                cap.reason
-            )))
-        }
-        Some(n) => n.min(full_len),
+        Some(n) => n.min(max_tokens).min(full_len),
     };
     let ids: Vec<u32> = pieces.iter().map(|p| p.id).collect();
     // Fall back to the offsets' text if a tokenizer's decoder does not round-trip the
@@ -276,6 +284,7 @@ pub fn prepare_prompt(
         ids: model.config().with_bos(&ids)[..wanted].to_vec(),
         texts: bos_text.into_iter().chain(texts).take(wanted).collect(),
         full_len,
+        capped,
     })
 }
 
@@ -313,6 +322,7 @@ impl LiveRun {
         }
         let session = Session::new(Arc::clone(&model.backend), options)?;
         let result = RunResult {
+            model: model.entry.label.clone(),
             scheme,
             training_length: l,
             vocab_size: config.vocab_size,

@@ -111,6 +111,7 @@ pub fn App() -> impl IntoView {
     );
     let RunController {
         series_problems,
+        cap_notes,
         counts,
         summary,
         focus,
@@ -171,6 +172,8 @@ pub fn App() -> impl IntoView {
                     <SeriesEditor series=series manifest=manifest problems=series_problems />
                     <OpenModel manifest=manifest series=series />
                     <RunButtons run=run manifest=manifest grow_step=grow_step />
+                    <Notice testid="cap-notice" text=Signal::derive(move || cap_notes.with(|n| (!n.is_empty()).then(|| n.join(" "))))
+                    />
                     <ErrorLine testid="error" text=error />
                     <p class="run-summary" data-testid="run-summary" data-run=move || shown_run.get()
                         data-backend=move || focus.with(|r| r.as_ref().map(|r| r.backend.name()))

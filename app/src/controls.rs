@@ -125,7 +125,11 @@ pub fn PromptControls(
                             Err(e) => length_problem.set(Some(e)),
                         }
                     } />
-                {move || format!(" tokens (of {})", max_length())}
+                // Before the first run the prompt's length is not known yet.
+                {move || match max_length() {
+                    0 => " tokens".to_string(),
+                    n => format!(" tokens (of {n})"),
+                }}
             </label>
         </div>
         {move || length_problem.get().map(|p| view! { <p class="error" role="alert" data-testid="length-problem">{p}</p> })}

@@ -39,7 +39,9 @@ pub async fn verify(file: &FileEntry, bytes: &[u8]) -> Result<(), AppError> {
         let digest = sha256_hex(bytes).await;
         if !digest.eq_ignore_ascii_case(file.sha256.trim()) {
             return Err(mismatch(format!(
-                "SHA-256 is {digest}, expected {} (a stale cached copy?)",
+                "SHA-256 is {digest}, expected {}: the server's file is not the one the \
+                 manifest lists (a deployment that updated one but not the other, or a \
+                 proxy serving an old copy)",
                 file.sha256
             )));
         }

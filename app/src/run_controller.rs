@@ -86,6 +86,8 @@ pub struct RunController {
     pub inputs: RunInputs,
     /// Series left out (unknown models), with why.
     pub series_problems: RwSignal<Vec<String>>,
+    /// Lengths cut to a model's cap in the current run, with why.
+    pub cap_notes: RwSignal<Vec<String>>,
     /// The model downloading and how far.
     pub progress: RwSignal<Option<(String, DownloadProgress)>>,
     /// What the controller is doing.
@@ -132,6 +134,7 @@ impl RunController {
         let controller = RunController {
             inputs,
             series_problems: RwSignal::new(Vec::new()),
+            cap_notes: RwSignal::new(Vec::new()),
             progress: RwSignal::new(None),
             activity: RwSignal::new(Activity::Idle),
             stepping: RwSignal::new(false),
@@ -407,6 +410,7 @@ impl RunController {
         counts.set((0, 0, 0));
         series_done.set(0);
         summary.set(None);
+        self.cap_notes.set(Vec::new());
         error.set(Some(message));
     }
 
@@ -478,6 +482,7 @@ impl RunController {
             needle_subjects.set(subjects);
             match Comparison::start(&models, &text, length.get_untracked()) {
                 Ok(c) => {
+                    self.cap_notes.set(c.cap_notes());
                     self.publish(&c);
                     comparison.set_value(Some(Rc::new(RefCell::new(Some(c)))));
                 }

@@ -119,6 +119,18 @@ impl Comparison {
         Ok(Comparison { prompts, runs })
     }
 
+    /// What the page says about lengths cut to a model's cap, once per model.
+    pub fn cap_notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self
+            .prompts
+            .values()
+            .filter_map(|p| p.capped.clone())
+            .collect();
+        notes.sort();
+        notes.dedup();
+        notes
+    }
+
     /// Tokens of the longest prepared prompt (the chart's axis).
     pub fn total(&self) -> usize {
         self.prompts

@@ -63,7 +63,12 @@ async fn a_model_trained_with_a_first_token_sees_it_first() {
     let long = PROSE.repeat(40);
     let capped = prepare_prompt(&with, &long, None).unwrap();
     assert_eq!((capped.ids.len(), capped.ids[0]), (256, bos));
-    assert!(prepare_prompt(&with, &long, Some(257)).is_err());
+    // A length over the cap runs to the cap and says so.
+    let over = prepare_prompt(&with, &long, Some(257)).unwrap();
+    assert_eq!(over.ids, capped.ids);
+    let note = over.capped.expect("a note on the cap");
+    assert!(note.contains("257 tokens is over the cap of 256"), "{note}");
+    assert_eq!(capped.capped, None);
 
     // The run scores every prompt token, the first one too (from the marker).
     let run = analyse(&with, text, SchemeSpec::NONE).await.unwrap();

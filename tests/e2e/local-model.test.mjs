@@ -18,6 +18,7 @@
 //   4. A checkpoint with SmolLM-135M's exact configuration (30 layers, width 576, 9 query
 //      and 3 key/value heads, vocabulary 49152, tied, bf16: 269 MB), opened as a folder
 //      on a fresh page, runs on the page's backend and matches the native engine.
+//   5. A length over a model's cap runs to the cap with a notice.
 // Throughout: nothing is uploaded (no request carries the files), no console error.
 //
 // Environment: STUDIO_URL (required), WEBGPU (1 default, 0), CHROMIUM, TIMEOUT_S (300),
@@ -274,6 +275,18 @@ try {
   const smolWorst = worstDiff(await tokenNlls(), smolNative);
   assert.ok(smolWorst <= NLL_TOLERANCE, `SmolLM shape: ${backend} and native differ by ${smolWorst}`);
   console.log(`  SmolLM-135M shape on ${backend}: opened and ran in ${((Date.now() - tOpen) / 1000).toFixed(1)} s, max |diff| against native ${smolWorst.toExponential(2)} over ${SMOL_LENGTH} tokens`);
+
+  // 5. A length over a model's cap (8L = 1024 for the shipped ones) runs to the cap
+  // with a notice instead of failing (issue 20, defect 8).
+  await step('opening a link with length=2049', () =>
+    page.goto(new URL(`?view=tokens&models=rope&length=2049&prompt=${encodeURIComponent(text)}`, base).href,
+      { waitUntil: 'load', timeout: left() }));
+  const capNotice = page.locator('[data-testid="cap-notice"]');
+  await step('waiting for the cap notice', () => capNotice.waitFor({ timeout: left() }));
+  assert.match(await capNotice.innerText(), /A length of 2049 tokens is over the cap of 1024 for .*8 x the training length L = 128/);
+  await step('waiting for the capped run', () =>
+    page.waitForFunction((s) => document.querySelector(s.runStatus)?.getAttribute('data-activity') === 'Idle'
+      && document.querySelectorAll(s.token).length > 0, sel, { timeout: left() }));
 
   assert.deepEqual(uploads, [], 'requests that could carry the files');
   assert.deepEqual(consoleErrors, [], 'console errors');

@@ -486,6 +486,20 @@ try {
     await step(`waiting for ${selector}`, () => page.waitForSelector(selector, { state: 'attached', timeout: left() }));
     shots.push(await shoot(view));
   }
+  // The tabs answer the arrow keys (WAI-ARIA tabs): from the last, right wraps to the
+  // first, left comes back; the selected tab has the focus and the only tab stop.
+  await page.focus(tabSelector('training'));
+  await page.keyboard.press('ArrowRight');
+  await step('waiting for the first tab after ArrowRight', () =>
+    page.waitForSelector(`${sel.panel}[data-view="perplexity"]`, { timeout: left() }));
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-view')), 'perplexity');
+  await page.keyboard.press('ArrowLeft');
+  await step('waiting for the last tab after ArrowLeft', () =>
+    page.waitForSelector(`${sel.panel}[data-view="training"]`, { timeout: left() }));
+  assert.deepEqual(
+    await page.$$eval('button[data-testid="tab"]', (tabs) => tabs.filter((t) => t.tabIndex === 0).map((t) => t.dataset.view)),
+    ['training'],
+  );
   // The live needle runner: every series answers one document per depth at 1x L.
   await openTab('needle');
   for (const m of [2, 4]) await page.uncheck(`input[data-testid="needle-length"][value="${m}"]`);

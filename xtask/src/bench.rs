@@ -161,35 +161,23 @@ pub fn run(args: &[String]) -> Result<()> {
     let machine = machine();
     let mut results = Results::default();
 
-    let mut native = Command::new("cargo");
-    native
-        .args([
-            "run",
-            "--profile",
-            "bench-native",
-            "-p",
-            "engine",
-            "--features",
-            "gpu",
-        ])
-        .args(["--example", "bench", "--"])
-        .current_dir(root());
-    if quick {
-        native.arg("--quick");
-    }
-    results.parse(&measure(native, "native benchmark")?);
+    // The native benchmark binary, run with `extra` arguments.
+    let native_bench = |extra: &[&str]| {
+        let mut cmd = Command::new("cargo");
+        cmd.args(["run", "--profile", "bench-native", "-p", "engine"])
+            .args(["--features", "gpu", "--example", "bench", "--"])
+            .args(extra)
+            .current_dir(root());
+        if quick {
+            cmd.arg("--quick");
+        }
+        cmd
+    };
+    results.parse(&measure(native_bench(&[]), "native benchmark")?);
     // The single-threaded native CPU path: what the browser's CPU path (one worker, no
     // threads) is compared with.
-    let mut single = Command::new("cargo");
-    single
-        .args(["run", "--profile", "bench-native", "-p", "engine"])
-        .args(["--example", "bench", "--", "--cpu-only", "--label"])
-        .arg(NATIVE_ONE_THREAD)
-        .env("RAYON_NUM_THREADS", "1")
-        .current_dir(root());
-    if quick {
-        single.arg("--quick");
-    }
+    let mut single = native_bench(&["--cpu-only", "--label", NATIVE_ONE_THREAD]);
+    single.env("RAYON_NUM_THREADS", "1");
     results.parse(&measure(single, "native benchmark, one thread")?);
 
     if !native_only {
@@ -218,15 +206,16 @@ pub fn run(args: &[String]) -> Result<()> {
         results.parse(&measure(heatmap, "attention map benchmark")?);
     }
 
-    let mut doc = String::from(
+    let mut doc = format!(
         "# Benchmarks\n\nWritten by `cargo xtask bench` (all numbers below from one run on one \
-         machine). Forward pass: the shipped RoPE model (4 layers, width 192, vocabulary 4096), \
+         machine). Forward pass: the shipped RoPE model ({}), \
          one full pass over T tokens from an empty cache, median of 3 natively, 1 in the browser, \
          after a 16-token warm-up pass; wall time including reading results back. Extension: one more token \
          after a full pass over T-1 tokens; \"in a run of +1s\": the median of the 2nd to 4th of \
          four one-token extensions in a row ending at T (as when the studio grows a prompt token \
          by token). Matmul: the WGSL kernel alone (many dispatches per submission) \
          beside candle's CPU matmul on the same shape.\n\n",
+        shipped_shape()
     );
     let _ = writeln!(doc, "- machine: {machine}");
     for adapter in &results.adapters {
@@ -264,6 +253,25 @@ pub fn run(args: &[String]) -> Result<()> {
     std::fs::write(&path, &doc).map_err(|e| format!("docs/BENCHMARKS.md: {e}"))?;
     println!("wrote docs/BENCHMARKS.md");
     Ok(())
+}
+
+/// "4 layers, width 128, vocabulary 4096": the benchmarked model's shape, from its
+/// `config.json` (xtask has no JSON parser; the trainer writes one field per line).
+fn shipped_shape() -> String {
+    let text =
+        std::fs::read_to_string(root().join("public/models/rope/config.json")).unwrap_or_default();
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(&format!("\"{key}\":")))
+            .map(|v| v.trim().trim_end_matches(',').to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    format!(
+        "{} layers, width {}, vocabulary {}",
+        field("num_hidden_layers"),
+        field("hidden_size"),
+        field("vocab_size")
+    )
 }
 
 /// Runs one half of the benchmark and returns what it printed (its `BENCH` lines).
