@@ -19,6 +19,7 @@ use crate::page_engine::{page_gpu, page_manifest, page_samples};
 use crate::panels::SHIPPED_ROTARY_SHAPE;
 use crate::pause::next_frame;
 use crate::run_controller::{RunController, RunInputs};
+use crate::runs::known_series;
 use crate::samples::{resolve_prompt, SampleSet};
 use crate::tabs::{ViewPanel, ViewTabs};
 use crate::url_state::{PromptSource, StudioState, MAX_URL_PROMPT_CHARS};
@@ -72,7 +73,16 @@ pub fn App() -> impl IntoView {
 
     spawn_local(async move {
         match page_manifest().await {
-            Ok(m) => manifest.set(Some((*m).clone())),
+            Ok(m) => {
+                // A link's unknown models are left out before they become series (a
+                // local model stays: the page asks for its files).
+                let (kept, unknown) = known_series(&m, &series.get_untracked());
+                if !unknown.is_empty() {
+                    series.set(kept);
+                    url_problems.update(|p| p.extend(unknown));
+                }
+                manifest.set(Some((*m).clone()));
+            }
             Err(e) => error.set(Some(format!("Cannot list the models: {e}"))),
         }
     });
@@ -214,9 +224,16 @@ impl PromptState {
         PromptState {
             text: Memo::new(move |_| match source.get() {
                 PromptSource::Text(text) => text,
+                // An unknown sample shows the first one (and says so).
                 sample => samples.with(|set| {
                     set.as_ref()
-                        .and_then(|set| resolve_prompt(&sample, set).ok())
+                        .and_then(|set| {
+                            resolve_prompt(&sample, set)
+                                .or_else(|_| {
+                                    resolve_prompt(&PromptSource::Sample(String::new()), set)
+                                })
+                                .ok()
+                        })
                         .unwrap_or_default()
                 }),
             }),
@@ -225,6 +242,7 @@ impl PromptState {
                 sample @ PromptSource::Sample(_) => samples.with(|set| {
                     set.as_ref()
                         .and_then(|set| resolve_prompt(&sample, set).err())
+                        .map(|e| format!("{e}: the first sample is shown instead."))
                 }),
                 PromptSource::Text(_) => None,
             }),

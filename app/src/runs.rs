@@ -14,7 +14,7 @@ use crate::error::AppError;
 use crate::local_model::LOCAL_PREFIX;
 use crate::manifest::{Manifest, ModelEntry};
 use crate::model_store::LoadedModel;
-use crate::url_state::SeriesSpec;
+use crate::url_state::{SeriesSpec, StudioState};
 use crate::views::ChartSeries;
 
 /// A series checked against the manifest.
@@ -67,6 +67,32 @@ pub fn resolve_series(
         }
     }
     (resolved, problems)
+}
+
+/// A link's series without the models the manifest does not list (local models stay:
+/// the page asks for their files), and a message for each one left out. When none is
+/// left, the default series.
+pub fn known_series(manifest: &Manifest, series: &[SeriesSpec]) -> (Vec<SeriesSpec>, Vec<String>) {
+    let known =
+        |s: &&SeriesSpec| s.model.starts_with(LOCAL_PREFIX) || manifest.model(&s.model).is_some();
+    let kept: Vec<SeriesSpec> = series.iter().filter(known).cloned().collect();
+    let ids: Vec<&str> = manifest.models.iter().map(|m| m.id.as_str()).collect();
+    let unknown = series
+        .iter()
+        .filter(|s| !known(s))
+        .map(|s| {
+            format!(
+                "model `{}` is not one of the studio's ({})",
+                s.model,
+                ids.join(", ")
+            )
+        })
+        .collect();
+    let kept = match kept.is_empty() {
+        true => StudioState::default().series,
+        false => kept,
+    };
+    (kept, unknown)
 }
 
 /// How many series, from the first, record attention (the focus and one to compare).
@@ -259,5 +285,39 @@ impl Comparison {
     /// Milliseconds spent in forward passes, summed over series.
     pub fn elapsed_ms(&self) -> f64 {
         self.runs.iter().map(|(_, r)| r.result().elapsed_ms).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_links_unknown_models_are_left_out_with_a_message() {
+        let file = r#"{"path": "x", "bytes": 1}"#;
+        let entry = |id: &str| {
+            format!(
+                r#"{{"id": "{id}", "label": "{id}", "trained": true, "training_length": 128,
+                "files": {{"config": {file}, "weights": {file}, "tokenizer": {file}}}}}"#
+            )
+        };
+        let manifest = Manifest::parse(
+            format!(r#"{{"models": [{}, {}]}}"#, entry("rope"), entry("drope")).as_bytes(),
+        )
+        .unwrap();
+        let series: Vec<SeriesSpec> = ["nosuch", "rope", "local-mine"]
+            .iter()
+            .map(|m| SeriesSpec::model(m))
+            .collect();
+        let (kept, unknown) = known_series(&manifest, &series);
+        assert_eq!(kept, series[1..].to_vec());
+        assert_eq!(
+            unknown,
+            vec!["model `nosuch` is not one of the studio's (rope, drope)"]
+        );
+        // Nothing known: the defaults, not an empty comparison.
+        let (kept, unknown) = known_series(&manifest, &series[..1]);
+        assert_eq!(kept, StudioState::default().series);
+        assert_eq!(unknown.len(), 1);
     }
 }

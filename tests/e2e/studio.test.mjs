@@ -580,6 +580,16 @@ try {
   const problems = await step('waiting for the URL notice', () =>
     page.waitForSelector(sel.urlProblems, { timeout: left() }).then((h) => h.innerText()));
   for (const bit of ['graphs', 'length', 'warp']) assert.ok(problems.includes(bit), `the URL notice misses "${bit}": ${problems}`);
+  // An unknown model never becomes a series; an unknown sample shows the first one.
+  await page.goto(at('?models=nosuch,rope&sample=nope-1'), { waitUntil: 'load' });
+  await step('waiting for the unknown model in the URL notice', () =>
+    page.waitForFunction((s) => /nosuch/.test(document.querySelector(s.urlProblems)?.textContent ?? ''), sel, { timeout: left() }));
+  await step('waiting for the first sample', () =>
+    page.waitForFunction((s) => (document.querySelector(s.prompt)?.value ?? '').length > 100, sel, { timeout: left() }));
+  assert.deepEqual(
+    await page.$$eval(sel.chip, (chips) => chips.map((c) => c.getAttribute('data-series'))), ['rope'],
+    'the unknown model became a series');
+  assert.match(await page.locator('body').innerText(), /no sample `nope-1`.*the first sample is shown instead/);
   await openTab('perplexity');
   // A 1 MB paste, set the way a paste lands (one input event; playwright's fill would
   // type it). Plain prose: a megabyte of emoji and Hebrew in one textarea crashes
