@@ -404,6 +404,11 @@ impl ModelPool {
         self.models.get(id).cloned()
     }
 
+    /// Forgets every model on the GPU (its device is gone).
+    pub fn forget_gpu_models(&mut self) {
+        self.models.retain(|_, model| !model.on_gpu());
+    }
+
     /// Forgets the model with this id (its files were replaced).
     pub fn remove(&mut self, id: &str) {
         self.models.remove(id);

@@ -137,6 +137,14 @@ pub fn page_gpu_failed(reason: &str) {
     });
 }
 
+/// Forgets the page's WebGPU device after it was lost, and every model loaded on it:
+/// the next [`page_gpu`] asks the browser for a new adapter and device (the visitor
+/// chose WebGPU again).
+pub fn page_gpu_retry() {
+    GPU.with(|cell| *cell.borrow_mut() = Once::Empty);
+    POOL.with(|pool| pool.borrow_mut().forget_gpu_models());
+}
+
 /// The value `fetch` gives, fetched once per page and kept in `cell` (a failure is not
 /// kept, so the next ask tries again).
 async fn fetched_once<T: 'static, F: Future<Output = Result<T, AppError>>>(

@@ -22,7 +22,7 @@ use crate::format::{percent, quoted};
 use crate::manifest::Manifest;
 use crate::model_store::{DownloadProgress, GpuStatus, LoadedModel};
 use crate::needle_live::NeedleSubject;
-use crate::page_engine::{page_gpu_failed, page_model};
+use crate::page_engine::{page_gpu_failed, page_gpu_retry, page_model};
 use crate::pause::{next_frame, pause};
 use crate::runs::{resolve_series, Comparison, ResolvedSeries};
 use crate::samples::check_prompt_size;
@@ -586,9 +586,26 @@ impl RunController {
 
     /// Switches the device (WebGPU or the CPU path) and runs again on it.
     pub fn choose_backend(self, want_gpu: bool) {
-        self.inputs.use_gpu.set(want_gpu);
+        let RunInputs {
+            use_gpu,
+            gpu_failure,
+            gpu,
+            ..
+        } = self.inputs;
+        use_gpu.set(want_gpu);
         if want_gpu {
-            self.inputs.gpu_failure.set(None);
+            gpu_failure.set(None);
+            // After a device loss the page's device is gone: ask the browser for a new
+            // one (and load the models onto it) instead of failing on the old one.
+            let lost = gpu.get_untracked().is_some_and(|status| match status {
+                GpuStatus::Ready { context, .. } => context.check_alive().is_err(),
+                GpuStatus::Failed(_) => true,
+                GpuStatus::NoAdapter => false,
+            });
+            if lost {
+                page_gpu_retry();
+                gpu.refetch();
+            }
         }
         self.run_whole();
     }

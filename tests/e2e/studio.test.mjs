@@ -435,6 +435,17 @@ try {
     assert.match(lostBackend, /^CPU \(WebGPU failed: /, `after the device loss the backend is "${lostBackend}"`);
     assert.equal(await page.locator(sel.backendSelect).inputValue(), 'cpu', 'the backend box does not show CPU');
     await noErrors('after the device loss');
+    // Choosing WebGPU again asks the browser for a new device and runs there.
+    const beforeRetry = await shownRun();
+    const devicesBefore = await page.evaluate(() => (window.__e2eDevices || []).length);
+    await page.selectOption(sel.backendSelect, 'webgpu');
+    await settled('the run on a new GPU device', { backend: 'WebGPU', tokens: length, count: series.length, before: beforeRetry });
+    assert.ok(await page.evaluate((n) => (window.__e2eDevices || []).length > n, devicesBefore), 'no new GPUDevice was requested');
+    await noErrors('after choosing WebGPU again');
+    // Back to the CPU for the rest of the test (growth is timed there).
+    const beforeCpuAgain = await shownRun();
+    await page.selectOption(sel.backendSelect, 'cpu');
+    await settled('the run back on the CPU', { backend: 'CPU', tokens: length, count: series.length, before: beforeCpuAgain });
   }
 
   // 4. Grow: start, pause, one step, then play to the end (on the CPU path now).
