@@ -119,21 +119,24 @@ pub async fn fetch_bytes(
         on_progress(bytes.len() as u64);
         return Ok(bytes);
     };
-    read_stream(&body, size_hint, on_progress)
+    // A manifest's size is a hint (at most 1 GiB is reserved on its word).
+    read_stream(&body, size_hint.min(1 << 30), on_progress)
         .await
         .map_err(fail)
 }
 
 /// Reads a byte stream (a response's body, a file's `stream()`) to its end, calling
-/// `on_progress` with the bytes read so far after every chunk. `size_hint`
-/// preallocates; pass 0 when unknown.
+/// `on_progress` with the bytes read so far after every chunk. `size_hint` is reserved
+/// up front (a local file's exact size); pass 0 when unknown.
 pub async fn read_stream(
     stream: &ReadableStream,
     size_hint: u64,
     mut on_progress: impl FnMut(u64),
 ) -> Result<Vec<u8>, String> {
     let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
-    let mut bytes = Vec::with_capacity(size_hint.min(1 << 30) as usize);
+    // Reserved whole: growing a vector of a large file doubles it for a moment (a
+    // 1.5 GB checkpoint file would briefly need 3 GB).
+    let mut bytes = Vec::with_capacity(size_hint as usize);
     loop {
         let chunk = JsFuture::from(reader.read())
             .await
