@@ -266,7 +266,7 @@ impl CpuWorker {
         }
     }
 
-    fn load(&self, model: u32, config: &[u8], shards: &[Rc<[u8]>]) {
+    fn load(&self, model: u32, config: &[u8], shards: &[Vec<u8>]) {
         // Each file is copied out of the page's memory once and its buffer transferred.
         let (files, buffers) = (Array::new(), Array::new());
         for shard in shards {
@@ -319,8 +319,9 @@ impl CpuWorker {
     }
 }
 
-/// A checkpoint's safetensors files (one, or its shards), shared without copying.
-pub type WeightFiles = Rc<[Rc<[u8]>]>;
+/// A checkpoint's safetensors files (one, or its shards), shared without copying. Each
+/// stays the `Vec` it was read into: turning it into an `Rc<[u8]>` would copy it whole.
+pub type WeightFiles = Rc<[Vec<u8>]>;
 
 /// A model on the CPU path, run in the worker (or on the page when the worker is
 /// unavailable).

@@ -273,12 +273,8 @@ pub async fn open_local(
     let (id, name) = local_identity(sorted.folder.as_deref(), &config_json);
     let summary = format!("{name}: {verdict}");
     let needed = plan.files();
-    let total: u64 = headers
-        .iter()
-        .filter(|(n, _)| needed.contains(n))
-        .map(|(_, h)| h.file_len)
-        .sum();
-    let mut shards: Vec<Rc<[u8]>> = Vec::new();
+    let total = plan.file_bytes;
+    let mut shards: Vec<Vec<u8>> = Vec::new();
     let mut done = 0u64;
     for (name, file) in weight_files.iter().filter(|(n, _)| needed.contains(n)) {
         let stream = file.stream();
@@ -293,7 +289,7 @@ pub async fn open_local(
         .await
         .map_err(|reason| AppError::Input(format!("{name} could not be read: {reason}")))?;
         done += bytes.len() as u64;
-        shards.push(bytes.into());
+        shards.push(bytes);
     }
     let entry = ModelEntry {
         id,

@@ -238,7 +238,7 @@ impl DownloadedModel {
             entry,
             config,
             tokenizer,
-            vec![weights.into()],
+            vec![weights],
         ))
     }
 
@@ -248,7 +248,7 @@ impl DownloadedModel {
         entry: ModelEntry,
         config: Vec<u8>,
         tokenizer: Arc<TextTokenizer>,
-        weights: Vec<Rc<[u8]>>,
+        weights: Vec<Vec<u8>>,
     ) -> Rc<Self> {
         Rc::new(DownloadedModel {
             entry,
@@ -366,7 +366,7 @@ pub async fn download_model(
         entry.clone(),
         config,
         tokenizer,
-        vec![weights.into()],
+        vec![weights],
     ))
 }
 
