@@ -66,7 +66,9 @@ pub fn App() -> impl IntoView {
     let grow_step = RwSignal::new(16usize);
     // The head the full attention map shows: (layer, head), and its colour scale.
     let picked = RwSignal::new((0usize, 0usize));
-    let log_colours = RwSignal::new(false);
+    // Log colours first: attention weights span decades, and on a linear scale most of a
+    // map is one dark colour.
+    let log_colours = RwSignal::new(true);
     let embed_open = RwSignal::new(false);
     // The live needle runner's lengths and results outlive its tab.
     let needles = NeedleLiveState::new();
@@ -139,7 +141,7 @@ pub fn App() -> impl IntoView {
         series.track();
         length.track();
         if ready {
-            run.run_whole();
+            run.series_changed();
         }
     });
 

@@ -9,8 +9,8 @@ use crate::manifest::Manifest;
 use crate::model_store::LoadStage;
 use crate::run_controller::{Activity, RunController};
 use crate::samples::SampleSet;
+use crate::series_look::{series_colours, SeriesFacts};
 use crate::url_state::{parse_token_count, PromptSource, SeriesSpec, MAX_SERIES};
-use crate::views::perplexity_chart::SERIES_COLOURS;
 
 /// Position schemes offered in the scheme box (any text `SchemeSpec` parses is accepted).
 const SCHEME_PRESETS: &[(&str, &str)] = &[
@@ -172,20 +172,25 @@ pub fn SeriesEditor(
     let new_model = RwSignal::new(String::from("rope"));
     let new_scheme = RwSignal::new(String::new());
     let add_error = RwSignal::new(None::<String>);
-    let label_of = move |spec: &SeriesSpec| {
-        let model = manifest.with(|m| {
-            m.as_ref()
-                .and_then(|m| m.model(&spec.model))
-                .map(|e| e.label.clone())
+    // Each series' name and colour, from the whole list: a colour depends on the set of
+    // series, not on their order (series_look).
+    let looks = Memo::new(move |_| {
+        let facts: Vec<SeriesFacts> = series.with(|all| {
+            manifest.with(|m| {
+                all.iter()
+                    .map(|spec| {
+                        SeriesFacts::of(spec, m.as_ref().and_then(|m| m.model(&spec.model)))
+                    })
+                    .collect()
+            })
         });
-        let scheme = spec
-            .scheme
-            .map_or_else(|| "as trained".to_string(), |s| s.to_string());
-        format!(
-            "{} \u{b7} {scheme}",
-            model.unwrap_or_else(|| spec.model.clone())
-        )
-    };
+        let colours = series_colours(&facts);
+        facts
+            .into_iter()
+            .zip(colours)
+            .map(|(f, colour)| (f.name(), colour))
+            .collect::<Vec<_>>()
+    });
     let add = move || {
         let text = match new_scheme.get_untracked().trim() {
             "" => new_model.get_untracked(),
@@ -208,21 +213,28 @@ pub fn SeriesEditor(
     view! {
         <div class="series-editor" data-testid="series-editor">
             <span class="label">"Series "</span>
-            {move || series.get().into_iter().enumerate().map(|(i, spec)| {
+            {move || series.get().into_iter().zip(looks.get()).enumerate().map(|(i, (spec, (name, colour)))| {
                 let key = spec.to_string();
                 let (for_focus, for_remove) = (spec.clone(), spec.clone());
+                let is_focus = i == 0;
+                let title = format!("{name} ({key})");
                 view! {
-                    <span class="series-chip" data-testid="series-chip" data-series=key>
-                        <span class="swatch" style:background=SERIES_COLOURS[i % SERIES_COLOURS.len()]></span>
-                        {label_of(&spec)}
-                        {(i == 0).then(|| view! { <span class="focus-mark" title="The focus series: token strip and attention maps">" (focus)"</span> })}
-                        {(i > 0).then(|| view! {
-                            <button type="button" class="chip-button" title="Make this the focus series"
-                                on:click=move |_| series.update(|s| {
+                    <span class="series-chip" class:focus=is_focus data-testid="series-chip" data-series=key.clone()
+                        data-colour=colour title=title>
+                        <span class="swatch" style:background=colour></span>
+                        {name}
+                        // The focus is a toggle: pressed on the series whose tokens and
+                        // attention the other tabs show; pressing another moves it there
+                        // (nothing runs again: the results are kept).
+                        <button type="button" class="chip-button focus-toggle" data-testid="focus-series"
+                            aria-pressed=is_focus.to_string()
+                            title=if is_focus { "The focus series: the token strip and the attention maps show it" } else { "Make this the focus series (token strip, attention maps)" }
+                            on:click=move |_| if !is_focus {
+                                series.update(|s| {
                                     s.retain(|x| *x != for_focus);
                                     s.insert(0, for_focus.clone());
-                                })>"focus"</button>
-                        })}
+                                })
+                            }>{if is_focus { "\u{25c9} focus" } else { "\u{25cb} focus" }}</button>
                         <button type="button" class="chip-button" data-testid="remove-series" aria-label="Remove this series"
                             on:click=move |_| series.update(|s| s.retain(|x| *x != for_remove))>"\u{d7}"</button>
                     </span>

@@ -74,6 +74,17 @@ pub struct HeadProfile {
     pub kind: HeadKind,
     /// Queries averaged over.
     pub queries: usize,
+    /// Mean mass more than L tokens back ([`long_range_mass`]); `None` until
+    /// [`HeadProfile::with_far_mass`] is given L, or on a prompt within L.
+    pub far_mass: Option<f32>,
+}
+
+impl HeadProfile {
+    /// The profile with its mass more than `l` tokens back, from the same rows.
+    pub fn with_far_mass(mut self, rows: &[Arc<[f32]>], l: usize) -> HeadProfile {
+        self.far_mass = long_range_mass(rows, l);
+        self
+    }
 }
 
 /// The profile of one head from its causal rows (row `q` holds keys `0..=q`).
@@ -109,7 +120,41 @@ pub fn profile(layer: usize, head: usize, rows: &[Arc<[f32]>]) -> HeadProfile {
         sink_mass,
         kind: HeadKind::of(sink_mass, local_mass),
         queries,
+        far_mass: None,
     }
+}
+
+/// Mean mass a query past `l` puts on keys more than `l` tokens back, the first token
+/// left out (a sink is not reading far): how much a head reads beyond the distances
+/// its training showed it. `None` when the prompt is not longer than `l + 1` tokens.
+pub fn long_range_mass(rows: &[Arc<[f32]>], l: usize) -> Option<f32> {
+    let far: Vec<f32> = rows
+        .iter()
+        .enumerate()
+        .skip(l + 1)
+        .map(|(q, row)| {
+            row.get(1..q - l)
+                .map_or(0.0, |keys| keys.iter().sum::<f32>())
+        })
+        .collect();
+    (!far.is_empty()).then(|| far.iter().sum::<f32>() / far.len() as f32)
+}
+
+/// The head to show first, `(layer, head)`: the one that reads furthest past L
+/// ([`HeadProfile::far_mass`]), where the positional schemes differ most; on a prompt
+/// within L, the one with the longest mean attended distance. `None` without profiles.
+pub fn informative_head(profiles: &[HeadProfile]) -> Option<(usize, usize)> {
+    let score = |p: &HeadProfile| p.far_mass.unwrap_or(0.0);
+    let far = profiles.iter().any(|p| p.far_mass.is_some());
+    profiles
+        .iter()
+        // The first of equals: reversed so that `max_by` keeps it.
+        .rev()
+        .max_by(|a, b| match far {
+            true => score(a).total_cmp(&score(b)),
+            false => a.mean_distance.total_cmp(&b.mean_distance),
+        })
+        .map(|p| (p.layer, p.head))
 }
 
 /// A `size x size` map of a head's attention pooled into blocks of positions: cell
@@ -180,6 +225,49 @@ mod tests {
         );
         assert_eq!(sink.kind, HeadKind::Sink);
         assert!((sink.sink_mass - 0.7).abs() < 1e-5);
+    }
+
+    #[test]
+    fn the_head_shown_first_is_the_one_that_reads_furthest_past_l() {
+        let l = 8;
+        // Previous token: nothing past L. Sink: all on the first token, which does not
+        // count. Reader: half its mass on the key 2L back where there is one.
+        let previous = rows(30, |q| {
+            let mut w = vec![0.0; q + 1];
+            w[q.saturating_sub(1)] = 1.0;
+            w
+        });
+        let sink = rows(30, |q| {
+            let mut w = vec![0.0; q + 1];
+            w[0] = 1.0;
+            w
+        });
+        let reader = rows(30, |q| {
+            let mut w = vec![0.0; q + 1];
+            match q.checked_sub(2 * l).filter(|&k| k > 0) {
+                Some(k) => (w[k], w[q]) = (0.5, 0.5),
+                None => w[q] = 1.0,
+            }
+            w
+        });
+        assert_eq!(long_range_mass(&previous, l), Some(0.0));
+        assert_eq!(long_range_mass(&sink, l), Some(0.0));
+        // Queries 9..=29: those from 17 on (13 of 21) put 0.5 more than L back.
+        let mass = long_range_mass(&reader, l).unwrap();
+        assert!((mass - 0.5 * 13.0 / 21.0).abs() < 1e-6, "{mass}");
+        let attention = [previous.clone(), sink, previous, reader];
+        let profiles = |upto: usize| -> Vec<HeadProfile> {
+            attention
+                .iter()
+                .enumerate()
+                .map(|(i, r)| profile(i / 2, i % 2, &r[..upto]).with_far_mass(&r[..upto], l))
+                .collect()
+        };
+        assert_eq!(informative_head(&profiles(30)), Some((1, 1)));
+        // A prompt within L: the longest mean distance (the sink, here).
+        assert_eq!(informative_head(&profiles(l + 1)), Some((0, 1)));
+        assert_eq!(informative_head(&[]), None);
+        assert_eq!(long_range_mass(&attention[0][..l + 1], l), None);
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod run_controller;
 pub mod run_panels;
 pub mod runs;
 pub mod samples;
+pub mod series_look;
 pub mod tabs;
 pub mod turns;
 pub mod url_state;

@@ -306,6 +306,7 @@ pub async fn open_local(
             ),
             tokenizer: local_entry("tokenizer.json", tokenizer_json.len() as u64),
         },
+        trained_scheme: Some(config.trained_scheme().to_string()),
     };
     let download =
         DownloadedModel::with_tokenizer(entry.clone(), config_json, Arc::new(tokenizer), shards);

@@ -5,7 +5,7 @@
 //! weights, and views that start together wait for the first one's download instead of
 //! starting their own.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
@@ -113,6 +113,7 @@ thread_local! {
     static DOWNLOADS: RefCell<HashMap<String, Once<Download>>> = RefCell::new(HashMap::new());
     static POOL: Rc<RefCell<ModelPool>> = Rc::new(RefCell::new(ModelPool::default()));
     static LOAD_TURNS: Turns = Turns::default();
+    static LOCAL_OPENED: Cell<u64> = const { Cell::new(0) };
 }
 
 /// The page's WebGPU device (opened on the first ask).
@@ -199,10 +200,17 @@ pub async fn page_download(
     .map_err(AppError::Input)
 }
 
+/// How many times a model was opened from disk on this page: a run started before the
+/// latest opening may hold a model that has since been replaced.
+pub fn local_openings() -> u64 {
+    LOCAL_OPENED.with(Cell::get)
+}
+
 /// Makes a model opened from disk available to every view of the page, as if it had
 /// been downloaded: the next `page_model` for its id loads these files. Opening another
 /// checkpoint under the same id replaces it (and the copy loaded from the old files).
 pub fn add_local_model(download: Rc<DownloadedModel>) {
+    LOCAL_OPENED.with(|n| n.set(n.get() + 1));
     let id = download.entry.id.clone();
     DOWNLOADS.with(|map| {
         map.borrow_mut()

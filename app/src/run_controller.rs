@@ -22,12 +22,16 @@ use crate::format::{percent, quoted};
 use crate::manifest::Manifest;
 use crate::model_store::{DownloadProgress, GpuStatus, LoadedModel};
 use crate::needle_live::NeedleSubject;
-use crate::page_engine::{page_gpu_failed, page_gpu_retry, page_model};
+use crate::page_engine::{local_openings, page_gpu_failed, page_gpu_retry, page_model};
 use crate::pause::{next_frame, pause};
 use crate::runs::{resolve_series, Comparison, ResolvedSeries};
 use crate::samples::check_prompt_size;
 use crate::url_state::SeriesSpec;
 use crate::views::ChartSeries;
+
+/// The series whose attention is shown (the focus and its partner), by key, and the
+/// tokens each has run.
+type AttentionLengths = Vec<(String, usize)>;
 
 /// What the page is doing with the models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,11 +122,14 @@ pub struct RunController {
     pub shown_run: RwSignal<u64>,
     /// The comparison being grown (models come from the page's engine).
     comparison: StoredValue<Option<Rc<RefCell<Option<Comparison>>>>, LocalStorage>,
+    /// [`local_openings`] when the comparison started: a model opened since may replace
+    /// one it holds, so it cannot merely be reordered.
+    started_with_openings: StoredValue<u64>,
     /// Bumped by every new run; a run whose number is no longer current stops.
     generation: StoredValue<u64>,
     /// The run and the attention lengths of the focus and compared results last
     /// published (so unchanged ones are not copied again).
-    shown_attention: StoredValue<Option<(u64, (usize, usize))>>,
+    shown_attention: StoredValue<Option<(u64, AttentionLengths)>>,
     /// Set when WebGPU failed mid-run: the run starts again (on the CPU).
     restart: RwSignal<Option<Mode>>,
 }
@@ -150,6 +157,7 @@ impl RunController {
             needle_subjects: RwSignal::new_local(Vec::new()),
             shown_run: RwSignal::new(0),
             comparison: StoredValue::new_local(None),
+            started_with_openings: StoredValue::new(0),
             generation: StoredValue::new(0),
             shown_attention: StoredValue::new(None),
             restart: RwSignal::new(None),
@@ -279,8 +287,8 @@ impl RunController {
             rotary_shape.set(shape);
         }
         chart.set(c.chart_series());
-        // The focus' and the second series' results hold every head's attention: a whole
-        // run publishes after each series, and copies them only when they grew.
+        // The focus' and its partner's results hold every head's attention: a whole run
+        // publishes after each series, and copies them only when they grew or changed.
         let key = Some((generation.get_value(), c.attention_lengths()));
         if shown_attention.get_value() != key {
             shown_attention.set_value(key);
@@ -411,6 +419,8 @@ impl RunController {
         series_done.set(0);
         summary.set(None);
         self.cap_notes.set(Vec::new());
+        // Nothing of a run that is gone may come back by reordering it.
+        self.comparison.set_value(None);
         error.set(Some(message));
     }
 
@@ -456,6 +466,8 @@ impl RunController {
             return;
         }
         activity.set(Activity::Loading);
+        // Before loading: a model opened while this run loads is newer than its copy.
+        let openings = local_openings();
         spawn_local(async move {
             let models = match self.load_models(resolved, run_id).await {
                 Ok(Some(models)) => models,
@@ -473,7 +485,7 @@ impl RunController {
                 .map(|(series, model)| {
                     let scheme = series.scheme_for(model);
                     NeedleSubject {
-                        label: series.label(&scheme),
+                        label: series.label(),
                         scheme,
                         model: Rc::clone(model),
                     }
@@ -482,6 +494,7 @@ impl RunController {
             needle_subjects.set(subjects);
             match Comparison::start(&models, &text, length.get_untracked()) {
                 Ok(c) => {
+                    self.started_with_openings.set_value(openings);
                     self.cap_notes.set(c.cap_notes());
                     self.publish(&c);
                     comparison.set_value(Some(Rc::new(RefCell::new(Some(c)))));
@@ -505,6 +518,46 @@ impl RunController {
     /// Runs the whole prompt again.
     pub fn run_whole(self) {
         self.start(Mode::Whole);
+    }
+
+    /// The series (or the length) changed: when only their order did (a new focus) and
+    /// the comparison in hand is not mid-step, it is reordered and shown again, with
+    /// nothing rerun; otherwise the whole prompt runs again.
+    pub fn series_changed(self) {
+        let Self {
+            comparison,
+            activity,
+            shown_attention,
+            inputs:
+                RunInputs {
+                    series,
+                    length,
+                    prompt_text,
+                    ..
+                },
+            ..
+        } = self;
+        let settled = matches!(activity.get_untracked(), Activity::Idle | Activity::Paused)
+            && self.started_with_openings.get_value() == local_openings();
+        let reordered = settled
+            && comparison.get_value().is_some_and(|cell| {
+                // Empty while a step runs: then this is a new run.
+                let mut slot = cell.borrow_mut();
+                let Some(c) = slot.as_mut() else {
+                    return false;
+                };
+                let moved = series.with_untracked(|s| {
+                    c.reorder(s, &prompt_text.get_untracked(), length.get_untracked())
+                });
+                if moved {
+                    shown_attention.set_value(None);
+                    self.publish(c);
+                }
+                moved
+            });
+        if !reordered {
+            self.run_whole();
+        }
     }
 
     /// Grow: starts growing, pauses a grow, or continues a paused one.

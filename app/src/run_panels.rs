@@ -5,8 +5,9 @@
 use leptos::prelude::*;
 
 use crate::analysis::head_in_shape;
-use crate::head_profile::{pooled_map, profile};
+use crate::head_profile::{informative_head, pooled_map, profile};
 use crate::run_controller::RunController;
+use crate::views::attention_heatmap::ZoomView;
 use crate::views::{AttentionHeatmap, HeadGrid, HeatScale, PerplexityChart, TokenStrip};
 
 /// Cells per side of a head's thumbnail in the head grid.
@@ -121,16 +122,21 @@ pub fn AttentionPair(
         let (layer, head) = picked.get();
         compared.with(|c| c.as_ref()?.1.attention_map(layer, head))
     });
+    // One zoom for both maps: the same region of the same prompt, side by side.
+    let linked = RwSignal::new(ZoomView::default());
+    let training_length = run.training_length();
     view! {
         <div class="attention-pair" data-testid="attention-pair">
             <figure>
-                <figcaption>{move || chart.with(|c| c.first().map(|s| s.label.clone()))}</figcaption>
-                <AttentionHeatmap map=focus_map labels=token_texts scale=scale />
+                <figcaption data-testid="attention-caption">{move || chart.with(|c| c.first().map(|s| s.label.clone()))}</figcaption>
+                <AttentionHeatmap map=focus_map labels=token_texts scale=scale linked_view=linked
+                    training_length=training_length />
             </figure>
             {move || compared.with(Option::is_some).then(|| view! {
                 <figure>
-                    <figcaption>{move || compared.with(|c| c.as_ref().map(|(label, _)| label.clone()))}</figcaption>
-                    <AttentionHeatmap map=compared_map labels=token_texts scale=scale />
+                    <figcaption data-testid="attention-caption">{move || compared.with(|c| c.as_ref().map(|(label, _)| label.clone()))}</figcaption>
+                    <AttentionHeatmap map=compared_map labels=token_texts scale=scale linked_view=linked
+                        training_length=training_length />
                 </figure>
             })}
         </div>
@@ -164,10 +170,27 @@ pub fn AttentionPanel(
                 r.attention
                     .iter()
                     .enumerate()
-                    .map(|(i, rows)| profile(i / r.heads.max(1), i % r.heads.max(1), rows))
+                    .map(|(i, rows)| {
+                        profile(i / r.heads.max(1), i % r.heads.max(1), rows)
+                            .with_far_mass(rows, r.training_length)
+                    })
                     .collect()
             })
         })
+    });
+    // The head shown first is chosen for what it shows (the one reading furthest past L),
+    // not head 0, which is often a blank triangle; a head the visitor picked stays.
+    let chosen_here = StoredValue::new(None::<(usize, usize)>);
+    Effect::new(move |_| {
+        let best = profiles.with(|p| informative_head(p));
+        let current = picked.get_untracked();
+        let untouched = chosen_here
+            .get_value()
+            .map_or(current == (0, 0), |c| c == current);
+        if let (Some(best), true) = (best, untouched) {
+            chosen_here.set_value(Some(best));
+            picked.set(best);
+        }
     });
     let thumbnails = Memo::new(move |_| {
         focus.with(|r| {
@@ -184,7 +207,7 @@ pub fn AttentionPanel(
         <div class="row">
             <HeadPickers run=run picked=picked testids=("layer-select", "head-select") />
             <label>
-                <input type="checkbox" prop:checked=move || log_colours.get()
+                <input type="checkbox" data-testid="log-colours" prop:checked=move || log_colours.get()
                     on:change=move |ev| log_colours.set(event_target_checked(&ev)) />
                 " log colour scale"
             </label>

@@ -7,13 +7,14 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use engine::SchemeSpec;
+use engine::{PositionScheme, SchemeSpec};
 
 use crate::analysis::{prepare_prompt, LiveRun, PreparedPrompt, RunResult};
 use crate::error::AppError;
 use crate::local_model::LOCAL_PREFIX;
 use crate::manifest::{Manifest, ModelEntry};
 use crate::model_store::LoadedModel;
+use crate::series_look::{series_colours, SeriesFacts};
 use crate::url_state::{SeriesSpec, StudioState};
 use crate::views::ChartSeries;
 
@@ -32,9 +33,14 @@ impl ResolvedSeries {
         self.spec.scheme.unwrap_or_else(|| model.default_scheme())
     }
 
-    /// Legend text: `RoPE · yarn:dyn`.
-    pub fn label(&self, scheme: &SchemeSpec) -> String {
-        format!("{} \u{b7} {scheme}", self.entry.label)
+    /// What naming and colouring the series needs.
+    pub fn facts(&self) -> SeriesFacts {
+        SeriesFacts::of(&self.spec, Some(&self.entry))
+    }
+
+    /// Legend text: "RoPE + YaRN (dynamic)" ([`SeriesFacts::name`]).
+    pub fn label(&self) -> String {
+        self.facts().name()
     }
 }
 
@@ -95,15 +101,16 @@ pub fn known_series(manifest: &Manifest, series: &[SeriesSpec]) -> (Vec<SeriesSp
     (kept, unknown)
 }
 
-/// How many series, from the first, record attention (the focus and one to compare).
-pub const ATTENTION_SERIES: usize = 2;
-
 /// Every series' run of one prompt, grown together.
 pub struct Comparison {
     /// The prompt per model id (models may have their own tokenizers).
     prompts: HashMap<String, PreparedPrompt>,
-    /// One run per series, in legend order; the first records attention (the focus).
+    /// One run per series, in legend order (the first is the focus); each records every
+    /// head's attention, so that any series can become the focus, or be compared with
+    /// it, without running again.
     runs: Vec<(ResolvedSeries, LiveRun)>,
+    /// The text and length asked for, to tell a new focus from a new run.
+    asked: (String, Option<usize>),
 }
 
 impl Comparison {
@@ -121,7 +128,7 @@ impl Comparison {
         let mut by_tokenizer: HashMap<(String, usize, Option<u32>), PreparedPrompt> =
             HashMap::new();
         let mut runs = Vec::new();
-        for (i, (resolved, model)) in series.iter().enumerate() {
+        for (resolved, model) in series {
             if !prompts.contains_key(&resolved.entry.id) {
                 // A manifest without hashes shares nothing.
                 let tokenizer = match &resolved.entry.files.tokenizer.sha256 {
@@ -137,12 +144,38 @@ impl Comparison {
                 prompts.insert(resolved.entry.id.clone(), prepared);
             }
             let scheme = resolved.scheme_for(model);
-            // The focus and the series after it record attention: the attention tab
-            // shows their maps side by side.
-            let run = LiveRun::start(Rc::clone(model), scheme, i < ATTENTION_SERIES)?;
+            let run = LiveRun::start(Rc::clone(model), scheme, true)?;
             runs.push((resolved.clone(), run));
         }
-        Ok(Comparison { prompts, runs })
+        Ok(Comparison {
+            prompts,
+            runs,
+            asked: (text.to_string(), length),
+        })
+    }
+
+    /// Puts the runs in the order of `series` when that is all that changed (the same
+    /// series, text and length: a new focus), so nothing runs again; `false`, and nothing
+    /// moved, otherwise.
+    pub fn reorder(&mut self, series: &[SeriesSpec], text: &str, length: Option<usize>) -> bool {
+        if self.asked.0 != text || self.asked.1 != length || series.len() != self.runs.len() {
+            return false;
+        }
+        let mut order = Vec::with_capacity(series.len());
+        for spec in series {
+            match (0..self.runs.len())
+                .find(|&i| !order.contains(&i) && self.runs[i].0.spec == *spec)
+            {
+                Some(i) => order.push(i),
+                None => return false,
+            }
+        }
+        let mut runs: Vec<Option<(ResolvedSeries, LiveRun)>> = std::mem::take(&mut self.runs)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.runs = order.into_iter().filter_map(|i| runs[i].take()).collect();
+        true
     }
 
     /// What the page says about lengths cut to a model's cap, once per model.
@@ -229,32 +262,60 @@ impl Comparison {
         Ok(false)
     }
 
+    /// Each series' colour, in legend order ([`series_colours`]).
+    pub fn colours(&self) -> Vec<&'static str> {
+        let facts: Vec<SeriesFacts> = self.runs.iter().map(|(r, _)| r.facts()).collect();
+        series_colours(&facts)
+    }
+
     /// The chart's lines: each series' NLL per position so far.
     pub fn chart_series(&self) -> Vec<ChartSeries> {
         self.runs
             .iter()
-            .map(|(resolved, run)| ChartSeries {
+            .zip(self.colours())
+            .map(|((resolved, run), colour)| ChartSeries {
                 key: resolved.spec.to_string(),
-                label: resolved.label(&run.result().scheme),
+                label: resolved.label(),
+                colour,
                 nll: run.result().tokens.iter().map(|t| t.nll).collect(),
             })
             .collect()
     }
 
-    /// The second series' result and legend label, when there is one (its attention is
-    /// shown beside the focus').
+    /// The series whose attention shows beside the focus': the first other one that
+    /// differs from the focus in having positions at all (DroPE beside a RoPE focus, RoPE
+    /// beside DroPE: the comparison the studio is about), else the second.
+    fn partner(&self) -> Option<usize> {
+        let rotates = |i: usize| {
+            let (_, run) = &self.runs[i];
+            !matches!(run.result().scheme.position, PositionScheme::None)
+        };
+        if self.runs.is_empty() {
+            return None;
+        }
+        let focus = rotates(0);
+        (1..self.runs.len())
+            .find(|&i| rotates(i) != focus)
+            .or((self.runs.len() > 1).then_some(1))
+    }
+
+    /// The partner series' ([`Comparison::partner`]) result, legend label and key.
     pub fn compared(&self) -> Option<(String, Arc<RunResult>)> {
-        self.runs.get(1).map(|(resolved, run)| {
-            let result = run.result();
-            (resolved.label(&result.scheme), Arc::new(result.clone()))
+        self.partner().map(|i| {
+            let (resolved, run) = &self.runs[i];
+            (resolved.label(), Arc::new(run.result().clone()))
         })
     }
 
-    /// Tokens run by the focus and by the second series: the results that carry
-    /// attention change only when these do.
-    pub fn attention_lengths(&self) -> (usize, usize) {
-        let len = |i: usize| self.runs.get(i).map_or(0, |(_, run)| run.len());
-        (len(0), len(1))
+    /// Tokens run by the focus and by its partner, with their keys: the results that
+    /// carry attention change only when these do.
+    pub fn attention_lengths(&self) -> Vec<(String, usize)> {
+        [Some(0), self.partner()]
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.runs.get(i))
+            .map(|(resolved, run)| (resolved.spec.to_string(), run.len()))
+            .collect()
     }
 
     /// The focus series' full result (tokens, guesses, attention).

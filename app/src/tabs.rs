@@ -90,6 +90,7 @@ pub fn ViewPanel(
 ) -> impl IntoView {
     let RunController {
         focus,
+        chart,
         needle_subjects,
         rotary_shape,
         inputs: RunInputs { manifest, .. },
@@ -100,7 +101,8 @@ pub fn ViewPanel(
             {move || match view_shown.get() {
                 View::Perplexity => view! { <PerplexityPanel run=run /> }.into_any(),
                 View::Tokens => view! {
-                    <p class="view-note">{move || focus.with(|r| r.as_ref().map(|r| format!("Tokens of the focus series ({} under {}, on {}), coloured by surprise.", r.model, r.scheme, r.backend)))}</p>
+                    <p class="view-note">{move || focus.with(|r| r.as_ref().map(|r| format!("Tokens of the focus series ({}: {} under {}, on {}), coloured by surprise.",
+                        chart.with(|c| c.first().map(|s| s.label.clone()).unwrap_or_default()), r.model, r.scheme, r.backend)))}</p>
                     <TokenPanel run=run />
                 }.into_any(),
                 View::Attention => view! { <AttentionPanel run=run picked=picked log_colours=log_colours /> }.into_any(),

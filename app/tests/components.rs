@@ -94,6 +94,12 @@ fn series(key: &str, values: &[f32]) -> ChartSeries {
     ChartSeries {
         key: key.to_string(),
         label: format!("{key} label"),
+        // The series' own colour (series_look): here one per first letter.
+        colour: if key.starts_with('d') {
+            "#009E73"
+        } else {
+            "#0072B2"
+        },
         nll: std::iter::once(None)
             .chain(values.iter().map(|&v| Some(v)))
             .collect(),
@@ -125,6 +131,12 @@ async fn perplexity_chart_draws_a_line_per_series_and_marks_multiples_of_l() {
         lines[1].get_attribute("data-series").unwrap(),
         "drope:none:dyn+beta"
     );
+    // Each line in its series' colour, not one picked by its place in the list.
+    let strokes: Vec<String> = lines
+        .iter()
+        .map(|l| l.get_attribute("stroke").unwrap())
+        .collect();
+    assert_eq!(strokes, ["#0072B2", "#009E73"]);
     // L = 8 and 2L, 4L inside a 40-token axis; 8L = 64 is past it.
     let multiples: Vec<String> = all(&root, r#"[data-testid="length-marker"]"#)
         .iter()

@@ -35,6 +35,11 @@ pub struct ModelEntry {
     pub parameters: u64,
     /// The three files that make up the model.
     pub files: ModelFiles,
+    /// The scheme the model was trained with, in its text form (`rope`, `none`, `yarn:4`:
+    /// its config's `trained_scheme`), so that the page can name and colour a series
+    /// before the config is downloaded. Absent from older manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trained_scheme: Option<String>,
 }
 
 /// The files of one model.
@@ -76,6 +81,11 @@ pub struct ModelCard {
 }
 
 impl ModelEntry {
+    /// The scheme the model was trained with, when the manifest says (and says it well).
+    pub fn trained_scheme(&self) -> Option<crate::SchemeSpec> {
+        self.trained_scheme.as_deref()?.parse().ok()
+    }
+
     /// Total bytes of the model's files, for the progress bar.
     pub fn total_bytes(&self) -> u64 {
         self.files.config.bytes + self.files.weights.bytes + self.files.tokenizer.bytes
@@ -122,6 +132,23 @@ mod tests {
                 "weights": {"path": "untrained/model.safetensors", "bytes": 5,
                             "sha256": "2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824"},
                 "tokenizer": {"path": "tokenizer.json", "bytes": 7}}, "extra": 1}]}"#;
+
+    #[test]
+    fn the_trained_scheme_is_read_when_given_and_well_formed() {
+        let with = |scheme: &str| {
+            MANIFEST.replace(r#""extra": 1"#, &format!(r#""trained_scheme": "{scheme}""#))
+        };
+        let scheme =
+            |text: &str| Manifest::parse(text.as_bytes()).unwrap().models[0].trained_scheme();
+        assert_eq!(scheme(MANIFEST), None);
+        assert_eq!(scheme(&with("none")), Some(crate::SchemeSpec::NONE));
+        assert_eq!(scheme(&with("yarn:4")).unwrap().to_string(), "yarn:4");
+        assert_eq!(
+            scheme(&with("warp:9")),
+            None,
+            "an unknown scheme is no scheme"
+        );
+    }
 
     #[test]
     fn parses_the_documented_format() {

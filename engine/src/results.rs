@@ -74,6 +74,10 @@ pub struct DropeFit {
     /// Validation sequences of the per-head fit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_validation_sequences: Option<usize>,
+    /// What the per-head fit minimised, when not the one `c`'s objective (e.g. "needle
+    /// answers").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_objective: Option<String>,
     /// The objective at the fitted `c`.
     #[serde(default)]
     pub objective_mean_nll: Option<f64>,

@@ -178,6 +178,26 @@ async function settled(what, { backend, tokens, count, before = null }) {
 }
 
 /** The rows of a CSV text (line breaks inside quoted fields stay in their field). */
+/** The fields of one CSV row (quoted fields may hold commas; `""` is a quote). */
+function csvFields(row) {
+  const fields = [''];
+  let quoted = false;
+  for (let i = 0; i < row.length; i += 1) {
+    const c = row[i];
+    if (c === '"' && quoted && row[i + 1] === '"') {
+      fields[fields.length - 1] += '"';
+      i += 1;
+    } else if (c === '"') {
+      quoted = !quoted;
+    } else if (c === ',' && !quoted) {
+      fields.push('');
+    } else {
+      fields[fields.length - 1] += c;
+    }
+  }
+  return fields;
+}
+
 function csvRows(text) {
   const rows = [];
   let row = '';
@@ -340,7 +360,10 @@ try {
   const csvLines = csvRows(csv.bytes.toString('utf8'));
   assert.equal(csv.name, 'drope-perplexity.csv');
   assert.equal(csvLines.length, length + 1, 'CSV: a header and a row per position');
-  assert.equal(csvLines[0].split(',').length, 2 + 2 * series.length, `CSV header: ${csvLines[0]}`);
+  const header = csvFields(csvLines[0]);
+  assert.equal(header.length, 2 + 2 * series.length, `CSV header: ${csvLines[0]}`);
+  // The columns name each series as every view does.
+  assert.ok(header.includes('DroPE, beta fitted (dynamic) NLL'), `CSV header: ${csvLines[0]}`);
   const png = await step('saving the chart as PNG', () => saved('export-png'));
   assert.equal(png.name, 'drope-perplexity.png');
   assert.ok(png.bytes.subarray(1, 4).toString() === 'PNG' && png.bytes.length > 5000, `PNG of ${png.bytes.length} bytes`);
@@ -360,6 +383,21 @@ try {
   // The second series' map of the same head, beside the focus'.
   assert.equal(await page.locator(sel.heatmap).count(), 2, 'two attention maps side by side');
   await heatmapDrawn(1);
+  // The maps' first screen (issue 20): the focus beside the DroPE series, named in words, on
+  // a log scale, with the L line on both, at the head that reads furthest past L.
+  assert.deepEqual(await page.locator('[data-testid="attention-caption"]').allInnerTexts(),
+    ['RoPE', 'DroPE, beta fitted (dynamic)'], 'the attention captions');
+  assert.ok(await page.locator('input[data-testid="log-colours"]').isChecked(), 'the maps do not start on a log scale');
+  const lLines = await page.locator('[data-testid="attention-l-line"]').evaluateAll((ls) => ls.map((l) => Number(l.getAttribute('data-position'))));
+  assert.deepEqual(lLines, [L, L], `the L lines: ${lLines}`);
+  const farthest = await page.locator('[data-testid="head-cell"]').evaluateAll((cs) => {
+    const heads = cs.map((c) => ({ layer: c.dataset.layer, head: c.dataset.head, far: Number(c.getAttribute('data-far-mass')) }));
+    return heads.reduce((a, b) => (b.far > a.far ? b : a));
+  });
+  await step('waiting for the head that reads furthest past L to be shown', () => page.waitForFunction(
+    ({ layer, head }) => document.querySelector('select[data-testid="layer-select"]')?.value === layer
+      && document.querySelector('select[data-testid="head-select"]')?.value === head, farthest, { timeout: left() }));
+  console.log(`e2e [${label}] attention opens at layer ${farthest.layer}, head ${farthest.head}: ${(100 * farthest.far).toFixed(1)}% of its attention more than L back`);
   await page.locator(sel.heatmap).first().scrollIntoViewIfNeeded();
   const canvas = await page.locator(sel.heatmap).first().boundingBox();
   await page.mouse.move(canvas.x + canvas.width * 0.7, canvas.y + canvas.height * 0.9);
@@ -376,6 +414,8 @@ try {
       null, { timeout: left() }));
   assert.equal(await page.evaluate(() => window.scrollY), scrollBefore, 'the wheel scrolled the page instead of zooming');
   const zoomedText = await zoomNote.innerText();
+  const zoomNotes = await page.locator('[data-testid="zoom-note"]').allInnerTexts();
+  assert.equal(zoomNotes[1], zoomNotes[0], 'the two maps did not zoom together');
   await page.mouse.move(canvas.x + canvas.width * 0.7 + 3, canvas.y + canvas.height * 0.9);
   assert.match(await page.locator('.heat-readout').first().innerText(), /query #\d+/, 'no readout on the zoomed map');
   await page.locator('[data-testid="zoom-reset"]').first().click();
@@ -397,6 +437,36 @@ try {
   await heatmapDrawn();
   const headKinds = kinds.reduce((n, k) => ({ ...n, [k]: (n[k] || 0) + 1 }), {});
   shots.push(await shoot('attention'));
+
+  // One identity per series (issue 20): a chip's colour is its line's; another focus
+  // recolours nothing and runs nothing again, and the attention maps follow it.
+  const chipColours = async () => Object.fromEntries(await page.locator(sel.chip).evaluateAll(
+    (cs) => cs.map((c) => [c.dataset.series, c.dataset.colour])));
+  const lineColours = async () => Object.fromEntries(await page.locator(sel.line).evaluateAll(
+    (ls) => ls.map((l) => [l.dataset.series, l.getAttribute('stroke')])));
+  const firstChip = () => page.locator(sel.chip).first().getAttribute('data-series');
+  const colours = await chipColours();
+  assert.equal(new Set(Object.values(colours)).size, series.length, `two series share a colour: ${JSON.stringify(colours)}`);
+  const runBeforeFocus = await shownRun();
+  const focusOn = async (key) => {
+    await page.locator(`${sel.chip}[data-series="${key}"] [data-testid="focus-series"]`).click();
+    await step(`waiting for ${key} to be the focus`, () => page.waitForFunction(
+      ({ chip, key }) => document.querySelector(chip)?.dataset.series === key, { chip: sel.chip, key }, { timeout: left() }));
+  };
+  await focusOn(series[1]);
+  assert.equal(await page.locator(`${sel.chip} [data-testid="focus-series"][aria-pressed="true"]`).count(), 1, 'one focus toggle pressed');
+  assert.deepEqual(await page.locator('[data-testid="attention-caption"]').allInnerTexts(),
+    ['DroPE, beta fitted (dynamic)', 'RoPE'], 'the attention maps did not follow the focus');
+  await heatmapDrawn();
+  assert.equal(await shownRun(), runBeforeFocus, 'a new focus ran the comparison again');
+  assert.deepEqual(await chipColours(), colours, 'a new focus recoloured the chips');
+  assert.equal(new URL(page.url()).searchParams.get('models')?.split(',')[0], series[1], `the URL does not put the focus first: ${page.url()}`);
+  await openTab('perplexity');
+  assert.deepEqual(await lineColours(), colours, 'a line is not its chip\'s colour');
+  await focusOn(series[0]);
+  assert.equal(await firstChip(), series[0]);
+  assert.equal(await shownRun(), runBeforeFocus, 'focusing back ran the comparison again');
+  assert.deepEqual(await lineColours(), colours, 'focusing back recoloured the lines');
 
   // 3. Backends: the same prompt on the CPU path must give the same NLLs; then a lost
   // GPU device moves the page to the CPU with a notice.

@@ -260,28 +260,75 @@ pub struct HeadFit {
     pub objective: f64,
 }
 
+/// A needle document scored by its answer alone, for [`HeadObjective::Answers`].
+pub struct AnswerDoc {
+    /// The document's length in multiples of L: the scale `s` it is scored at.
+    pub multiple: usize,
+    /// The prompt followed by the answer.
+    pub tokens: Vec<u32>,
+    /// Where the answer starts in `tokens`.
+    pub answer_start: usize,
+}
+
+/// What [`fit_head_c`] minimises.
+pub enum HeadObjective<'a> {
+    /// Mean NLL of prose at 2L, 4L and 8L, as [`fit_c`].
+    Prose {
+        /// Validation sequences of at least `8L + 1` tokens.
+        sequences: &'a [&'a [u32]],
+        /// Sequences per forward pass.
+        batch: usize,
+    },
+    /// Mean NLL of the answer tokens of needle documents, each at its own length: what
+    /// the needle test asks of a head, rather than what prose asks.
+    Answers(&'a [AnswerDoc]),
+}
+
+impl HeadObjective<'_> {
+    /// The objective with the model's per-head coefficients (`+beta=heads`).
+    fn value(&self, model: &EvalModel) -> Result<f64, String> {
+        match self {
+            HeadObjective::Prose { sequences, batch } => {
+                scaled_objective(model, "+beta=heads", sequences, *batch)
+            }
+            HeadObjective::Answers(docs) => {
+                let (mut sum, mut count) = (0.0, 0usize);
+                for doc in docs.iter() {
+                    let scheme: SchemeSpec = format!("none:{}+beta=heads", doc.multiple)
+                        .parse()
+                        .map_err(err)?;
+                    let nll = sequence_nll(model, &scheme, &[&doc.tokens])?;
+                    // Row j scores token j + 1.
+                    let answer = &nll[0][doc.answer_start - 1..];
+                    sum += answer.iter().map(|&x| x as f64).sum::<f64>();
+                    count += answer.len();
+                }
+                Ok(sum / count.max(1) as f64)
+            }
+        }
+    }
+}
+
 /// Steps tried for a coefficient (or a layer's coefficients together) in each pass of
 /// [`fit_head_c`].
 const HEAD_STEPS: [f64; 8] = [-0.2, -0.1, -0.05, 0.05, 0.1, 0.2, 0.4, 0.8];
 
-/// Fits one `c` per head on validation sequences, by the same objective as [`fit_c`]
-/// (mean NLL at 2L, 4L, 8L): every head starts at `start` (the model's one fitted `c`);
-/// two passes move each layer's heads together, then one pass moves each head alone, each
-/// trying the steps of [`HEAD_STEPS`] and keeping a step only if the objective falls.
-/// Steps that would leave the allowed range, or turn a head's beta negative at 8L, are
-/// skipped. Not the paper's method (one `c` per model): heads that track position need a
-/// sharper scale past L than heads that match content, and one `c` must compromise.
+/// Fits one `c` per head to `objective`: every head starts at `start` (the model's one
+/// fitted `c`); two passes move each layer's heads together, then one pass moves each head
+/// alone, each trying the steps of [`HEAD_STEPS`] and keeping a step only if the objective
+/// falls. Steps that would leave the allowed range, or turn a head's beta negative at 8L,
+/// are skipped. Not the paper's method (one `c` per model): heads that track position need
+/// a sharper scale past L than heads that match content, and one `c` must compromise.
 pub fn fit_head_c(
     model: &mut EvalModel,
     start: f64,
-    sequences: &[&[u32]],
-    batch: usize,
+    objective: &HeadObjective<'_>,
 ) -> Result<HeadFit, String> {
     let heads = model.config.num_attention_heads;
     let count = model.config.num_hidden_layers * heads;
     let objective_at = |model: &mut EvalModel, c: &[f64]| {
         model.config.drope_head_c = Some(c.to_vec());
-        scaled_objective(model, "+beta=heads", sequences, batch)
+        objective.value(model)
     };
     let allowed =
         |c: f64| engine::position::check_beta_coefficient(c).is_ok() && 1.0 + c * 8f64.ln() > 0.0;
@@ -469,7 +516,11 @@ mod tests {
         let sequences: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
         let start = 0.2;
         let one_c = beta_objective(&model, start, &sequences, 2).unwrap();
-        let fit = fit_head_c(&mut model, start, &sequences, 2).unwrap();
+        let objective = HeadObjective::Prose {
+            sequences: &sequences,
+            batch: 2,
+        };
+        let fit = fit_head_c(&mut model, start, &objective).unwrap();
         assert_eq!(fit.c.len(), 8);
         assert!(fit.objective <= one_c + 1e-4, "{} > {one_c}", fit.objective);
         assert!(
@@ -481,6 +532,55 @@ mod tests {
         model.config.drope_head_c = Some(fit.c.clone());
         let again = scaled_objective(&model, "+beta=heads", &sequences, 2).unwrap();
         assert!((again - fit.objective).abs() < 1e-9);
+    }
+
+    #[test]
+    fn per_head_coefficients_fitted_on_answers_score_only_the_answers() {
+        let mut model = tiny("none", 4);
+        let mut rng = SplitMix64::new(11);
+        // A span, filler, then the span again: the "answer" is the repeat's last 4 tokens.
+        let docs: Vec<AnswerDoc> = [2usize, 4]
+            .iter()
+            .map(|&m| {
+                let span: Vec<u32> = (0..6).map(|_| (rng.next_u64() % 64) as u32).collect();
+                let mut tokens = span.clone();
+                tokens.extend((0..m * 8 - 12).map(|_| (rng.next_u64() % 64) as u32));
+                tokens.extend(&span);
+                let answer_start = tokens.len() - 4;
+                AnswerDoc {
+                    multiple: m,
+                    tokens,
+                    answer_start,
+                }
+            })
+            .collect();
+        let objective = HeadObjective::Answers(&docs);
+        let start = 0.2;
+        model.config.drope_head_c = Some(vec![start; 8]);
+        let at_start = objective.value(&model).unwrap();
+        // By hand: the mean NLL of each document's last 4 tokens at s = its multiple.
+        let mut by_hand = 0.0;
+        for doc in &docs {
+            let scheme: SchemeSpec = format!("none:{}+beta={start}", doc.multiple)
+                .parse()
+                .unwrap();
+            let nll = sequence_nll(&model, &scheme, &[&doc.tokens]).unwrap();
+            by_hand += nll[0][nll[0].len() - 4..]
+                .iter()
+                .map(|&x| x as f64)
+                .sum::<f64>();
+        }
+        assert!(
+            (at_start - by_hand / 8.0).abs() < 1e-5,
+            "{at_start} vs {}",
+            by_hand / 8.0
+        );
+        let fit = fit_head_c(&mut model, start, &objective).unwrap();
+        assert!(
+            fit.objective <= at_start + 1e-4,
+            "{} > {at_start}",
+            fit.objective
+        );
     }
 
     #[test]

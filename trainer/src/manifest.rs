@@ -56,6 +56,7 @@ pub fn rebuild(models: &Path) -> Result<Manifest, String> {
                 training_length: config.training_length(),
                 parameters: config.parameter_count() as u64,
                 files,
+                trained_scheme: Some(config.trained_scheme().to_string()),
             },
         ));
     }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
+use engine::init::SplitMix64;
 use engine::results::{
     pool_depths, to_json, DropeFit, NeedleCell, NeedleGrid, PerplexityTable, NEEDLE_CONFIDENCE,
 };
@@ -15,7 +16,8 @@ use serde_json::json;
 use crate::args::Args;
 use crate::data::{eval_windows, TokenStreams};
 use crate::eval::{
-    fit_c, fit_head_c, needle_grid, window_perplexity, EvalModel, NeedleBudget, PerplexityRow,
+    fit_c, fit_head_c, needle_grid, window_perplexity, AnswerDoc, EvalModel, HeadObjective,
+    NeedleBudget, PerplexityRow,
 };
 use crate::manifest;
 use crate::needles::NeedleMaker;
@@ -87,11 +89,57 @@ fn store_c(models: &Path, id: &str, c: f64, head_c: &[f64]) -> Result<(), String
     std::fs::write(&path, config.to_json() + "\n").map_err(err)
 }
 
+/// Needle documents for fitting per-head coefficients to answers: `per_length` at each of
+/// 2x, 4x and 8x L, the depths taken in turn, from `haystack` (validation text).
+fn answer_documents(
+    maker: &NeedleMaker<'_>,
+    haystack: &[u32],
+    l: usize,
+    per_length: usize,
+    bos: Option<u32>,
+) -> Result<Vec<AnswerDoc>, String> {
+    // Not NEEDLE_SEED: these documents must not repeat the measured ones' draws.
+    let mut rng = SplitMix64::new(NEEDLE_SEED ^ 0xf17);
+    let mut docs = Vec::new();
+    for m in [2usize, 4, 8] {
+        let total = m * l;
+        if haystack.len() <= total {
+            return Err(format!(
+                "the haystack of {} tokens is shorter than {total}",
+                haystack.len()
+            ));
+        }
+        for k in 0..per_length {
+            let start = (rng.next_u64() % (haystack.len() - total) as u64) as usize;
+            let depth = NEEDLE_DEPTHS[k % NEEDLE_DEPTHS.len()];
+            let doc = maker
+                .make(
+                    &haystack[start..start + total],
+                    total - 8,
+                    &[depth],
+                    0,
+                    &mut rng,
+                )?
+                .with_bos(bos);
+            let answer_start = doc.prompt.len();
+            let mut tokens = doc.prompt;
+            tokens.extend(&doc.answer);
+            docs.push(AnswerDoc {
+                multiple: m,
+                tokens,
+                answer_start,
+            });
+        }
+    }
+    Ok(docs)
+}
+
 /// `trainer eval --models DIR --corpus DIR --results DIR --report FILE
 ///  [--sequences 16] [--fit-sequences 4] [--head-fit-sequences 12] [--batch 2]
 ///  [--only rope,drope,nope]
 ///  [--needle-min-trials 40] [--needle-max-trials 400] [--needle-half-width 0.05]
-///  [--split test|validation] [--samples FILE]`
+///  [--split test|validation] [--samples FILE]
+///  [--head-objective prose|needles] [--head-fit-documents 20]`
 ///
 /// Needle trials are counted per (model, scheme, length), depths pooled: they run in
 /// rounds of one per depth until the 95% Wilson interval of the exact-match accuracy has a
@@ -115,6 +163,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             "only",
             "split",
             "samples",
+            "head-objective",
+            "head-fit-documents",
         ],
     )?;
     let models = Path::new(args.required("models")?);
@@ -124,6 +174,15 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     let n_fit: usize = args.get_or("fit-sequences", 4)?;
     // Sixteen coefficients instead of one: more text, so they fit the data, not the sample.
     let n_head_fit: usize = args.get_or("head-fit-sequences", 12)?;
+    // `needles` fits the per-head coefficients to needle answers instead of prose (a pilot
+    // of stop 22): `--head-fit-documents` documents at each of 2x, 4x, 8x L.
+    let head_objective: String = args.get_or("head-objective", "prose".to_string())?;
+    if !["prose", "needles"].contains(&head_objective.as_str()) {
+        return Err(format!(
+            "--head-objective is prose or needles, not {head_objective}"
+        ));
+    }
+    let n_head_docs: usize = args.get_or("head-fit-documents", 20)?;
     let defaults = NeedleBudget::default();
     let budget = NeedleBudget {
         min_trials: args.get_or("needle-min-trials", defaults.min_trials)?,
@@ -163,6 +222,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         other => return Err(format!("--split is test or validation, not {other}")),
     };
 
+    let maker = NeedleMaker::new(&tokenizer)?;
     // 1. DroPE's c, on validation sequences of 8L.
     let mut fitted = None;
     if ids.contains(&"drope") {
@@ -183,9 +243,24 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             started.elapsed().as_secs_f64()
         );
         let head_val = &windows[..n_head_fit.min(windows.len())];
-        let heads = fit_head_c(&mut model, c, head_val, batch)?;
+        let (heads, head_count) = if head_objective == "needles" {
+            // The validation split's first half: `--split validation` measures on the second.
+            let haystack = &streams.validation[..streams.validation.len() / 2];
+            let docs =
+                answer_documents(&maker, haystack, l, n_head_docs, model.config.bos_token_id)?;
+            (
+                fit_head_c(&mut model, c, &HeadObjective::Answers(&docs))?,
+                docs.len(),
+            )
+        } else {
+            let objective = HeadObjective::Prose {
+                sequences: head_val,
+                batch,
+            };
+            (fit_head_c(&mut model, c, &objective)?, head_val.len())
+        };
         println!(
-            "fitted c per head = {:?} (mean NLL at 2L/4L/8L {:.4}) in {:.0} s",
+            "fitted c per head = {:?} ({head_objective} objective {:.4}) in {:.0} s",
             heads.c,
             heads.objective,
             started.elapsed().as_secs_f64()
@@ -197,7 +272,8 @@ pub fn run(argv: &[String]) -> Result<(), String> {
             grid,
             head_c: Some(heads.c),
             head_objective_mean_nll: Some(heads.objective),
-            head_validation_sequences: Some(head_val.len()),
+            head_validation_sequences: Some(head_count),
+            head_objective: (head_objective == "needles").then(|| "needle answers".to_string()),
             objective_mean_nll: Some(objective),
             paper_c_from_scratch: Some(paper::C_FROM_SCRATCH),
             paper_c_smollm: Some(paper::C_SMOLLM),
@@ -236,7 +312,6 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     let rows = table.rows;
 
     // 3. Needle in a haystack, held-out haystacks.
-    let maker = NeedleMaker::new(&tokenizer)?;
     let mut cells: Vec<NeedleCell> = Vec::new();
     for id in &ids {
         let model = load_model(models, id)?;
@@ -678,8 +753,11 @@ pub fn report_markdown(
             let list: Vec<String> = cs.iter().map(|c| c.to_string()).collect();
             let _ = writeln!(
                 md,
-                "One c per head (`+beta=heads`; not the paper's method, which has one c per model), fitted by the same objective on {} validation sequences, heads in order layer by layer: {}. Objective {objective:.4} (one c: {}).\n",
-                f.head_validation_sequences.unwrap_or(0),
+                "One c per head (`+beta=heads`; not the paper's method, which has one c per model), fitted {} heads in order layer by layer: {}. Objective {objective:.4} (one c: {}).\n",
+                match &f.head_objective {
+                    Some(what) => format!("to the mean NLL of the {what} of {} validation needle documents at 2x, 4x and 8x L (not comparable with the one c's objective);", f.head_validation_sequences.unwrap_or(0)),
+                    None => format!("by the same objective on {} validation sequences,", f.head_validation_sequences.unwrap_or(0)),
+                },
                 list.join(", "),
                 f.objective_mean_nll.map_or("-".to_string(), |o| format!("{o:.4}"))
             );
@@ -785,6 +863,7 @@ mod tests {
             head_c: None,
             head_objective_mean_nll: None,
             head_validation_sequences: None,
+            head_objective: None,
             objective_mean_nll: None,
             paper_c_from_scratch: None,
             paper_c_smollm: None,

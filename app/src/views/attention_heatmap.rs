@@ -229,12 +229,25 @@ pub fn AttentionHeatmap(
     /// Linear or log colour scale.
     #[prop(into)]
     scale: Signal<HeatScale>,
+    /// The zoom and pan, when shared with another map (a pair zooms together).
+    #[prop(optional)]
+    linked_view: Option<RwSignal<ZoomView>>,
+    /// The training length L: a line at query L and key L marks where the model's
+    /// training ends (none when the map is not longer than L).
+    #[prop(optional, into)]
+    training_length: Option<Signal<usize>>,
 ) -> impl IntoView {
     let canvas_ref = NodeRef::<Canvas>::new();
     let frame_ref = NodeRef::<Div>::new();
     let draw_error = RwSignal::new(None::<String>);
     let hovered = RwSignal::new(None::<(usize, usize)>);
-    let view_state = RwSignal::new(ZoomView::default());
+    let view_state = linked_view.unwrap_or_else(|| RwSignal::new(ZoomView::default()));
+    // Where L falls, as a share of the map's side.
+    let l_mark = move || {
+        let l = training_length?.get();
+        let n = map.with(|m| m.as_ref().map_or(0, |m| m.len));
+        (l > 0 && l < n).then(|| (l, 100.0 * l as f64 / n as f64))
+    };
     // Pointer position and view when a drag started.
     let dragging = StoredValue::new(None::<(f64, f64, ZoomView)>);
     let cells = move || map.with_untracked(|m| m.as_ref().map_or(0, |m| m.len));
@@ -376,6 +389,18 @@ pub fn AttentionHeatmap(
                         dragging.set_value(None);
                     }
                 ></canvas>
+                // Placed through the view's offset and zoom rather than transformed with
+                // the canvas, so that the line stays one pixel wide at any zoom.
+                {move || l_mark().map(|(l, share)| {
+                    let v = view_state.get();
+                    view! {
+                        <div class="heatmap-marks" data-testid="attention-l-line" data-position=l
+                            title=format!("L = {l}: the model's training length")>
+                            <div class="l-line key" style:left=format!("calc({:.2}px + {:.4}%)", v.x, share * v.zoom)></div>
+                            <div class="l-line query" style:top=format!("calc({:.2}px + {:.4}%)", v.y, share * v.zoom)></div>
+                        </div>
+                    }
+                })}
             </div>
             <HeatReadout map=map labels=labels hovered=hovered />
             {move || draw_error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}

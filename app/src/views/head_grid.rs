@@ -24,6 +24,8 @@ pub enum HeadSort {
     Local,
     /// Mass on the first token, highest first.
     Sink,
+    /// Mass more than L back, highest first.
+    Far,
 }
 
 /// `profiles` ordered by `sort`.
@@ -34,6 +36,7 @@ pub fn sorted(mut profiles: Vec<HeadProfile>, sort: HeadSort) -> Vec<HeadProfile
         HeadSort::Distance => -p.mean_distance,
         HeadSort::Local => -p.local_mass,
         HeadSort::Sink => -p.sink_mass,
+        HeadSort::Far => -p.far_mass.unwrap_or(0.0),
     };
     profiles.sort_by(|a, b| key(a).total_cmp(&key(b)));
     profiles
@@ -85,8 +88,9 @@ pub fn HeadGrid(
                     HeadKind::Local => "local",
                     HeadKind::Content => "content",
                 };
+                let far = p.far_mass.map(|m| format!(", {:.1}% more than L back", 100.0 * m)).unwrap_or_default();
                 let title = format!(
-                    "layer {layer}, head {head}: {}\nentropy {:.2} nats ({:.0}% of uniform), mean distance {:.1} tokens,\n{:.0}% on the {LOCAL_SPAN} nearest tokens, {:.0}% on the first",
+                    "layer {layer}, head {head}: {}\nentropy {:.2} nats ({:.0}% of uniform), mean distance {:.1} tokens,\n{:.0}% on the {LOCAL_SPAN} nearest tokens, {:.0}% on the first{far}",
                     p.kind.name(),
                     p.entropy,
                     100.0 * p.relative_entropy,
@@ -97,6 +101,7 @@ pub fn HeadGrid(
                 view! {
                     <button type="button" class=format!("head-cell kind-{kind}") data-testid="head-cell"
                         data-layer=layer data-head=head data-kind=kind title=title
+                        data-far-mass=p.far_mass.map(|m| m.to_string())
                         aria-pressed=move || (selected.get() == (layer, head)).to_string()
                         on:click=move |_| selected.set((layer, head))>
                         <Thumbnail map=map scale=scale />
@@ -128,6 +133,7 @@ pub fn HeadGrid(
                         <td>{format!("{:.1}", p.mean_distance)}</td>
                         <td>{format!("{:.0}%", 100.0 * p.local_mass)}</td>
                         <td>{format!("{:.0}%", 100.0 * p.sink_mass)}</td>
+                        <td>{p.far_mass.map_or_else(|| "-".to_string(), |m| format!("{:.1}%", 100.0 * m))}</td>
                         <td class="kind">{p.kind.name()}</td>
                     </tr>
                 }
@@ -144,7 +150,9 @@ pub fn HeadGrid(
                 {format!(
                     "Labels: sink when on average at least {:.0}% of a query's attention goes to the first token; \
                      local / positional when at least {:.0}% goes to the {LOCAL_SPAN} nearest tokens (itself and the two before); \
-                     else spread / content. Averages over queries from position {MIN_QUERY} on; thumbnails pool positions into blocks.",
+                     else spread / content. Averages over queries from position {MIN_QUERY} on; thumbnails pool positions into blocks. \
+                     Mass past L: the attention a query puts on keys more than L tokens back, the first token left out; \
+                     the head with the most is shown first.",
                     100.0 * KIND_THRESHOLD, 100.0 * KIND_THRESHOLD
                 )}
             </p>
@@ -157,6 +165,7 @@ pub fn HeadGrid(
                         <th>{sort_button(HeadSort::Distance, "mean distance")}</th>
                         <th>{sort_button(HeadSort::Local, "local mass")}</th>
                         <th>{sort_button(HeadSort::Sink, "first-token mass")}</th>
+                        <th>{sort_button(HeadSort::Far, "mass past L")}</th>
                         <th>"label"</th>
                     </tr>
                 </thead>

@@ -22,11 +22,8 @@ const RIGHT: f32 = 16.0;
 const TOP: f32 = 22.0;
 const BOTTOM: f32 = 40.0;
 
-/// Okabe-Ito colours: told apart with the common colour-vision deficiencies, and
-/// readable on light and dark backgrounds.
-pub const SERIES_COLOURS: [&str; 8] = [
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8F7F00", "#999999",
-];
+/// A series' key, colour and smoothed NLL per position.
+type SmoothedLine = (String, &'static str, Vec<Option<f32>>);
 
 /// One line of the chart.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +32,8 @@ pub struct ChartSeries {
     pub key: String,
     /// Legend text.
     pub label: String,
+    /// Line colour: the series' own ([`crate::series_look`]), the same on every view.
+    pub colour: &'static str,
     /// NLL per position in nats (`None`: no value, e.g. the first token).
     pub nll: Vec<Option<f32>>,
 }
@@ -210,7 +209,7 @@ pub fn PerplexityChart(
         let w = window.get();
         series.with(|all| {
             all.iter()
-                .map(|s| (s.key.clone(), moving_average(&s.nll, w)))
+                .map(|s| (s.key.clone(), s.colour, moving_average(&s.nll, w)))
                 .collect::<Vec<_>>()
         })
     });
@@ -225,7 +224,7 @@ pub fn PerplexityChart(
             .max(1);
         let highest = smoothed.with(|all| {
             all.iter()
-                .flat_map(|(_, v)| v.iter().flatten().copied())
+                .flat_map(|(_, _, v)| v.iter().flatten().copied())
                 .fold(uniform_nll.get(), f32::max)
         });
         let step = nice_step(highest.max(1.0), 5);
@@ -241,9 +240,8 @@ pub fn PerplexityChart(
         let hidden = hidden.get();
         smoothed.with(|all| {
             all.iter()
-                .enumerate()
-                .filter(|(_, (key, _))| !hidden.contains(key))
-                .map(|(i, (key, values))| {
+                .filter(|(key, _, _)| !hidden.contains(key))
+                .map(|(key, colour, values)| {
                     let last = values.iter().rposition(Option::is_some);
                     view! {
                         <path
@@ -251,7 +249,7 @@ pub fn PerplexityChart(
                             data-series=key.clone()
                             data-last-position=last.map(|p| p.to_string()).unwrap_or_default()
                             class="series-line"
-                            stroke=SERIES_COLOURS[i % SERIES_COLOURS.len()]
+                            stroke=*colour
                             d=line_path(values, &scale)
                         ></path>
                     }
@@ -462,7 +460,7 @@ pub fn readout_after_key(
 #[component]
 fn ChartReadout(
     series: Signal<Vec<ChartSeries>>,
-    smoothed: Memo<Vec<(String, Vec<Option<f32>>)>>,
+    smoothed: Memo<Vec<SmoothedLine>>,
     hidden: RwSignal<HashSet<String>>,
     hover: RwSignal<Option<usize>>,
     token_texts: Signal<Vec<String>>,
@@ -475,30 +473,29 @@ fn ChartReadout(
             .unwrap_or_default();
         let hidden = hidden.get();
         let entries = series.with(|all| {
-                smoothed.with(|values| {
-                    all.iter()
-                        .zip(values)
-                        .enumerate()
-                        .filter(|(_, (s, _))| !hidden.contains(&s.key))
-                        .map(|(i, (s, (_, smooth)))| {
-                            let raw = s.nll.get(position).copied().flatten();
-                            let value = match (raw, smooth.get(position).copied().flatten()) {
-                                (Some(raw), Some(smooth)) => format!(
-                                    "{raw:.2} nats (smoothed {smooth:.2}, perplexity {:.1})",
-                                    smooth.exp()
-                                ),
-                                _ => "no value".to_string(),
-                            };
-                            view! {
-                                <li>
-                                    <span class="swatch" style:background=SERIES_COLOURS[i % SERIES_COLOURS.len()]></span>
-                                    {format!("{}: {value}", s.label)}
-                                </li>
-                            }
-                        })
-                        .collect_view()
-                })
-            });
+            smoothed.with(|values| {
+                all.iter()
+                    .zip(values)
+                    .filter(|(s, _)| !hidden.contains(&s.key))
+                    .map(|(s, (_, _, smooth))| {
+                        let raw = s.nll.get(position).copied().flatten();
+                        let value = match (raw, smooth.get(position).copied().flatten()) {
+                            (Some(raw), Some(smooth)) => format!(
+                                "{raw:.2} nats (smoothed {smooth:.2}, perplexity {:.1})",
+                                smooth.exp()
+                            ),
+                            _ => "no value".to_string(),
+                        };
+                        view! {
+                            <li>
+                                <span class="swatch" style:background=s.colour></span>
+                                {format!("{}: {value}", s.label)}
+                            </li>
+                        }
+                    })
+                    .collect_view()
+            })
+        });
         let l = training_length.get().max(1);
         Some(view! {
             <div class="chart-readout" data-testid="chart-readout" role="status">
@@ -519,8 +516,7 @@ fn SeriesLegend(
         series
             .get()
             .into_iter()
-            .enumerate()
-            .map(|(i, s)| {
+            .map(|s| {
                 let key = s.key.clone();
                 let shown = {
                     let key = key.clone();
@@ -540,7 +536,7 @@ fn SeriesLegend(
                             }
                         })
                     >
-                        <span class="swatch" style:background=SERIES_COLOURS[i % SERIES_COLOURS.len()]></span>
+                        <span class="swatch" style:background=s.colour></span>
                         {s.label}
                     </button>
                 }
@@ -639,11 +635,13 @@ mod tests {
             ChartSeries {
                 key: "rope".into(),
                 label: "RoPE, plain".into(),
+                colour: "#0072B2",
                 nll: vec![None, Some(2.0), Some(4.0)],
             },
             ChartSeries {
                 key: "drope".into(),
                 label: "DroPE".into(),
+                colour: "#009E73",
                 nll: vec![None, Some(1.0)],
             },
         ];
