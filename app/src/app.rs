@@ -173,6 +173,9 @@ pub fn App() -> impl IntoView {
                 />
             </header>
 
+            // Side by side on a wide screen (the chart in view on the first screen), one
+            // above the other on a narrow one.
+            <div class="studio-body">
             {move || controls_shown.get().then(|| view! {
                 <section class="controls">
                     <PromptControls source=source samples=samples prompt_text=prompt.text length=length
@@ -195,6 +198,7 @@ pub fn App() -> impl IntoView {
                 </section>
             })}
 
+            <div class="studio-main">
             <ViewTabs view_shown=view_shown embed_open=embed_open />
             {move || embed_open.get().then(|| view! { <EmbedCode state=state /> })}
 
@@ -202,6 +206,8 @@ pub fn App() -> impl IntoView {
                 <ViewPanel run=run view_shown=view_shown picked=picked log_colours=log_colours
                     haystack=prompt.haystack needles=needles />
             })}
+            </div>
+            </div>
         </main>
         </div>
     }

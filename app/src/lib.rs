@@ -18,6 +18,7 @@ pub mod embed;
 pub mod embed_code;
 pub mod error;
 pub mod export;
+pub mod finding;
 pub mod format;
 pub mod head_profile;
 pub mod local_model;

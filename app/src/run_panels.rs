@@ -5,6 +5,7 @@
 use leptos::prelude::*;
 
 use crate::analysis::head_in_shape;
+use crate::finding::finding;
 use crate::head_profile::{informative_head, pooled_map, profile};
 use crate::run_controller::RunController;
 use crate::views::attention_heatmap::ZoomView;
@@ -25,8 +26,16 @@ pub fn PerplexityPanel(
         counts,
         ..
     } = run;
+    let training_length = run.training_length();
+    // What the run shows, in one sentence from its own numbers.
+    let sentence = move || {
+        chart.with(|c| finding(c, training_length.get())).map(|f| {
+            view! { <p class="finding" data-testid="finding">{f.sentence()}</p> }
+        })
+    };
     view! {
-        <PerplexityChart series=chart token_texts=token_texts training_length=run.training_length()
+        {sentence}
+        <PerplexityChart series=chart token_texts=token_texts training_length=training_length
             uniform_nll=run.uniform_nll() axis_length=Signal::derive(move || counts.get().1) />
     }
 }

@@ -151,6 +151,9 @@ async fn perplexity_chart_draws_a_line_per_series_and_marks_multiples_of_l() {
         cells.item(0).unwrap().text_content().unwrap(),
         format!("{:.1}", 3f32.exp())
     );
+    // Past L, each window also as a multiple of the series' own 0-L (here flat: 1).
+    let ratio = cells.item(1).unwrap().dyn_into::<Element>().unwrap();
+    assert_eq!(ratio.get_attribute("data-ratio").as_deref(), Some("1.000"));
     // drope stops at 19 < 4L = 32: its 4L-8L cell is empty.
     let cells = rows[1].query_selector_all("td").unwrap();
     assert_eq!(cells.item(3).unwrap().text_content().unwrap(), "\u{2013}");

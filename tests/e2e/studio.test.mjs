@@ -323,6 +323,15 @@ try {
   assert.ok(markers.includes(1), `no L marker (markers: ${markers})`);
   assert.equal(await page.locator(sel.windowRow).count(), series.length, 'one row per series in the window table');
   assert.equal(await page.locator(sel.chip).count(), series.length, 'one chip per series');
+  // The first screen (issue 20): at 1280 x 800, unscrolled, the chart is in view under one
+  // sentence computed from this run (each series past L against its own 0-L).
+  const chartBox = await page.locator(sel.chart).boundingBox();
+  assert.ok(await page.evaluate(() => window.scrollY) === 0 && chartBox.y + chartBox.height <= 800,
+    `the chart is not on the first screen (its bottom at ${Math.round(chartBox.y + chartBox.height)} px)`);
+  const findingText = await page.locator('[data-testid="finding"]').innerText();
+  assert.match(findingText, /^At L-2L, past L = 128: RoPE's perplexity is \d+\.\d\dx .*DroPE, beta fitted \(dynamic\)'s \d+\.\d\dx/,
+    `the finding: ${findingText}`);
+  console.log(`e2e [${label}] first screen: chart bottom at ${Math.round(chartBox.y + chartBox.height)} px; "${findingText}"`);
   const shownText = await page.locator(sel.prompt).inputValue();
   assert.ok(shownText.startsWith(samples.samples[0].text.slice(0, 40)), `the prompt box shows "${shownText.slice(0, 60)}"`);
 

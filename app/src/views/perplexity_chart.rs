@@ -565,13 +565,22 @@ fn WindowTable(series: Signal<Vec<ChartSeries>>, training_length: Signal<usize>)
         let body = rows
                 .into_iter()
                 .map(|s| {
+                    let inside = window_mean(&s.nll, 0, l).map(|(m, _)| m);
                     let cells = windows
                         .iter()
                         .map(|(_, from, to)| match window_mean(&s.nll, *from, *to) {
-                            Some((mean, n)) => view! {
-                                <td title=format!("mean NLL {mean:.3} nats over {n} tokens")>{format!("{:.1}", mean.exp())}</td>
+                            Some((mean, n)) => {
+                                // Past L, also as a multiple of the series' own 0-L.
+                                let ratio = inside.filter(|_| *from > 0).map(|i| (mean - i).exp());
+                                view! {
+                                    <td title=format!("mean NLL {mean:.3} nats over {n} tokens")
+                                        data-ratio=ratio.map(|r| format!("{r:.3}"))>
+                                        {format!("{:.1}", mean.exp())}
+                                        {ratio.map(|r| view! { <span class="ratio">{format!(" \u{d7}{r:.2}")}</span> })}
+                                    </td>
+                                }
+                                .into_any()
                             }
-                            .into_any(),
                             None => view! { <td class="empty">"\u{2013}"</td> }.into_any(),
                         })
                         .collect_view();
@@ -580,7 +589,7 @@ fn WindowTable(series: Signal<Vec<ChartSeries>>, training_length: Signal<usize>)
                 .collect_view();
         Some(view! {
             <table class="window-table" data-testid="window-table">
-                <caption>"Perplexity per position window (this prompt; exp of the mean NLL)"</caption>
+                <caption>"Perplexity per position window (this prompt; exp of the mean NLL); past L, \u{d7} its own 0-L"</caption>
                 <thead><tr><th scope="col">"series"</th>{head}</tr></thead>
                 <tbody>{body}</tbody>
             </table>
