@@ -7,7 +7,7 @@ use web_sys::KeyboardEvent;
 use crate::format::bytes_of;
 use crate::manifest::Manifest;
 use crate::model_store::LoadStage;
-use crate::run_controller::{Activity, RunController};
+use crate::run_controller::{Activity, RunController, RunEnd};
 use crate::samples::SampleSet;
 use crate::series_look::{series_colours, SeriesFacts};
 use crate::url_state::{parse_token_count, PromptSource, SeriesSpec, MAX_SERIES};
@@ -285,6 +285,8 @@ pub fn RunButtons(
         stepping,
         counts,
         progress,
+        ended,
+        series_progress,
         ..
     } = run;
     let busy = move || matches!(activity.get(), Activity::Loading | Activity::Running);
@@ -307,6 +309,9 @@ pub fn RunButtons(
             Activity::Running => "Running\u{2026}".to_string(),
             Activity::Growing => format!("Growing: {done} of {total} tokens"),
             Activity::Paused => format!("Paused at {done} of {total} tokens"),
+            Activity::Idle if ended.get() == Some(RunEnd::Stopped) => {
+                format!("Stopped at {done} of {total} tokens")
+            }
             Activity::Idle if total > 0 => {
                 let cut = if full > total {
                     format!(" (the first {total} of {full})")
@@ -319,12 +324,34 @@ pub fn RunButtons(
         };
         view! {
             <span class="status" data-testid="run-status" data-activity=format!("{:?}", activity.get())
+                data-ended=move || ended.get().map(RunEnd::name)
                 data-busy=move || stepping.get().to_string()
                 data-done=done data-total=total>
                 {text}
             </span>
         }
         .into_any()
+    };
+    // Each series' tokens run of its prompt; during a whole run, the series being run.
+    let per_series = move || {
+        let rows = series_progress.get();
+        let running = activity.get() == Activity::Running;
+        let current = rows.iter().position(|r| r.done < r.total);
+        (rows.len() > 1 || running).then(|| {
+            rows.into_iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let now = running && current == Some(i);
+                    view! {
+                        <li data-testid="series-progress" data-series=r.key.clone() data-done=r.done data-total=r.total
+                            class:running=now>
+                            <span class="swatch" style:background=r.colour></span>
+                            {format!("{}: {} of {}{}", r.label, r.done, r.total, if now { ", running\u{2026}" } else { "" })}
+                        </li>
+                    }
+                })
+                .collect_view()
+        })
     };
 
     view! {
@@ -339,6 +366,11 @@ pub fn RunButtons(
                 title="Feed the prompt in a few tokens at a time and watch every view update">
                 {move || match activity.get() { Activity::Growing => "Pause", Activity::Paused => "Play", _ => "Grow" }}
             </button>
+            <button data-testid="stop" on:click=move |_| run.stop()
+                prop:disabled=move || activity.get() == Activity::Idle
+                title="Stop the run: what has run stays shown">
+                "Stop"
+            </button>
             <button data-testid="step" on:click=move |_| run.step()
                 prop:disabled=move || activity.get() != Activity::Paused title="One growth step">
                 "Step"
@@ -351,6 +383,7 @@ pub fn RunButtons(
             </label>
             {status}
         </div>
+        <ul class="series-progress" aria-label="Progress per series">{per_series}</ul>
     }
 }
 

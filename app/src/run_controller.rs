@@ -24,7 +24,7 @@ use crate::model_store::{DownloadProgress, GpuStatus, LoadedModel};
 use crate::needle_live::NeedleSubject;
 use crate::page_engine::{local_openings, page_gpu_failed, page_gpu_retry, page_model};
 use crate::pause::{next_frame, pause};
-use crate::runs::{resolve_series, Comparison, ResolvedSeries};
+use crate::runs::{resolve_series, Comparison, ResolvedSeries, SeriesProgress};
 use crate::samples::check_prompt_size;
 use crate::url_state::SeriesSpec;
 use crate::views::ChartSeries;
@@ -46,6 +46,28 @@ pub enum Activity {
     Growing,
     /// A grow paused part way (Step and Play continue it).
     Paused,
+}
+
+/// How the last run ended (the page is idle again after each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every series ran its whole prompt.
+    Done,
+    /// The visitor pressed Stop: what had run stays shown.
+    Stopped,
+    /// It failed, and the error line says why.
+    Failed,
+}
+
+impl RunEnd {
+    /// Lower-case name, for `data-ended`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunEnd::Done => "done",
+            RunEnd::Stopped => "stopped",
+            RunEnd::Failed => "failed",
+        }
+    }
 }
 
 /// How a run goes through the prompt.
@@ -96,6 +118,10 @@ pub struct RunController {
     pub progress: RwSignal<Option<(String, DownloadProgress)>>,
     /// What the controller is doing.
     pub activity: RwSignal<Activity>,
+    /// How the last run ended; `None` while one is under way (or before the first).
+    pub ended: RwSignal<Option<RunEnd>>,
+    /// Each series' tokens run of its prompt, in legend order.
+    pub series_progress: RwSignal<Vec<SeriesProgress>>,
     /// A step is running (Pause takes effect when it ends: its tokens still arrive).
     pub stepping: RwSignal<bool>,
     /// The run waits because its view is off screen.
@@ -144,6 +170,8 @@ impl RunController {
             cap_notes: RwSignal::new(Vec::new()),
             progress: RwSignal::new(None),
             activity: RwSignal::new(Activity::Idle),
+            ended: RwSignal::new(None),
+            series_progress: RwSignal::new(Vec::new()),
             stepping: RwSignal::new(false),
             offscreen: RwSignal::new(false),
             chart: RwSignal::new(Vec::new()),
@@ -296,6 +324,7 @@ impl RunController {
             compared.set(c.compared());
         }
         token_texts.set(c.token_texts());
+        self.series_progress.set(c.progress());
         counts.set((c.done(), c.total(), c.full_len()));
         series_done.set(c.series_done());
         summary.set(focus.with_untracked(|f| {
@@ -349,6 +378,7 @@ impl RunController {
             {
                 if c.finished() {
                     activity.set(Activity::Idle);
+                    self.ended.set(Some(RunEnd::Done));
                 }
                 *cell.borrow_mut() = Some(c);
                 return;
@@ -382,6 +412,7 @@ impl RunController {
                     }
                     e => {
                         activity.set(Activity::Idle);
+                        self.ended.set(Some(RunEnd::Failed));
                         error.set(Some(e.to_string()));
                     }
                 }
@@ -411,8 +442,10 @@ impl RunController {
             ..
         } = self;
         activity.set(Activity::Idle);
+        self.ended.set(Some(RunEnd::Failed));
         stepping.set(false);
         chart.set(Vec::new());
+        self.series_progress.set(Vec::new());
         focus.set(None);
         compared.set(None);
         counts.set((0, 0, 0));
@@ -447,6 +480,7 @@ impl RunController {
         let run_id = generation.get_value() + 1;
         generation.set_value(run_id);
         error.set(None);
+        self.ended.set(None);
         let Some(m) = manifest.get_untracked() else {
             return;
         };
@@ -560,6 +594,28 @@ impl RunController {
         }
     }
 
+    /// Stops the run under way: it ends at once as far as the page is concerned (what
+    /// had run stays shown, the buttons come back); a forward pass already sent to the
+    /// GPU or the worker finishes there and its result is dropped.
+    pub fn stop(self) {
+        let Self {
+            activity,
+            stepping,
+            progress,
+            generation,
+            ended,
+            ..
+        } = self;
+        if activity.get_untracked() == Activity::Idle {
+            return;
+        }
+        generation.set_value(generation.get_value() + 1);
+        activity.set(Activity::Idle);
+        stepping.set(false);
+        progress.set(None);
+        ended.set(Some(RunEnd::Stopped));
+    }
+
     /// Grow: starts growing, pauses a grow, or continues a paused one.
     pub fn play(self) {
         let Self {
@@ -601,15 +657,21 @@ impl RunController {
                     let upto = c.done() + grow_step.get_untracked();
                     let outcome = c.advance(upto).await;
                     if generation.get_value() == run_id {
+                        let failed = outcome.is_err();
                         match outcome {
                             Ok(()) => self.publish(&c),
                             Err(e) => error.set(Some(e.to_string())),
                         }
-                        activity.set(if c.finished() {
-                            Activity::Idle
+                        if failed || c.finished() {
+                            activity.set(Activity::Idle);
+                            self.ended.set(Some(if failed {
+                                RunEnd::Failed
+                            } else {
+                                RunEnd::Done
+                            }));
                         } else {
-                            Activity::Paused
-                        });
+                            activity.set(Activity::Paused);
+                        }
                         *cell.borrow_mut() = Some(c);
                     }
                 }

@@ -101,6 +101,21 @@ pub fn known_series(manifest: &Manifest, series: &[SeriesSpec]) -> (Vec<SeriesSp
     (kept, unknown)
 }
 
+/// One series' progress through the prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesProgress {
+    /// The series' key (its URL form).
+    pub key: String,
+    /// Its name.
+    pub label: String,
+    /// Its colour.
+    pub colour: &'static str,
+    /// Tokens run.
+    pub done: usize,
+    /// Tokens of its prompt.
+    pub total: usize,
+}
+
 /// Every series' run of one prompt, grown together.
 pub struct Comparison {
     /// The prompt per model id (models may have their own tokenizers).
@@ -260,6 +275,24 @@ impl Comparison {
             }
         }
         Ok(false)
+    }
+
+    /// Each series' tokens run of its own prompt, in legend order.
+    pub fn progress(&self) -> Vec<SeriesProgress> {
+        self.runs
+            .iter()
+            .zip(self.colours())
+            .map(|((resolved, run), colour)| SeriesProgress {
+                key: resolved.spec.to_string(),
+                label: resolved.label(),
+                colour,
+                done: run.len(),
+                total: self
+                    .prompts
+                    .get(&resolved.entry.id)
+                    .map_or(0, |p| p.ids.len()),
+            })
+            .collect()
     }
 
     /// Each series' colour, in legend order ([`series_colours`]).

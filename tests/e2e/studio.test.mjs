@@ -727,6 +727,103 @@ try {
       && !document.querySelector(s.grow).disabled, sel, { timeout: 10_000 }));
   await noErrors('after bad input');
 
+  // 7b. The run lifecycle cannot wedge (issue 20): a seeded random sequence of what a
+  // visitor does (run, grow, pause, step, stop, switch tab, change the length, edit the
+  // prompt, add, remove and focus series) with random pauses between; then Stop, and
+  // the studio is idle and runnable: Run gives a whole, done run of the series left.
+  // On the CPU run only: on SwiftShader a pass of 1024 tokens takes over a minute.
+  if (!webgpu) {
+    await page.goto(at(query), { waitUntil: 'load' });
+    await settled('the link again, for random actions', { backend: 'CPU', tokens: length, count: series.length });
+    // Stop: a long run (8L) stopped while it runs ends at once, says where, keeps what ran.
+    await page.locator(sel.length).fill('1024');
+    await page.locator(sel.length).dispatchEvent('change');
+    await step('waiting for the long run to start', () => page.waitForFunction((s) =>
+      ['Loading', 'Running'].includes(document.querySelector(s.status)?.getAttribute('data-activity')), sel, { timeout: left() }));
+    await page.click('button[data-testid="stop"]');
+    const stopped = await step('waiting for the stopped run', () => page.waitForFunction((s) => {
+      const status = document.querySelector(s.status);
+      return status?.getAttribute('data-activity') === 'Idle' && status.getAttribute('data-ended') === 'stopped'
+        && !document.querySelector(s.run).disabled && document.querySelector('button[data-testid="stop"]').disabled
+        ? status.textContent : false;
+    }, sel, { timeout: 2_000 }).then((h) => h.jsonValue()));
+    assert.match(stopped, /^Stopped at \d+ of 1024 tokens$/, `the stopped status: ${stopped}`);
+    console.log(`e2e [${label}] Stop mid-run: "${stopped}"`);
+    const seed = Number(process.env.E2E_SEED || 20261206);
+    let state = seed >>> 0;
+    const random = () => {
+      // mulberry32: small, seeded, the same sequence on every machine.
+      state = (state + 0x6d2b79f5) >>> 0;
+      let t = state;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const pick = (list) => list[Math.floor(random() * list.length)];
+    const enabled = (selector) => page.locator(selector).isEnabled().catch(() => false);
+    // A button may turn disabled between looking and clicking (the run ended): a visitor's
+    // race too, so a click that finds it disabled is simply not made.
+    const press = async (selector) => {
+      if (await enabled(selector)) await page.click(selector, { timeout: 500 }).catch((e) => { if (!/Timeout/.test(e.message)) throw e; });
+    };
+    const actions = {
+      run: () => press(sel.run),
+      grow: () => press(sel.grow),
+      step: () => press(sel.step),
+      stop: () => press('button[data-testid="stop"]'),
+      tab: async () => page.click(tabSelector(pick(['perplexity', 'attention', 'tokens', 'frequencies']))),
+      length: async () => {
+        await page.locator(sel.length).fill(String(pick([40, 100, 160, 300, 5000])));
+        await page.locator(sel.length).dispatchEvent('change');
+      },
+      prompt: async () => page.locator(sel.prompt).fill(pick(['The keeper climbed the stairs at dusk. ', 'A lamp, a bell and a boat. ']).repeat(15 + Math.floor(random() * 30))),
+      remove: async () => {
+        const chips = await page.locator(sel.chip).count();
+        if (chips > 1) await page.locator('[data-testid="remove-series"]').nth(Math.floor(random() * chips)).click();
+      },
+      add: async () => {
+        const [model, scheme] = pick([['nope', ''], ['rope', 'yarn:dyn'], ['drope', 'none:dyn+beta=heads'], ['rope', '']]);
+        await page.selectOption('select[data-testid="add-model"]', model);
+        await page.locator('input[data-testid="add-scheme"]').fill(scheme);
+        await page.click('button[data-testid="add-series"]');
+      },
+      focus: async () => {
+        const toggles = page.locator(`${sel.chip} [data-testid="focus-series"][aria-pressed="false"]`);
+        const n = await toggles.count();
+        if (n > 0) await toggles.nth(Math.floor(random() * n)).click();
+      },
+    };
+    const done = [];
+    for (let i = 0; i < 40; i += 1) {
+      const name = pick(Object.keys(actions));
+      await step(`random action ${i}: ${name}`, () => actions[name]());
+      done.push(name);
+      await page.waitForTimeout(Math.floor(random() * 250));
+    }
+    if (await enabled('button[data-testid="stop"]')) await page.click('button[data-testid="stop"]');
+    await step(`waiting for the studio to be idle after: ${done.join(' ')}`, () => page.waitForFunction((s) =>
+      document.querySelector(s.status)?.getAttribute('data-activity') === 'Idle'
+        && !document.querySelector(s.run).disabled && !document.querySelector(s.grow).disabled,
+    sel, { timeout: 10_000 }));
+    await openTab('perplexity');
+    await page.locator(sel.length).fill('100');
+    await page.locator(sel.length).dispatchEvent('change');
+    // The new length runs by itself; where it was already 100, Run does.
+    await page.waitForTimeout(200);
+    if (await enabled(sel.run) && (await page.locator(sel.status).getAttribute('data-ended')) !== 'done') await page.click(sel.run);
+    const chipsLeft = await page.locator(sel.chip).count();
+    await step('waiting for a whole run of the series left', () => page.waitForFunction(({ s, chips }) => {
+      const status = document.querySelector(s.status);
+      const progress = [...document.querySelectorAll('[data-testid="series-progress"]')];
+      return status?.getAttribute('data-activity') === 'Idle' && status.getAttribute('data-ended') === 'done'
+        && Number(status.getAttribute('data-done')) === 100 && document.querySelectorAll(s.line).length === chips
+        && progress.length === (chips > 1 ? chips : progress.length)
+        && progress.every((p) => p.getAttribute('data-done') === p.getAttribute('data-total'));
+    }, { s: sel, chips: chipsLeft }, { timeout: left() }));
+    await noErrors('after random actions');
+    console.log(`e2e [${label}] 40 random actions (seed ${seed}) left the studio idle and runnable: ${done.join(' ')}`);
+  }
+
   // 8. Cached open: the same link again (weights from the browser cache).
   const tCached = Date.now();
   await page.goto(at(query), { waitUntil: 'load' });
