@@ -57,6 +57,7 @@ pub fn App() -> impl IntoView {
     let series = RwSignal::new(initial.series.clone());
     let source = RwSignal::new(initial.prompt.clone());
     let length = RwSignal::new(initial.length);
+    let backend = RwSignal::new(initial.backend);
     let url_problems = RwSignal::new(url_problems);
 
     let manifest = RwSignal::new(None::<Manifest>);
@@ -102,6 +103,7 @@ pub fn App() -> impl IntoView {
         series: series.get(),
         prompt: source.get(),
         length: length.get(),
+        backend: backend.get(),
     });
     // Keep the URL in step with the state.
     Effect::new(move |_| state.with(write_url));
@@ -114,7 +116,7 @@ pub fn App() -> impl IntoView {
             prompt_text: prompt.text.into(),
             grow_step,
             gpu: LocalResource::new(page_gpu),
-            use_gpu: RwSignal::new(true),
+            backend,
             gpu_failure: RwSignal::new(None),
             error,
             visible: Signal::stored(true),

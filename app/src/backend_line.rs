@@ -13,7 +13,12 @@ use crate::views::Notice;
 /// The backend line: "WebGPU · <adapter>" when models run on the GPU, else "CPU" and why
 /// (`gpu` is `None` while the page is still opening the WebGPU device; `failure` is a
 /// WebGPU error that moved the page to the CPU).
-pub fn backend_label(on_gpu: bool, gpu: Option<&GpuStatus>, failure: Option<&str>) -> String {
+pub fn backend_label(
+    on_gpu: bool,
+    gpu: Option<&GpuStatus>,
+    failure: Option<&str>,
+    chosen: bool,
+) -> String {
     if let (true, Some(GpuStatus::Ready { adapter, .. })) = (on_gpu, gpu) {
         return format!("WebGPU \u{b7} {adapter}");
     }
@@ -21,6 +26,17 @@ pub fn backend_label(on_gpu: bool, gpu: Option<&GpuStatus>, failure: Option<&str
         (_, Some(reason)) => format!("WebGPU failed: {reason}"),
         (Some(GpuStatus::Failed(reason)), None) => format!("WebGPU failed: {reason}"),
         (Some(GpuStatus::NoAdapter), None) => "no WebGPU adapter in this browser".to_string(),
+        (
+            Some(GpuStatus::Ready {
+                adapter,
+                software: true,
+                ..
+            }),
+            None,
+        ) if !chosen => format!(
+            "this browser's WebGPU is a software adapter ({adapter}), slower than the CPU path; \
+             choose WebGPU to use it anyway"
+        ),
         (Some(GpuStatus::Ready { .. }), None) => "chosen; WebGPU is available".to_string(),
         (None, None) => "looking for WebGPU\u{2026}".to_string(),
     };
@@ -49,7 +65,7 @@ pub fn BackendLine(
             RunInputs {
                 manifest,
                 gpu,
-                use_gpu,
+                backend: choice,
                 gpu_failure,
                 ..
             },
@@ -61,13 +77,14 @@ pub fn BackendLine(
     let shows_gpu = move || {
         focus.with(|f| match f {
             Some(run) => run.backend == DeviceKind::WebGpu,
-            None => use_gpu.get() && has_gpu(),
+            None => run.inputs.on_gpu(),
         })
     };
     let backend = move || {
         let on_gpu = shows_gpu();
+        let chosen = choice.get().is_some();
         gpu.with(|status| {
-            gpu_failure.with(|f| backend_label(on_gpu, status.as_ref(), f.as_deref()))
+            gpu_failure.with(|f| backend_label(on_gpu, status.as_ref(), f.as_deref(), chosen))
         })
     };
     view! {
@@ -110,7 +127,7 @@ mod tests {
     #[test]
     fn backend_label_says_why_the_cpu_runs() {
         let label = |gpu: Option<GpuStatus>, failure: Option<&str>| {
-            backend_label(false, gpu.as_ref(), failure)
+            backend_label(false, gpu.as_ref(), failure, false)
         };
         assert_eq!(
             label(Some(GpuStatus::NoAdapter), None),

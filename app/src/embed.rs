@@ -184,7 +184,7 @@ pub fn Embed(
             prompt_text: prompt.into(),
             grow_step: RwSignal::new(16),
             gpu,
-            use_gpu: RwSignal::new(true),
+            backend: RwSignal::new(params.state.backend),
             gpu_failure: RwSignal::new(None),
             error,
             visible,

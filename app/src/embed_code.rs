@@ -42,10 +42,19 @@ fn height_of(state: &StudioState) -> u32 {
     }
 }
 
+/// The state a snippet carries: the figure, not where this visitor's browser runs it
+/// (each reader's browser chooses its own backend).
+fn figure_state(state: &StudioState) -> StudioState {
+    StudioState {
+        backend: None,
+        ..state.clone()
+    }
+}
+
 /// An `<iframe>` of `embed.html` for `state` (lazy: the browser fetches it near the
 /// viewport; the page inside also waits until it is on screen).
 pub fn iframe_snippet(site: &str, state: &StudioState) -> String {
-    let (pairs, _) = state.to_pairs();
+    let (pairs, _) = figure_state(state).to_pairs();
     let src = format!("{site}embed.html{}", encode_query(&pairs));
     format!(
         "<iframe src=\"{}\" title=\"{}\" width=\"100%\" height=\"{}\" loading=\"lazy\" \
@@ -58,7 +67,7 @@ pub fn iframe_snippet(site: &str, state: &StudioState) -> String {
 
 /// The module script (once per page) and a `<drope-studio>` element for `state`.
 pub fn element_snippet(site: &str, state: &StudioState) -> String {
-    let (pairs, _) = state.to_pairs();
+    let (pairs, _) = figure_state(state).to_pairs();
     let attributes: Vec<String> = pairs
         .iter()
         .map(|(key, value)| format!("{key}=\"{}\"", attribute(value)))
@@ -159,7 +168,7 @@ pub fn EmbedCode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::url_state::{PromptSource, SeriesSpec, View};
+    use crate::url_state::{BackendChoice, PromptSource, SeriesSpec, View};
 
     fn state() -> StudioState {
         StudioState {
@@ -170,6 +179,8 @@ mod tests {
             ],
             prompt: PromptSource::Sample("austen-3".into()),
             length: Some(512),
+            // Never in a snippet: the reader's browser chooses.
+            backend: Some(BackendChoice::Cpu),
         }
     }
 

@@ -32,6 +32,9 @@ pub enum GpuStatus {
         context: Rc<GpuContext>,
         /// The adapter, for display.
         adapter: String,
+        /// A software adapter (a fallback adapter, SwiftShader, llvmpipe): slower than
+        /// the CPU path, so the page runs on the CPU unless WebGPU is chosen.
+        software: bool,
     },
     /// No `navigator.gpu`, or it offers no adapter.
     NoAdapter,
@@ -49,12 +52,38 @@ impl GpuStatus {
     }
 }
 
+/// What the browser tells about its WebGPU adapter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrowserAdapter {
+    /// `GPUAdapterInfo`'s vendor, architecture, device and description (often empty).
+    pub name: String,
+    /// A software adapter: the browser says it is a fallback adapter, or its name is a
+    /// known software rasteriser ([`is_software_adapter`]).
+    pub software: bool,
+}
+
+/// Whether an adapter's name is one of the software rasterisers browsers fall back to
+/// (SwiftShader in Chromium, llvmpipe / lavapipe on Linux, WARP's "Microsoft Basic
+/// Render Driver"): they run WebGPU on the CPU, slower than the studio's CPU path.
+pub fn is_software_adapter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "swiftshader",
+        "llvmpipe",
+        "lavapipe",
+        "softpipe",
+        "software",
+        "basic render",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
 /// Asks `navigator.gpu` for an adapter: `None` when there is none, else what the
-/// browser tells about it (`GPUAdapterInfo`'s vendor, architecture, device and
-/// description; often empty). Checked before asking wgpu, so that "this browser has
-/// no WebGPU" is told apart from "WebGPU failed", and wgpu never starts without
+/// browser tells about it. Checked before asking wgpu, so that "this browser has no
+/// WebGPU" is told apart from "WebGPU failed", and wgpu never starts without
 /// `navigator.gpu`.
-pub async fn browser_adapter() -> Option<String> {
+pub async fn browser_adapter() -> Option<BrowserAdapter> {
     let get = |object: &JsValue, key: &str| Reflect::get(object, &JsValue::from_str(key)).ok();
     let gpu = get(&web_sys::window()?.navigator(), "gpu")?;
     if gpu.is_undefined() || gpu.is_null() {
@@ -72,14 +101,23 @@ pub async fn browser_adapter() -> Option<String> {
         .filter_map(|key| get(&info, key)?.as_string())
         .filter(|word| !word.is_empty())
         .collect();
-    Some(words.join(" "))
+    let name = words.join(" ");
+    // `info.isFallbackAdapter` in current browsers, `adapter.isFallbackAdapter` before.
+    let fallback = [&info, &adapter]
+        .iter()
+        .any(|o| get(o, "isFallbackAdapter").and_then(|v| v.as_bool()) == Some(true));
+    Some(BrowserAdapter {
+        software: fallback || is_software_adapter(&name),
+        name,
+    })
 }
 
 /// Opens the WebGPU device if the browser has an adapter.
 pub async fn open_gpu() -> GpuStatus {
-    let Some(browser_name) = browser_adapter().await else {
+    let Some(browser) = browser_adapter().await else {
         return GpuStatus::NoAdapter;
     };
+    let browser_name = browser.name;
     match GpuContext::new().await {
         Ok(context) => {
             // In a browser wgpu does not learn the adapter's name: prefer what the page
@@ -90,6 +128,7 @@ pub async fn open_gpu() -> GpuStatus {
                 browser_name
             };
             GpuStatus::Ready {
+                software: browser.software || is_software_adapter(&adapter),
                 context: Rc::new(context),
                 adapter,
             }
@@ -460,6 +499,21 @@ pub async fn load_on<F: Future<Output = Result<LoadedModel, AppError>>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn software_adapters_are_known_by_name() {
+        for name in [
+            "google swiftshader",
+            "SwiftShader Device (Subzero)",
+            "mesa llvmpipe (LLVM 17.0.6, 256 bits)",
+            "Microsoft Basic Render Driver",
+        ] {
+            assert!(is_software_adapter(name), "{name}");
+        }
+        for name in ["nvidia ampere", "apple metal-3", "intel gen-12lp", ""] {
+            assert!(!is_software_adapter(name), "{name}");
+        }
+    }
 
     fn config(layers: usize, heads: usize, kv: usize, hidden: usize, l: usize) -> ModelConfig {
         ModelConfig::from_json(

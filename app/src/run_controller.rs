@@ -26,7 +26,7 @@ use crate::page_engine::{local_openings, page_gpu_failed, page_gpu_retry, page_m
 use crate::pause::{next_frame, pause};
 use crate::runs::{resolve_series, Comparison, ResolvedSeries, SeriesProgress};
 use crate::samples::check_prompt_size;
-use crate::url_state::SeriesSpec;
+use crate::url_state::{BackendChoice, SeriesSpec};
 use crate::views::ChartSeries;
 
 /// The series whose attention is shown (the focus and its partner), by key, and the
@@ -46,6 +46,36 @@ pub enum Activity {
     Growing,
     /// A grow paused part way (Step and Play continue it).
     Paused,
+}
+
+/// Whether runs go to WebGPU: a device is ready, WebGPU has not failed since it was last
+/// chosen, and it was chosen, or nothing was chosen and the adapter is not a software
+/// one (which runs WebGPU on the CPU, slower than the CPU path).
+/// `ready` is `Some(software)` when a device is ready.
+pub fn gpu_wanted(ready: Option<bool>, failed: bool, choice: Option<BackendChoice>) -> bool {
+    match (ready, choice) {
+        (Some(_), _) if failed => false,
+        (Some(_), Some(choice)) => choice == BackendChoice::WebGpu,
+        (Some(software), None) => !software,
+        (None, _) => false,
+    }
+}
+
+/// `Some(software)` when `status` is a ready device.
+fn ready_device(status: Option<&GpuStatus>) -> Option<bool> {
+    match status {
+        Some(GpuStatus::Ready { software, .. }) => Some(*software),
+        _ => None,
+    }
+}
+
+impl RunInputs {
+    /// [`gpu_wanted`] now (tracked: views redraw when it changes).
+    pub fn on_gpu(&self) -> bool {
+        let (failed, choice) = (self.gpu_failure.with(Option::is_some), self.backend.get());
+        self.gpu
+            .with(|status| gpu_wanted(ready_device(status.as_ref()), failed, choice))
+    }
 }
 
 /// How the last run ended (the page is idle again after each).
@@ -95,8 +125,9 @@ pub struct RunInputs {
     pub grow_step: RwSignal<usize>,
     /// The page's WebGPU adapter, once asked for.
     pub gpu: LocalResource<GpuStatus>,
-    /// Whether the page wants WebGPU.
-    pub use_gpu: RwSignal<bool>,
+    /// The backend the visitor (or the link) chose; `None` lets the page decide
+    /// ([`gpu_wanted`]).
+    pub backend: RwSignal<Option<BackendChoice>>,
     /// Why WebGPU was left, if it was.
     pub gpu_failure: RwSignal<Option<String>>,
     /// The page's error line, where a failed run says what went wrong.
@@ -203,27 +234,25 @@ impl RunController {
 
     /// The device context the page wants, if it has one.
     fn wanted_context(self) -> Option<Rc<GpuContext>> {
-        let RunInputs { gpu, use_gpu, .. } = self.inputs;
-        if use_gpu.get_untracked() {
-            gpu.get_untracked().and_then(|status| status.context())
-        } else {
-            None
-        }
+        let RunInputs {
+            gpu,
+            backend,
+            gpu_failure,
+            ..
+        } = self.inputs;
+        let status = gpu.get_untracked();
+        gpu_wanted(
+            ready_device(status.as_ref()),
+            gpu_failure.with_untracked(Option::is_some),
+            backend.get_untracked(),
+        )
+        .then(|| status.and_then(|s| s.context()))
+        .flatten()
     }
 
-    /// Leaves WebGPU for the CPU path, saying why.
+    /// Leaves WebGPU for the CPU path, saying why (until WebGPU is chosen again).
     fn fall_back_to_cpu(self, reason: String) {
-        let Self {
-            inputs:
-                RunInputs {
-                    use_gpu,
-                    gpu_failure,
-                    ..
-                },
-            ..
-        } = self;
-        use_gpu.set(false);
-        gpu_failure.set(Some(reason));
+        self.inputs.gpu_failure.set(Some(reason));
     }
 
     /// Leaves WebGPU after a pass failed on it. When the device itself is gone (lost, or
@@ -702,12 +731,16 @@ impl RunController {
     /// Switches the device (WebGPU or the CPU path) and runs again on it.
     pub fn choose_backend(self, want_gpu: bool) {
         let RunInputs {
-            use_gpu,
+            backend,
             gpu_failure,
             gpu,
             ..
         } = self.inputs;
-        use_gpu.set(want_gpu);
+        backend.set(Some(if want_gpu {
+            BackendChoice::WebGpu
+        } else {
+            BackendChoice::Cpu
+        }));
         if want_gpu {
             gpu_failure.set(None);
             // After a device loss the page's device is gone: ask the browser for a new
@@ -723,5 +756,24 @@ impl RunController {
             }
         }
         self.run_whole();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_software_adapter_runs_on_the_cpu_unless_webgpu_is_chosen() {
+        use BackendChoice::{Cpu, WebGpu};
+        // Hardware: WebGPU unless the CPU is chosen or WebGPU failed.
+        assert!(gpu_wanted(Some(false), false, None));
+        assert!(!gpu_wanted(Some(false), false, Some(Cpu)));
+        assert!(!gpu_wanted(Some(false), true, None));
+        // Software: the CPU, one choice away from WebGPU.
+        assert!(!gpu_wanted(Some(true), false, None));
+        assert!(gpu_wanted(Some(true), false, Some(WebGpu)));
+        // No device: never.
+        assert!(!gpu_wanted(None, false, Some(WebGpu)));
     }
 }

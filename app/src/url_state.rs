@@ -25,6 +25,33 @@ pub const DEFAULT_LENGTH: usize = 512;
 /// The most series one page compares (each is a model run per prompt).
 pub const MAX_SERIES: usize = 8;
 
+/// Where the models run, when the visitor (or the link) chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// WebGPU, even on a software adapter.
+    WebGpu,
+    /// The CPU path.
+    Cpu,
+}
+
+impl BackendChoice {
+    /// The URL value.
+    pub fn key(self) -> &'static str {
+        match self {
+            BackendChoice::WebGpu => "webgpu",
+            BackendChoice::Cpu => "cpu",
+        }
+    }
+
+    fn parse(text: &str) -> Result<BackendChoice, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "webgpu" | "gpu" => Ok(BackendChoice::WebGpu),
+            "cpu" => Ok(BackendChoice::Cpu),
+            _ => Err(format!("backend `{text}` is not webgpu or cpu")),
+        }
+    }
+}
+
 /// Which view the page shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -197,6 +224,9 @@ pub struct StudioState {
     pub prompt: PromptSource,
     /// Run only the first `length` tokens of the prompt; `None`: all of it.
     pub length: Option<usize>,
+    /// The backend chosen; `None` lets the page decide (WebGPU, unless the browser's
+    /// adapter is a software one, slower than the CPU path).
+    pub backend: Option<BackendChoice>,
 }
 
 impl Default for StudioState {
@@ -212,6 +242,7 @@ impl Default for StudioState {
             ],
             prompt: PromptSource::Sample(String::new()),
             length: Some(DEFAULT_LENGTH),
+            backend: None,
         }
     }
 }
@@ -269,6 +300,10 @@ impl StudioState {
                     Ok(n) => state.length = Some(n),
                     Err(e) => problems.push(e),
                 },
+                "backend" => match BackendChoice::parse(value) {
+                    Ok(choice) => state.backend = Some(choice),
+                    Err(e) => problems.push(e),
+                },
                 _ => {}
             }
         }
@@ -293,6 +328,9 @@ impl StudioState {
         }
         if let Some(length) = self.length {
             pairs.push(("length".into(), length.to_string()));
+        }
+        if let Some(backend) = self.backend {
+            pairs.push(("backend".into(), backend.key().to_string()));
         }
         (pairs, complete)
     }
@@ -434,9 +472,11 @@ mod tests {
                 "Café & \u{5E9}\u{5DC}\u{5D5}\u{5DD} = 100% \u{1F600}\n+1".into(),
             ),
             length: Some(700),
+            backend: Some(BackendChoice::WebGpu),
         };
         let (query, complete) = state.to_query();
         assert!(complete);
+        assert!(query.ends_with("&backend=webgpu"), "{query}");
         assert!(
             query.contains("models=rope,drope:none:dyn%2Bbeta"),
             "{query}"
@@ -447,16 +487,18 @@ mod tests {
     #[test]
     fn bad_values_are_reported_and_keep_their_defaults() {
         let (state, problems) = StudioState::from_query(
-            "?view=graphs&models=rope:warp:9,dr%20ope&length=-3&sample=kjv-2",
+            "?view=graphs&models=rope:warp:9,dr%20ope&length=-3&sample=kjv-2&backend=tpu",
         );
         assert_eq!(state.view, View::Perplexity);
         assert_eq!(state.series, StudioState::default().series);
         assert_eq!(state.length, Some(DEFAULT_LENGTH));
         assert_eq!(state.prompt, PromptSource::Sample("kjv-2".into()));
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(state.backend, None);
+        assert_eq!(problems.len(), 5, "{problems:?}");
         assert!(problems[0].contains("unknown view `graphs`"));
         assert!(problems[1].contains("rope:warp:9"));
         assert!(problems[3].contains("length `-3`"));
+        assert!(problems[4].contains("backend `tpu`"));
         let none = StudioState {
             series: Vec::new(),
             ..StudioState::default()

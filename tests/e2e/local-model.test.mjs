@@ -41,6 +41,9 @@ const webgpu = (process.env.WEBGPU ?? '1') !== '0';
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const timeoutMs = Number(process.env.TIMEOUT_S || 300) * 1000;
 const label = `local-model ${webgpu ? 'webgpu' : 'cpu'}`;
+// SwiftShader is a software adapter, which the studio leaves for the CPU path unless the
+// link chooses WebGPU.
+const backendParam = webgpu ? '&backend=webgpu' : '';
 if (!base) {
   console.error('STUDIO_URL is not set (cargo xtask test sets it)');
   process.exit(2);
@@ -164,7 +167,7 @@ try {
   console.log(`e2e [${label}] ${base}: a ${good.files.length}-file checkpoint, ${good.tensors.length} tensors`);
   // 1. A link that names the local model before it is open.
   await step('opening the page', () =>
-    page.goto(new URL(`?view=tokens&models=${ID},rope&length=${LENGTH}&prompt=${encodeURIComponent(text)}`, base).href,
+    page.goto(new URL(`?view=tokens&models=${ID},rope&length=${LENGTH}&prompt=${encodeURIComponent(text)}${backendParam}`, base).href,
       { waitUntil: 'load', timeout: left() }));
   await step('waiting for the request for files', () => page.waitForSelector(sel.needed, { timeout: left() }));
   assert.match(await page.locator(sel.needed).innerText(), new RegExp(`${ID}.*open the same files`));
@@ -259,7 +262,7 @@ try {
   for (const f of checkpoint(smolConfig, { seed: 11, std: 0.02, tokenizer }).files) writeFileSync(join(smol, f.name), f.buffer);
   console.log(`  SmolLM-135M-shaped checkpoint written in ${((Date.now() - tGen) / 1000).toFixed(1)} s`);
   await step('opening a fresh page', () =>
-    page.goto(new URL(`?view=tokens&models=rope&length=${SMOL_LENGTH}&prompt=${encodeURIComponent(text)}`, base).href,
+    page.goto(new URL(`?view=tokens&models=rope&length=${SMOL_LENGTH}&prompt=${encodeURIComponent(text)}${backendParam}`, base).href,
       { waitUntil: 'load', timeout: left() }));
   await settled('the fresh page\'s run', { backend, count: 1, tokens: SMOL_LENGTH });
   const beforeSmol = await shownRun();
@@ -279,7 +282,7 @@ try {
   // 5. A length over a model's cap (8L = 1024 for the shipped ones) runs to the cap
   // with a notice instead of failing (issue 20, defect 8).
   await step('opening a link with length=2049', () =>
-    page.goto(new URL(`?view=tokens&models=rope&length=2049&prompt=${encodeURIComponent(text)}`, base).href,
+    page.goto(new URL(`?view=tokens&models=rope&length=2049&prompt=${encodeURIComponent(text)}${backendParam}`, base).href,
       { waitUntil: 'load', timeout: left() }));
   const capNotice = page.locator('[data-testid="cap-notice"]');
   await step('waiting for the cap notice', () => capNotice.waitFor({ timeout: left() }));

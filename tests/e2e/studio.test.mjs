@@ -287,7 +287,9 @@ try {
   const sample = samples.samples[0].id;
   const backendName = webgpu ? 'WebGPU' : 'CPU';
   const models = series.map(encodeURIComponent).join(',');
-  const query = `?view=perplexity&models=${models}&sample=${sample}&length=${length}`;
+  // SwiftShader is a software adapter, which the studio leaves for the CPU path unless the
+  // link (or the visitor) chooses WebGPU (step 7 checks that default).
+  const query = `?view=perplexity&models=${models}&sample=${sample}&length=${length}${webgpu ? '&backend=webgpu' : ''}`;
 
   // 1. Open a shared link: two series on a sample, `length` tokens, and time the first chart.
   const tOpen = Date.now();
@@ -670,6 +672,15 @@ try {
   const problems = await step('waiting for the URL notice', () =>
     page.waitForSelector(sel.urlProblems, { timeout: left() }).then((h) => h.innerText()));
   for (const bit of ['graphs', 'length', 'warp']) assert.ok(problems.includes(bit), `the URL notice misses "${bit}": ${problems}`);
+  if (webgpu) {
+    // A link that chooses no backend, on a software adapter: the CPU path, saying why,
+    // with WebGPU one choice away (issue 20, defect 2).
+    await step('waiting for the software adapter to be named', () => page.waitForFunction((s) =>
+      /^CPU \(this browser's WebGPU is a software adapter/.test(document.querySelector(s.backend)?.textContent ?? ''), sel, { timeout: left() }));
+    assert.equal(await page.locator(sel.backendSelect).inputValue(), 'cpu');
+    assert.ok(await page.locator(`${sel.backendSelect} option[value="webgpu"]`).isEnabled(), 'WebGPU cannot be chosen');
+    console.log(`e2e [${label}] a software adapter defaults to the CPU: "${await page.locator(sel.backend).innerText()}"`);
+  }
   // An unknown model never becomes a series; an unknown sample shows the first one.
   await page.goto(at('?models=nosuch,rope&sample=nope-1'), { waitUntil: 'load' });
   await step('waiting for the unknown model in the URL notice', () =>
@@ -841,7 +852,7 @@ try {
   // 9. An embed whose GPU device is lost mid-run starts again on the CPU and says so.
   let embedLoss = null;
   if (webgpu) {
-    await page.goto(at(`embed.html?view=perplexity&models=${series.join(',')}&length=${length}`), { waitUntil: 'load' });
+    await page.goto(at(`embed.html?view=perplexity&models=${series.join(',')}&length=${length}&backend=webgpu`), { waitUntil: 'load' });
     const embed = page.locator('[data-testid="embed"]');
     await step('waiting for the embed to run on WebGPU', () =>
       page.locator('[data-testid="embed"][data-state="running"]').waitFor({ timeout: left() }));
