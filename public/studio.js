@@ -9,6 +9,11 @@ try {
   // neither then holds the page for 100 ms.
   await new Promise((resolve) => setTimeout(resolve, 0));
   studio.start_studio();
+  // Offline after one visit (sw.js): optional, so a browser that refuses it (a private
+  // window, a non-secure page) runs the studio as before.
+  if ('serviceWorker' in navigator) {
+    navigator.serviceWorker.register('./sw.js').catch(() => {});
+  }
 } catch (error) {
   const message = document.createElement('p');
   message.setAttribute('role', 'alert');

@@ -27,7 +27,7 @@
 // and app/src/views/*.rs; the selectors used are all in `sel` below.
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -847,6 +847,40 @@ try {
   });
   for (const id of ['rope', 'drope']) {
     assert.ok(cachedFiles.some((k) => k.includes(`/models/${id}/model.safetensors?sha256=`)), `${id}'s weights are not cached: ${cachedFiles}`);
+  }
+
+  // 8b. Offline (issue 20): the service worker keeps the site's files as they load
+  // (checked against the build's asset-manifest.json); with the network gone, a reload
+  // opens the studio and runs the same link (the models from the page's own cache).
+  if (!webgpu) {
+    await step('waiting for the service worker', () => page.evaluate(() => navigator.serviceWorker.ready.then(() => true)));
+    // A visit under the worker's control, so that it sees (and keeps) every file.
+    await page.reload({ waitUntil: 'load' });
+    await settled('the link under the service worker', { backend: 'CPU', tokens: length, count: series.length });
+    const kept = await page.evaluate(async () => (await (await caches.open('drope-studio-site-v1')).keys())
+      .map((r) => new URL(r.url).pathname.split('/').pop()));
+    for (const file of ['index.html', 'app_bg.wasm', 'worker_bg.wasm', 'samples.json', 'manifest.json', 'asset-manifest.json']) {
+      assert.ok(kept.includes(file), `the service worker did not keep ${file}: ${kept}`);
+    }
+    await page.context().setOffline(true);
+    const tOffline = Date.now();
+    await page.reload({ waitUntil: 'load' });
+    await settled('the studio offline', { backend: 'CPU', tokens: length, count: series.length });
+    await page.context().setOffline(false);
+    // Online, a new deploy is seen at once: a changed file comes from the network, not
+    // from the kept copy (only where this test serves dist/ itself).
+    const deployed = join(here, '../../dist/samples.json');
+    if (existsSync(deployed)) {
+      const original = readFileSync(deployed);
+      writeFileSync(deployed, Buffer.concat([original, Buffer.from('\n \n')]));
+      try {
+        const served = await page.evaluate(() => fetch('samples.json', { cache: 'no-cache' }).then((r) => r.arrayBuffer()).then((b) => b.byteLength));
+        assert.equal(served, original.length + 3, 'online, the service worker served a stale copy');
+      } finally {
+        writeFileSync(deployed, original);
+      }
+    }
+    console.log(`e2e [${label}] offline reload: the studio ran the link in ${Date.now() - tOffline} ms from ${kept.length} kept files`);
   }
 
   // 9. An embed whose GPU device is lost mid-run starts again on the CPU and says so.

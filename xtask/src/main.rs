@@ -6,6 +6,7 @@
 //! cargo xtask setup            install whatever is missing (idempotent)
 //! cargo xtask serve [ARGS..]   setup, then `trunk serve ARGS..`
 //! cargo xtask build [ARGS..]   setup, then `trunk build --release ARGS..` (into dist/)
+//! cargo xtask assets [DIR]      dist/asset-manifest.json for the offline cache
 //! cargo xtask test [GROUPS..]  setup, then native, wasm (headless Chromium) and e2e tests
 //! cargo xtask static DIR [PORT] [SUB-PATH]  serve a folder with the built-in static file server
 //! cargo xtask untrained        regenerate the random-weight model
@@ -15,6 +16,7 @@
 //! cargo xtask fuzz [SECONDS] [SEED]  fuzz every parser of visitor input (fuzz/corpus/)
 //! ```
 
+mod assets;
 mod bench;
 mod fuzz;
 mod models;
@@ -35,7 +37,9 @@ commands:
                      wasm-opt from npm binaryen, apt chromium/chromedriver/mesa, e2e node packages)
   serve [ARGS..]     build tools, then `trunk serve ARGS..` (studio at http://127.0.0.1:8080)
   build [ARGS..]     build tools (no browsers), then `trunk build --release ARGS..` into dist/:
-                     a static site that works from any sub-path (docs/EMBEDDING.md)
+                     a static site that works from any sub-path (docs/EMBEDDING.md), with
+                     dist/asset-manifest.json (the offline cache's SHA-256 list)
+  assets [DIR]       write DIR/asset-manifest.json (default dist) for a build made by hand
   test [GROUPS..]    setup, then every test; GROUPS (default: all) among
                      native, wasm, e2e
   static DIR [PORT] [SUB-PATH]  serve DIR on 127.0.0.1:PORT (default 8080) with the built-in
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         "setup" => setup::run().map(|_| ()),
         "serve" => serve(&rest),
         "build" => build(&rest),
+        "assets" => assets::run(&rest),
         "test" => test::run(&rest),
         "static" => static_serve(&rest),
         "untrained" => untrained(),
@@ -109,7 +114,9 @@ fn build(args: &[String]) -> Result<()> {
     setup::build_tools()?;
     let mut cmd = util::trunk();
     cmd.args(["build", "--release"]).args(args);
-    util::run(&mut cmd)
+    util::run(&mut cmd)?;
+    // The service worker keeps only what this list vouches for.
+    assets::write_manifest(&root().join("dist")).map(|_| ())
 }
 
 /// The placeholder model the page ships until trained checkpoints exist: seeded random

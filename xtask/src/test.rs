@@ -204,7 +204,8 @@ pub fn run(args: &[String]) -> Result<()> {
             free_wasm_test_build();
         }
         let built = report.step("e2e: trunk build --release", || {
-            util::run(util::trunk().args(["build", "--release"]))
+            util::run(util::trunk().args(["build", "--release"]))?;
+            crate::assets::write_manifest(&root().join("dist")).map(|_| ())
         });
         let names = [
             "e2e: studio, WebGPU",
