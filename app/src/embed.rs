@@ -22,7 +22,8 @@ use crate::panels::{FrequencyPanel, TrainingPanel, SHIPPED_ROTARY_SHAPE};
 use crate::published::fetch_needle_grid;
 use crate::run_controller::{Activity, RunController, RunInputs};
 use crate::run_panels::{
-    keep_head_in_shape, AttentionPair, HeadPickers, PerplexityPanel, TokenPanel,
+    focus_profiles, keep_head_in_shape, open_at_informative_head, AttentionPair, HeadPickers,
+    PerplexityPanel, TokenPanel,
 };
 use crate::samples::resolve_prompt;
 use crate::url_state::{decode_query, encode_query, StudioState, View};
@@ -31,10 +32,10 @@ use crate::views::{ErrorLine, HeatScale, NeedleResults, Notice};
 /// What an embed shows beyond the studio's URL state: the attention head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EmbedOptions {
-    /// The layer of the attention maps.
-    pub layer: usize,
-    /// The head of the attention maps.
-    pub head: usize,
+    /// The layer of the attention maps (`None`: the head that reads furthest past L).
+    pub layer: Option<usize>,
+    /// The head of the attention maps (`None` as for `layer`).
+    pub head: Option<usize>,
 }
 
 /// An embed's parameters, from a query string or the custom element's attributes:
@@ -69,7 +70,7 @@ impl EmbedParams {
                 _ => continue,
             };
             match value.trim().parse::<usize>() {
-                Ok(n) => *slot = n,
+                Ok(n) => *slot = Some(n),
                 Err(_) => problems.push(format!("{key} `{value}` is not a whole number")),
             }
         }
@@ -275,12 +276,14 @@ pub fn Embed(
         }
     };
     let studio_link = format!("{}{}", asset_url("./"), params.studio_query());
-    let picked = RwSignal::new((params.options.layer, params.options.head));
+    let EmbedOptions { layer, head } = params.options;
+    let picked = RwSignal::new((layer.unwrap_or(0), head.unwrap_or(0)));
+    let head_named = layer.is_some() || head.is_some();
     let problems = params.problems.clone();
     let body = match view_kind {
         View::Perplexity => view! { <PerplexityPanel run=run /> }.into_any(),
         View::Tokens => view! { <TokenPanel run=run /> }.into_any(),
-        View::Attention => view! { <EmbedAttention run=run picked=picked problems=head_problems /> }.into_any(),
+        View::Attention => view! { <EmbedAttention run=run picked=picked head_named=head_named problems=head_problems /> }.into_any(),
         View::Needle => view! {
             {move || needle_grid.get().map(|grid| view! { <NeedleResults grid=Signal::stored(grid) /> })}
         }
@@ -322,15 +325,23 @@ fn EmbedAttention(
     run: RunController,
     /// The head shown.
     picked: RwSignal<(usize, usize)>,
+    /// Whether the embed's settings name a layer or head (else it opens at the head that
+    /// reads furthest past L).
+    head_named: bool,
     /// Where a head out of the model's shape is reported.
     problems: RwSignal<Vec<String>>,
 ) -> impl IntoView {
     keep_head_in_shape(run, picked, move |why| problems.update(|l| l.push(why)));
+    if !head_named {
+        open_at_informative_head(focus_profiles(run), picked);
+    }
     view! {
         <div class="row">
             <HeadPickers run=run picked=picked testids=("embed-layer", "embed-head") />
         </div>
-        <AttentionPair run=run picked=picked scale=Signal::stored(HeatScale::Linear) />
+        // Log colours: attention weights span decades (on a linear scale most of a map is
+        // one dark colour).
+        <AttentionPair run=run picked=picked scale=Signal::stored(HeatScale::Log) />
     }
 }
 
@@ -348,7 +359,13 @@ mod tests {
         assert_eq!(p.state.series.len(), 2);
         assert_eq!(p.state.prompt, PromptSource::Sample("austen-3".into()));
         assert_eq!(p.state.length, Some(512));
-        assert_eq!(p.options, EmbedOptions { layer: 2, head: 5 });
+        assert_eq!(
+            p.options,
+            EmbedOptions {
+                layer: Some(2),
+                head: Some(5)
+            }
+        );
         assert!(p.problems.is_empty(), "{:?}", p.problems);
         assert_eq!(
             p.studio_query(),
@@ -376,7 +393,7 @@ mod tests {
     fn bad_values_are_reported_and_keep_their_defaults() {
         let p = EmbedParams::parse("view=nope&layer=x&length=1");
         assert_eq!(p.state.view, View::Perplexity);
-        assert_eq!(p.options.layer, 0);
+        assert_eq!(p.options.layer, None);
         assert_eq!(p.problems.len(), 3, "{:?}", p.problems);
         assert!(p.problems.iter().any(|m| m.contains("layer `x`")));
     }

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use crate::analysis::head_in_shape;
 use crate::finding::finding;
-use crate::head_profile::{informative_head, pooled_map, profile};
+use crate::head_profile::{informative_head, pooled_map, profile, HeadProfile};
 use crate::run_controller::RunController;
 use crate::views::attention_heatmap::ZoomView;
 use crate::views::{AttentionHeatmap, HeadGrid, HeatScale, PerplexityChart, TokenStrip};
@@ -67,6 +67,47 @@ pub fn keep_head_in_shape(
         if let Some((fixed, why)) = head_in_shape(picked.get_untracked(), shape.get()) {
             picked.set(fixed);
             report(why);
+        }
+    });
+}
+
+/// Every head's profile in the focus run, with its mass past L (computed only where a view
+/// reads them: the attention tab, an attention embed).
+pub fn focus_profiles(run: RunController) -> Memo<Vec<HeadProfile>> {
+    let focus = run.focus;
+    Memo::new(move |_| {
+        focus.with(|r| {
+            r.as_ref().map_or_else(Vec::new, |r| {
+                r.attention
+                    .iter()
+                    .enumerate()
+                    .map(|(i, rows)| {
+                        profile(i / r.heads.max(1), i % r.heads.max(1), rows)
+                            .with_far_mass(rows, r.training_length)
+                    })
+                    .collect()
+            })
+        })
+    })
+}
+
+/// Shows the head that reads furthest past L ([`informative_head`]) rather than head 0,
+/// often a blank triangle, as each run lands; a head picked since (by the visitor, or
+/// a link other than 0, 0) stays.
+pub fn open_at_informative_head(
+    profiles: Memo<Vec<HeadProfile>>,
+    picked: RwSignal<(usize, usize)>,
+) {
+    let chosen_here = StoredValue::new(None::<(usize, usize)>);
+    Effect::new(move |_| {
+        let best = profiles.with(|p| informative_head(p));
+        let current = picked.get_untracked();
+        let untouched = chosen_here
+            .get_value()
+            .map_or(current == (0, 0), |c| c == current);
+        if let (Some(best), true) = (best, untouched) {
+            chosen_here.set_value(Some(best));
+            picked.set(best);
         }
     });
 }
@@ -172,35 +213,8 @@ pub fn AttentionPanel(
         }
     });
     keep_head_in_shape(run, picked, |_| ());
-    // Every head of the focus run (computed when the attention tab reads them).
-    let profiles = Memo::new(move |_| {
-        focus.with(|r| {
-            r.as_ref().map_or_else(Vec::new, |r| {
-                r.attention
-                    .iter()
-                    .enumerate()
-                    .map(|(i, rows)| {
-                        profile(i / r.heads.max(1), i % r.heads.max(1), rows)
-                            .with_far_mass(rows, r.training_length)
-                    })
-                    .collect()
-            })
-        })
-    });
-    // The head shown first is chosen for what it shows (the one reading furthest past L),
-    // not head 0, which is often a blank triangle; a head the visitor picked stays.
-    let chosen_here = StoredValue::new(None::<(usize, usize)>);
-    Effect::new(move |_| {
-        let best = profiles.with(|p| informative_head(p));
-        let current = picked.get_untracked();
-        let untouched = chosen_here
-            .get_value()
-            .map_or(current == (0, 0), |c| c == current);
-        if let (Some(best), true) = (best, untouched) {
-            chosen_here.set_value(Some(best));
-            picked.set(best);
-        }
-    });
+    let profiles = focus_profiles(run);
+    open_at_informative_head(profiles, picked);
     let thumbnails = Memo::new(move |_| {
         focus.with(|r| {
             r.as_ref().map_or_else(Vec::new, |r| {

@@ -142,6 +142,17 @@ try {
     for (const i of [0, 1]) {
       assert.ok((await maps.nth(i).evaluate((c) => c.width)) > 0, `map ${i} is drawn`);
     }
+    // Named no head: it opens at the one that reads furthest past L (not a blank head 0),
+    // with the L line on both maps (issue 20, defect 7).
+    const attention = figure(page, 'attention');
+    // (The shipped models' furthest reader is not head 0 of layer 0.)
+    await step('waiting for the attention embed to pick its head', () => page.waitForFunction(() => {
+      const value = (id) => document.querySelector(`drope-studio[view="attention"] select[data-testid="${id}"]`)?.value;
+      return value('embed-layer') !== '0' || value('embed-head') !== '0';
+    }, null, { timeout: left() }));
+    const openedAt = [await attention.locator('select[data-testid="embed-layer"]').inputValue(), await attention.locator('select[data-testid="embed-head"]').inputValue()];
+    assert.equal(await attention.locator('[data-testid="attention-l-line"]').count(), 2, 'the L line on both maps');
+    console.log(`e2e [embed] the attention figure opens at layer ${openedAt[0]}, head ${openedAt[1]}`);
     const afterSecond = bytes(record);
 
     await figure(page, 'needle').scrollIntoViewIfNeeded();
