@@ -664,6 +664,20 @@ try {
     await openTab(view);
     const widths = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
     assert.ok(widths[0] <= widths[1] + 1, `the ${view} tab is ${widths[0]} px wide on a ${widths[1]} px screen`);
+    if (view === 'perplexity') {
+      // The chart's text is readable (at least 11 px as drawn), and a tap (a click with
+      // no pointer moving first) shows the readout (issue 20, defect 9).
+      const smallest = await page.locator(`${sel.chart} text`).evaluateAll((ts) => Math.min(...ts
+        .filter((t) => t.getBBox().width > 0)
+        // The screen scale of the text's own axis (the y label is turned a quarter).
+        .map((t) => Math.hypot(t.getScreenCTM().a, t.getScreenCTM().b) * parseFloat(getComputedStyle(t).fontSize))));
+      assert.ok(smallest >= 11, `chart text of ${smallest.toFixed(1)} px on a phone`);
+      await page.mouse.move(0, 0);
+      const box = await page.locator(sel.chart).boundingBox();
+      await page.locator(sel.chart).dispatchEvent('click', { clientX: box.x + box.width * 0.6, clientY: box.y + box.height / 2 });
+      await step('waiting for the readout of a tap', () => page.waitForSelector(sel.readout, { timeout: 5_000 }));
+      console.log(`e2e [${label}] on a phone: chart text at least ${smallest.toFixed(1)} px; a tap shows the readout`);
+    }
   }
   await page.setViewportSize({ width: 1280, height: 800 });
 

@@ -332,6 +332,8 @@ pub fn PerplexityChart(
                     aria-label="Smoothed negative log-likelihood against token position, one line per model and scheme; arrow keys move the readout"
                     tabindex="0"
                     on:mousemove=on_move
+                    // A tap on a phone: the readout at the tapped position.
+                    on:click=on_move
                     on:mouseleave=move |_| hover.set(None)
                     on:keydown=on_key
                 >
