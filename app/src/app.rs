@@ -72,7 +72,7 @@ pub fn App() -> impl IntoView {
     let log_colours = RwSignal::new(true);
     let embed_open = RwSignal::new(false);
     // The live needle runner's lengths and results outlive its tab.
-    let needles = NeedleLiveState::new();
+    let needles = NeedleLiveState::new(&initial.needle);
 
     spawn_local(async move {
         match page_manifest().await {
@@ -104,6 +104,7 @@ pub fn App() -> impl IntoView {
         prompt: source.get(),
         length: length.get(),
         backend: backend.get(),
+        needle: needles.settings(),
     });
     // Keep the URL in step with the state.
     Effect::new(move |_| state.with(write_url));

@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::url_state::{encode_query, StudioState};
+use crate::url_state::{encode_query, NeedleSettings, StudioState};
 
 /// The folder of the page at `href` (query and fragment dropped): the site's root for
 /// `https://host/drope-studio/?view=x` and `https://host/drope-studio/index.html`.
@@ -43,10 +43,12 @@ fn height_of(state: &StudioState) -> u32 {
 }
 
 /// The state a snippet carries: the figure, not where this visitor's browser runs it
-/// (each reader's browser chooses its own backend).
+/// (each reader's browser chooses its own backend) nor the studio's live needle settings
+/// (an embed shows the published grid).
 fn figure_state(state: &StudioState) -> StudioState {
     StudioState {
         backend: None,
+        needle: NeedleSettings::default(),
         ..state.clone()
     }
 }
@@ -181,6 +183,11 @@ mod tests {
             length: Some(512),
             // Never in a snippet: the reader's browser chooses.
             backend: Some(BackendChoice::Cpu),
+            // Nor the studio's live needle settings.
+            needle: NeedleSettings {
+                lengths: vec![8],
+                trials: 3,
+            },
         }
     }
 

@@ -52,6 +52,65 @@ impl BackendChoice {
     }
 }
 
+/// Length multiples of L the live needle runner offers, and the ones ticked at first
+/// (8x L takes seconds per trial on the CPU path).
+pub const NEEDLE_MULTIPLES: [usize; 4] = [1, 2, 4, 8];
+const FIRST_NEEDLE_MULTIPLES: [usize; 3] = [1, 2, 4];
+/// Most trials per depth a live needle run may ask for.
+pub const MAX_NEEDLE_TRIALS: usize = 20;
+
+/// The live needle runner's settings, kept in the URL (`needle-lengths=1,8&needle-trials=5`)
+/// when they differ from the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeedleSettings {
+    /// The ticked length multiples, ascending.
+    pub lengths: Vec<usize>,
+    /// Trials per depth.
+    pub trials: usize,
+}
+
+impl Default for NeedleSettings {
+    /// 1x, 2x and 4x L, one trial per depth.
+    fn default() -> Self {
+        NeedleSettings {
+            lengths: FIRST_NEEDLE_MULTIPLES.to_vec(),
+            trials: 1,
+        }
+    }
+}
+
+/// Parses a trials-per-depth count: a whole number from 1 to [`MAX_NEEDLE_TRIALS`].
+pub fn parse_needle_trials(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_NEEDLE_TRIALS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "Trials per depth must be a whole number from 1 to {MAX_NEEDLE_TRIALS} (got {:?}).",
+            text.trim()
+        )),
+    }
+}
+
+fn parse_needle_lengths(text: &str) -> Result<Vec<usize>, String> {
+    let mut lengths = Vec::new();
+    for item in text.split(',').filter(|s| !s.trim().is_empty()) {
+        match item.trim().parse::<usize>() {
+            Ok(m) if NEEDLE_MULTIPLES.contains(&m) => lengths.push(m),
+            _ => {
+                return Err(format!(
+                    "needle length `{}` is not one of 1, 2, 4, 8 (multiples of L)",
+                    item.trim()
+                ))
+            }
+        }
+    }
+    lengths.sort_unstable();
+    lengths.dedup();
+    if lengths.is_empty() {
+        return Err("`needle-lengths` names no length".to_string());
+    }
+    Ok(lengths)
+}
+
 /// Which view the page shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -227,6 +286,8 @@ pub struct StudioState {
     /// The backend chosen; `None` lets the page decide (WebGPU, unless the browser's
     /// adapter is a software one, slower than the CPU path).
     pub backend: Option<BackendChoice>,
+    /// The live needle runner's lengths and trials.
+    pub needle: NeedleSettings,
 }
 
 impl Default for StudioState {
@@ -243,6 +304,7 @@ impl Default for StudioState {
             prompt: PromptSource::Sample(String::new()),
             length: Some(DEFAULT_LENGTH),
             backend: None,
+            needle: NeedleSettings::default(),
         }
     }
 }
@@ -304,6 +366,14 @@ impl StudioState {
                     Ok(choice) => state.backend = Some(choice),
                     Err(e) => problems.push(e),
                 },
+                "needle-lengths" => match parse_needle_lengths(value) {
+                    Ok(lengths) => state.needle.lengths = lengths,
+                    Err(e) => problems.push(e),
+                },
+                "needle-trials" => match parse_needle_trials(value) {
+                    Ok(n) => state.needle.trials = n,
+                    Err(e) => problems.push(e),
+                },
                 _ => {}
             }
         }
@@ -331,6 +401,15 @@ impl StudioState {
         }
         if let Some(backend) = self.backend {
             pairs.push(("backend".into(), backend.key().to_string()));
+        }
+        // The runner's settings only when changed: most links never open it.
+        let needle = NeedleSettings::default();
+        if self.needle.lengths != needle.lengths {
+            let lengths: Vec<String> = self.needle.lengths.iter().map(usize::to_string).collect();
+            pairs.push(("needle-lengths".into(), lengths.join(",")));
+        }
+        if self.needle.trials != needle.trials {
+            pairs.push(("needle-trials".into(), self.needle.trials.to_string()));
         }
         (pairs, complete)
     }
@@ -473,10 +552,17 @@ mod tests {
             ),
             length: Some(700),
             backend: Some(BackendChoice::WebGpu),
+            needle: NeedleSettings {
+                lengths: vec![1, 8],
+                trials: 5,
+            },
         };
         let (query, complete) = state.to_query();
         assert!(complete);
-        assert!(query.ends_with("&backend=webgpu"), "{query}");
+        assert!(
+            query.ends_with("&backend=webgpu&needle-lengths=1,8&needle-trials=5"),
+            "{query}"
+        );
         assert!(
             query.contains("models=rope,drope:none:dyn%2Bbeta"),
             "{query}"
@@ -487,14 +573,18 @@ mod tests {
     #[test]
     fn bad_values_are_reported_and_keep_their_defaults() {
         let (state, problems) = StudioState::from_query(
-            "?view=graphs&models=rope:warp:9,dr%20ope&length=-3&sample=kjv-2&backend=tpu",
+            "?view=graphs&models=rope:warp:9,dr%20ope&length=-3&sample=kjv-2&backend=tpu\
+             &needle-lengths=1,3&needle-trials=50",
         );
         assert_eq!(state.view, View::Perplexity);
         assert_eq!(state.series, StudioState::default().series);
         assert_eq!(state.length, Some(DEFAULT_LENGTH));
         assert_eq!(state.prompt, PromptSource::Sample("kjv-2".into()));
         assert_eq!(state.backend, None);
-        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert_eq!(state.needle, NeedleSettings::default());
+        assert_eq!(problems.len(), 7, "{problems:?}");
+        assert!(problems[5].contains("needle length `3`"));
+        assert!(problems[6].contains("from 1 to 20"));
         assert!(problems[0].contains("unknown view `graphs`"));
         assert!(problems[1].contains("rope:warp:9"));
         assert!(problems[3].contains("length `-3`"));

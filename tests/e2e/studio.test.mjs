@@ -639,6 +639,15 @@ try {
   for (const m of [2, 4]) {
     assert.equal(await page.isChecked(`input[data-testid="needle-length"][value="${m}"]`), false, `${m}x L ticked again after a tab switch`);
   }
+  // The runner's settings are in the URL: a reload (or a shared link) keeps them.
+  const needleParams = new URL(page.url()).searchParams;
+  assert.equal(needleParams.get('needle-lengths'), '1', `the URL's needle lengths: ${page.url()}`);
+  assert.equal(needleParams.get('needle-trials'), String(perDepth), `the URL's needle trials: ${page.url()}`);
+  await page.reload({ waitUntil: 'load' });
+  await step('waiting for the needle settings after a reload', () => page.waitForFunction((n) =>
+    document.querySelector('input[data-testid="needle-trials"]')?.value === String(n)
+      && document.querySelector('input[data-testid="needle-length"][value="1"]')?.checked
+      && !document.querySelector('input[data-testid="needle-length"][value="2"]')?.checked, perDepth, { timeout: left() }));
   // The training story's hover readout follows the pointer.
   await openTab('training');
   const story = page.locator('svg[data-testid="training-story"]');

@@ -13,28 +13,12 @@ use crate::export::csv_field;
 use crate::needle_live::{haystack_ids, run_trial, NeedleSubject, TrialOutcome};
 use crate::pause::next_frame;
 use crate::turns::Turns;
+use crate::url_state::{parse_needle_trials, NeedleSettings, MAX_NEEDLE_TRIALS, NEEDLE_MULTIPLES};
 use crate::views::needle_results::{cell_colours, percent};
 use crate::views::ExportButtons;
 
-/// Length multiples offered, and the ones ticked at first (8x L takes seconds per trial
-/// on the CPU path).
-const MULTIPLES: [usize; 4] = [1, 2, 4, 8];
-const FIRST_MULTIPLES: [usize; 3] = [1, 2, 4];
 /// Needle depths of every trial round (start, middle, end of the haystack).
 const DEPTHS: [f64; 3] = [0.1, 0.5, 0.9];
-/// Most trials per depth a run may ask for.
-const MAX_TRIALS: usize = 20;
-
-/// Parses the trials-per-depth box: a whole number from 1 to [`MAX_TRIALS`].
-pub fn parse_trials(text: &str) -> Result<usize, String> {
-    match text.trim().parse::<usize>() {
-        Ok(n) if (1..=MAX_TRIALS).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "Trials per depth must be a whole number from 1 to {MAX_TRIALS} (got {:?}).",
-            text.trim()
-        )),
-    }
-}
 
 /// What the runner has so far: a tally per (subject, multiple) and the latest trial.
 #[derive(Clone, Default)]
@@ -67,21 +51,37 @@ pub struct NeedleLiveState {
 }
 
 impl NeedleLiveState {
-    /// The runner's first state: 1x, 2x and 4x L ticked, one trial per depth, no results.
-    pub fn new() -> Self {
+    /// The runner's first state: `settings` (from the link), no results.
+    pub fn new(settings: &NeedleSettings) -> Self {
         NeedleLiveState {
-            chosen: RwSignal::new(FIRST_MULTIPLES.to_vec()),
-            trials_text: RwSignal::new("1".to_string()),
+            chosen: RwSignal::new(settings.lengths.clone()),
+            trials_text: RwSignal::new(settings.trials.to_string()),
             progress: RwSignal::new(Progress::default()),
             problem: RwSignal::new(None),
             run_multiples: RwSignal::new(Vec::new()),
+        }
+    }
+
+    /// The settings as the boxes now hold them, for the URL (tracked); a trials box that
+    /// does not hold a valid count keeps the default there.
+    pub fn settings(&self) -> NeedleSettings {
+        let mut lengths = self.chosen.get();
+        lengths.sort_unstable();
+        NeedleSettings {
+            lengths: if lengths.is_empty() {
+                NeedleSettings::default().lengths
+            } else {
+                lengths
+            },
+            trials: parse_needle_trials(&self.trials_text.get())
+                .unwrap_or(NeedleSettings::default().trials),
         }
     }
 }
 
 impl Default for NeedleLiveState {
     fn default() -> Self {
-        Self::new()
+        Self::new(&NeedleSettings::default())
     }
 }
 
@@ -118,7 +118,7 @@ pub fn NeedleLive(
 
     let start = move |_| {
         problem.set(None);
-        let trials = match parse_trials(&trials_text.get_untracked()) {
+        let trials = match parse_needle_trials(&trials_text.get_untracked()) {
             Ok(n) => n,
             Err(e) => return problem.set(Some(e)),
         };
@@ -204,7 +204,7 @@ pub fn NeedleLive(
             <div class="needle-controls">
                 <fieldset>
                     <legend>"Lengths"</legend>
-                    {MULTIPLES
+                    {NEEDLE_MULTIPLES
                         .into_iter()
                         .map(|m| {
                             view! {
@@ -221,7 +221,7 @@ pub fn NeedleLive(
                 </fieldset>
                 <label>
                     "Trials per depth "
-                    <input type="number" min="1" max=MAX_TRIALS data-testid="needle-trials"
+                    <input type="number" min="1" max=MAX_NEEDLE_TRIALS data-testid="needle-trials"
                         prop:value=move || trials_text.get()
                         on:input=move |ev| trials_text.set(event_target_value(&ev)) />
                 </label>
@@ -464,10 +464,13 @@ mod tests {
 
     #[test]
     fn trials_box_takes_whole_numbers_in_range() {
-        assert_eq!(parse_trials(" 3 "), Ok(3));
-        assert_eq!(parse_trials("20"), Ok(20));
+        assert_eq!(parse_needle_trials(" 3 "), Ok(3));
+        assert_eq!(parse_needle_trials("20"), Ok(20));
         for bad in ["0", "21", "-1", "2.5", "", "many"] {
-            assert!(parse_trials(bad).unwrap_err().contains("1 to 20"), "{bad}");
+            assert!(
+                parse_needle_trials(bad).unwrap_err().contains("1 to 20"),
+                "{bad}"
+            );
         }
     }
 }
