@@ -3,10 +3,14 @@
 //! studio come from one piece of code.
 
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 
-use crate::analysis::head_in_shape;
+use std::sync::Arc;
+
+use crate::analysis::{head_in_shape, RunResult};
 use crate::finding::finding;
 use crate::head_profile::{informative_head, pooled_map, profile, HeadProfile};
+use crate::pause::pause;
 use crate::run_controller::RunController;
 use crate::views::attention_heatmap::ZoomView;
 use crate::views::{AttentionHeatmap, HeadGrid, HeatScale, PerplexityChart, TokenStrip};
@@ -71,23 +75,55 @@ pub fn keep_head_in_shape(
     });
 }
 
-/// Every head's profile in the focus run, with its mass past L (computed only where a view
-/// reads them: the attention tab, an attention embed).
-pub fn focus_profiles(run: RunController) -> Memo<Vec<HeadProfile>> {
+/// Attention weights read per task by [`per_focus_head`]: about 10 ms of work, so that no
+/// task holds the page near 100 ms however many heads a model has.
+const WEIGHTS_PER_TASK: usize = 1 << 21;
+
+/// What [`per_focus_head`] computes for one head: from the run, the head's index
+/// (`layer * heads + head`) and its causal rows.
+type HeadFn<T> = fn(&RunResult, usize, &[Arc<[f32]>]) -> T;
+
+/// `of(result, index, rows)` for every head of the focus run, computed in tasks of
+/// [`WEIGHTS_PER_TASK`] weights and published whole when done (a newer run stops an
+/// older computation); only where a view reads it.
+fn per_focus_head<T: Send + Sync + 'static>(run: RunController, of: HeadFn<T>) -> Signal<Vec<T>> {
     let focus = run.focus;
-    Memo::new(move |_| {
-        focus.with(|r| {
-            r.as_ref().map_or_else(Vec::new, |r| {
-                r.attention
-                    .iter()
-                    .enumerate()
-                    .map(|(i, rows)| {
-                        profile(i / r.heads.max(1), i % r.heads.max(1), rows)
-                            .with_far_mass(rows, r.training_length)
-                    })
-                    .collect()
-            })
-        })
+    let out = RwSignal::new(Vec::new());
+    let generation = StoredValue::new(0u64);
+    Effect::new(move |_| {
+        let id = generation.get_value() + 1;
+        generation.set_value(id);
+        let Some(result) = focus.get() else {
+            out.set(Vec::new());
+            return;
+        };
+        spawn_local(async move {
+            let mut done = Vec::with_capacity(result.attention.len());
+            let mut weights = 0;
+            for (i, rows) in result.attention.iter().enumerate() {
+                done.push(of(&result, i, rows));
+                weights += rows.iter().map(|r| r.len()).sum::<usize>();
+                if weights >= WEIGHTS_PER_TASK {
+                    weights = 0;
+                    pause(0).await;
+                    if generation.get_value() != id {
+                        return;
+                    }
+                }
+            }
+            if generation.get_value() == id {
+                out.set(done);
+            }
+        });
+    });
+    out.into()
+}
+
+/// Every head's profile in the focus run, with its mass past L ([`per_focus_head`]).
+pub fn focus_profiles(run: RunController) -> Signal<Vec<HeadProfile>> {
+    per_focus_head(run, |r, i, rows| {
+        let heads = r.heads.max(1);
+        profile(i / heads, i % heads, rows).with_far_mass(rows, r.training_length)
     })
 }
 
@@ -95,7 +131,7 @@ pub fn focus_profiles(run: RunController) -> Memo<Vec<HeadProfile>> {
 /// often a blank triangle, as each run lands; a head picked since (by the visitor, or
 /// a link other than 0, 0) stays.
 pub fn open_at_informative_head(
-    profiles: Memo<Vec<HeadProfile>>,
+    profiles: Signal<Vec<HeadProfile>>,
     picked: RwSignal<(usize, usize)>,
 ) {
     let chosen_here = StoredValue::new(None::<(usize, usize)>);
@@ -204,7 +240,6 @@ pub fn AttentionPanel(
     /// Log rather than linear colours (kept by the page across tabs).
     log_colours: RwSignal<bool>,
 ) -> impl IntoView {
-    let focus = run.focus;
     let scale = Signal::derive(move || {
         if log_colours.get() {
             HeatScale::Log
@@ -215,16 +250,7 @@ pub fn AttentionPanel(
     keep_head_in_shape(run, picked, |_| ());
     let profiles = focus_profiles(run);
     open_at_informative_head(profiles, picked);
-    let thumbnails = Memo::new(move |_| {
-        focus.with(|r| {
-            r.as_ref().map_or_else(Vec::new, |r| {
-                r.attention
-                    .iter()
-                    .map(|rows| pooled_map(rows, THUMBNAIL_CELLS))
-                    .collect()
-            })
-        })
-    });
+    let thumbnails = per_focus_head(run, |_, _, rows| pooled_map(rows, THUMBNAIL_CELLS));
     let shape = run.head_shape();
     view! {
         <div class="row">

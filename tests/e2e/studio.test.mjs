@@ -855,6 +855,25 @@ try {
         && progress.every((p) => p.getAttribute('data-done') === p.getAttribute('data-total'));
     }, { s: sel, chips: chipsLeft }, { timeout: left() }));
     await noErrors('after random actions');
+    // The main thread at 8L (issue 20, deliverable 8): no task over 100 ms while 1024
+    // tokens run, nor when any tab opens on them.
+    await openTab('perplexity');
+    await page.locator(sel.prompt).fill('The keeper climbed the stairs at dusk and lit the lamp. '.repeat(120));
+    const tLong = await page.evaluate(() => performance.now());
+    await page.locator(sel.length).fill('1024');
+    await page.locator(sel.length).dispatchEvent('change');
+    await settled('the 8L run', { backend: 'CPU', tokens: 1024, count: chipsLeft });
+    const longest = { run: await longestTaskSince(tLong) };
+    for (const view of ['attention', 'tokens', 'needle', 'frequencies', 'training', 'perplexity']) {
+      const t = await page.evaluate(() => performance.now());
+      await openTab(view);
+      await page.waitForTimeout(300);
+      longest[view] = await longestTaskSince(t);
+    }
+    console.log(`e2e [${label}] longest main-thread task at 1024 tokens (ms): ${JSON.stringify(longest)}`);
+    for (const [phase, ms] of Object.entries(longest)) {
+      assert.ok(ms < 100, `a main-thread task of ${ms} ms (${phase}) at 1024 tokens`);
+    }
     console.log(`e2e [${label}] 40 random actions (seed ${seed}) left the studio idle and runnable: ${done.join(' ')}`);
   }
 
