@@ -301,25 +301,19 @@ pub struct LiveRun {
 
 impl LiveRun {
     /// Starts an empty run of `model` under `scheme`, recording every head's attention
-    /// when `capture_attention` is set (the focused series), else none.
-    pub fn start(
-        model: Rc<LoadedModel>,
-        scheme: SchemeSpec,
-        capture_attention: bool,
-    ) -> Result<LiveRun, AppError> {
+    /// (any series can become the focus, or its partner, without running again).
+    pub fn start(model: Rc<LoadedModel>, scheme: SchemeSpec) -> Result<LiveRun, AppError> {
         let config = model.config();
         let (layers, heads) = (config.num_hidden_layers, config.num_attention_heads);
         let l = model.training_length();
         let mut options = SessionOptions::new(scheme, l);
         options.max_tokens = model.max_tokens();
-        if capture_attention {
-            options.capture = Capture {
-                heads: (0..layers)
-                    .flat_map(|layer| (0..heads).map(move |head| (layer, head)))
-                    .collect(),
-                span: None,
-            };
-        }
+        options.capture = Capture {
+            heads: (0..layers)
+                .flat_map(|layer| (0..heads).map(move |head| (layer, head)))
+                .collect(),
+            span: None,
+        };
         let session = Session::new(Arc::clone(&model.backend), options)?;
         let result = RunResult {
             model: model.entry.label.clone(),
@@ -330,11 +324,7 @@ impl LiveRun {
             heads,
             tokens: Vec::new(),
             next: Vec::new(),
-            attention: if capture_attention {
-                vec![Vec::new(); layers * heads]
-            } else {
-                Vec::new()
-            },
+            attention: vec![Vec::new(); layers * heads],
             elapsed_ms: 0.0,
             backend: model.backend.kind(),
         };
@@ -419,7 +409,7 @@ pub async fn analyse(
     scheme: SchemeSpec,
 ) -> Result<RunResult, AppError> {
     let prepared = prepare_prompt(model, prompt, None)?;
-    let mut run = LiveRun::start(Rc::clone(model), scheme, true)?;
+    let mut run = LiveRun::start(Rc::clone(model), scheme)?;
     run.advance(&prepared, prepared.ids.len()).await?;
     Ok(run.result)
 }

@@ -159,7 +159,7 @@ impl Comparison {
                 prompts.insert(resolved.entry.id.clone(), prepared);
             }
             let scheme = resolved.scheme_for(model);
-            let run = LiveRun::start(Rc::clone(model), scheme, true)?;
+            let run = LiveRun::start(Rc::clone(model), scheme)?;
             runs.push((resolved.clone(), run));
         }
         Ok(Comparison {
