@@ -198,6 +198,41 @@ fn both_matvec_shapes_match_the_cpu_path() {
     }
 }
 
+/// Matrices larger than one binding may hold (a large vocabulary's embedding table)
+/// go up in blocks of rows: here every matrix of small models is split into several
+/// (a block of 40 rows of the 48-wide ones), and the outputs still match the CPU path,
+/// through the few-rows and the tiled kernels, with the QK-norm and untied heads.
+#[test]
+fn matrices_split_into_row_blocks_match_the_cpu_path() {
+    let context = context();
+    context.set_weight_block_bytes(Some(40 * 48 * 4));
+    for (tied, qk_norm) in [(true, false), (false, true)] {
+        let (config, weights) = random_model(4, 2, tied, qk_norm);
+        let name = format!("split blocks, tied={tied} qk_norm={qk_norm}");
+        let cpu = CpuBackend::from_weights(config.clone(), weights.clone()).unwrap();
+        let gpu = GpuBackend::new(Rc::clone(&context), config.clone(), &weights).unwrap();
+        // The embedding, the head and each layer's four products.
+        assert_eq!(
+            gpu.split_matrices(),
+            2 + 4 * config.num_hidden_layers,
+            "{name}"
+        );
+        for len in [1, 2 * config.training_length() + 3] {
+            let prompt = tokens(len, config.vocab_size, 60 + len as u64);
+            block_on(conformance::check_model(
+                &name,
+                &cpu,
+                &gpu,
+                &prompt,
+                &["rope", "none:4+beta=0.412"],
+                true,
+            ))
+            .unwrap();
+        }
+    }
+    context.set_weight_block_bytes(None);
+}
+
 #[test]
 fn shipped_models_match_the_cpu_path() {
     let context = context();

@@ -11,6 +11,7 @@
 //      focus series, on WebGPU when the browser has it: its per-token NLLs equal the
 //      native engine's on the same files (`trainer score`, 1e-3); with WEBGPU=1 the CPU
 //      path (the worker) is compared too.
+//      Attention, frequencies and the live needle test run with its own shape.
 //   3. Each broken variant (a missing tensor, a wrong shape, an unknown architecture, a
 //      truncated shard, a tokenizer that cannot load, no config) is refused with its
 //      message, before the weights are read, and the page stays usable; one of them
@@ -106,6 +107,7 @@ const sel = {
   summary: '[data-testid="run-summary"]',
   token: 'span[data-testid="token"]',
   backendSelect: 'select[data-testid="backend-select"]',
+  heatmap: 'canvas[data-testid="attention-heatmap"]',
 };
 
 async function step(what, fn) {
@@ -149,6 +151,11 @@ const tokenNlls = () =>
     const v = t.getAttribute('data-nll');
     return v === null ? null : Number(v);
   }), sel);
+async function openTab(view) {
+  await step(`opening the ${view} tab`, () => page.click(`button[data-testid="tab"][data-view="${view}"]`, { timeout: left() }));
+  await step(`waiting for the ${view} panel`, () =>
+    page.waitForSelector(`[data-testid="view-panel"][data-view="${view}"]`, { timeout: left() }));
+}
 /** Opens `files` with the file input and waits for the outcome's state. */
 async function open(files, state) {
   await page.setInputFiles(sel.files, asInputFiles(files));
@@ -202,6 +209,35 @@ try {
   }
   compare += ` over ${LENGTH} tokens`;
   console.log(`  opened and ran (${since()}): mean NLL ${mean.toFixed(3)}; ${compare}`);
+
+  // 2b. Every view takes the local model's own shape: attention maps over its 2 layers
+  // of 4 heads, the frequency explorer over its head dimension (16: 8 rotary pairs), and
+  // the live needle test with its own tokenizer and L.
+  await openTab('attention');
+  await step('waiting for the local model\'s attention map', () => page.waitForFunction((s) => {
+    const c = document.querySelector(s.heatmap);
+    return c && c.width > 0 && document.querySelectorAll('select[data-testid="layer-select"] option').length === 2
+      && document.querySelectorAll('select[data-testid="head-select"] option').length === 4;
+  }, sel, { timeout: left() }));
+  await openTab('frequencies');
+  await step('waiting for the explorer over the local model\'s 8 rotary pairs', () =>
+    page.waitForFunction(() => document.querySelector('input[data-testid="pair-input"]')?.getAttribute('max') === '7'
+      && document.querySelectorAll('svg[data-testid="frequency-chart"] [data-testid="scale-curve"]').length > 0,
+    null, { timeout: left() }));
+  await openTab('needle');
+  for (const m of [2, 4]) await page.uncheck(`input[data-testid="needle-length"][value="${m}"]`);
+  await page.fill('input[data-testid="needle-trials"]', '1');
+  await page.click('button[data-testid="needle-run"]');
+  await step('waiting for the live needle trials on the local model', () =>
+    page.waitForFunction(() => {
+      const alert = document.querySelector('.needle-live [role="alert"]');
+      if (alert) throw new Error(`needle runner: ${alert.innerText}`);
+      return document.querySelector('[data-testid="needle-progress"]')?.innerText === '6 of 6 trials';
+    }, null, { timeout: left() }));
+  const cells = await page.$$eval('[data-testid="needle-live-cell"]', (cs) => cs.map((c) => c.closest('tr')?.innerText ?? ''));
+  assert.ok(cells.some((row) => /tiny-llama/.test(row)), `no live needle row for the local model: ${JSON.stringify(cells)}`);
+  console.log(`  attention (2 layers x 4 heads), frequencies (8 pairs) and live needles ran on the local model`);
+  await openTab('tokens');
 
   // 3. Broken variants: each refused with its reason; the page stays usable.
   const shard1 = good.files.find((f) => f.name.startsWith('model-00001'));

@@ -22,6 +22,9 @@ pub struct GpuContext {
     pub profiling: bool,
     /// How `matvec.wgsl` shares an output among invocations on this adapter.
     matvec_shape: Cell<MatVecShape>,
+    /// A smaller weight block than the limits allow, set by tests (see
+    /// [`GpuContext::set_weight_block_bytes`]).
+    weight_block_override: Cell<Option<u64>>,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<AtomicBool>,
 }
@@ -85,6 +88,7 @@ impl GpuContext {
             adapter,
             profiling,
             matvec_shape: Cell::new(MatVecShape::for_device(info.device_type)),
+            weight_block_override: Cell::new(None),
             lost,
             uncaptured,
         })
@@ -100,6 +104,26 @@ impl GpuContext {
     /// on one device).
     pub fn set_matvec_shape(&self, shape: MatVecShape) {
         self.matvec_shape.set(shape);
+    }
+
+    /// The most bytes of a weight matrix one buffer holds: what one binding may see
+    /// (and one buffer hold) on this adapter; larger matrices go up in blocks of rows
+    /// (see `matrix.rs`).
+    pub fn weight_block_bytes(&self) -> u64 {
+        let limit = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
+        self.weight_block_override
+            .get()
+            .map_or(limit, |b| b.min(limit))
+    }
+
+    /// Makes models uploaded from now on split their matrices into blocks of at most
+    /// `bytes` (`None`: the adapter's limit), so that tests run the split path with
+    /// small models on any adapter.
+    pub fn set_weight_block_bytes(&self, bytes: Option<u64>) {
+        self.weight_block_override.set(bytes);
     }
 
     /// An error if the device was lost (driver reset, tab in the background too long...).

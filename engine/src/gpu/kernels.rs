@@ -358,8 +358,12 @@ pub struct MatmulParams {
     pub accumulate: u32,
     /// RMSNorm epsilon, for `matvec.wgsl` with [`LinearInput::Normed`].
     pub eps: f32,
+    /// The first column of y this product writes (a block of a split weight matrix).
+    pub y_col: u32,
+    /// Floats per row of y (`n` unless the weight is split into blocks of rows).
+    pub y_stride: u32,
     /// Padding.
-    pub pad: [u32; 3],
+    pub pad: u32,
 }
 
 impl MatmulParams {
@@ -371,7 +375,9 @@ impl MatmulParams {
             k: k as u32,
             accumulate: 0,
             eps: 0.0,
-            pad: [0; 3],
+            y_col: 0,
+            y_stride: n as u32,
+            pad: 0,
         }
     }
 
@@ -403,7 +409,21 @@ impl MatmulParams {
     }
 }
 
-/// Parameters of `embed.wgsl` and `swiglu.wgsl` (two counts).
+/// Parameters of `embed.wgsl`: the lookup of `rows` tokens in one block of table rows.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Serialize)]
+pub struct EmbedParams {
+    /// Tokens looked up.
+    pub rows: u32,
+    /// Width of a row (the hidden size).
+    pub width: u32,
+    /// The token id of the block's first row.
+    pub first_row: u32,
+    /// Rows in the block.
+    pub table_rows: u32,
+}
+
+/// Parameters of `swiglu.wgsl` (two counts).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable, Serialize)]
 pub struct PairParams {
@@ -627,7 +647,7 @@ mod layout_tests {
     fn kernels() -> Vec<(Kernel, &'static str, (usize, Fields))> {
         let attention = || rust_layout::<AttentionParams>();
         let mut all = vec![
-            (Kernel::Embed, "PairParams", rust_layout::<PairParams>()),
+            (Kernel::Embed, "EmbedParams", rust_layout::<EmbedParams>()),
             (Kernel::Swiglu, "PairParams", rust_layout::<PairParams>()),
             (Kernel::RmsNorm, "NormParams", rust_layout::<NormParams>()),
             (

@@ -13,6 +13,7 @@ pub mod bench;
 mod bind_groups;
 mod context;
 pub mod kernels;
+mod matrix;
 mod pool;
 mod profile;
 mod recorder;
@@ -33,9 +34,10 @@ use crate::error::{EngineError, Result};
 use crate::position::rotary_table;
 use crate::weights::ModelWeights;
 use kernels::{
-    AttentionInputParams, AttentionParams, DecodeParams, Kernel, LinearInput, MatmulParams,
-    NormParams, PairParams, QkvParams, SoftmaxParams, SummaryParams,
+    AttentionInputParams, AttentionParams, DecodeParams, EmbedParams, Kernel, LinearInput,
+    MatmulParams, NormParams, PairParams, QkvParams, SoftmaxParams, SummaryParams,
 };
+use matrix::Matrix;
 use recorder::{PassCaches, ReadBack, ReadSlot, Recorder, Region};
 
 /// A token with no successor in the chunk (`logits_summary.wgsl`'s `NONE`).
@@ -48,12 +50,12 @@ pub const MAX_TOP_K: usize = 64;
 struct GpuLayer {
     /// `[q; k; v]` stacked (one matmul projects every head of the new tokens), with the
     /// input norm's weight folded in.
-    qkv: Region,
-    o_proj: Region,
+    qkv: Matrix,
+    o_proj: Matrix,
     /// `[gate; up]` stacked (one matmul yields both halves of the SwiGLU input), with
     /// the post-attention norm's weight folded in.
-    gate_up: Region,
-    down_proj: Region,
+    gate_up: Matrix,
+    down_proj: Matrix,
     /// `[q_norm; k_norm]` stacked, for models with QK-norm.
     qk_norm: Option<Region>,
 }
@@ -78,11 +80,11 @@ enum LayerInput<'r> {
 pub struct GpuBackend {
     context: Rc<GpuContext>,
     config: ModelConfig,
-    embed_tokens: Region,
+    embed_tokens: Matrix,
     layers: Vec<GpuLayer>,
     /// The output head (`lm_head`, or the embedding table when tied) with the final
     /// norm's weight folded in.
-    logits_head: Region,
+    logits_head: Matrix,
     caches: PassCaches,
 }
 
@@ -93,20 +95,6 @@ pub struct GpuCache {
     values: Vec<wgpu::Buffer>,
     capacity: usize,
     len: usize,
-}
-
-fn upload_values(context: &GpuContext, values: &[f32]) -> Region {
-    let bytes = (values.len() * 4) as u64;
-    let buffer = context.device.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: bytes.max(4),
-        usage: pool::STORAGE,
-        mapped_at_creation: false,
-    });
-    context
-        .queue
-        .write_buffer(&buffer, 0, bytemuck::cast_slice(values));
-    Region { buffer, bytes }
 }
 
 fn tensor_values(tensor: &candle_core::Tensor) -> Result<Vec<f32>> {
@@ -167,8 +155,7 @@ impl GpuBackend {
     /// Uploads a model whose tensors `fetch(name, shape)` gives one at a time (read from
     /// a checkpoint's files and widened as they go: no second whole copy of the weights
     /// in memory), awaiting `pause()` as [`GpuBackend::upload`] does. A matrix larger
-    /// than the adapter lets one binding see is refused with [`EngineError::Gpu`], so
-    /// the caller can run the model on the CPU instead and say why.
+    /// than the adapter lets one binding see goes up in blocks of rows (`matrix.rs`).
     pub async fn upload_from<P: Future<Output = ()>>(
         context: Rc<GpuContext>,
         config: ModelConfig,
@@ -186,15 +173,12 @@ impl GpuBackend {
             )));
         }
         context.check_alive()?;
-        let limit = context
-            .limits
-            .max_storage_buffer_binding_size
-            .min(context.limits.max_buffer_size);
+        let block_bytes = context.weight_block_bytes();
         let shapes: std::collections::HashMap<String, Vec<usize>> =
             crate::weights::tensor_layout(&config).into_iter().collect();
         // Tensors that one kernel reads as one matrix are uploaded stacked, with the
         // weight of the norm before them (if any) folded in.
-        let mut stacked = |parts: &[&str], norm: Option<&str>| -> Result<Region> {
+        let mut stacked = |parts: &[&str], norm: Option<&str>| -> Result<Matrix> {
             let mut fetch_named = |name: &str| {
                 let shape = shapes
                     .get(name)
@@ -205,14 +189,12 @@ impl GpuBackend {
                 .iter()
                 .map(|p| shapes.get(*p).map_or(0, |s| s.iter().product()))
                 .sum();
-            if floats as u64 * 4 > limit {
-                return Err(EngineError::Gpu(format!(
-                    "`{}` takes {} MB, more than the {} MB this GPU lets one buffer hold",
-                    parts.join("` + `"),
-                    floats * 4 / 1_000_000,
-                    limit / 1_000_000
-                )));
-            }
+            // Stacked parts share their row width (a vector is one row).
+            let cols = parts
+                .first()
+                .and_then(|p| shapes.get(*p))
+                .and_then(|s| s.last().copied())
+                .unwrap_or(1);
             let mut values = Vec::with_capacity(floats);
             for part in parts {
                 values.extend(fetch_named(part)?);
@@ -220,7 +202,7 @@ impl GpuBackend {
             if let Some(norm) = norm {
                 fold_norm(&mut values, &fetch_named(norm)?);
             }
-            Ok(upload_values(&context, &values))
+            Matrix::upload(&context, &values, cols, block_bytes, &parts.join("` + `"))
         };
         let embed_tokens = stacked(&["model.embed_tokens.weight"], None)?;
         pause().await;
@@ -247,7 +229,12 @@ impl GpuBackend {
                 gate_up: stacked(&[&gate, &up], Some(&mlp_norm))?,
                 down_proj: stacked(&[&down], None)?,
                 qk_norm: match config.qk_norm {
-                    true => Some(stacked(&[&q_norm, &k_norm], None)?),
+                    // 2 x head_dim floats: always one block.
+                    true => stacked(&[&q_norm, &k_norm], None)?
+                        .whole()
+                        .cloned()
+                        .map(Some)
+                        .ok_or_else(|| EngineError::Gpu("the QK-norm weights are split".into()))?,
                     false => None,
                 },
             });
@@ -282,6 +269,20 @@ impl GpuBackend {
     /// The device this model runs on.
     pub fn context(&self) -> &Rc<GpuContext> {
         &self.context
+    }
+
+    /// How many of the model's weight matrices went up in more than one block of rows
+    /// (too large for one binding on this adapter; see `matrix.rs`).
+    pub fn split_matrices(&self) -> usize {
+        let layers = self
+            .layers
+            .iter()
+            .flat_map(|l| [&l.qkv, &l.o_proj, &l.gate_up, &l.down_proj]);
+        [&self.embed_tokens, &self.logits_head]
+            .into_iter()
+            .chain(layers)
+            .filter(|m| m.whole().is_none())
+            .count()
     }
 
     /// How many bind groups the last pass reused and created (see `bind_groups.rs`).
@@ -358,30 +359,42 @@ impl GpuBackend {
     /// Records `y[m, n] (+)= input[m, k] w[n, k]^T` with what precedes the layer (a
     /// norm or SwiGLU): for a few rows one `matvec.wgsl` dispatch does both; for many,
     /// that step's own kernel writes the input's scratch, then the tiled matmul runs.
+    /// A product with a matrix in several blocks runs once per block.
     fn linear(
         &self,
         rec: &mut Recorder<'_>,
         input: LayerInput<'_>,
-        w: &Region,
+        w: &Matrix,
         y: &Region,
         (m, n, k): (usize, usize, usize),
         accumulate: bool,
     ) {
-        let params = MatmulParams {
+        let block_params = |first_row: usize, rows: usize| MatmulParams {
             accumulate: accumulate as u32,
             eps: self.config.rms_norm_eps as f32,
-            ..MatmulParams::new(m, n, k)
+            y_col: first_row as u32,
+            y_stride: n as u32,
+            ..MatmulParams::new(m, rows, k)
         };
-        let Some(tiling) = params.tiling() else {
+        let Some(tiling) = block_params(0, n).tiling() else {
             let (x, step) = match input {
                 LayerInput::Plain(x) => (x, LinearInput::Plain),
                 LayerInput::Normed { x, .. } => (x, LinearInput::Normed),
                 LayerInput::Swiglu { gate_up, .. } => (gate_up, LinearInput::Swiglu),
             };
             let kernel = Kernel::MatVec(step, self.context.matvec_shape());
-            rec.dispatch(kernel, params, &[x, w, y], params.groups(kernel));
+            for block in w.blocks() {
+                let params = block_params(block.first_row, block.rows);
+                rec.dispatch(
+                    kernel,
+                    params,
+                    &[x, &block.region, y],
+                    params.groups(kernel),
+                );
+            }
             return;
         };
+        let eps = self.config.rms_norm_eps as f32;
         let x = match input {
             LayerInput::Plain(x) => x,
             LayerInput::Normed { x, scratch } => {
@@ -390,7 +403,7 @@ impl GpuBackend {
                     NormParams {
                         rows: m as u32,
                         width: k as u32,
-                        eps: params.eps,
+                        eps,
                         pad: 0,
                     },
                     &[x, scratch],
@@ -412,8 +425,17 @@ impl GpuBackend {
                 scratch
             }
         };
-        let kernel = Kernel::Matmul(tiling);
-        rec.dispatch(kernel, params, &[x, w, y], params.groups(kernel));
+        for block in w.blocks() {
+            let params = block_params(block.first_row, block.rows);
+            // The tiling of the whole product: the same kernel for every block.
+            let kernel = Kernel::Matmul(tiling);
+            rec.dispatch(
+                kernel,
+                params,
+                &[x, &block.region, y],
+                params.groups(kernel),
+            );
+        }
     }
 
     /// One pass over `tokens` (already split to fit the limits); `targets[t]` is the
@@ -432,16 +454,19 @@ impl GpuBackend {
         self.reserve(cache, shape.total, &mut rec);
         let inputs = PassInputs::upload(&mut rec, &shape, tokens, targets, input);
         let scratch = Scratch::new(&mut rec, &shape);
-        rec.dispatch(
-            Kernel::Embed,
-            PairParams {
-                rows: shape.n as u32,
-                width: shape.hidden as u32,
-                pad: [0; 2],
-            },
-            &[&inputs.token_ids, &self.embed_tokens, &scratch.x],
-            rec.grid(shape.n * shape.hidden, Kernel::WORKGROUP),
-        );
+        for block in self.embed_tokens.blocks() {
+            rec.dispatch(
+                Kernel::Embed,
+                EmbedParams {
+                    rows: shape.n as u32,
+                    width: shape.hidden as u32,
+                    first_row: block.first_row as u32,
+                    table_rows: block.rows as u32,
+                },
+                &[&inputs.token_ids, &block.region, &scratch.x],
+                rec.grid(shape.n * shape.hidden, Kernel::WORKGROUP),
+            );
+        }
         let mut scores_of_layer = Vec::with_capacity(shape.layers);
         for (index, layer) in self.layers.iter().enumerate() {
             let kv = LayerCacheRegions::of(cache, index, &shape);
@@ -485,7 +510,8 @@ impl GpuBackend {
             ..
         } = *shape;
         let (rotate, cache_offset) = (inputs.rotate, shape.cache_offset());
-        if shape.few_rows() && layer.qk_norm.is_none() {
+        let whole_qkv = layer.qkv.whole().filter(|_| layer.qk_norm.is_none());
+        if let Some(qkv) = whole_qkv.filter(|_| shape.few_rows()) {
             // Projection, rotation and placement in one dispatch.
             let params = QkvParams {
                 tokens: n as u32,
@@ -502,7 +528,7 @@ impl GpuBackend {
                 params,
                 &[
                     &scratch.x,
-                    &layer.qkv,
+                    qkv,
                     &inputs.tables,
                     &scratch.q,
                     &kv.keys,

@@ -1,11 +1,12 @@
-// out[t, c] = table[token[t], c]: the embedding lookup.
+// out[t, c] = table[token[t], c]: the embedding lookup, for the tokens whose ids fall in
+// the block of table rows first_row..first_row + table_rows (a table too large for one
+// binding is uploaded in blocks, one dispatch each; every token lies in one block).
 
-// rows = tokens, width = hidden (PairParams).
 struct Params {
     rows: u32,
     width: u32,
-    _pad0: u32,
-    _pad1: u32,
+    first_row: u32,
+    table_rows: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -25,5 +26,9 @@ fn main(
     }
     let t = index / p.width;
     let c = index % p.width;
-    out[index] = table[token_ids[t] * p.width + c];
+    // Ids below first_row wrap to large values: one comparison covers both ends.
+    let row = token_ids[t] - p.first_row;
+    if (row < p.table_rows) {
+        out[index] = table[row * p.width + c];
+    }
 }

@@ -54,7 +54,7 @@ fn store(row: u32, c: u32, values: vec4<f32>) {
     }
     for (var q = 0u; q < 4u; q++) {
         if (c + q < p.n) {
-            let at = row * p.n + c + q;
+            let at = row * p.y_stride + p.y_col + c + q;
             var value = values[q];
             if (p.accumulate != 0u) {
                 value += y[at];

@@ -88,7 +88,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (INPUT == 1u) {
         total *= 1.0 / sqrt(whole.y / f32(p.k) + p.eps);
     }
-    let at = row * p.n + col;
+    let at = row * p.y_stride + p.y_col + col;
     if (p.accumulate != 0u) {
         total += y[at];
     }
