@@ -14,6 +14,7 @@
 //! cargo xtask results [ARGS..] evaluate the shipped models: public/results + docs/RESULTS.md
 //! cargo xtask bench [--quick] [--native-only]  forward/matmul benchmarks -> docs/BENCHMARKS.md
 //! cargo xtask fuzz [SECONDS] [SEED]  fuzz every parser of visitor input (fuzz/corpus/)
+//! cargo xtask wasm-size [FILE..]  what makes up the studio's wasm, by crate and part
 //! ```
 
 mod assets;
@@ -24,6 +25,7 @@ mod server;
 mod setup;
 mod test;
 mod util;
+mod wasm_size;
 
 use std::process::ExitCode;
 
@@ -57,6 +59,8 @@ commands:
                      fuzz every parser that reads a visitor's files or URL for SECONDS each
                      (default 60); inputs that panic are saved in fuzz/corpus/, which
                      `cargo xtask test` replays
+  wasm-size [FILE..] what makes up the wasm of the last release build (target/, with names),
+                     by crate and by part of the product (UI, engine, candle, tokenizer...)
   results [ARGS..]   `trainer samples` and `trainer eval` on the shipped models and the corpus
                      in $DROPE_CORPUS (default ../shared/corpus): public/samples.json (the
                      studio's test-split prompts), public/results/*.json, docs/RESULTS.md;
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         "models" => models::run(&rest),
         "bench" => bench::run(&rest),
         "fuzz" => fuzz::run(&rest),
+        "wasm-size" => wasm_size::run(&rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
