@@ -4,14 +4,13 @@
 //!
 //! One worker serves every model. Messages wait in a queue until the worker says it is
 //! ready. When the worker cannot start (no `worker_loader.js`, as in component tests,
-//! or a browser without workers) a model runs on the page's own thread instead, with
-//! the same results: the CPU backend is the same code either way.
+//! or a browser without workers) a model runs on the page's own thread instead where
+//! the build has that path (`page_cpu.rs`: the tests' builds, not the studio's).
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
-use engine::cpu::{CpuBackend, LayerCache};
 use engine::wire::{decode_output, encode_input};
 use engine::{Backend, DeviceKind, EngineError, ForwardInput, ForwardOutput, ModelConfig};
 use futures_channel::oneshot;
@@ -21,6 +20,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Event, MessageEvent, Worker};
 
 use crate::assets::asset_url;
+use crate::page_cpu::{PageCache, PageCpu};
 
 /// The worker's script, relative to the page (so a deployment under a sub-path works).
 pub const WORKER_SCRIPT: &str = "worker_loader.js";
@@ -68,6 +68,28 @@ fn message(fields: &[(&str, JsValue)]) -> Object {
     object
 }
 
+/// A worker started from a `blob:` copy of the loader (`importScripts` of `worker.js`,
+/// then its wasm) with absolute URLs: a document with an opaque origin (an iframe
+/// sandboxed with `allow-scripts` only) may start a worker from a blob it made, not from
+/// the site's URL. The worker then loads the same files as any other (the site must
+/// serve them to such frames, as it serves them the page's own wasm).
+fn loader_blob_worker(script: &str) -> Result<Worker, JsValue> {
+    let page = web_sys::window().ok_or("no window")?.location().href()?;
+    let base = web_sys::Url::new_with_base(script, &page)?;
+    let at = |file: &str| web_sys::Url::new_with_base(file, &base.href()).map(|u| u.href());
+    let source = format!(
+        "importScripts({:?});wasm_bindgen({:?});",
+        at("worker.js")?,
+        at("worker_bg.wasm")?
+    );
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("text/javascript");
+    let parts = Array::of1(&JsValue::from_str(&source));
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob)?;
+    Worker::new(&url)
+}
+
 impl CpuWorker {
     /// The page's worker, started on first use.
     pub fn shared() -> Rc<CpuWorker> {
@@ -94,15 +116,18 @@ impl CpuWorker {
         }
     }
 
-    /// Starts a worker from `script`.
+    /// Starts a worker from `script`; where the page may not (a sandboxed iframe: an
+    /// opaque origin is refused workers from the site's URLs), from a loader of its own
+    /// made here (see [`loader_blob_worker`]).
     pub fn start(script: &str) -> Rc<CpuWorker> {
-        let worker = match Worker::new(script) {
-            Ok(worker) => worker,
-            Err(e) => {
-                let reason = crate::error::js_message(&e);
-                return Rc::new(CpuWorker::with(None, Phase::Failed(reason), None));
-            }
-        };
+        let worker =
+            match Worker::new(script).or_else(|e| loader_blob_worker(script).map_err(|_| e)) {
+                Ok(worker) => worker,
+                Err(e) => {
+                    let reason = crate::error::js_message(&e);
+                    return Rc::new(CpuWorker::with(None, Phase::Failed(reason), None));
+                }
+            };
         Rc::new_cyclic(|me: &Weak<CpuWorker>| {
             let on_message = {
                 let me = me.clone();
@@ -330,8 +355,8 @@ pub struct WorkerBackend {
     model: u32,
     config: ModelConfig,
     bytes: (Rc<[u8]>, WeightFiles),
-    /// The same model on the page's thread, built only if the worker fails to start.
-    local: OnceCell<CpuBackend>,
+    /// The same model on the page's thread, used only if the worker fails to start.
+    local: PageCpu,
 }
 
 /// A [`WorkerBackend`]'s KV cache: held in the worker (by id), or on the page.
@@ -341,7 +366,7 @@ pub struct WorkerCache {
     len: usize,
     /// A pass was sent to the worker with this cache (perhaps still running there).
     in_worker: bool,
-    local: Option<Vec<LayerCache>>,
+    local: Option<PageCache>,
 }
 
 impl Drop for WorkerCache {
@@ -378,22 +403,13 @@ impl WorkerBackend {
             model,
             config,
             bytes: (config_json, weights),
-            local: OnceCell::new(),
+            local: PageCpu::new(),
         })
     }
 
     /// Whether forward passes run in the worker (`false` once it failed to start).
     pub async fn in_worker(&self) -> bool {
         self.worker.started().await.is_ok()
-    }
-
-    fn local(&self) -> Result<&CpuBackend, EngineError> {
-        if let Some(local) = self.local.get() {
-            return Ok(local);
-        }
-        let shards: Vec<&[u8]> = self.bytes.1.iter().map(|s| &s[..]).collect();
-        let backend = CpuBackend::load_shards(&self.bytes.0, &shards)?;
-        Ok(self.local.get_or_init(|| backend))
     }
 }
 
@@ -427,7 +443,11 @@ impl Backend for WorkerBackend {
         cache: &mut WorkerCache,
         input: ForwardInput<'_>,
     ) -> engine::Result<ForwardOutput> {
-        let remote = cache.local.is_none() && self.worker.started().await.is_ok();
+        let started = match cache.local {
+            None => self.worker.started().await,
+            Some(_) => Err("it had stopped before".into()),
+        };
+        let remote = started.is_ok();
         if !remote && cache.local.is_none() && cache.len > 0 {
             // The worker died holding this cache: the session must start again.
             return Err(EngineError::Input(
@@ -443,9 +463,11 @@ impl Backend for WorkerBackend {
                 .map_err(EngineError::Input)?;
             decode_output(&reply)?
         } else {
-            let local = self.local()?;
-            let held = cache.local.get_or_insert_with(|| local.new_cache());
-            local.forward(held, input).await?
+            let why = started.err().unwrap_or_default();
+            let files = (&self.bytes.0[..], &self.bytes.1);
+            self.local
+                .forward(files, &mut cache.local, input, &why)
+                .await?
         };
         cache.len += input.tokens.len();
         Ok(output)

@@ -26,6 +26,7 @@ pub mod manifest;
 pub mod model_store;
 pub mod needle_live;
 pub mod open_model;
+pub mod page_cpu;
 pub mod page_engine;
 pub mod panels;
 pub mod pause;

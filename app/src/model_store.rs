@@ -9,7 +9,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use engine::checkpoint::reader_over;
-use engine::device::DeviceBackend;
 use engine::gpu::{GpuBackend, GpuContext};
 use engine::{Backend, EngineError, ModelConfig, SchemeSpec, TextTokenizer};
 use js_sys::{Function, Promise, Reflect};
@@ -327,7 +326,7 @@ impl DownloadedModel {
                     next_frame()
                 };
                 let model = GpuBackend::upload_from(gpu, config, fetch, pause).await?;
-                StudioBackend::Device(DeviceBackend::Gpu(model))
+                StudioBackend::Gpu(model)
             }
             None => StudioBackend::Worker(WorkerBackend::new(
                 CpuWorker::shared(),

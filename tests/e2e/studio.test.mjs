@@ -940,6 +940,22 @@ try {
     console.log(`e2e [${label}] offline reload: the studio ran the link in ${Date.now() - tOffline} ms from ${kept.length} kept files`);
   }
 
+  // 8c. The studio's build has no CPU path on the page's own thread (it would put candle
+  // in the page's wasm): a page that cannot start the CPU worker says why (issue 19).
+  if (!webgpu) {
+    const blocked = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    // As a Content-Security-Policy without worker-src would: no worker can start.
+    await blocked.addInitScript(() => {
+      window.Worker = function Worker() { throw new DOMException('workers are blocked here', 'SecurityError'); };
+    });
+    await blocked.goto(at('?models=rope&length=64'), { waitUntil: 'load' });
+    const why = await step('waiting for the message of a page without its worker', () =>
+      blocked.waitForSelector(sel.error, { timeout: left() }).then((h) => h.innerText()));
+    assert.match(why, /runs in a Web Worker, and this page could not start one/, `without the worker: "${why}"`);
+    await blocked.close();
+    console.log(`e2e [${label}] without its worker: "${why.slice(0, 160)}"`);
+  }
+
   // 9. An embed whose GPU device is lost mid-run starts again on the CPU and says so.
   let embedLoss = null;
   if (webgpu) {

@@ -163,6 +163,13 @@ pub fn run(args: &[String]) -> Result<()> {
                     .args(["clippy", "-p", "app", "--all-targets"])
                     .args(["--target", WASM_TARGET, "--", "-D", "warnings"])
                     .current_dir(root()),
+            )?;
+            // As the studio is built (index.html): without the page's CPU path.
+            util::run(
+                Command::new("cargo")
+                    .args(["clippy", "-p", "app", "--lib", "--no-default-features"])
+                    .args(["--target", WASM_TARGET, "--", "-D", "warnings"])
+                    .current_dir(root()),
             )
         });
     }
