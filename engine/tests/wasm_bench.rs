@@ -1,7 +1,8 @@
 //! The browser half of `cargo xtask bench` (not a test: it only runs with the feature
 //! `browser-bench`, which xtask turns on). The shipped RoPE model's forward pass on the
 //! CPU path compiled to wasm and on the page's WebGPU (SwiftShader in headless Chromium),
-//! plus the matmul kernel's GFLOP/s there. Lines go to the console; xtask collects them.
+//! plus the matmul kernel's GFLOP/s there; and a model of SmolLM-135M's shape (issue 18:
+//! what opening your own model costs). Lines go to the console; xtask collects them.
 
 #![cfg(all(target_arch = "wasm32", feature = "browser-bench"))]
 
@@ -61,5 +62,96 @@ async fn browser_benchmark() {
             &format!("{m}x{n}x{k}"),
             flops / seconds / 1e9,
         );
+    }
+}
+
+/// SmolLM-135M's configuration (random weights: the time and memory depend on the shape
+/// only).
+const SMOLLM_135M: &str = r#"{"architectures": ["LlamaForCausalLM"], "hidden_size": 576,
+    "intermediate_size": 1536, "num_attention_heads": 9, "num_key_value_heads": 3,
+    "num_hidden_layers": 30, "vocab_size": 49152, "max_position_embeddings": 2048,
+    "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true}"#;
+
+/// The WebAssembly memory of this module, in MB: it only grows, so this is its peak.
+fn wasm_memory_mb() -> f64 {
+    use wasm_bindgen::JsCast;
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    memory
+        .buffer()
+        .unchecked_into::<js_sys::ArrayBuffer>()
+        .byte_length() as f64
+        / 1e6
+}
+
+#[wasm_bindgen_test]
+async fn smollm_135m_shape() {
+    // The build without SIMD measures the shipped model's CPU path only.
+    if !cfg!(target_feature = "simd128") {
+        return;
+    }
+    let label = "SmolLM-135M shape";
+    let config = engine::ModelConfig::from_json(SMOLLM_135M.as_bytes()).unwrap();
+    let mut rng = engine::init::SplitMix64::new(135);
+    let start = now_ms();
+    let weights = engine::ModelWeights::from_layout(&config, |name, shape| {
+        let centre = if name.ends_with("norm.weight") {
+            1.0
+        } else {
+            0.0
+        };
+        let values: Vec<f32> = (0..shape.iter().product::<usize>())
+            .map(|_| (centre + rng.next_normal() * 0.02) as f32)
+            .collect();
+        Ok(candle_core::Tensor::from_vec(
+            values,
+            shape,
+            &candle_core::Device::Cpu,
+        )?)
+    })
+    .unwrap();
+    bench::report(
+        "open_135m",
+        label,
+        "random weights made (ms)",
+        now_ms() - start,
+    );
+    let context = Rc::new(GpuContext::new().await.expect("WebGPU adapter"));
+    let start = now_ms();
+    let gpu = GpuBackend::upload(Rc::clone(&context), config.clone(), &weights, || {
+        std::future::ready(())
+    })
+    .await
+    .unwrap();
+    bench::report(
+        "open_135m",
+        label,
+        "upload to WebGPU (ms)",
+        now_ms() - start,
+    );
+    // A 512-token pass on SwiftShader would take minutes (about 1 GFLOP/s): a short
+    // prompt shows what the page's WebGPU costs per token.
+    forward_135m("WebGPU wasm (Chromium)", &gpu, &[64]).await;
+    drop(gpu);
+    let cpu = CpuBackend::from_weights(config, weights).unwrap();
+    forward_135m("CPU wasm (Chromium)", &cpu, &[64, 512, 2048]).await;
+    bench::report(
+        "open_135m",
+        label,
+        "peak wasm memory (MB)",
+        wasm_memory_mb(),
+    );
+}
+
+/// Full passes of the SmolLM-shaped model after a 16-token warm-up (pipelines compile on
+/// first use), in a table of their own.
+async fn forward_135m<B: engine::Backend>(label: &str, backend: &B, lengths: &[usize]) {
+    bench::full_forward_ms(backend, 16, 1, &now_ms)
+        .await
+        .unwrap();
+    for &n in lengths {
+        let ms = bench::full_forward_ms(backend, n, 1, &now_ms)
+            .await
+            .unwrap();
+        bench::report("forward_135m", label, &format!("T={n}"), ms);
     }
 }

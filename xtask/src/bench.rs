@@ -235,6 +235,16 @@ pub fn run(args: &[String]) -> Result<()> {
     ));
     doc.push_str(&results.table("matmul_gflops", "Matmul throughput", "GFLOP/s, M x N x K"));
     doc.push_str(&results.table(
+        "open_135m",
+        "Opening a model of SmolLM-135M's shape (issue 18; random weights, 30 layers, width 576, vocabulary 49152; the memory is the benchmark module's peak: weights made in wasm, uploaded, then the CPU passes below)",
+        "what",
+    ));
+    doc.push_str(&results.table(
+        "forward_135m",
+        "Forward pass of the SmolLM-135M-shaped model (one pass from an empty cache; WebGPU on SwiftShader at 64 tokens only: about 1 GFLOP/s)",
+        "ms",
+    ));
+    doc.push_str(&results.table(
         "heatmap_ms",
         "Drawing an attention map (colour every cell, put the pixels on a canvas)",
         "ms, median of 5",
