@@ -91,24 +91,9 @@ async fn smollm_135m_shape() {
     }
     let label = "SmolLM-135M shape";
     let config = engine::ModelConfig::from_json(SMOLLM_135M.as_bytes()).unwrap();
-    let mut rng = engine::init::SplitMix64::new(135);
     let start = now_ms();
-    let weights = engine::ModelWeights::from_layout(&config, |name, shape| {
-        let centre = if name.ends_with("norm.weight") {
-            1.0
-        } else {
-            0.0
-        };
-        let values: Vec<f32> = (0..shape.iter().product::<usize>())
-            .map(|_| (centre + rng.next_normal() * 0.02) as f32)
-            .collect();
-        Ok(candle_core::Tensor::from_vec(
-            values,
-            shape,
-            &candle_core::Device::Cpu,
-        )?)
-    })
-    .unwrap();
+    // Timing and memory depend on the shape only: the engine's own seeded init.
+    let weights = engine::init::random_weights(&config, 135, 0.02).unwrap();
     bench::report(
         "open_135m",
         label,
