@@ -13,7 +13,7 @@ use engine::{
 
 use crate::backend::StudioBackend;
 use crate::error::AppError;
-use crate::model_store::{token_cap, LoadedModel};
+use crate::model_store::{attention_rows, token_cap, LoadedModel, ATTENTION_BUDGET_BYTES};
 
 /// A candidate token with the probability the model gave it.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,8 +98,11 @@ pub struct RunResult {
     /// The model's top guesses for the token after the prompt.
     pub next: Vec<Guess>,
     /// Attention rows, index `layer * heads + head`, then query position (row `q` holds
-    /// the weights on keys `0..=q`). Empty when the run did not record attention.
+    /// the weights on keys `0..=q`). Empty when the run did not record attention; at
+    /// most [`Self::attention_rows`] rows each.
     pub attention: Vec<Vec<Arc<[f32]>>>,
+    /// How many of the first positions record their rows ([`attention_rows`]).
+    pub attention_rows: usize,
     /// Wall time of the forward pass, in milliseconds.
     pub elapsed_ms: f64,
     /// The kind of device that ran it.
@@ -120,6 +123,22 @@ impl RunResult {
     /// `ln V`: the NLL of a uniform guess over the vocabulary.
     pub fn uniform_nll(&self) -> f32 {
         uniform_nll(self.vocab_size)
+    }
+
+    /// What the attention tab says when the run went past the positions that record
+    /// attention rows; `None` while every position's are recorded.
+    pub fn attention_note(&self) -> Option<String> {
+        let (rows, tokens) = (self.attention_rows, self.tokens.len());
+        (tokens > rows).then(|| {
+            format!(
+                "Attention is recorded for the first {rows} of the {tokens} tokens: every \
+                 head's map ({} layers x {} heads) over more would take over {} MB. The \
+                 other views cover all {tokens} tokens.",
+                self.layers,
+                self.heads,
+                ATTENTION_BUDGET_BYTES >> 20
+            )
+        })
     }
 }
 
@@ -308,6 +327,8 @@ impl LiveRun {
         let l = model.training_length();
         let mut options = SessionOptions::new(scheme, l);
         options.max_tokens = model.max_tokens();
+        let recorded_rows = attention_rows(config);
+        options.attention_rows = recorded_rows;
         options.capture = Capture {
             heads: (0..layers)
                 .flat_map(|layer| (0..heads).map(move |head| (layer, head)))
@@ -325,6 +346,7 @@ impl LiveRun {
             tokens: Vec::new(),
             next: Vec::new(),
             attention: vec![Vec::new(); layers * heads],
+            attention_rows: recorded_rows,
             elapsed_ms: 0.0,
             backend: model.backend.kind(),
         };
@@ -427,6 +449,41 @@ mod tests {
         assert_eq!(map.weight(0, 2), 0.0);
         assert_eq!(map.weight(9, 0), 0.0);
         assert_eq!(&map.weights[6..9], &[0.1, 0.2, 0.7]);
+    }
+
+    #[test]
+    fn the_attention_note_says_how_far_rows_were_recorded() {
+        let token = |position| TokenStat {
+            position,
+            id: 0,
+            text: String::new(),
+            nll: None,
+            rank: None,
+            expected: Vec::new(),
+        };
+        let mut result = RunResult {
+            model: "smol".into(),
+            scheme: "rope".parse().unwrap(),
+            training_length: 2048,
+            vocab_size: 49152,
+            layers: 30,
+            heads: 9,
+            tokens: (0..990).map(token).collect(),
+            next: Vec::new(),
+            attention: Vec::new(),
+            attention_rows: 990,
+            elapsed_ms: 0.0,
+            backend: DeviceKind::Cpu,
+        };
+        assert_eq!(result.attention_note(), None);
+        result.tokens.push(token(990));
+        let note = result.attention_note().unwrap();
+        assert!(
+            note.starts_with("Attention is recorded for the first 990 of the 991 tokens"),
+            "{note}"
+        );
+        assert!(note.contains("(30 layers x 9 heads)"), "{note}");
+        assert!(note.contains("over 512 MB"), "{note}");
     }
 
     /// A byte-level BPE tokenizer with the 256 byte symbols of GPT-2 and no merges, so

@@ -187,6 +187,10 @@ impl LoadedModel {
 /// `T (T + 1) / 2` floats each, kept so that choosing another head needs no rerun.
 pub const ATTENTION_BUDGET_BYTES: u64 = 512 << 20;
 
+/// The most memory one series' keys and values may take (the KV cache, on the GPU or in
+/// the CPU worker), which bounds how far a prompt can grow.
+pub const KV_CACHE_BUDGET_BYTES: u64 = 1 << 30;
+
 /// The longest prompt the page runs through a model, and what sets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenCap {
@@ -196,20 +200,15 @@ pub struct TokenCap {
     pub reason: String,
 }
 
-/// 8L, the range the studio studies, unless recording every head's attention over
-/// that many tokens would take more than [`ATTENTION_BUDGET_BYTES`] (a model opened
-/// from disk with many heads and a long L: SmolLM-135M's 270 heads allow about 990).
+/// 8L, the range the studio studies, unless the keys and values of that many tokens
+/// would take more than [`KV_CACHE_BUDGET_BYTES`] (a model opened from disk with many
+/// layers and a long L: SmolLM-360M's 8L = 16384 would take 1.3 GB).
 pub fn token_cap(config: &ModelConfig) -> TokenCap {
     let l = config.training_length();
-    let (layers, heads) = (config.num_hidden_layers, config.num_attention_heads);
-    let maps = (layers * heads).max(1) as u64;
-    let bytes = |t: u64| maps * t * (t + 1) / 2 * 4;
-    let mut by_memory = ((2 * ATTENTION_BUDGET_BYTES / 4 / maps) as f64).sqrt() as u64;
-    while by_memory > 0 && bytes(by_memory) > ATTENTION_BUDGET_BYTES {
-        by_memory -= 1;
-    }
-    let by_memory = by_memory as usize;
     let eight_l = 8 * l;
+    let per_token =
+        (config.num_hidden_layers * 2 * config.kv_heads() * config.head_dim() * 4).max(1) as u64;
+    let by_memory = (KV_CACHE_BUDGET_BYTES / per_token) as usize;
     if eight_l <= by_memory {
         TokenCap {
             tokens: eight_l,
@@ -219,12 +218,26 @@ pub fn token_cap(config: &ModelConfig) -> TokenCap {
         TokenCap {
             tokens: by_memory.max(2),
             reason: format!(
-                "every head's attention ({layers} layers x {heads} heads) over more tokens \
-                 would take over {} MB; 8L = {eight_l} does not fit",
-                ATTENTION_BUDGET_BYTES >> 20
+                "the keys and values of more tokens would take over {} MB; 8L = {eight_l} \
+                 does not fit",
+                KV_CACHE_BUDGET_BYTES >> 20
             ),
         }
     }
+}
+
+/// How many of a run's first positions record every head's attention rows: all of a
+/// run up to [`token_cap`] unless that would take more than [`ATTENTION_BUDGET_BYTES`]
+/// (SmolLM-135M's 270 heads allow about 990 of its 8L = 16384). Positions after them
+/// run without their rows: perplexity and the other views go on to the cap.
+pub fn attention_rows(config: &ModelConfig) -> usize {
+    let maps = (config.num_hidden_layers * config.num_attention_heads).max(1) as u64;
+    let bytes = |t: u64| maps * t * (t + 1) / 2 * 4;
+    let mut rows = ((2 * ATTENTION_BUDGET_BYTES / 4 / maps) as f64).sqrt() as u64;
+    while rows > 0 && bytes(rows) > ATTENTION_BUDGET_BYTES {
+        rows -= 1;
+    }
+    (rows as usize).clamp(2, token_cap(config).tokens.max(2))
 }
 
 /// How far getting a model ready has come, for the progress bar: its files' bytes
@@ -529,20 +542,32 @@ mod tests {
     }
 
     #[test]
-    fn prompts_stop_at_8l_unless_every_heads_attention_would_not_fit() {
-        // The shipped models: 8L.
-        let shipped = token_cap(&config(4, 4, 4, 128, 128));
-        assert_eq!(shipped.tokens, 1024);
-        assert_eq!(shipped.reason, "8 x the training length L = 128");
-        // SmolLM-135M's shape: 270 attention maps; 8L = 16384 would need 145 GB.
-        let smol = token_cap(&config(30, 9, 3, 576, 2048));
-        let t = smol.tokens as u64;
+    fn prompts_stop_at_8l_unless_the_kv_cache_would_not_fit() {
+        // The shipped models: 8L, with every position's attention.
+        let shipped = config(4, 4, 4, 128, 128);
+        assert_eq!(token_cap(&shipped).tokens, 1024);
+        assert_eq!(
+            token_cap(&shipped).reason,
+            "8 x the training length L = 128"
+        );
+        assert_eq!(attention_rows(&shipped), 1024);
+        // SmolLM-135M's shape: 8L = 16384 tokens of keys and values take 755 MB; its 270
+        // attention maps over 16384 tokens would need 145 GB, so about 990 record them.
+        let smol = config(30, 9, 3, 576, 2048);
+        assert_eq!(token_cap(&smol).tokens, 16384);
+        let t = attention_rows(&smol) as u64;
         assert!((980..1000).contains(&t), "{t}");
         assert!(270 * t * (t + 1) / 2 * 4 <= ATTENTION_BUDGET_BYTES);
+        assert!(270 * (t + 1) * (t + 2) / 2 * 4 > ATTENTION_BUDGET_BYTES);
+        // SmolLM-360M's shape (32 layers, 5 key/value heads of 64): 80 kB a token.
+        let smol360 = config(32, 15, 5, 960, 2048);
+        let cap = token_cap(&smol360);
+        assert_eq!(cap.tokens, (1 << 30) / (32 * 2 * 5 * 64 * 4));
+        assert!(cap.reason.contains("keys and values"), "{}", cap.reason);
         assert!(
-            smol.reason.contains("30 layers x 9 heads"),
+            cap.reason.contains("8L = 16384 does not fit"),
             "{}",
-            smol.reason
+            cap.reason
         );
     }
 }

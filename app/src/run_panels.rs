@@ -261,6 +261,9 @@ pub fn AttentionPanel(
                 " log colour scale"
             </label>
         </div>
+        {move || run.focus.with(|r| r.as_ref()?.attention_note()).map(|note| view! {
+            <p class="hint" data-testid="attention-rows-note">{note}</p>
+        })}
         <AttentionPair run=run picked=picked scale=scale />
         <h3 class="sub-heading">"Every head"</h3>
         <HeadGrid profiles=profiles thumbnails=thumbnails

@@ -35,6 +35,11 @@ pub struct SessionOptions {
     pub chunk_size: usize,
     /// Rotary position of the first token (0 normally; tests shift it).
     pub position_offset: usize,
+    /// Positions whose attention rows [`Self::capture`] records: `0..attention_rows`.
+    /// Later positions run without them (their head statistics and span mass are still
+    /// measured), so a prompt can grow far past what every head's full map would take
+    /// in memory.
+    pub attention_rows: usize,
 }
 
 impl SessionOptions {
@@ -47,6 +52,7 @@ impl SessionOptions {
             max_tokens: 8 * training_length,
             chunk_size: 256,
             position_offset: 0,
+            attention_rows: usize::MAX,
         }
     }
 }
@@ -182,9 +188,22 @@ impl<B: Backend> Session<B> {
             self.recompute(&applied).await?;
         }
         let mut positions = Vec::with_capacity(tokens.len());
-        for chunk in tokens.chunks(self.options.chunk_size) {
-            let capture = self.options.capture.clone();
+        let mut rest = tokens;
+        while !rest.is_empty() {
+            // A chunk ends where recording attention rows does, so each backend call
+            // either records them for all its positions or for none.
+            let start = self.tokens.len();
+            let limit = self.options.attention_rows;
+            let mut capture = self.options.capture.clone();
+            let mut len = rest.len().min(self.options.chunk_size);
+            if start < limit {
+                len = len.min(limit - start);
+            } else {
+                capture.heads.clear();
+            }
+            let (chunk, tail) = rest.split_at(len);
             positions.extend(self.run_chunk(chunk, &applied, &capture).await?);
+            rest = tail;
         }
         let trace = Trace {
             scale: applied.scale,

@@ -249,6 +249,37 @@ fn row_summaries_agree_with_full_logits() {
 }
 
 #[test]
+fn attention_rows_are_recorded_only_up_to_the_limit() {
+    let m = model(2, false);
+    let t = tokens(40, 3);
+    for scheme in ["rope", "none:dyn+beta"] {
+        // The same pieces both ways: a dynamic `s` differs between pieces.
+        let pieces: Vec<&[u32]> = vec![&t[..5], &t[5..30], &t[30..]];
+        let full = run(&m, options(scheme), &pieces);
+        let mut limited = options(scheme);
+        limited.attention_rows = 11;
+        limited.chunk_size = 8;
+        let got = run(&m, limited, &pieces);
+        assert_eq!(got.len(), 40);
+        for (p, q) in got.iter().zip(&full) {
+            if p.position < 11 {
+                assert_eq!(p.attention.len(), 8, "rows at {}", p.position);
+            } else {
+                assert!(p.attention.is_empty(), "rows at {}", p.position);
+            }
+            // Everything else is as without the limit.
+            assert_eq!(p.heads.len(), q.heads.len());
+        }
+        let strip = |mut v: Vec<PositionTrace>| {
+            v.iter_mut().for_each(|p| p.attention.clear());
+            v
+        };
+        assert_close(&strip(got.clone()), &strip(full.clone()), 1e-5);
+        assert_close(&got[..11], &full[..11], 1e-5);
+    }
+}
+
+#[test]
 fn later_tokens_do_not_change_earlier_outputs() {
     let m = model(2, false);
     let a = tokens(30, 2);
