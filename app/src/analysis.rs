@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use engine::{
     Backend, Capture, DeviceKind, EngineError, Prediction, SchemeSpec, Session, SessionOptions,
-    TextTokenizer,
+    TextTokenizer, Trace,
 };
 
-use crate::backend::StudioBackend;
+use crate::backend::{StudioBackend, StudioCache};
 use crate::error::AppError;
 use crate::model_store::{attention_rows, token_cap, LoadedModel, ATTENTION_BUDGET_BYTES};
 
@@ -312,7 +312,10 @@ pub fn prepare_prompt(
 /// the studio can grow a prompt token by token and redraw after every step.
 pub struct LiveRun {
     model: Rc<LoadedModel>,
-    session: Session<StudioBackend>,
+    /// `None` while a [`Pass`] holds it.
+    session: Option<Session<StudioBackend>>,
+    /// See [`LiveRun::worker`].
+    worker: Option<usize>,
     result: RunResult,
     /// The model's guesses after the last token run: the next token's "expected".
     last_guesses: Vec<Guess>,
@@ -352,10 +355,20 @@ impl LiveRun {
         };
         Ok(LiveRun {
             model,
-            session,
+            worker: match session.cache() {
+                StudioCache::Worker(cache) => Some(cache.worker_index()),
+                StudioCache::Gpu(_) => None,
+            },
+            session: Some(session),
             result,
             last_guesses: Vec::new(),
         })
+    }
+
+    /// Which CPU worker holds the run's session (`None` on WebGPU). A session that
+    /// moves after its worker failed to start still reports where it was placed.
+    pub fn worker(&self) -> Option<usize> {
+        self.worker
     }
 
     /// The model this run uses.
@@ -380,22 +393,58 @@ impl LiveRun {
 
     /// Runs the prompt's tokens from where the run stands up to `upto` (exclusive).
     pub async fn advance(&mut self, prompt: &PreparedPrompt, upto: usize) -> Result<(), AppError> {
+        match self.begin(prompt, upto) {
+            Some(pass) => {
+                let done = pass.run().await;
+                self.finish(prompt, done)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the session out for a pass over the prompt's tokens from where the run
+    /// stands up to `upto`, so that several runs can compute at once (each in its own
+    /// worker) while the page draws the ones that landed; `None` when there is nothing
+    /// to run (or a pass is already out).
+    pub fn begin(&mut self, prompt: &PreparedPrompt, upto: usize) -> Option<Pass> {
         let (from, upto) = (self.len(), upto.min(prompt.ids.len()));
         if from >= upto {
-            return Ok(());
+            return None;
         }
-        let started = js_sys::Date::now();
-        let trace = match self.session.extend(&prompt.ids[from..upto]).await {
-            Ok(trace) => trace,
-            Err(e) => {
+        Some(Pass {
+            session: self.session.take()?,
+            tokens: prompt.ids[from..upto].to_vec(),
+            from,
+            outcome: None,
+            elapsed_ms: 0.0,
+        })
+    }
+
+    /// Puts a pass' session back and records what it computed.
+    pub fn finish(&mut self, prompt: &PreparedPrompt, pass: Pass) -> Result<(), AppError> {
+        let Pass {
+            session,
+            from,
+            outcome,
+            elapsed_ms,
+            ..
+        } = pass;
+        self.session = Some(session);
+        let trace = match outcome {
+            Some(Ok(trace)) => trace,
+            failed => {
                 // The session starts over after a failure: so does the run.
                 self.result.tokens.clear();
                 self.result.attention.iter_mut().for_each(Vec::clear);
                 self.last_guesses.clear();
-                return Err(e.into());
+                return Err(match failed {
+                    Some(Err(e)) => e.into(),
+                    _ => AppError::Input("a pass ended before it ran".into()),
+                });
             }
         };
-        self.result.elapsed_ms += js_sys::Date::now() - started;
+        self.result.elapsed_ms += elapsed_ms;
+        let upto = from + trace.positions.len();
         let tokenizer = &self.model.tokenizer;
         for (p, text) in trace.positions.iter().zip(&prompt.texts[from..upto]) {
             let guesses = guesses(tokenizer, &p.predictions);
@@ -417,6 +466,26 @@ impl LiveRun {
         }
         self.result.next = self.last_guesses.clone();
         Ok(())
+    }
+}
+
+/// One run's forward pass in flight ([`LiveRun::begin`]): it owns the run's session
+/// while it computes, and goes back with [`LiveRun::finish`].
+pub struct Pass {
+    session: Session<StudioBackend>,
+    tokens: Vec<u32>,
+    from: usize,
+    outcome: Option<Result<Trace, EngineError>>,
+    elapsed_ms: f64,
+}
+
+impl Pass {
+    /// Runs the pass.
+    pub async fn run(mut self) -> Pass {
+        let started = js_sys::Date::now();
+        self.outcome = Some(self.session.extend(&self.tokens).await);
+        self.elapsed_ms = js_sys::Date::now() - started;
+        self
     }
 }
 

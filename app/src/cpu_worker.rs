@@ -2,8 +2,11 @@
 //! started from `worker_loader.js`), and `WorkerBackend`: a model whose forward passes
 //! run there, so a long prompt on the CPU path never freezes the page.
 //!
-//! One worker serves every model. Messages wait in a queue until the worker says it is
-//! ready. When the worker cannot start (no `worker_loader.js`, as in component tests,
+//! The first worker serves every model; a comparison of several series on the CPU path
+//! spreads its sessions over more workers (up to [`max_workers`]), each loading its own
+//! copy of a model from the bytes the page already holds, so k series run side by side
+//! on k cores without downloading anything again. Messages wait in a queue until a
+//! worker says it is ready. When the worker cannot start (no `worker_loader.js`, as in component tests,
 //! or a browser without workers) a model runs on the page's own thread instead where
 //! the build has that path (`page_cpu.rs`: the tests' builds, not the studio's).
 
@@ -48,13 +51,54 @@ pub struct CpuWorker {
     phase: RefCell<Phase>,
     waiting_for_start: RefCell<Vec<oneshot::Sender<()>>>,
     pending: RefCell<HashMap<u32, oneshot::Sender<Reply>>>,
-    next_id: Cell<u32>,
+    /// KV caches (sessions) placed here and not yet dropped: how busy it is.
+    live_caches: Cell<usize>,
+    /// 0 for the shared worker, 1, 2, ... for the others in the order started.
+    index: Cell<usize>,
     _handlers: Option<Handlers>,
 }
 
 thread_local! {
     static SHARED: OnceCell<Rc<CpuWorker>> = const { OnceCell::new() };
+    /// Workers started besides the shared one, for series run side by side.
+    static EXTRA: RefCell<Vec<Rc<CpuWorker>>> = const { RefCell::new(Vec::new()) };
+    /// Ids of models, caches and calls: one sequence for every worker, so a model or
+    /// a cache keeps its id in whichever worker it is placed.
+    static NEXT_ID: Cell<u32> = const { Cell::new(0) };
 }
+
+/// A fresh id for a model, a cache or a call.
+fn next_id() -> u32 {
+    NEXT_ID.with(|next| {
+        let id = next.get();
+        next.set(id.wrapping_add(1));
+        id
+    })
+}
+
+/// How many workers may run CPU passes at once: one per core and one more. Each worker
+/// runs one thread, and the page's own thread is idle while they compute, so on a
+/// 2-core machine three series in three workers keep both cores busy (the system shares
+/// them) where two workers would leave the third series for later.
+pub fn max_workers() -> usize {
+    let cores = web_sys::window().map_or(1.0, |w| w.navigator().hardware_concurrency());
+    workers_for_cores(cores)
+}
+
+/// [`max_workers`] for `cores` logical processors: cores + 1, at most 8 (each worker
+/// holds its own copy of a model); one when the browser does not say (0), which is
+/// also how `cargo xtask bench` times series one after another.
+pub fn workers_for_cores(cores: f64) -> usize {
+    if cores.is_finite() && cores >= 1.0 {
+        (cores as usize + 1).min(8)
+    } else {
+        1
+    }
+}
+
+/// The largest model (weights in 32-bit floats) that is copied into more than one
+/// worker; a larger one runs all its series in the shared worker, one at a time.
+pub const SPREAD_MODEL_BYTES: u64 = 256 << 20;
 
 fn field(value: &JsValue, key: &str) -> JsValue {
     Reflect::get(value, &key.into()).unwrap_or(JsValue::UNDEFINED)
@@ -111,7 +155,8 @@ impl CpuWorker {
             phase: RefCell::new(phase),
             waiting_for_start: RefCell::default(),
             pending: RefCell::default(),
-            next_id: Cell::new(0),
+            live_caches: Cell::new(0),
+            index: Cell::new(0),
             _handlers: handlers,
         }
     }
@@ -213,11 +258,34 @@ impl CpuWorker {
         }
     }
 
-    /// A fresh id for a model or a cache.
-    pub fn next_id(&self) -> u32 {
-        let id = self.next_id.get();
-        self.next_id.set(id.wrapping_add(1));
-        id
+    /// The worker for a new session: the least busy of the started ones that have not
+    /// failed, or a new one when each already holds a session and fewer than
+    /// [`max_workers`] run.
+    pub fn least_busy() -> Rc<CpuWorker> {
+        let shared = CpuWorker::shared();
+        EXTRA.with(|extra| {
+            let mut extra = extra.borrow_mut();
+            let usable = std::iter::once(&shared)
+                .chain(extra.iter())
+                .filter(|w| !matches!(*w.phase.borrow(), Phase::Failed(_)));
+            let best = usable.min_by_key(|w| w.live_caches.get()).map(Rc::clone);
+            match best {
+                Some(best) if best.live_caches.get() == 0 => best,
+                _ if 1 + extra.len() < max_workers() => {
+                    let started = CpuWorker::start(&asset_url(WORKER_SCRIPT));
+                    started.index.set(1 + extra.len());
+                    extra.push(Rc::clone(&started));
+                    started
+                }
+                best => best.unwrap_or(shared),
+            }
+        })
+    }
+
+    /// Workers started for CPU passes so far (the shared one included).
+    pub fn started_count() -> usize {
+        let shared = SHARED.with(|cell| cell.get().is_some()) as usize;
+        shared + EXTRA.with(|extra| extra.borrow().len())
     }
 
     /// Sends `message`, moving the buffers of `transfer` (an array) with it.
@@ -309,7 +377,7 @@ impl CpuWorker {
     }
 
     async fn forward(&self, model: u32, cache: u32, input: Vec<u8>) -> Reply {
-        let id = self.next_id();
+        let id = next_id();
         let (sender, receiver) = oneshot::channel();
         self.pending.borrow_mut().insert(id, sender);
         let input = Uint8Array::from(&input[..]);
@@ -349,9 +417,14 @@ impl CpuWorker {
 pub type WeightFiles = Rc<[Vec<u8>]>;
 
 /// A model on the CPU path, run in the worker (or on the page when the worker is
-/// unavailable).
+/// unavailable); with several sessions, in several workers.
 pub struct WorkerBackend {
-    worker: Rc<CpuWorker>,
+    /// Where its sessions run: the shared worker, or one of [`CpuWorker::least_busy`]'s
+    /// when the model is small enough to copy ([`SPREAD_MODEL_BYTES`]).
+    first: Rc<CpuWorker>,
+    spread: bool,
+    /// The workers the model has been sent to.
+    loaded: RefCell<Vec<Rc<CpuWorker>>>,
     model: u32,
     config: ModelConfig,
     bytes: (Rc<[u8]>, WeightFiles),
@@ -359,7 +432,7 @@ pub struct WorkerBackend {
     local: PageCpu,
 }
 
-/// A [`WorkerBackend`]'s KV cache: held in the worker (by id), or on the page.
+/// A [`WorkerBackend`]'s KV cache: held in one worker (by id), or on the page.
 pub struct WorkerCache {
     worker: Rc<CpuWorker>,
     id: u32,
@@ -369,8 +442,18 @@ pub struct WorkerCache {
     local: Option<PageCache>,
 }
 
+impl WorkerCache {
+    /// Which worker holds it: 0 for the shared one, then in the order started.
+    pub fn worker_index(&self) -> usize {
+        self.worker.index.get()
+    }
+}
+
 impl Drop for WorkerCache {
     fn drop(&mut self) {
+        self.worker
+            .live_caches
+            .set(self.worker.live_caches.get().saturating_sub(1));
         // Also when the first pass is still running (len 0): the worker then does not
         // keep what that pass leaves.
         if self.in_worker {
@@ -381,14 +464,16 @@ impl Drop for WorkerCache {
 
 impl Drop for WorkerBackend {
     fn drop(&mut self) {
-        // Moving a model between devices makes a new backend: free the worker's copy.
-        self.worker.unload(self.model);
+        // Moving a model between devices makes a new backend: free the workers' copies.
+        for worker in self.loaded.borrow().iter() {
+            worker.unload(self.model);
+        }
     }
 }
 
 impl WorkerBackend {
     /// Sends the model to `worker` (asynchronously: its parse errors come back from
-    /// the first forward call).
+    /// the first forward call); sessions made later may copy it to other workers.
     pub fn new(
         worker: Rc<CpuWorker>,
         config_json: Rc<[u8]>,
@@ -396,10 +481,13 @@ impl WorkerBackend {
     ) -> Result<WorkerBackend, EngineError> {
         let config = ModelConfig::from_json(&config_json)?;
         config.validate()?;
-        let model = worker.next_id();
+        let model = next_id();
         worker.load(model, &config_json, &weights);
+        let spread = config.parameter_count() as u64 * 4 <= SPREAD_MODEL_BYTES;
         Ok(WorkerBackend {
-            worker,
+            first: Rc::clone(&worker),
+            spread,
+            loaded: RefCell::new(vec![worker]),
             model,
             config,
             bytes: (config_json, weights),
@@ -409,7 +497,16 @@ impl WorkerBackend {
 
     /// Whether forward passes run in the worker (`false` once it failed to start).
     pub async fn in_worker(&self) -> bool {
-        self.worker.started().await.is_ok()
+        self.first.started().await.is_ok()
+    }
+
+    /// Sends the model to `worker` unless it already holds it.
+    fn load_into(&self, worker: &Rc<CpuWorker>) {
+        let mut loaded = self.loaded.borrow_mut();
+        if !loaded.iter().any(|w| Rc::ptr_eq(w, worker)) {
+            worker.load(self.model, &self.bytes.0, &self.bytes.1);
+            loaded.push(Rc::clone(worker));
+        }
     }
 }
 
@@ -425,9 +522,15 @@ impl Backend for WorkerBackend {
     }
 
     fn new_cache(&self) -> WorkerCache {
+        let worker = if self.spread {
+            CpuWorker::least_busy()
+        } else {
+            Rc::clone(&self.first)
+        };
+        worker.live_caches.set(worker.live_caches.get() + 1);
         WorkerCache {
-            worker: Rc::clone(&self.worker),
-            id: self.worker.next_id(),
+            worker,
+            id: next_id(),
             len: 0,
             in_worker: false,
             local: None,
@@ -443,10 +546,24 @@ impl Backend for WorkerBackend {
         cache: &mut WorkerCache,
         input: ForwardInput<'_>,
     ) -> engine::Result<ForwardOutput> {
-        let started = match cache.local {
-            None => self.worker.started().await,
+        let mut started = match cache.local {
+            None => cache.worker.started().await,
             Some(_) => Err("it had stopped before".into()),
         };
+        if started.is_err() && cache.len == 0 && !Rc::ptr_eq(&cache.worker, &self.first) {
+            // An extra worker that could not start: the session moves to the first one.
+            cache
+                .worker
+                .live_caches
+                .set(cache.worker.live_caches.get().saturating_sub(1));
+            cache.worker = Rc::clone(&self.first);
+            cache
+                .worker
+                .live_caches
+                .set(cache.worker.live_caches.get() + 1);
+            cache.in_worker = false;
+            started = cache.worker.started().await;
+        }
         let remote = started.is_ok();
         if !remote && cache.local.is_none() && cache.len > 0 {
             // The worker died holding this cache: the session must start again.
@@ -456,7 +573,8 @@ impl Backend for WorkerBackend {
         }
         let output = if remote {
             cache.in_worker = true;
-            let reply = self
+            self.load_into(&cache.worker);
+            let reply = cache
                 .worker
                 .forward(self.model, cache.id, encode_input(&input))
                 .await
@@ -471,5 +589,20 @@ impl Backend for WorkerBackend {
         };
         cache.len += input.tokens.len();
         Ok(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_worker_more_than_cores_at_most_eight() {
+        assert_eq!(workers_for_cores(2.0), 3);
+        assert_eq!(workers_for_cores(1.0), 2);
+        assert_eq!(workers_for_cores(0.0), 1);
+        assert_eq!(workers_for_cores(f64::NAN), 1);
+        assert_eq!(workers_for_cores(4.0), 5);
+        assert_eq!(workers_for_cores(64.0), 8);
     }
 }

@@ -16,7 +16,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::analysis::{uniform_nll, RunResult};
-use crate::cpu_worker::CpuWorker;
+use crate::cpu_worker::{max_workers, CpuWorker};
 use crate::error::AppError;
 use crate::format::{percent, quoted};
 use crate::manifest::Manifest;
@@ -365,9 +365,12 @@ impl RunController {
                 chart.with_untracked(Vec::len),
                 c.elapsed_ms().round(),
                 match (r.backend, CpuWorker::shared_placement().unwrap_or("page")) {
-                    (DeviceKind::Cpu, "worker") => "the CPU (in a Web Worker)",
-                    (DeviceKind::Cpu, _) => "the CPU (on the page's thread)",
-                    (DeviceKind::WebGpu, _) => "WebGPU",
+                    (DeviceKind::Cpu, "worker") if c.workers() > 1 => {
+                        format!("the CPU ({} Web Workers side by side)", c.workers())
+                    }
+                    (DeviceKind::Cpu, "worker") => "the CPU (in a Web Worker)".into(),
+                    (DeviceKind::Cpu, _) => "the CPU (on the page's thread)".into(),
+                    (DeviceKind::WebGpu, _) => "WebGPU".into(),
                 },
                 r.next
                     .iter()
@@ -413,14 +416,29 @@ impl RunController {
                 return;
             }
             stepping.set(true);
-            let outcome = match mode {
-                Mode::Whole => {
+            // Each series is drawn as it lands, also when they run side by side.
+            let landed = |c: &Comparison| {
+                if generation.get_value() == run_id {
+                    self.publish(c);
+                }
+            };
+            let outcome = match (mode, c.side_by_side()) {
+                (Mode::Whole, false) => {
                     let total = c.total();
                     c.advance_one(total).await.map(|_| ())
                 }
-                Mode::Grow => {
+                (Mode::Whole, true) => {
+                    let total = c.total();
+                    c.advance_together(total, max_workers(), landed).await
+                }
+                (Mode::Grow, false) => {
                     let upto = c.done() + grow_step.get_untracked();
                     c.advance(upto).await
+                }
+                // Grow keeps every series in step: drawn once all reached `upto`.
+                (Mode::Grow, true) => {
+                    let upto = c.done() + grow_step.get_untracked();
+                    c.advance_together(upto, usize::MAX, |_| ()).await
                 }
             };
             if generation.get_value() != run_id {
@@ -510,6 +528,12 @@ impl RunController {
         generation.set_value(run_id);
         error.set(None);
         self.ended.set(None);
+        // The old runs go now (unless a pass of theirs is still out): their memory is
+        // freed before the new ones take theirs, and their sessions no longer count as
+        // busy when the new sessions are shared out among the CPU workers.
+        if let Some(cell) = comparison.get_value() {
+            drop(cell.borrow_mut().take());
+        }
         let Some(m) = manifest.get_untracked() else {
             return;
         };
@@ -684,7 +708,11 @@ impl RunController {
                 let taken = cell.borrow_mut().take();
                 if let Some(mut c) = taken {
                     let upto = c.done() + grow_step.get_untracked();
-                    let outcome = c.advance(upto).await;
+                    let outcome = if c.side_by_side() {
+                        c.advance_together(upto, usize::MAX, |_| ()).await
+                    } else {
+                        c.advance(upto).await
+                    };
                     if generation.get_value() == run_id {
                         let failed = outcome.is_err();
                         match outcome {

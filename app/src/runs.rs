@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use engine::{PositionScheme, SchemeSpec};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::analysis::{prepare_prompt, LiveRun, PreparedPrompt, RunResult};
 use crate::error::AppError;
@@ -126,6 +127,8 @@ pub struct Comparison {
     runs: Vec<(ResolvedSeries, LiveRun)>,
     /// The text and length asked for, to tell a new focus from a new run.
     asked: (String, Option<usize>),
+    /// Wall time spent advancing, in milliseconds (series side by side count once).
+    wall_ms: f64,
 }
 
 impl Comparison {
@@ -166,6 +169,7 @@ impl Comparison {
             prompts,
             runs,
             asked: (text.to_string(), length),
+            wall_ms: 0.0,
         })
     }
 
@@ -251,13 +255,77 @@ impl Comparison {
     /// Runs every series up to `upto` tokens (each series to its own prompt's end at
     /// most). Stops at the first failure.
     pub async fn advance(&mut self, upto: usize) -> Result<(), AppError> {
+        let started = js_sys::Date::now();
+        let mut outcome = Ok(());
         for (resolved, run) in &mut self.runs {
             let Some(prompt) = self.prompts.get(&resolved.entry.id) else {
                 continue;
             };
-            run.advance(prompt, upto).await?;
+            outcome = run.advance(prompt, upto).await;
+            if outcome.is_err() {
+                break;
+            }
         }
-        Ok(())
+        self.wall_ms += js_sys::Date::now() - started;
+        outcome
+    }
+
+    /// How many CPU workers hold the series' sessions (0 on WebGPU).
+    pub fn workers(&self) -> usize {
+        let mut workers: Vec<usize> = self.runs.iter().filter_map(|(_, r)| r.worker()).collect();
+        workers.sort_unstable();
+        workers.dedup();
+        workers.len()
+    }
+
+    /// Whether the series should run side by side ([`Self::advance_together`]): more
+    /// than one, all on the CPU path, whose sessions the workers share out (see
+    /// `cpu_worker.rs`). On WebGPU they take turns on one device, and each pass' scratch
+    /// memory is better spent one series at a time.
+    pub fn side_by_side(&self) -> bool {
+        self.runs.len() > 1 && self.runs.iter().all(|(_, run)| !run.model().on_gpu())
+    }
+
+    /// Runs the first `at_most` series that have not reached `upto` tokens up to there at
+    /// once, each pass in its session's worker, and calls `landed` as each one lands (so
+    /// each is drawn then). Every pass runs to its end; the first failure is returned
+    /// after. A whole run goes `at_most` workers' worth of series at a time, so that an
+    /// embed scrolled away still pauses between them.
+    pub async fn advance_together(
+        &mut self,
+        upto: usize,
+        at_most: usize,
+        mut landed: impl FnMut(&Comparison),
+    ) -> Result<(), AppError> {
+        let started = js_sys::Date::now();
+        let mut flying = FuturesUnordered::new();
+        for (i, (resolved, run)) in self.runs.iter_mut().enumerate() {
+            let Some(prompt) = self.prompts.get(&resolved.entry.id) else {
+                continue;
+            };
+            if flying.len() == at_most {
+                break;
+            }
+            if let Some(pass) = run.begin(prompt, upto) {
+                flying.push(async move { (i, pass.run().await) });
+            }
+        }
+        let mut first_error = None;
+        while let Some((i, pass)) = flying.next().await {
+            let (resolved, run) = &mut self.runs[i];
+            let outcome = match self.prompts.get(&resolved.entry.id) {
+                Some(prompt) => run.finish(prompt, pass),
+                None => Ok(()),
+            };
+            match outcome {
+                Ok(()) => landed(self),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        self.wall_ms += js_sys::Date::now() - started;
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Runs the first series that has not reached `upto` tokens (or its prompt's end)
@@ -270,8 +338,10 @@ impl Comparison {
                 continue;
             };
             if run.len() < upto.min(prompt.ids.len()) {
-                run.advance(prompt, upto).await?;
-                return Ok(true);
+                let started = js_sys::Date::now();
+                let outcome = run.advance(prompt, upto).await;
+                self.wall_ms += js_sys::Date::now() - started;
+                return outcome.map(|()| true);
             }
         }
         Ok(false)
@@ -376,9 +446,10 @@ impl Comparison {
             .unwrap_or_default()
     }
 
-    /// Milliseconds spent in forward passes, summed over series.
+    /// Milliseconds spent running the series (wall time: series side by side count
+    /// once).
     pub fn elapsed_ms(&self) -> f64 {
-        self.runs.iter().map(|(_, r)| r.result().elapsed_ms).sum()
+        self.wall_ms
     }
 }
 

@@ -144,6 +144,11 @@ impl<B: Backend> Session<B> {
         self.tokens.is_empty()
     }
 
+    /// The KV cache (where a backend placed the session's keys and values).
+    pub fn cache(&self) -> &B::Cache {
+        &self.cache
+    }
+
     /// The session's options.
     pub fn options(&self) -> &SessionOptions {
         &self.options

@@ -5,9 +5,10 @@
 // recorded for the first tokens only), and the peak resident memory of the browser's
 // renderer processes (the page and its CPU worker) sampled every 200 ms.
 //
-//   STUDIO_URL=http://127.0.0.1:8094/drope-studio/ node long-local.measure.mjs [TOKENS]
+//   STUDIO_URL=http://127.0.0.1:8094/drope-studio/ node long-local.measure.mjs [TOKENS [SCHEMES]]
 //
-// TOKENS defaults to 2304 (L + 256). Environment: CHROMIUM, TIMEOUT_S (1800).
+// TOKENS defaults to 2304 (L + 256), SCHEMES (comma-separated, one series each) to
+// `rope,yarn:dyn`. Environment: CHROMIUM, TIMEOUT_S (1800).
 
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,6 +28,7 @@ if (!base) {
 const tokens = Number(process.argv[2] || 2304);
 const timeout = Number(process.env.TIMEOUT_S || 1800) * 1000;
 const id = 'local-smollm-135m-random';
+const schemes = (process.argv[3] || 'rope,yarn:dyn').split(',');
 
 /** Resident memory (MB) of every Chromium renderer process, summed. */
 function rendererRss() {
@@ -56,17 +58,17 @@ let peak = 0;
 const sampler = setInterval(() => { peak = Math.max(peak, rendererRss()); }, 200);
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  const models = `${id},${id}:yarn:dyn`;
+  const models = schemes.map((s) => `${id}:${encodeURIComponent(s)}`).join(',');
   await page.goto(new URL(`?view=attention&models=${models}&length=${tokens}&prompt=${encodeURIComponent(text)}`, base).href, { waitUntil: 'load' });
   await page.waitForSelector('[data-testid="local-model-needed"]', { timeout });
   const idle = rendererRss();
   const t0 = Date.now();
   await page.setInputFiles('input[data-testid="open-model-folder"]', smol);
-  await page.waitForFunction((n) => {
+  await page.waitForFunction(({ n, count }) => {
     const line = document.querySelector('[data-testid="run-status"]');
     return line?.getAttribute('data-activity') === 'Idle' && Number(line.getAttribute('data-done')) === n
-      && document.querySelectorAll('[data-testid="series-chip"]').length === 2;
-  }, tokens, { timeout, polling: 500 });
+      && document.querySelectorAll('[data-testid="series-chip"]').length === count;
+  }, { n: tokens, count: schemes.length }, { timeout, polling: 500 });
   const seconds = (Date.now() - t0) / 1000;
   const note = await page.locator('[data-testid="attention-rows-note"]').innerText().catch(() => '(no note)');
   const opened = (await page.locator('[data-testid="open-model-status"]').innerText()).trim();

@@ -7,6 +7,10 @@
 //!   WebGPU on SwiftShader), then the CPU path again built without WebAssembly SIMD;
 //!   the ratios of the three CPU columns get a table of their own.
 //!
+//! - the studio: its release build served under the sub-path, `tests/e2e/studio.bench.mjs`
+//!   in headless Chromium (k series one after another against side by side, the first
+//!   figure's time and bytes).
+//!
 //! Each side prints `BENCH<TAB>group<TAB>backend<TAB>case<TAB>value` lines; this module
 //! gathers them into docs/BENCHMARKS.md. `--native-only` skips the browser half;
 //! `--quick` runs one repetition.
@@ -20,14 +24,18 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::Command;
 
-use crate::setup;
-use crate::test::wasm_test;
+use crate::server::StaticServer;
+use crate::setup::{self, E2E_DIR};
+use crate::test::{wasm_test, SUB_PATH};
 use crate::util::{self, root, Result};
 
 /// The columns the wasm ratios compare (the labels the two benchmarks print).
 const NATIVE_ONE_THREAD: &str = "CPU native, one thread";
 const WASM_SIMD: &str = "CPU wasm (Chromium)";
 const WASM_PLAIN: &str = "CPU wasm without SIMD (Chromium)";
+/// The columns of the series benchmark (`tests/e2e/studio.bench.mjs`).
+const ONE_WORKER: &str = "one worker (ms)";
+const WORKER_PER_SERIES: &str = "a worker per series (ms)";
 
 /// `group -> case -> backend -> value`, plus adapter names.
 #[derive(Default)]
@@ -89,6 +97,20 @@ impl Results {
             row.insert("without / with SIMD".into(), plain / simd);
         }
         self.values.insert("wasm_ratio".into(), ratios);
+    }
+
+    /// Series one after another against side by side: the ratio of their times
+    /// (`series_parallel`'s third column).
+    fn add_speedups(&mut self) {
+        let Some(series) = self.values.get_mut("series_parallel") else {
+            return;
+        };
+        for by in series.values_mut() {
+            if let (Some(one), Some(each)) = (by.get(ONE_WORKER), by.get(WORKER_PER_SERIES)) {
+                let ratio = one / each;
+                by.insert("speed-up".into(), ratio);
+            }
+        }
     }
 
     fn table(&self, group: &str, title: &str, unit: &str) -> String {
@@ -204,6 +226,21 @@ pub fn run(args: &[String]) -> Result<()> {
         let mut heatmap = wasm_test("app")?;
         heatmap.args(["--release", "--test", "heatmap_bench", "--", "--nocapture"]);
         results.parse(&measure(heatmap, "attention map benchmark")?);
+
+        // The studio as a visitor meets it.
+        util::run(util::trunk().args(["build", "--release"]))?;
+        crate::assets::write_manifest(&root().join("dist"))?;
+        let server = StaticServer::start_at(&root().join("dist"), 0, SUB_PATH)?;
+        let mut studio = Command::new("node");
+        studio
+            .arg("studio.bench.mjs")
+            .current_dir(root().join(E2E_DIR))
+            .env("STUDIO_URL", server.url());
+        if quick {
+            studio.arg("--quick");
+        }
+        results.parse(&measure(studio, "studio benchmark")?);
+        results.add_speedups();
     }
 
     let mut doc = format!(
@@ -248,6 +285,16 @@ pub fn run(args: &[String]) -> Result<()> {
         "heatmap_ms",
         "Drawing an attention map (colour every cell, put the pixels on a canvas)",
         "ms, median of 5",
+    ));
+    doc.push_str(&results.table(
+        "series_parallel",
+        "Series side by side on the CPU path (issue 19): the studio's Run over 8L = 1024 tokens with the models loaded, one CPU worker (the series take turns) against the studio's choice (a worker per series, up to one more than the cores), median of 3",
+        "k series",
+    ));
+    doc.push_str(&results.table(
+        "first_figure",
+        "The first figure (issue 19): from opening the page to its first chart line, on the CPU path; cold: an empty cache, with the files the page and its workers asked for before the line (each once; gzipped as a host like GitHub Pages sends them); warm: the same page opened again",
+        "page",
     ));
     doc.push_str(&results.table(
         "matmul_tiling",

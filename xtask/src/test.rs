@@ -25,7 +25,7 @@ use crate::util::{self, root, secs, Result};
 
 const GROUPS: &[&str] = &["lint", "native", "wasm", "e2e"];
 /// Where the e2e tests find the site: a sub-path, as GitHub Pages serves a project.
-const SUB_PATH: &str = "/drope-studio/";
+pub const SUB_PATH: &str = "/drope-studio/";
 /// Seconds wasm-bindgen-test-runner waits for a browser test binary (default 20 s is
 /// too short for numerical tests of unoptimised wasm on a 2-core CI machine).
 const WASM_TEST_TIMEOUT: &str = "600";
