@@ -537,22 +537,22 @@ mod tests {
             vocab_size: 49152,
             layers: 30,
             heads: 9,
-            tokens: (0..990).map(token).collect(),
+            tokens: (0..700).map(token).collect(),
             next: Vec::new(),
             attention: Vec::new(),
-            attention_rows: 990,
+            attention_rows: 700,
             elapsed_ms: 0.0,
             backend: DeviceKind::Cpu,
         };
         assert_eq!(result.attention_note(), None);
-        result.tokens.push(token(990));
+        result.tokens.push(token(700));
         let note = result.attention_note().unwrap();
         assert!(
-            note.starts_with("Attention is recorded for the first 990 of the 991 tokens"),
+            note.starts_with("Attention is recorded for the first 700 of the 701 tokens"),
             "{note}"
         );
         assert!(note.contains("(30 layers x 9 heads)"), "{note}");
-        assert!(note.contains("over 512 MB"), "{note}");
+        assert!(note.contains("over 256 MB"), "{note}");
     }
 
     /// A byte-level BPE tokenizer with the 256 byte symbols of GPT-2 and no merges, so
