@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use engine::gpu::GpuContext;
 use engine::{DeviceKind, EngineError};
+use futures_channel::{mpsc, oneshot};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -23,8 +24,8 @@ use crate::manifest::Manifest;
 use crate::model_store::{DownloadProgress, GpuStatus, LoadedModel};
 use crate::needle_live::NeedleSubject;
 use crate::page_engine::{local_openings, page_gpu_failed, page_gpu_retry, page_model};
-use crate::pause::{next_frame, pause};
-use crate::runs::{resolve_series, Comparison, ResolvedSeries, SeriesProgress};
+use crate::pause::{next_frame, painted, pause};
+use crate::runs::{resolve_series, Arrival, Comparison, ResolvedSeries, SeriesProgress};
 use crate::samples::check_prompt_size;
 use crate::url_state::{BackendChoice, SeriesSpec};
 use crate::views::ChartSeries;
@@ -189,6 +190,9 @@ pub struct RunController {
     shown_attention: StoredValue<Option<(u64, AttentionLengths)>>,
     /// Set when WebGPU failed mid-run: the run starts again (on the CPU).
     restart: RwSignal<Option<Mode>>,
+    /// Told when the run's first series has landed (its line drawn): the models of the
+    /// other series load only then, so the first figure waits for one download.
+    first_landed: StoredValue<Option<oneshot::Sender<()>>, LocalStorage>,
 }
 
 impl RunController {
@@ -220,6 +224,7 @@ impl RunController {
             generation: StoredValue::new(0),
             shown_attention: StoredValue::new(None),
             restart: RwSignal::new(None),
+            first_landed: StoredValue::new_local(None),
         };
         // A run that WebGPU failed starts again (on the CPU) from here.
         Effect::new(move |_| {
@@ -323,6 +328,42 @@ impl RunController {
         Ok(Some(out))
     }
 
+    /// Loads the models of the series `later` once the first line is drawn, one after
+    /// another, and sends each series to the running comparison (which waits for them
+    /// after its own series); then hands every series to the live needle runner.
+    async fn load_later(
+        self,
+        later: Vec<ResolvedSeries>,
+        mut models: Vec<(ResolvedSeries, Rc<LoadedModel>)>,
+        run_id: u64,
+        first_landed: oneshot::Receiver<()>,
+        arrive: mpsc::UnboundedSender<Arrival>,
+    ) {
+        // Dropped unsent when the run ended before its first line: nothing to load.
+        if first_landed.await.is_err() || self.generation.get_value() != run_id {
+            return;
+        }
+        // The line is on the page once the browser has painted it.
+        painted().await;
+        for series in later {
+            let loaded = match self.load_models(vec![series], run_id).await {
+                Ok(Some(mut loaded)) => loaded.pop(),
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = arrive.unbounded_send(Err(e));
+                    return;
+                }
+            };
+            if let Some(loaded) = loaded {
+                models.push(loaded.clone());
+                if arrive.unbounded_send(Ok(loaded)).is_err() {
+                    return;
+                }
+            }
+        }
+        self.needle_subjects.set(needle_subjects(&models));
+    }
+
     /// Shows what the comparison has so far.
     fn publish(self, c: &Comparison) {
         let Self {
@@ -340,6 +381,13 @@ impl RunController {
             ..
         } = self;
         shown_run.set(generation.get_value());
+        if c.series_done() > 0 {
+            self.first_landed.update_value(|first| {
+                if let Some(told) = first.take() {
+                    let _ = told.send(());
+                }
+            });
+        }
         if let Some(shape) = c.focus_rotary_shape() {
             rotary_shape.set(shape);
         }
@@ -406,6 +454,23 @@ impl RunController {
             let Some(mut c) = cell.borrow_mut().take() else {
                 return;
             };
+            // Series whose models loaded since (a whole run starts with the focus'),
+            // waiting for the next when the others have run.
+            let arrived = if c.waiting_for_models() {
+                c.wait_for_arrival().await
+            } else {
+                c.take_arrivals()
+            };
+            if generation.get_value() != run_id {
+                return;
+            }
+            if let Err(e) = arrived {
+                activity.set(Activity::Idle);
+                self.ended.set(Some(RunEnd::Failed));
+                error.set(Some(e.to_string()));
+                *cell.borrow_mut() = Some(c);
+                return;
+            }
             if c.finished() || (mode == Mode::Grow && activity.get_untracked() != Activity::Growing)
             {
                 if c.finished() {
@@ -555,6 +620,21 @@ impl RunController {
         activity.set(Activity::Loading);
         // Before loading: a model opened while this run loads is newer than its copy.
         let openings = local_openings();
+        // A whole run starts with the focus model's series; the other models load once
+        // the first line is drawn (`load_later`). Growing keeps every series in step, so
+        // it starts with all of them.
+        let mut resolved = resolved;
+        let later = match mode {
+            Mode::Whole => {
+                let focus_model = resolved[0].entry.id.clone();
+                let first = resolved
+                    .iter()
+                    .take_while(|r| r.entry.id == focus_model)
+                    .count();
+                resolved.split_off(first)
+            }
+            Mode::Grow => Vec::new(),
+        };
         spawn_local(async move {
             let models = match self.load_models(resolved, run_id).await {
                 Ok(Some(models)) => models,
@@ -567,20 +647,16 @@ impl RunController {
             if generation.get_value() != run_id {
                 return;
             }
-            let subjects = models
-                .iter()
-                .map(|(series, model)| {
-                    let scheme = series.scheme_for(model);
-                    NeedleSubject {
-                        label: series.label(),
-                        scheme,
-                        model: Rc::clone(model),
-                    }
-                })
-                .collect();
-            needle_subjects.set(subjects);
+            needle_subjects.set(self::needle_subjects(&models));
             match Comparison::start(&models, &text, length.get_untracked()) {
-                Ok(c) => {
+                Ok(mut c) => {
+                    if !later.is_empty() {
+                        let (arrive, arrivals) = mpsc::unbounded();
+                        c.expect(later.len(), arrivals);
+                        let (told, first_landed) = oneshot::channel();
+                        self.first_landed.set_value(Some(told));
+                        spawn_local(self.load_later(later, models, run_id, first_landed, arrive));
+                    }
                     self.started_with_openings.set_value(openings);
                     self.cap_notes.set(c.cap_notes());
                     self.publish(&c);
@@ -785,6 +861,18 @@ impl RunController {
         }
         self.run_whole();
     }
+}
+
+/// The live needle runner's subjects: each series' label, scheme and loaded model.
+fn needle_subjects(models: &[(ResolvedSeries, Rc<LoadedModel>)]) -> Vec<NeedleSubject> {
+    models
+        .iter()
+        .map(|(series, model)| NeedleSubject {
+            label: series.label(),
+            scheme: series.scheme_for(model),
+            model: Rc::clone(model),
+        })
+        .collect()
 }
 
 #[cfg(test)]

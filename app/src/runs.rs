@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use engine::{PositionScheme, SchemeSpec};
+use futures_channel::mpsc::{TryRecvError, UnboundedReceiver};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::analysis::{prepare_prompt, LiveRun, PreparedPrompt, RunResult};
@@ -129,7 +130,17 @@ pub struct Comparison {
     asked: (String, Option<usize>),
     /// Wall time spent advancing, in milliseconds (series side by side count once).
     wall_ms: f64,
+    /// Prompts by tokenizer key ([`Comparison::prompt_for`]).
+    by_tokenizer: HashMap<(String, usize, Option<u32>), PreparedPrompt>,
+    /// Series whose models are still loading ([`Comparison::expect`]), and where they
+    /// arrive, in legend order.
+    awaiting: usize,
+    arrivals: Option<UnboundedReceiver<Arrival>>,
 }
+
+/// A series whose model finished loading after the comparison started, or why it could
+/// not load.
+pub type Arrival = Result<(ResolvedSeries, Rc<LoadedModel>), AppError>;
 
 impl Comparison {
     /// Prepares `text` (first `length` tokens) for each series' model and starts an
@@ -139,38 +150,105 @@ impl Comparison {
         text: &str,
         length: Option<usize>,
     ) -> Result<Comparison, AppError> {
-        let mut prompts = HashMap::new();
-        // Tokenizing is the slowest step of starting a run (tens of milliseconds for a
-        // sample), so models with the same tokenizer file, cap and first token (all
-        // shipped models) with a known hash share one tokenization.
-        let mut by_tokenizer: HashMap<(String, usize, Option<u32>), PreparedPrompt> =
-            HashMap::new();
-        let mut runs = Vec::new();
-        for (resolved, model) in series {
-            if !prompts.contains_key(&resolved.entry.id) {
-                // A manifest without hashes shares nothing.
-                let tokenizer = match &resolved.entry.files.tokenizer.sha256 {
-                    sha if sha.is_empty() => format!("model {}", resolved.entry.id),
-                    sha => sha.clone(),
-                };
-                let key = (tokenizer, model.max_tokens(), model.config().bos_token_id);
-                let prepared = match by_tokenizer.get(&key) {
-                    Some(prepared) => prepared.clone(),
-                    None => prepare_prompt(model, text, length)?,
-                };
-                by_tokenizer.insert(key, prepared.clone());
-                prompts.insert(resolved.entry.id.clone(), prepared);
-            }
-            let scheme = resolved.scheme_for(model);
-            let run = LiveRun::start(Rc::clone(model), scheme)?;
-            runs.push((resolved.clone(), run));
-        }
-        Ok(Comparison {
-            prompts,
-            runs,
+        let mut comparison = Comparison {
+            prompts: HashMap::new(),
+            runs: Vec::new(),
             asked: (text.to_string(), length),
             wall_ms: 0.0,
-        })
+            by_tokenizer: HashMap::new(),
+            awaiting: 0,
+            arrivals: None,
+        };
+        for (resolved, model) in series {
+            comparison.add(resolved, model)?;
+        }
+        Ok(comparison)
+    }
+
+    /// Appends a series (after those there): its model's prompt, and an empty run.
+    fn add(&mut self, resolved: &ResolvedSeries, model: &Rc<LoadedModel>) -> Result<(), AppError> {
+        self.prompt_for(resolved, model)?;
+        let scheme = resolved.scheme_for(model);
+        let run = LiveRun::start(Rc::clone(model), scheme)?;
+        self.runs.push((resolved.clone(), run));
+        Ok(())
+    }
+
+    /// Tokenizes the text for `resolved`'s model, unless done already. Tokenizing is the
+    /// slowest step of starting a run (tens of milliseconds for a sample), so models
+    /// with the same tokenizer file, cap and first token (all shipped models) with a
+    /// known hash share one tokenization.
+    fn prompt_for(
+        &mut self,
+        resolved: &ResolvedSeries,
+        model: &Rc<LoadedModel>,
+    ) -> Result<(), AppError> {
+        if self.prompts.contains_key(&resolved.entry.id) {
+            return Ok(());
+        }
+        // A manifest without hashes shares nothing.
+        let tokenizer = match &resolved.entry.files.tokenizer.sha256 {
+            sha if sha.is_empty() => format!("model {}", resolved.entry.id),
+            sha => sha.clone(),
+        };
+        let key = (tokenizer, model.max_tokens(), model.config().bos_token_id);
+        let prepared = match self.by_tokenizer.get(&key) {
+            Some(prepared) => prepared.clone(),
+            None => prepare_prompt(model, &self.asked.0, self.asked.1)?,
+        };
+        self.by_tokenizer.insert(key, prepared.clone());
+        self.prompts.insert(resolved.entry.id.clone(), prepared);
+        Ok(())
+    }
+
+    /// `count` more series will arrive on `arrivals` (their models still loading), to
+    /// be appended in the order they come: the comparison is not finished before.
+    pub fn expect(&mut self, count: usize, arrivals: UnboundedReceiver<Arrival>) {
+        self.awaiting = count;
+        self.arrivals = Some(arrivals);
+    }
+
+    /// Series still loading.
+    pub fn awaiting(&self) -> usize {
+        self.awaiting
+    }
+
+    /// Appends the series that have arrived, without waiting; the first that could not
+    /// load is the error.
+    pub fn take_arrivals(&mut self) -> Result<(), AppError> {
+        while self.awaiting > 0 {
+            let Some(arrivals) = &mut self.arrivals else {
+                break;
+            };
+            match arrivals.try_recv() {
+                Ok(arrival) => self.arrive(arrival)?,
+                Err(TryRecvError::Empty) => break,
+                // The loader stopped (a newer run): nothing more comes.
+                Err(TryRecvError::Closed) => self.awaiting = 0,
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the next series to arrive and appends it.
+    pub async fn wait_for_arrival(&mut self) -> Result<(), AppError> {
+        let next = match &mut self.arrivals {
+            Some(arrivals) if self.awaiting > 0 => arrivals.next().await,
+            _ => return Ok(()),
+        };
+        match next {
+            Some(arrival) => self.arrive(arrival),
+            None => {
+                self.awaiting = 0;
+                Ok(())
+            }
+        }
+    }
+
+    fn arrive(&mut self, arrival: Arrival) -> Result<(), AppError> {
+        self.awaiting = self.awaiting.saturating_sub(1);
+        let (resolved, model) = arrival?;
+        self.add(&resolved, &model)
     }
 
     /// Puts the runs in the order of `series` when that is all that changed (the same
@@ -242,9 +320,15 @@ impl Comparison {
             .count()
     }
 
-    /// Whether every series has run its whole prompt.
+    /// Whether every series has run its whole prompt (and none is still loading).
     pub fn finished(&self) -> bool {
-        self.series_done() == self.runs.len()
+        self.awaiting == 0 && self.series_done() == self.runs.len()
+    }
+
+    /// Whether every series there has run its whole prompt while others still load:
+    /// the run waits for them ([`Self::wait_for_arrival`]).
+    pub fn waiting_for_models(&self) -> bool {
+        self.awaiting > 0 && self.series_done() == self.runs.len()
     }
 
     fn focus_prompt(&self) -> Option<&PreparedPrompt> {

@@ -292,6 +292,22 @@ try {
   const query = `?view=perplexity&models=${models}&sample=${sample}&length=${length}${webgpu ? '&backend=webgpu' : ''}`;
 
   // 1. Open a shared link: two series on a sample, `length` tokens, and time the first chart.
+  // The second series' model is fetched only once the first line is drawn (issue 19):
+  // when its weights were asked for (the worker may ask), against when the page first
+  // had a line on its chart (both on this machine's clock).
+  const secondModel = series[1].split(':')[0];
+  const secondWeights = [];
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname.endsWith(`/models/${secondModel}/model.safetensors`)) secondWeights.push(r);
+  });
+  await page.addInitScript((line) => {
+    new MutationObserver((_, observer) => {
+      if (document.querySelector(line)) {
+        window.__firstLineAt = Date.now();
+        observer.disconnect();
+      }
+    }).observe(document, { childList: true, subtree: true });
+  }, sel.line);
   const tOpen = Date.now();
   await step('opening the page', () => page.goto(at(query), { waitUntil: 'load', timeout: left() }));
   const hasAdapter = await page.evaluate(async () => {
@@ -306,6 +322,13 @@ try {
   assert.equal(hasAdapter, webgpu, `WEBGPU=${webgpu ? 1 : 0} but the adapter is ${hasAdapter ? '' : 'not '}there`);
   await settled('the linked comparison', { backend: backendName, tokens: length, count: series.length });
   const firstChartMs = Date.now() - tOpen;
+  {
+    const firstLineAt = await page.evaluate(() => window.__firstLineAt);
+    assert.equal(secondWeights.length, 1, `${secondModel}'s weights were asked for ${secondWeights.length} times`);
+    const askedAt = secondWeights[0].timing().startTime;
+    assert.ok(firstLineAt > 0 && askedAt >= firstLineAt, `${secondModel}'s weights were asked for ${firstLineAt - askedAt} ms before the first line was drawn`);
+    console.log(`e2e [${label}] ${secondModel}'s weights asked for ${Math.round(askedAt - firstLineAt)} ms after the first line was drawn`);
+  }
   const longestFirst = await longestTaskSince(0);
   if (webgpu) {
     // On WebGPU the CPU worker is not even downloaded.
