@@ -200,6 +200,12 @@ pub async fn page_download(
     .map_err(AppError::Input)
 }
 
+/// Whether a model's files are on the page already (downloaded, or opened from disk),
+/// so loading it costs no download.
+pub fn page_has_files(id: &str) -> bool {
+    DOWNLOADS.with(|map| matches!(map.borrow().get(id), Some(Once::Ready(Ok(_)))))
+}
+
 /// How many times a model was opened from disk on this page: a run started before the
 /// latest opening may hold a model that has since been replaced.
 pub fn local_openings() -> u64 {

@@ -23,7 +23,9 @@ use crate::format::{percent, quoted};
 use crate::manifest::Manifest;
 use crate::model_store::{DownloadProgress, GpuStatus, LoadedModel};
 use crate::needle_live::NeedleSubject;
-use crate::page_engine::{local_openings, page_gpu_failed, page_gpu_retry, page_model};
+use crate::page_engine::{
+    local_openings, page_gpu_failed, page_gpu_retry, page_has_files, page_model,
+};
 use crate::pause::{next_frame, painted, pause};
 use crate::runs::{resolve_series, Arrival, Comparison, ResolvedSeries, SeriesProgress};
 use crate::samples::check_prompt_size;
@@ -620,16 +622,17 @@ impl RunController {
         activity.set(Activity::Loading);
         // Before loading: a model opened while this run loads is newer than its copy.
         let openings = local_openings();
-        // A whole run starts with the focus model's series; the other models load once
-        // the first line is drawn (`load_later`). Growing keeps every series in step, so
-        // it starts with all of them.
+        // A whole run starts with the focus model's series (and those after it whose
+        // files are on the page already); the other models are downloaded once the
+        // first line is drawn (`load_later`). Growing keeps every series in step, so it
+        // starts with all of them.
         let mut resolved = resolved;
         let later = match mode {
             Mode::Whole => {
                 let focus_model = resolved[0].entry.id.clone();
                 let first = resolved
                     .iter()
-                    .take_while(|r| r.entry.id == focus_model)
+                    .take_while(|r| r.entry.id == focus_model || page_has_files(&r.entry.id))
                     .count();
                 resolved.split_off(first)
             }

@@ -37,6 +37,20 @@ const WASM_PLAIN: &str = "CPU wasm without SIMD (Chromium)";
 const ONE_WORKER: &str = "one worker (ms)";
 const WORKER_PER_SERIES: &str = "a worker per series (ms)";
 
+/// The tables of docs/BENCHMARKS.md, in order: (group, title, unit of the cases).
+const TABLES: [(&str, &str, &str); 10] = [
+    ("forward_ms", "Forward pass", "ms"),
+    ("wasm_ratio", "The browser's CPU path against native code on one thread", "ratio of forward-pass times"),
+    ("extend_one", "Extending by one token", "ms, % of a full pass"),
+    ("matmul_gflops", "Matmul throughput", "GFLOP/s, M x N x K"),
+    ("open_135m", "Opening a model of SmolLM-135M's shape (issue 18; random weights, 30 layers, width 576, vocabulary 49152; the memory is the benchmark module's peak: weights made in wasm, uploaded, then the CPU passes below)", "what"),
+    ("forward_135m", "Forward pass of the SmolLM-135M-shaped model (one pass from an empty cache; WebGPU on SwiftShader at 64 tokens only: about 1 GFLOP/s)", "ms"),
+    ("heatmap_ms", "Drawing an attention map (colour every cell, put the pixels on a canvas)", "ms, median of 5"),
+    ("series_parallel", "Series side by side on the CPU path (issue 19): the studio's Run over 8L = 1024 tokens with the models loaded, one CPU worker (the series take turns) against the studio's choice (a worker per series, up to one more than the cores), median of 3", "k series"),
+    ("first_figure", "The first figure (issue 19): from opening the page to its first chart line, on the CPU path; cold: an empty cache, with the files the page and its workers asked for before the line (each once; gzipped as a host like GitHub Pages sends them); warm: the same page opened again", "page"),
+    ("matmul_tiling", "Matmul kernel by register blocking (rows x columns per invocation, K per slice)", "GFLOP/s, M x N x K"),
+];
+
 /// `group -> case -> backend -> value`, plus adapter names.
 #[derive(Default)]
 struct Results {
@@ -259,48 +273,9 @@ pub fn run(args: &[String]) -> Result<()> {
         let _ = writeln!(doc, "- GPU adapter: {adapter}");
     }
     doc.push('\n');
-    doc.push_str(&results.table("forward_ms", "Forward pass", "ms"));
-    doc.push_str(&results.table(
-        "wasm_ratio",
-        "The browser's CPU path against native code on one thread",
-        "ratio of forward-pass times",
-    ));
-    doc.push_str(&results.table(
-        "extend_one",
-        "Extending by one token",
-        "ms, % of a full pass",
-    ));
-    doc.push_str(&results.table("matmul_gflops", "Matmul throughput", "GFLOP/s, M x N x K"));
-    doc.push_str(&results.table(
-        "open_135m",
-        "Opening a model of SmolLM-135M's shape (issue 18; random weights, 30 layers, width 576, vocabulary 49152; the memory is the benchmark module's peak: weights made in wasm, uploaded, then the CPU passes below)",
-        "what",
-    ));
-    doc.push_str(&results.table(
-        "forward_135m",
-        "Forward pass of the SmolLM-135M-shaped model (one pass from an empty cache; WebGPU on SwiftShader at 64 tokens only: about 1 GFLOP/s)",
-        "ms",
-    ));
-    doc.push_str(&results.table(
-        "heatmap_ms",
-        "Drawing an attention map (colour every cell, put the pixels on a canvas)",
-        "ms, median of 5",
-    ));
-    doc.push_str(&results.table(
-        "series_parallel",
-        "Series side by side on the CPU path (issue 19): the studio's Run over 8L = 1024 tokens with the models loaded, one CPU worker (the series take turns) against the studio's choice (a worker per series, up to one more than the cores), median of 3",
-        "k series",
-    ));
-    doc.push_str(&results.table(
-        "first_figure",
-        "The first figure (issue 19): from opening the page to its first chart line, on the CPU path; cold: an empty cache, with the files the page and its workers asked for before the line (each once; gzipped as a host like GitHub Pages sends them); warm: the same page opened again",
-        "page",
-    ));
-    doc.push_str(&results.table(
-        "matmul_tiling",
-        "Matmul kernel by register blocking (rows x columns per invocation, K per slice)",
-        "GFLOP/s, M x N x K",
-    ));
+    for (group, title, unit) in TABLES {
+        doc.push_str(&results.table(group, title, unit));
+    }
     doc.push_str(&recorded_runs()?);
     let path = root().join("docs/BENCHMARKS.md");
     doc.push_str(&kept_history(
