@@ -23,6 +23,18 @@ export function recordCspViolations() {
   );
 }
 
+// An init script (page.addInitScript(recordFirstLine, selector)) that notes in
+// `window.__firstLineAt` when an element matching `selector` (a chart's first line) first
+// appears, on this machine's clock (Date.now), to compare with requests' start times.
+export function recordFirstLine(selector) {
+  new MutationObserver((_, observer) => {
+    if (document.querySelector(selector)) {
+      window.__firstLineAt = Date.now();
+      observer.disconnect();
+    }
+  }).observe(document, { childList: true, subtree: true });
+}
+
 // A test's clock: `since()` for logs, `left()` to bound every wait by the test's budget,
 // and, as a last resort if the browser itself hangs, an exit a minute after the budget.
 export function testClock(label, timeoutMs) {

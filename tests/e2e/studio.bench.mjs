@@ -14,7 +14,7 @@
 
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { chromiumArgs } from './browser.mjs';
+import { chromiumArgs, recordFirstLine } from './browser.mjs';
 
 const base = process.env.STUDIO_URL;
 if (!base) {
@@ -91,14 +91,7 @@ async function firstFigure(name, path, firstLine) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   // When the page first had a line (this machine's clock, as the requests' start times).
-  await page.addInitScript((line) => {
-    new MutationObserver((_, observer) => {
-      if (document.querySelector(line)) {
-        window.__firstLineAt = Date.now();
-        observer.disconnect();
-      }
-    }).observe(document, { childList: true, subtree: true });
-  }, firstLine);
+  await page.addInitScript(recordFirstLine, firstLine);
   for (const visit of ['cold', 'warm']) {
     const requests = [];
     const onRequest = (request) => requests.push(request);

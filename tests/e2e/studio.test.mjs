@@ -31,7 +31,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { chromiumArgs, recordCspViolations, testClock } from './browser.mjs';
+import { chromiumArgs, recordFirstLine, recordCspViolations, testClock } from './browser.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const base = process.env.STUDIO_URL;
@@ -300,14 +300,7 @@ try {
   page.on('request', (r) => {
     if (new URL(r.url()).pathname.endsWith(`/models/${secondModel}/model.safetensors`)) secondWeights.push(r);
   });
-  await page.addInitScript((line) => {
-    new MutationObserver((_, observer) => {
-      if (document.querySelector(line)) {
-        window.__firstLineAt = Date.now();
-        observer.disconnect();
-      }
-    }).observe(document, { childList: true, subtree: true });
-  }, sel.line);
+  await page.addInitScript(recordFirstLine, sel.line);
   const tOpen = Date.now();
   await step('opening the page', () => page.goto(at(query), { waitUntil: 'load', timeout: left() }));
   const hasAdapter = await page.evaluate(async () => {
