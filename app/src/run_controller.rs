@@ -601,6 +601,8 @@ impl RunController {
         if let Some(cell) = comparison.get_value() {
             drop(cell.borrow_mut().take());
         }
+        // An older run's loader still waiting for its first line gives up.
+        self.first_landed.set_value(None);
         let Some(m) = manifest.get_untracked() else {
             return;
         };

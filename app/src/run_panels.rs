@@ -200,11 +200,14 @@ pub fn AttentionPair(
         token_texts,
         ..
     } = run;
-    let focus_map = Signal::derive(move || {
+    // Memos: a map is a dense T x T copy of the head's rows (4 MB at 1024 tokens), built
+    // once per head and result rather than at every read (the heatmap, its L mark, its
+    // zoom and its readout each read it).
+    let focus_map = Memo::new(move |_| {
         let (layer, head) = picked.get();
         focus.with(|r| r.as_ref()?.attention_map(layer, head))
     });
-    let compared_map = Signal::derive(move || {
+    let compared_map = Memo::new(move |_| {
         let (layer, head) = picked.get();
         compared.with(|c| c.as_ref()?.1.attention_map(layer, head))
     });

@@ -208,11 +208,6 @@ impl Comparison {
         self.arrivals = Some(arrivals);
     }
 
-    /// Series still loading.
-    pub fn awaiting(&self) -> usize {
-        self.awaiting
-    }
-
     /// Appends the series that have arrived, without waiting; the first that could not
     /// load is the error.
     pub fn take_arrivals(&mut self) -> Result<(), AppError> {
