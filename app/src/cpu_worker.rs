@@ -6,9 +6,10 @@
 //! spreads its sessions over more workers (up to [`max_workers`]), each loading its own
 //! copy of a model from the bytes the page already holds, so k series run side by side
 //! on k cores without downloading anything again. Messages wait in a queue until a
-//! worker says it is ready. When the worker cannot start (no `worker_loader.js`, as in component tests,
-//! or a browser without workers) a model runs on the page's own thread instead where
-//! the build has that path (`page_cpu.rs`: the tests' builds, not the studio's).
+//! worker says it is ready. When the worker cannot start (no `worker_loader.js`, as in
+//! component tests, or a browser without workers) a model runs on the page's own thread
+//! instead where the build has that path (`page_cpu.rs`: the tests' builds, not the
+//! studio's).
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
@@ -282,10 +283,15 @@ impl CpuWorker {
         })
     }
 
-    /// Workers started for CPU passes so far (the shared one included).
-    pub fn started_count() -> usize {
-        let shared = SHARED.with(|cell| cell.get().is_some()) as usize;
-        shared + EXTRA.with(|extra| extra.borrow().len())
+    /// Counts a session placed here ([`Self::least_busy`] reads the count).
+    fn hold_session(&self) {
+        self.live_caches.set(self.live_caches.get() + 1);
+    }
+
+    /// Counts a session gone from here.
+    fn release_session(&self) {
+        self.live_caches
+            .set(self.live_caches.get().saturating_sub(1));
     }
 
     /// Sends `message`, moving the buffers of `transfer` (an array) with it.
@@ -451,9 +457,7 @@ impl WorkerCache {
 
 impl Drop for WorkerCache {
     fn drop(&mut self) {
-        self.worker
-            .live_caches
-            .set(self.worker.live_caches.get().saturating_sub(1));
+        self.worker.release_session();
         // Also when the first pass is still running (len 0): the worker then does not
         // keep what that pass leaves.
         if self.in_worker {
@@ -527,7 +531,7 @@ impl Backend for WorkerBackend {
         } else {
             Rc::clone(&self.first)
         };
-        worker.live_caches.set(worker.live_caches.get() + 1);
+        worker.hold_session();
         WorkerCache {
             worker,
             id: next_id(),
@@ -552,15 +556,9 @@ impl Backend for WorkerBackend {
         };
         if started.is_err() && cache.len == 0 && !Rc::ptr_eq(&cache.worker, &self.first) {
             // An extra worker that could not start: the session moves to the first one.
-            cache
-                .worker
-                .live_caches
-                .set(cache.worker.live_caches.get().saturating_sub(1));
+            cache.worker.release_session();
             cache.worker = Rc::clone(&self.first);
-            cache
-                .worker
-                .live_caches
-                .set(cache.worker.live_caches.get() + 1);
+            cache.worker.hold_session();
             cache.in_worker = false;
             started = cache.worker.started().await;
         }
