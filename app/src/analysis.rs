@@ -395,8 +395,8 @@ impl LiveRun {
     pub async fn advance(&mut self, prompt: &PreparedPrompt, upto: usize) -> Result<(), AppError> {
         match self.begin(prompt, upto) {
             Some(pass) => {
-                let done = pass.run().await;
-                self.finish(prompt, done)
+                let ran = pass.run().await;
+                self.finish(prompt, ran)
             }
             None => Ok(()),
         }
@@ -415,32 +415,25 @@ impl LiveRun {
             session: self.session.take()?,
             tokens: prompt.ids[from..upto].to_vec(),
             from,
-            outcome: None,
-            elapsed_ms: 0.0,
         })
     }
 
     /// Puts a pass' session back and records what it computed.
-    pub fn finish(&mut self, prompt: &PreparedPrompt, pass: Pass) -> Result<(), AppError> {
-        let Pass {
-            session,
-            from,
+    pub fn finish(&mut self, prompt: &PreparedPrompt, ran: Ran) -> Result<(), AppError> {
+        let Ran {
+            pass: Pass { session, from, .. },
             outcome,
             elapsed_ms,
-            ..
-        } = pass;
+        } = ran;
         self.session = Some(session);
         let trace = match outcome {
-            Some(Ok(trace)) => trace,
-            failed => {
+            Ok(trace) => trace,
+            Err(e) => {
                 // The session starts over after a failure: so does the run.
                 self.result.tokens.clear();
                 self.result.attention.iter_mut().for_each(Vec::clear);
                 self.last_guesses.clear();
-                return Err(match failed {
-                    Some(Err(e)) => e.into(),
-                    _ => AppError::Input("a pass ended before it ran".into()),
-                });
+                return Err(e.into());
             }
         };
         self.result.elapsed_ms += elapsed_ms;
@@ -470,22 +463,30 @@ impl LiveRun {
 }
 
 /// One run's forward pass in flight ([`LiveRun::begin`]): it owns the run's session
-/// while it computes, and goes back with [`LiveRun::finish`].
+/// while it computes, and goes back, run, as a [`Ran`] to [`LiveRun::finish`].
 pub struct Pass {
     session: Session<StudioBackend>,
     tokens: Vec<u32>,
     from: usize,
-    outcome: Option<Result<Trace, EngineError>>,
+}
+
+/// A [`Pass`] that has run: what it computed (or why not) and how long it took.
+pub struct Ran {
+    pass: Pass,
+    outcome: Result<Trace, EngineError>,
     elapsed_ms: f64,
 }
 
 impl Pass {
     /// Runs the pass.
-    pub async fn run(mut self) -> Pass {
+    pub async fn run(mut self) -> Ran {
         let started = js_sys::Date::now();
-        self.outcome = Some(self.session.extend(&self.tokens).await);
-        self.elapsed_ms = js_sys::Date::now() - started;
-        self
+        let outcome = self.session.extend(&self.tokens).await;
+        Ran {
+            elapsed_ms: js_sys::Date::now() - started,
+            pass: self,
+            outcome,
+        }
     }
 }
 

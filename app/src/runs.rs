@@ -390,10 +390,10 @@ impl Comparison {
             }
         }
         let mut first_error = None;
-        while let Some((i, pass)) = flying.next().await {
+        while let Some((i, ran)) = flying.next().await {
             let (resolved, run) = &mut self.runs[i];
             let outcome = match self.prompts.get(&resolved.entry.id) {
-                Some(prompt) => run.finish(prompt, pass),
+                Some(prompt) => run.finish(prompt, ran),
                 None => Ok(()),
             };
             match outcome {
