@@ -81,13 +81,17 @@ const WEIGHTS_PER_TASK: usize = 1 << 21;
 
 /// What [`per_focus_head`] computes for one head: from the run, the head's index
 /// (`layer * heads + head`) and its causal rows.
-type HeadFn<T> = fn(&RunResult, usize, &[Arc<[f32]>]) -> T;
+pub type HeadFn<T> = fn(&RunResult, usize, &[Arc<[f32]>]) -> T;
 
-/// `of(result, index, rows)` for every head of the focus run, computed in tasks of
+/// `of(result, index, rows)` for every head of the `focus` run, computed in tasks of
 /// [`WEIGHTS_PER_TASK`] weights and published whole when done (a newer run stops an
-/// older computation); only where a view reads it.
-fn per_focus_head<T: Send + Sync + 'static>(run: RunController, of: HeadFn<T>) -> Signal<Vec<T>> {
-    let focus = run.focus;
+/// older computation); only where a view reads it. The computation also stops when the
+/// view that asked for it is gone (a tab closed between two tasks): its values are
+/// disposed then, and reading one would panic.
+pub fn per_focus_head<T: Send + Sync + 'static>(
+    focus: RwSignal<Option<Arc<RunResult>>>,
+    of: HeadFn<T>,
+) -> Signal<Vec<T>> {
     let out = RwSignal::new(Vec::new());
     let generation = StoredValue::new(0u64);
     Effect::new(move |_| {
@@ -106,12 +110,12 @@ fn per_focus_head<T: Send + Sync + 'static>(run: RunController, of: HeadFn<T>) -
                 if weights >= WEIGHTS_PER_TASK {
                     weights = 0;
                     pause(0).await;
-                    if generation.get_value() != id {
+                    if generation.try_get_value() != Some(id) {
                         return;
                     }
                 }
             }
-            if generation.get_value() == id {
+            if generation.try_get_value() == Some(id) {
                 out.set(done);
             }
         });
@@ -121,7 +125,7 @@ fn per_focus_head<T: Send + Sync + 'static>(run: RunController, of: HeadFn<T>) -
 
 /// Every head's profile in the focus run, with its mass past L ([`per_focus_head`]).
 pub fn focus_profiles(run: RunController) -> Signal<Vec<HeadProfile>> {
-    per_focus_head(run, |r, i, rows| {
+    per_focus_head(run.focus, |r, i, rows| {
         let heads = r.heads.max(1);
         profile(i / heads, i % heads, rows).with_far_mass(rows, r.training_length)
     })
@@ -253,7 +257,7 @@ pub fn AttentionPanel(
     keep_head_in_shape(run, picked, |_| ());
     let profiles = focus_profiles(run);
     open_at_informative_head(profiles, picked);
-    let thumbnails = per_focus_head(run, |_, _, rows| pooled_map(rows, THUMBNAIL_CELLS));
+    let thumbnails = per_focus_head(run.focus, |_, _, rows| pooled_map(rows, THUMBNAIL_CELLS));
     let shape = run.head_shape();
     view! {
         <div class="row">

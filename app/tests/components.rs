@@ -338,3 +338,93 @@ async fn head_grid_labels_heads_selects_and_sorts() {
     settle().await;
     assert!(first_row().contains("spread"), "{}", first_row());
 }
+
+/// A focus run whose `heads` heads each hold `n` causal rows of uniform attention.
+fn run_with_attention(heads: usize, n: usize) -> std::sync::Arc<app::analysis::RunResult> {
+    let rows: Vec<std::sync::Arc<[f32]>> = (0..n)
+        .map(|q| vec![1.0 / (q + 1) as f32; q + 1].into())
+        .collect();
+    std::sync::Arc::new(app::analysis::RunResult {
+        model: "tiny".into(),
+        scheme: "rope".parse().unwrap(),
+        training_length: 128,
+        vocab_size: 4096,
+        layers: 1,
+        heads,
+        tokens: tokens(n),
+        next: Vec::new(),
+        attention: vec![rows; heads],
+        attention_rows: n,
+        elapsed_ms: 0.0,
+        backend: engine::DeviceKind::Cpu,
+    })
+}
+
+/// Heads measured by [`count_head`], and whether anything panicked (a panic in a task
+/// traps in a browser callback, which fails no test by itself).
+static HEADS_DONE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn count_head(_: &app::analysis::RunResult, i: usize, _: &[std::sync::Arc<[f32]>]) -> usize {
+    HEADS_DONE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    i
+}
+
+/// Per-head values are computed a few heads per task and published whole; a view closed
+/// between two tasks (a tab switched while 1024 tokens' heads are measured, found by the
+/// studio e2e's random actions) leaves the computation without a panic.
+#[wasm_bindgen_test]
+async fn per_head_values_publish_and_stop_quietly_when_the_view_is_gone() {
+    use app::pause::pause;
+    use app::run_panels::per_focus_head;
+    use std::sync::atomic::Ordering::SeqCst;
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICKED.store(true, SeqCst);
+        previous(info);
+    }));
+    // The focus belongs to the page (the run controller), the computation to the view.
+    let focus = RwSignal::new(None);
+    let published = RwSignal::new(0usize);
+    let mounted = leptos::mount::mount_to(container(), move || {
+        let values = per_focus_head(focus, count_head);
+        Effect::new(move |_| published.set(values.with(Vec::len)));
+    });
+    // Eight heads of 1024 rows: about 4M weights, so two tasks with a pause between.
+    focus.set(Some(run_with_attention(8, 1024)));
+    for _ in 0..200 {
+        settle().await;
+        if published.get_untracked() == 8 {
+            break;
+        }
+        pause(5).await;
+    }
+    assert_eq!(
+        published.get_untracked(),
+        8,
+        "every head's value is published"
+    );
+
+    // A new run starts a new computation; the view goes while it waits between tasks
+    // (each turn of the event loop here lets it run one task at most).
+    HEADS_DONE.store(0, SeqCst);
+    focus.set(Some(run_with_attention(8, 1024)));
+    for _ in 0..200 {
+        pause(0).await;
+        if HEADS_DONE.load(SeqCst) > 0 {
+            break;
+        }
+    }
+    let done = HEADS_DONE.load(SeqCst);
+    assert!(
+        (1..8).contains(&done),
+        "{done} heads measured before the view went"
+    );
+    drop(mounted);
+    // The computation resumes after its pause and must find its view gone, quietly.
+    pause(50).await;
+    assert!(
+        !PANICKED.load(SeqCst),
+        "the computation panicked after its view was gone"
+    );
+}
