@@ -38,6 +38,9 @@ impl HeatScale {
     pub const LOG_DECADES: f32 = 4.0;
 
     /// Position of `weight` on the colour map, in `[0, 1]`.
+    // Always inlined: the page is built for size (Cargo.toml, `release-page`), which
+    // otherwise leaves this as a call in the heatmap's two-million-cell loop.
+    #[inline(always)]
     pub fn unit(self, weight: f32) -> f32 {
         match self {
             HeatScale::Linear => weight.clamp(0.0, 1.0),
@@ -69,21 +72,33 @@ pub fn heatmap_pixels(map: &AttentionMap, scale: HeatScale) -> Vec<u8> {
             [c.0, c.1, c.2, 255]
         })
         .collect();
-    let top = (LUT_SIZE - 1) as f32;
     let n = map.len;
     let mut pixels = vec![0u8; n * n * 4];
+    // One loop per scale, so the scale's test is not made in every cell.
+    match scale {
+        HeatScale::Linear => fill(map, &lut, &mut pixels, HeatScale::Linear),
+        HeatScale::Log => fill(map, &lut, &mut pixels, HeatScale::Log),
+    }
+    pixels
+}
+
+#[inline(always)]
+fn fill(map: &AttentionMap, lut: &[[u8; 4]], pixels: &mut [u8], scale: HeatScale) {
+    let top = (LUT_SIZE - 1) as f32;
+    let n = map.len.max(1);
     for (q, (row, out)) in map
         .weights
-        .chunks_exact(n.max(1))
-        .zip(pixels.chunks_exact_mut(4 * n.max(1)))
+        .chunks_exact(n)
+        .zip(pixels.chunks_exact_mut(4 * n))
         .enumerate()
     {
         for (weight, pixel) in row[..=q].iter().zip(out.chunks_exact_mut(4)) {
-            let index = (scale.unit(*weight) * top).round() as usize;
+            // `unit` is in [0, 1], so adding a half and truncating rounds to nearest,
+            // without `f32::round`'s call.
+            let index = (scale.unit(*weight) * top + 0.5) as usize;
             pixel.copy_from_slice(&lut[index.min(LUT_SIZE - 1)]);
         }
     }
-    pixels
 }
 
 /// Draws `map` on `canvas`, one pixel per cell (the canvas takes the map's size).
