@@ -10,7 +10,10 @@
 //     gzipped (the static server sends them as they are; gzip is what a host like GitHub
 //     Pages sends).
 //
-//   STUDIO_URL=http://127.0.0.1:8094/drope-studio/ node studio.bench.mjs [--quick]
+//   STUDIO_URL=http://127.0.0.1:8094/drope-studio/ node studio.bench.mjs [--quick] [--first-figure]
+//
+// --first-figure: the first_figure table only, e.g. of an older build of the studio
+// served elsewhere (a baseline for the bytes before the first figure).
 
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
@@ -22,6 +25,7 @@ if (!base) {
   process.exit(2);
 }
 const quick = process.argv.includes('--quick');
+const firstFigureOnly = process.argv.includes('--first-figure');
 const repeats = quick ? 1 : 3;
 const timeout = 600_000;
 const at = (path) => new URL(path, base).href;
@@ -48,7 +52,7 @@ const shownRun = (page) => page.locator('[data-testid="run-summary"]').getAttrib
 
 // ---- k series, one worker against one per series ----
 const all = ['rope', 'rope:yarn:dyn', 'drope:none:dyn%2Bbeta'];
-for (const [column, cores] of [['one worker (ms)', 0], ['a worker per series (ms)', null]]) {
+for (const [column, cores] of firstFigureOnly ? [] : [['one worker (ms)', 0], ['a worker per series (ms)', null]]) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   if (cores !== null) {
     await context.addInitScript((n) => Object.defineProperty(Navigator.prototype, 'hardwareConcurrency', { get: () => n }), cores);
