@@ -77,7 +77,7 @@ pub fn keep_head_in_shape(
 
 /// Attention weights read per task by [`per_focus_head`]: about 10 ms of work, so that no
 /// task holds the page near 100 ms however many heads a model has.
-const WEIGHTS_PER_TASK: usize = 1 << 21;
+const WEIGHTS_PER_TASK: usize = 1 << 20;
 
 /// What [`per_focus_head`] computes for one head: from the run, the head's index
 /// (`layer * heads + head`) and its causal rows.
@@ -102,6 +102,12 @@ pub fn per_focus_head<T: Send + Sync + 'static>(
             return;
         };
         spawn_local(async move {
+            // Not in the task that renders the view: that task and this work together
+            // passed the 100 ms a main-thread task may take at 1024 tokens.
+            pause(0).await;
+            if generation.try_get_value() != Some(id) {
+                return;
+            }
             let mut done = Vec::with_capacity(result.attention.len());
             let mut weights = 0;
             for (i, rows) in result.attention.iter().enumerate() {

@@ -390,7 +390,7 @@ async fn per_head_values_publish_and_stop_quietly_when_the_view_is_gone() {
         let values = per_focus_head(focus, count_head);
         Effect::new(move |_| published.set(values.with(Vec::len)));
     });
-    // Eight heads of 1024 rows: about 4M weights, so two tasks with a pause between.
+    // Eight heads of 1024 rows: about 4M weights, so several tasks with pauses between.
     focus.set(Some(run_with_attention(8, 1024)));
     for _ in 0..200 {
         settle().await;
