@@ -276,8 +276,8 @@ impl RunController {
         self.fall_back_to_cpu(reason);
     }
 
-    /// Waits while the view is off screen.
-    async fn while_offscreen(self) {
+    /// Waits while the view is off screen, saying so (`offscreen`) when `shown`.
+    async fn while_offscreen(self, shown: bool) {
         let Self {
             offscreen,
             inputs: RunInputs { visible, .. },
@@ -286,19 +286,27 @@ impl RunController {
         if visible.get_untracked() {
             return;
         }
-        offscreen.set(true);
+        // A loader in the background waits unshown: the run itself may still be
+        // finishing a pass, and "paused" would then be untrue until it lands.
+        if shown {
+            offscreen.set(true);
+        }
         while !visible.get_untracked() {
             pause(150).await;
         }
-        offscreen.set(false);
+        if shown {
+            offscreen.set(false);
+        }
     }
 
     /// Every series' model, downloaded if needed, on the wanted device; `None` when a
-    /// newer run started meanwhile.
+    /// newer run started meanwhile. Off screen it waits, and says so when `shown` (not
+    /// for a loader beside a running comparison: see [`Self::while_offscreen`]).
     async fn load_models(
         self,
         resolved: Vec<ResolvedSeries>,
         run_id: u64,
+        shown: bool,
     ) -> Result<Option<Vec<(ResolvedSeries, Rc<LoadedModel>)>>, AppError> {
         let Self {
             progress,
@@ -309,7 +317,7 @@ impl RunController {
         gpu.await;
         let mut out = Vec::new();
         for series in resolved {
-            self.while_offscreen().await;
+            self.while_offscreen(shown).await;
             if generation.get_value() != run_id {
                 return Ok(None);
             }
@@ -348,7 +356,7 @@ impl RunController {
         // The line is on the page once the browser has painted it.
         painted().await;
         for series in later {
-            let loaded = match self.load_models(vec![series], run_id).await {
+            let loaded = match self.load_models(vec![series], run_id, false).await {
                 Ok(Some(mut loaded)) => loaded.pop(),
                 Ok(None) => return,
                 Err(e) => {
@@ -449,7 +457,7 @@ impl RunController {
             return;
         };
         loop {
-            self.while_offscreen().await;
+            self.while_offscreen(true).await;
             if generation.get_value() != run_id {
                 return;
             }
@@ -641,7 +649,7 @@ impl RunController {
             Mode::Grow => Vec::new(),
         };
         spawn_local(async move {
-            let models = match self.load_models(resolved, run_id).await {
+            let models = match self.load_models(resolved, run_id, true).await {
                 Ok(Some(models)) => models,
                 Ok(None) => return,
                 Err(e) => {
