@@ -75,8 +75,8 @@ pub fn keep_head_in_shape(
     });
 }
 
-/// Attention weights read per task by [`per_focus_head`]: about 10 ms of work, so that no
-/// task holds the page near 100 ms however many heads a model has.
+/// Attention weights read per task by [`per_focus_head`]: a few milliseconds of work, so
+/// that no task holds the page near 100 ms however many heads a model has.
 const WEIGHTS_PER_TASK: usize = 1 << 20;
 
 /// What [`per_focus_head`] computes for one head: from the run, the head's index

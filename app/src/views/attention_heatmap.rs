@@ -38,8 +38,7 @@ impl HeatScale {
     pub const LOG_DECADES: f32 = 4.0;
 
     /// Position of `weight` on the colour map, in `[0, 1]`.
-    // Always inlined: the page is built for size (Cargo.toml, `release-page`), which
-    // otherwise leaves this as a call in the heatmap's two-million-cell loop.
+    // Always inlined: it runs once per cell in the heatmap's loop.
     #[inline(always)]
     pub fn unit(self, weight: f32) -> f32 {
         match self {
