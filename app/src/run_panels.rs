@@ -102,17 +102,12 @@ pub fn per_focus_head<T: Send + Sync + 'static>(
             return;
         };
         spawn_local(async move {
-            // Not in the task that renders the view: that task and this work together
-            // passed the 100 ms a main-thread task may take at 1024 tokens.
-            pause(0).await;
-            if generation.try_get_value() != Some(id) {
-                return;
-            }
             let mut done = Vec::with_capacity(result.attention.len());
-            let mut weights = 0;
+            // Full at the start, so the first head also waits for a task of its own: the
+            // task that renders the view and this work together passed the 100 ms a
+            // main-thread task may take at 1024 tokens.
+            let mut weights = WEIGHTS_PER_TASK;
             for (i, rows) in result.attention.iter().enumerate() {
-                done.push(of(&result, i, rows));
-                weights += rows.iter().map(|r| r.len()).sum::<usize>();
                 if weights >= WEIGHTS_PER_TASK {
                     weights = 0;
                     pause(0).await;
@@ -120,6 +115,8 @@ pub fn per_focus_head<T: Send + Sync + 'static>(
                         return;
                     }
                 }
+                done.push(of(&result, i, rows));
+                weights += rows.iter().map(|r| r.len()).sum::<usize>();
             }
             if generation.try_get_value() == Some(id) {
                 out.set(done);
